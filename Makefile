@@ -1,0 +1,22 @@
+# grainchat — see README.md.
+GO ?= go
+
+.PHONY: run test generate build vet lint
+
+## run: start chatd in development mode (memory store, generated secret)
+run:
+	$(GO) run ./cmd/chatd
+
+## test: the whole test suite, race detector on (needs PostgreSQL; see README)
+test:
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+## generate: regenerate protobuf code (needs Debian's protobuf-compiler and protoc-gen-go)
+generate:
+	protoc --proto_path=actors/chatpb --go_out=actors/chatpb --go_opt=paths=source_relative actors/chatpb/chat.proto
+
+build:
+	$(GO) build ./...
+
+vet:
+	$(GO) vet ./...

@@ -1,0 +1,209 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/grainchat/grainchat/actors/chatpb"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// conversationGrain is the virtual actor of one conversation (identity: the
+// conversation id). It stores posted messages through the appender, which
+// assigns their seq inside the storing transaction, then delivers each stored
+// message to its subscribed sessions and to the inbox grain.
+//
+// State that is lost when the grain passivates or moves is rebuilt from the
+// store: PostgreSQL, not the grain, is the source of truth for seq.
+type conversationGrain struct {
+	node   *Node
+	logger *slog.Logger
+
+	id     int64
+	loaded bool
+	// lastSeq is the newest seq this activation has delivered or loaded.
+	lastSeq int64
+	entry   *chatpb.InboxEntry // the conversation's user, for the inbox
+	subs    map[string]*actor.PID
+	inbox   *actor.PID
+}
+
+func newConversationGrain(n *Node) actor.Actor {
+	return &conversationGrain{node: n, subs: make(map[string]*actor.PID)}
+}
+
+func (g *conversationGrain) Receive(ctx actor.Context) {
+	defer g.recoverPanic(ctx)
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
+	case *cluster.ClusterInit:
+		id, err := strconv.ParseInt(msg.Identity.GetIdentity(), 10, 64)
+		if err != nil || id <= 0 {
+			g.node.logger.Error("conversation grain with a bad identity", "identity", msg.Identity.GetIdentity())
+			ctx.Stop(ctx.Self())
+			return
+		}
+		g.id = id
+		g.logger = g.node.logger.With("component", "conversation", "conversation_id", id)
+		g.node.metrics.GrainActivated("conversation")
+	case *chatpb.Post:
+		g.post(ctx, msg)
+	case *chatpb.Subscribe:
+		g.subscribe(ctx)
+	case *chatpb.Unsubscribe:
+		if s := ctx.Sender(); s != nil {
+			delete(g.subs, s.String())
+			ctx.Unwatch(s)
+		}
+	case *actor.Terminated:
+		if g.inbox != nil && msg.Who.Equal(g.inbox) {
+			g.inbox = nil
+			return
+		}
+		delete(g.subs, msg.Who.String())
+	case *actor.ReceiveTimeout:
+		if len(g.subs) == 0 {
+			g.logger.Debug("passivating idle conversation")
+			ctx.Stop(ctx.Self())
+		}
+	case *actor.Stopped:
+		g.node.metrics.GrainPassivated("conversation")
+	}
+}
+
+// recoverPanic turns a panic into an error answer and a stop, so that
+// watchers (sessions) see Terminated and re-subscribe to a fresh activation
+// instead of talking to a grain that silently lost its subscribers.
+func (g *conversationGrain) recoverPanic(ctx actor.Context) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	g.node.logger.Error("conversation grain panicked", "conversation_id", g.id, "panic", fmt.Sprint(r))
+	if p, ok := ctx.Message().(*chatpb.Post); ok && ctx.Sender() != nil {
+		ctx.Respond(&chatpb.PostResult{Ref: p.GetRef(), ErrorCode: wire.CodeInternal, ErrorMessage: messageForCode(wire.CodeInternal)})
+	}
+	ctx.Stop(ctx.Self())
+}
+
+// load reads the conversation and its user from the store once per activation.
+func (g *conversationGrain) load() error {
+	if g.loaded {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.StoreTimeout)
+	defer cancel()
+	conv, err := g.node.store.Conversation(ctx, g.id)
+	if err != nil {
+		return err
+	}
+	user, err := g.node.store.User(ctx, conv.UserID)
+	if err != nil {
+		return err
+	}
+	g.lastSeq = max(g.lastSeq, conv.LastSeq)
+	g.entry = &chatpb.InboxEntry{
+		ConversationId: g.id,
+		UserId:         user.ID,
+		UserExternalId: user.ExternalID,
+		UserName:       user.Name,
+	}
+	g.loaded = true
+	return nil
+}
+
+func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
+	fail := func(err error) {
+		code := codeFromStorage(err)
+		if code == wire.CodeInternal || code == wire.CodeUnavailable {
+			g.logger.Warn("post failed", "err", err)
+		}
+		ctx.Respond(&chatpb.PostResult{Ref: p.GetRef(), ErrorCode: code, ErrorMessage: messageForCode(code)})
+	}
+	if err := g.load(); err != nil {
+		fail(err)
+		if storage.ErrorCode(err) == storage.ENOTFOUND {
+			ctx.Stop(ctx.Self())
+		}
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.StoreTimeout)
+	res, err := g.node.appender.Append(sctx, storage.NewMessage{
+		ConversationID: g.id,
+		SenderID:       p.GetSenderId(),
+		SenderName:     p.GetSenderName(),
+		SenderIsAdmin:  p.GetSenderIsAdmin(),
+		Body:           p.GetBody(),
+		ClientMsgID:    p.GetClientMsgId(),
+	})
+	cancel()
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	msg := toProto(res.Message)
+	ctx.Respond(&chatpb.PostResult{Ref: p.GetRef(), Message: msg, Duplicate: res.Duplicate})
+	if res.Duplicate || msg.GetSeq() <= g.lastSeq {
+		// Already delivered (a resend, or stored by another activation whose
+		// deliveries sessions fill from the store).
+		return
+	}
+	g.lastSeq = msg.GetSeq()
+	g.node.metrics.MessageStored()
+	d := newDelivery(msg)
+	for _, pid := range g.subs {
+		ctx.Send(pid, d)
+	}
+	g.notifyInbox(ctx, msg, d)
+}
+
+func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessage, d *chatpb.Delivery) {
+	if g.inbox == nil {
+		g.inbox = g.node.grainPID(inboxIdentity, InboxKind)
+		if g.inbox == nil {
+			g.logger.Warn("inbox grain unreachable; admins will fill the gap on the next message")
+			return
+		}
+		ctx.Watch(g.inbox)
+	}
+	entry := &chatpb.InboxEntry{
+		ConversationId:         g.id,
+		UserId:                 g.entry.GetUserId(),
+		UserExternalId:         g.entry.GetUserExternalId(),
+		UserName:               g.entry.GetUserName(),
+		LastSeq:                msg.GetSeq(),
+		LastMessageAtUnixMicro: msg.GetCreatedAtUnixMicro(),
+		LastMessage:            msg,
+	}
+	ctx.Send(g.inbox, &chatpb.InboxNotify{Entry: entry, Delivery: d})
+}
+
+func (g *conversationGrain) subscribe(ctx actor.Context) {
+	sender := ctx.Sender()
+	if sender == nil {
+		return
+	}
+	if err := g.load(); err != nil {
+		code := codeFromStorage(err)
+		ctx.Respond(&chatpb.Subscribed{ConversationId: g.id, ErrorCode: code, ErrorMessage: messageForCode(code)})
+		if storage.ErrorCode(err) == storage.ENOTFOUND {
+			ctx.Stop(ctx.Self())
+		}
+		return
+	}
+	if _, ok := g.subs[sender.String()]; !ok {
+		g.subs[sender.String()] = sender
+		ctx.Watch(sender)
+	}
+	ctx.Respond(&chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
+}

@@ -1,0 +1,140 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/grainchat/grainchat/actors/chatpb"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// inboxIdentity is the identity of the one inbox grain.
+const inboxIdentity = "all"
+
+// inboxGrain is the admin inbox: it knows every conversation's newest message
+// and relays every stored message to the subscribed admin sessions. It loads
+// its state from the store when it activates and keeps it current from the
+// conversation grains' notifications.
+type inboxGrain struct {
+	node    *Node
+	logger  *slog.Logger
+	loaded  bool
+	entries map[int64]*chatpb.InboxEntry
+	subs    map[string]*actor.PID
+}
+
+func newInboxGrain(n *Node) actor.Actor {
+	return &inboxGrain{
+		node:    n,
+		logger:  n.logger.With("component", "inbox"),
+		entries: make(map[int64]*chatpb.InboxEntry),
+		subs:    make(map[string]*actor.PID),
+	}
+}
+
+func (g *inboxGrain) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.logger.Error("inbox grain panicked", "panic", fmt.Sprint(r))
+			ctx.Stop(ctx.Self())
+		}
+	}()
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		g.node.metrics.GrainActivated("inbox")
+		ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
+	case *chatpb.InboxSubscribe:
+		snap := g.snapshot()
+		if snap.GetErrorCode() == "" && ctx.Sender() != nil {
+			if _, ok := g.subs[ctx.Sender().String()]; !ok {
+				g.subs[ctx.Sender().String()] = ctx.Sender()
+				ctx.Watch(ctx.Sender())
+			}
+		}
+		ctx.Respond(snap)
+	case *chatpb.InboxQuery:
+		ctx.Respond(g.snapshot())
+	case *chatpb.InboxUnsubscribe:
+		if s := ctx.Sender(); s != nil {
+			delete(g.subs, s.String())
+			ctx.Unwatch(s)
+		}
+	case *chatpb.InboxNotify:
+		g.notify(ctx, msg)
+	case *actor.Terminated:
+		delete(g.subs, msg.Who.String())
+	case *actor.ReceiveTimeout:
+		if len(g.subs) == 0 {
+			ctx.Stop(ctx.Self())
+		}
+	case *actor.Stopped:
+		g.node.metrics.GrainPassivated("inbox")
+	}
+}
+
+func (g *inboxGrain) load() error {
+	if g.loaded {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.StoreTimeout)
+	defer cancel()
+	entries, err := g.node.store.Inbox(ctx, storage.MaxInboxSize)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pe := inboxEntryToProto(e)
+		if old, ok := g.entries[pe.GetConversationId()]; !ok || old.GetLastSeq() < pe.GetLastSeq() {
+			g.entries[pe.GetConversationId()] = pe
+		}
+	}
+	g.loaded = true
+	return nil
+}
+
+func (g *inboxGrain) snapshot() *chatpb.InboxSnapshot {
+	if err := g.load(); err != nil {
+		g.logger.Warn("load inbox", "err", err)
+		code := codeFromStorage(err)
+		return &chatpb.InboxSnapshot{ErrorCode: code, ErrorMessage: messageForCode(code)}
+	}
+	out := make([]*chatpb.InboxEntry, 0, len(g.entries))
+	for _, e := range g.entries {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.GetLastMessageAtUnixMicro() != b.GetLastMessageAtUnixMicro() {
+			return a.GetLastMessageAtUnixMicro() > b.GetLastMessageAtUnixMicro()
+		}
+		return a.GetConversationId() > b.GetConversationId()
+	})
+	if len(out) > storage.MaxInboxSize {
+		out = out[:storage.MaxInboxSize]
+	}
+	return &chatpb.InboxSnapshot{Entries: out}
+}
+
+func (g *inboxGrain) notify(ctx actor.Context, n *chatpb.InboxNotify) {
+	e := n.GetEntry()
+	if old, ok := g.entries[e.GetConversationId()]; ok && old.GetLastSeq() >= e.GetLastSeq() {
+		return // already relayed (or loaded from the store after it was stored)
+	}
+	g.entries[e.GetConversationId()] = e
+	if len(g.subs) == 0 {
+		return
+	}
+	d := &chatpb.InboxDelivery{
+		Entry:       e,
+		Delivery:    n.GetDelivery(),
+		UpdateFrame: wire.InboxUpdateFrame(inboxEntryToWire(e)),
+	}
+	for _, pid := range g.subs {
+		ctx.Send(pid, d)
+	}
+}

@@ -1,0 +1,236 @@
+// Package actors holds grainchat's actors: a session actor per WebSocket, a
+// conversation grain per conversation and one inbox grain, running on a
+// protoactor-go cluster.
+//
+// Everything sent to a grain goes by cluster identity (resolved to a PID by
+// the cluster's identity lookup) and everything sent to a session goes by PID,
+// so grains and sessions may live on any node. Messages between them are the
+// protobuf messages of package chatpb.
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/batch"
+)
+
+// Cluster kinds.
+const (
+	ConversationKind = "conversation"
+	InboxKind        = "inbox"
+)
+
+// MaxHistoryPage bounds one history page.
+const MaxHistoryPage = 100
+
+func conversationIdentity(id int64) string { return strconv.FormatInt(id, 10) }
+
+// Config configures a Node. Zero values mean the documented defaults.
+type Config struct {
+	// ClusterName must be the same on every node of one cluster. Zero means "grainchat".
+	ClusterName string
+	// Host and Port are where this node listens for other nodes (protoactor
+	// remote, gRPC). Zero means 127.0.0.1 and a free port.
+	Host string
+	Port int
+	// AdvertisedHost is the host:port other nodes use to reach this one, when
+	// it differs from Host:Port (NAT, containers).
+	AdvertisedHost string
+	// Provider is the cluster membership provider. Required.
+	Provider cluster.ClusterProvider
+	// GrainIdleTimeout is how long a grain with no subscribers stays active
+	// without messages before it passivates. Zero means 2 minutes.
+	GrainIdleTimeout time.Duration
+	// StoreTimeout bounds each store call made by an actor. Zero means 5s.
+	StoreTimeout time.Duration
+	// PostTimeout is how long a session waits for a grain to answer a post
+	// before telling the client to retry. Zero means 10s.
+	PostTimeout time.Duration
+	// RetryInterval is how long a session waits before retrying a failed
+	// subscription. Zero means 1s.
+	RetryInterval time.Duration
+	// MaxPendingPosts bounds a session's posts waiting for an answer. Zero means 64.
+	MaxPendingPosts int
+	// MaxOpenPerSession bounds the conversations an admin session follows
+	// explicitly. Zero means 50.
+	MaxOpenPerSession int
+	// MaxMessageChars is announced to grainchat.v1 clients. Zero means 4000.
+	MaxMessageChars int
+}
+
+func (c *Config) setDefaults() {
+	if c.ClusterName == "" {
+		c.ClusterName = "grainchat"
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.GrainIdleTimeout <= 0 {
+		c.GrainIdleTimeout = 2 * time.Minute
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 5 * time.Second
+	}
+	if c.PostTimeout <= 0 {
+		c.PostTimeout = 10 * time.Second
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = time.Second
+	}
+	if c.MaxPendingPosts <= 0 {
+		c.MaxPendingPosts = 64
+	}
+	if c.MaxOpenPerSession <= 0 {
+		c.MaxOpenPerSession = 50
+	}
+	if c.MaxMessageChars <= 0 {
+		c.MaxMessageChars = 4000
+	}
+}
+
+// Metrics receives the actors' events. A nil Metrics in New means none.
+type Metrics interface {
+	GrainActivated(kind string)
+	GrainPassivated(kind string)
+	MessageStored()
+	GapFilled(n int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) GrainActivated(string)  {}
+func (noMetrics) GrainPassivated(string) {}
+func (noMetrics) MessageStored()         {}
+func (noMetrics) GapFilled(int)          {}
+
+// Node is one member of the grainchat cluster: an actor system with the
+// conversation and inbox grain kinds and this process's session actors.
+type Node struct {
+	logger   *slog.Logger
+	cfg      Config
+	store    storage.Store
+	appender *batch.Appender
+	metrics  Metrics
+	system   *actor.ActorSystem
+	cluster  *cluster.Cluster
+}
+
+// New builds a node; Start joins the cluster.
+func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.Appender, metrics Metrics) (*Node, error) {
+	if cfg.Provider == nil {
+		return nil, errors.New("actors: no cluster provider configured")
+	}
+	cfg.setDefaults()
+	if metrics == nil {
+		metrics = noMetrics{}
+	}
+	n := &Node{logger: logger, cfg: cfg, store: store, appender: appender, metrics: metrics}
+	actorLogger := logger.With("component", "protoactor")
+	if !logger.Enabled(context.Background(), slog.LevelDebug) {
+		// protoactor is chatty at info: keep its warnings and errors only.
+		actorLogger = slog.New(minLevel{actorLogger.Handler(), slog.LevelWarn})
+	}
+	n.system = actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger }),
+	))
+	remoteOpts := []remote.ConfigOption{}
+	if cfg.AdvertisedHost != "" {
+		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(cfg.AdvertisedHost))
+	}
+	kinds := []*cluster.Kind{
+		cluster.NewKind(ConversationKind, actor.PropsFromProducer(func() actor.Actor { return newConversationGrain(n) })),
+		cluster.NewKind(InboxKind, actor.PropsFromProducer(func() actor.Actor { return newInboxGrain(n) })),
+	}
+	clusterCfg := cluster.Configure(cfg.ClusterName, cfg.Provider, disthash.New(),
+		remote.Configure(cfg.Host, cfg.Port, remoteOpts...),
+		cluster.WithKinds(kinds...),
+		cluster.WithRequestTimeout(cfg.StoreTimeout),
+	)
+	n.cluster = cluster.New(n.system, clusterCfg)
+	return n, nil
+}
+
+// Start joins the cluster as a member hosting grains.
+func (n *Node) Start(ctx context.Context) (err error) {
+	defer func() {
+		// protoactor reports start-up failures (port taken, provider down) by panicking.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("start cluster member: %v", r)
+		}
+	}()
+	n.cluster.StartMember()
+	n.logger.Info("cluster member started", "node", n.system.ID, "address", n.system.Address())
+	return nil
+}
+
+// Address is the host:port other nodes reach this one at.
+func (n *Node) Address() string { return n.system.Address() }
+
+// Ready reports whether this node is a member of the cluster's topology.
+func (n *Node) Ready() bool {
+	return n.cluster.MemberList.ContainsMemberID(n.system.ID)
+}
+
+// Shutdown leaves the cluster. Sessions should be stopped first.
+func (n *Node) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.cluster.Shutdown(true)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("leave cluster: %w", ctx.Err())
+	}
+}
+
+// SpawnSession starts the session actor of one connection.
+func (n *Node) SpawnSession(cfg SessionConfig) *actor.PID {
+	props := actor.PropsFromProducer(func() actor.Actor { return newSession(n, cfg) })
+	return n.system.Root.Spawn(props)
+}
+
+// Deliver hands a decoded client frame to its session.
+func (n *Node) Deliver(pid *actor.PID, in *Inbound) { n.system.Root.Send(pid, in) }
+
+// StopSession stops a session actor (its socket closed).
+func (n *Node) StopSession(pid *actor.PID) { n.system.Root.Stop(pid) }
+
+// grainPID resolves a grain identity to its PID, activating the grain if
+// needed; nil when the cluster cannot place it now.
+func (n *Node) grainPID(identity, kind string) *actor.PID {
+	if pid, ok := n.cluster.PidCache.Get(identity, kind); ok && pid != nil {
+		return pid
+	}
+	pid := n.cluster.Get(identity, kind)
+	if pid != nil {
+		n.cluster.PidCache.Set(identity, kind, pid)
+	}
+	return pid
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(a), m.min}
+}
+func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }

@@ -1,0 +1,542 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/grainchat/grainchat/actors/chatpb"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// Sink is a session's connection: the transport implements it.
+type Sink interface {
+	// Write queues one text frame. It never blocks; when the connection's
+	// bounded queue is full the sink closes the connection itself ("slow").
+	Write(frame []byte)
+	// Close closes the connection with a WebSocket close code and reason.
+	Close(code uint16, reason string)
+}
+
+// Close codes a session uses. 4000–4099 mean "reconnect and resume".
+const (
+	CloseInternal = 1011 // the session failed; reconnect
+	CloseResync   = 4001 // the session could not fill a gap; reconnect and resume by seq
+)
+
+// SessionConfig describes one connected socket.
+type SessionConfig struct {
+	ConnID string
+	Sink   Sink
+	User   storage.User
+	// ConversationID is the visitor's own conversation; 0 for admins.
+	ConversationID int64
+	// V1 is set when the client chose the grainchat.v1 subprotocol.
+	V1 bool
+	// Ready, if not nil, is closed once the session is subscribed (visitors:
+	// to their conversation; admins: to the inbox).
+	Ready chan struct{}
+}
+
+// Inbound carries one decoded client frame from the transport to its session.
+type Inbound struct{ Req wire.Request }
+
+type postTimeout struct{ ref uint64 }
+type retrySubscribe struct{ conversationID int64 }
+type retryInbox struct{}
+
+type pendingPost struct {
+	clientMsgID    string
+	conversationID int64
+	timer          *time.Timer
+}
+
+// session is the actor of one WebSocket. It turns client frames into grain
+// requests and grain deliveries into frames, and guarantees that its client
+// sees each conversation's messages in seq order with no gap and no duplicate:
+// it remembers the last seq it delivered per conversation, drops what is not
+// newer and fills gaps from the store.
+type session struct {
+	node   *Node
+	cfg    SessionConfig
+	logger *slog.Logger
+
+	welcomed bool
+	isReady  bool
+	cursor   map[int64]int64      // conversation → last seq delivered
+	grains   map[int64]*actor.PID // conversation → grain PID (cache)
+	opened   map[int64]bool       // conversations an admin follows explicitly
+	pending  map[uint64]pendingPost
+	nextRef  uint64
+	inbox    *actor.PID
+}
+
+func newSession(n *Node, cfg SessionConfig) *session {
+	return &session{
+		node:    n,
+		cfg:     cfg,
+		logger:  n.logger.With("component", "session", "conn_id", cfg.ConnID, "user_id", cfg.User.ID),
+		cursor:  make(map[int64]int64),
+		grains:  make(map[int64]*actor.PID),
+		pending: make(map[uint64]pendingPost),
+	}
+}
+
+func (s *session) Receive(ctx actor.Context) {
+	defer s.recoverPanic(ctx)
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		if s.cfg.User.IsAdmin {
+			if s.cfg.V1 {
+				s.write(wire.WelcomeFrame(s.welcome(0, 0)))
+			}
+			s.welcomed = true
+			s.subscribeInbox(ctx)
+		} else {
+			s.subscribe(ctx, s.cfg.ConversationID)
+		}
+	case *Inbound:
+		s.handle(ctx, msg.Req)
+	case *chatpb.Subscribed:
+		s.subscribed(ctx, msg)
+	case *chatpb.InboxSnapshot:
+		s.inboxSnapshot(ctx, msg)
+	case *chatpb.Delivery:
+		s.deliver(msg)
+	case *chatpb.InboxDelivery:
+		if s.deliver(msg.GetDelivery()) && s.cfg.V1 {
+			s.write(msg.GetUpdateFrame())
+		}
+	case *chatpb.PostResult:
+		s.postResult(msg)
+	case *postTimeout:
+		if p, ok := s.pending[msg.ref]; ok {
+			delete(s.pending, msg.ref)
+			delete(s.grains, p.conversationID) // look the grain up again next time
+			s.fail(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),
+				ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
+		}
+	case *retrySubscribe:
+		s.subscribe(ctx, msg.conversationID)
+	case *retryInbox:
+		s.subscribeInbox(ctx)
+	case *actor.Terminated:
+		s.grainTerminated(ctx, msg.Who)
+	case *actor.Stopping:
+		for _, p := range s.pending {
+			p.timer.Stop()
+		}
+		if s.inbox != nil {
+			ctx.Send(s.inbox, &chatpb.InboxUnsubscribe{})
+		}
+		for conv, pid := range s.grains {
+			if s.subscribedTo(conv) {
+				ctx.Send(pid, &chatpb.Unsubscribe{ConversationId: conv})
+			}
+		}
+	}
+}
+
+func (s *session) recoverPanic(ctx actor.Context) {
+	if r := recover(); r != nil {
+		s.logger.Error("session panicked", "panic", fmt.Sprint(r))
+		s.cfg.Sink.Close(CloseInternal, "internal error")
+		ctx.Stop(ctx.Self())
+	}
+}
+
+func (s *session) markReady() {
+	if !s.isReady {
+		s.isReady = true
+		if s.cfg.Ready != nil {
+			close(s.cfg.Ready)
+		}
+	}
+}
+
+func (s *session) write(frame []byte) {
+	s.cfg.Sink.Write(frame)
+}
+
+func (s *session) fail(e *wire.Error) {
+	if s.cfg.V1 {
+		s.write(wire.ErrorFrame(e))
+	}
+}
+
+func (s *session) welcome(conv, lastSeq int64) wire.Welcome {
+	return wire.Welcome{
+		User:            wire.User{ID: s.cfg.User.ID, Name: s.cfg.User.Name, IsAdmin: s.cfg.User.IsAdmin},
+		ConversationID:  conv,
+		LastSeq:         lastSeq,
+		MaxMessageChars: s.node.cfg.MaxMessageChars,
+	}
+}
+
+// subscribedTo reports whether the session holds a subscription to conv's grain.
+func (s *session) subscribedTo(conv int64) bool {
+	return conv == s.cfg.ConversationID || s.opened[conv]
+}
+
+// grain returns the PID of conv's grain, activating it if needed.
+func (s *session) grain(conv int64) *actor.PID {
+	if pid, ok := s.grains[conv]; ok {
+		return pid
+	}
+	pid := s.node.grainPID(conversationIdentity(conv), ConversationKind)
+	if pid == nil {
+		return nil
+	}
+	if len(s.grains) >= 256 { // admins talk to many conversations: bound the cache
+		for c := range s.grains {
+			if !s.subscribedTo(c) {
+				delete(s.grains, c)
+			}
+		}
+	}
+	s.grains[conv] = pid
+	return pid
+}
+
+func (s *session) subscribe(ctx actor.Context, conv int64) {
+	pid := s.grain(conv)
+	if pid == nil {
+		s.retryLater(ctx, &retrySubscribe{conversationID: conv})
+		return
+	}
+	ctx.Watch(pid)
+	ctx.Request(pid, &chatpb.Subscribe{ConversationId: conv})
+}
+
+func (s *session) retryLater(ctx actor.Context, msg any) {
+	self, root := ctx.Self(), s.node.system.Root
+	time.AfterFunc(s.node.cfg.RetryInterval, func() { root.Send(self, msg) })
+}
+
+func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
+	conv := msg.GetConversationId()
+	if code := msg.GetErrorCode(); code != "" {
+		if code == wire.CodeConversationNotFound {
+			delete(s.opened, conv)
+			s.fail(&wire.Error{Code: code, Message: msg.GetErrorMessage(), ConversationID: conv})
+			return
+		}
+		s.fail(&wire.Error{Code: code, Message: msg.GetErrorMessage(), ConversationID: conv})
+		delete(s.grains, conv)
+		s.retryLater(ctx, &retrySubscribe{conversationID: conv})
+		return
+	}
+	if !s.subscribedTo(conv) {
+		return // left meanwhile
+	}
+	if !s.catchUp(conv, msg.GetLastSeq()) {
+		return
+	}
+	switch {
+	case conv == s.cfg.ConversationID && !s.welcomed:
+		s.welcomed = true
+		if s.cfg.V1 {
+			s.write(wire.WelcomeFrame(s.welcome(conv, s.cursor[conv])))
+		}
+		s.markReady()
+	case s.opened[conv] && s.cfg.V1:
+		s.write(wire.OpenedFrame(conv, s.cursor[conv]))
+	}
+}
+
+// catchUp moves conv's cursor to lastSeq, the grain's view at (re)subscribe
+// time: at first subscription that is the starting point; later (after a grain
+// restart) what lies between is filled from the store. It returns false when
+// the session had to close.
+func (s *session) catchUp(conv, lastSeq int64) bool {
+	cur, known := s.cursor[conv]
+	if !known {
+		s.cursor[conv] = lastSeq
+		return true
+	}
+	if lastSeq > cur {
+		return s.fill(conv, cur, lastSeq+1)
+	}
+	return true
+}
+
+func (s *session) subscribeInbox(ctx actor.Context) {
+	if s.inbox == nil {
+		s.inbox = s.node.grainPID(inboxIdentity, InboxKind)
+		if s.inbox == nil {
+			s.retryLater(ctx, &retryInbox{})
+			return
+		}
+		ctx.Watch(s.inbox)
+	}
+	ctx.Request(s.inbox, &chatpb.InboxSubscribe{})
+}
+
+func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
+	if code := snap.GetErrorCode(); code != "" {
+		s.fail(&wire.Error{Code: code, Message: snap.GetErrorMessage()})
+		s.retryLater(ctx, &retryInbox{})
+		return
+	}
+	entries := make([]wire.InboxEntry, 0, len(snap.GetEntries()))
+	for _, e := range snap.GetEntries() {
+		if !s.catchUp(e.GetConversationId(), e.GetLastSeq()) {
+			return
+		}
+		entries = append(entries, inboxEntryToWire(e))
+	}
+	if s.cfg.V1 {
+		s.write(wire.InboxFrame(entries))
+	}
+	s.markReady()
+}
+
+func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
+	if s.inbox != nil && who.Equal(s.inbox) {
+		s.inbox = nil
+		s.retryLater(ctx, &retryInbox{})
+		return
+	}
+	for conv, pid := range s.grains {
+		if pid.Equal(who) {
+			delete(s.grains, conv)
+			if s.subscribedTo(conv) {
+				s.retryLater(ctx, &retrySubscribe{conversationID: conv})
+			}
+		}
+	}
+}
+
+// deliver writes d's message unless the client has it already, filling any gap
+// before it. It reports whether the message was written.
+func (s *session) deliver(d *chatpb.Delivery) bool {
+	m := d.GetMessage()
+	conv, seq := m.GetConversationId(), m.GetSeq()
+	cur, known := s.cursor[conv]
+	switch {
+	case !known:
+		// A conversation this session has no starting point for (an admin
+		// seeing a conversation newer than its inbox snapshot): start here.
+	case seq <= cur:
+		return false // duplicate
+	case seq > cur+1:
+		if !s.fill(conv, cur, seq) {
+			return false
+		}
+	}
+	if s.cfg.V1 {
+		s.write(d.GetV1Frame())
+	} else {
+		s.write(d.GetSeedFrame())
+	}
+	s.cursor[conv] = seq
+	return true
+}
+
+// fill writes conv's messages with after < seq < before from the store and
+// advances the cursor. On failure the client cannot be given a gap-free
+// stream: the connection is closed with CloseResync so that it reconnects and
+// resumes by seq.
+func (s *session) fill(conv, after, before int64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.StoreTimeout)
+	defer cancel()
+	for after+1 < before {
+		msgs, err := s.node.store.Messages(ctx, conv, storage.Page{AfterSeq: after, BeforeSeq: before, Limit: storage.MaxPageSize})
+		if err == nil && len(msgs) == 0 {
+			err = fmt.Errorf("seq %d..%d missing from the store", after+1, before-1)
+		}
+		if err != nil {
+			s.logger.Warn("fill gap", "conversation_id", conv, "after_seq", after, "before_seq", before, "err", err)
+			s.cfg.Sink.Close(CloseResync, "resync: reconnect and resume")
+			return false
+		}
+		for _, m := range msgs {
+			w := storageToWire(m)
+			if s.cfg.V1 {
+				s.write(wire.MessageFrame(w))
+			} else {
+				s.write(wire.SeedMessageFrame(w))
+			}
+			after = m.Seq
+		}
+		s.node.metrics.GapFilled(len(msgs))
+	}
+	s.cursor[conv] = after
+	return true
+}
+
+func (s *session) handle(ctx actor.Context, req wire.Request) {
+	switch req.Type {
+	case wire.TypeMessage:
+		s.post(ctx, req)
+	case wire.TypeHistory:
+		s.history(req)
+	case wire.TypeInbox:
+		if !s.cfg.User.IsAdmin {
+			s.fail(&wire.Error{Code: wire.CodeForbidden, Message: "only staff can read the inbox"})
+			return
+		}
+		if s.inbox != nil {
+			ctx.Request(s.inbox, &chatpb.InboxQuery{})
+		}
+	case wire.TypeOpen:
+		s.open(ctx, req.ConversationID)
+	case wire.TypeLeave:
+		if s.opened[req.ConversationID] {
+			delete(s.opened, req.ConversationID)
+			if pid, ok := s.grains[req.ConversationID]; ok {
+				ctx.Send(pid, &chatpb.Unsubscribe{ConversationId: req.ConversationID})
+				ctx.Unwatch(pid)
+			}
+		}
+		if s.cfg.V1 {
+			s.write(wire.LeftFrame(req.ConversationID))
+		}
+	}
+}
+
+// conversationFor resolves which conversation a frame may address.
+func (s *session) conversationFor(req wire.Request) (int64, *wire.Error) {
+	if !s.cfg.User.IsAdmin {
+		if req.ConversationID != 0 && req.ConversationID != s.cfg.ConversationID {
+			return 0, &wire.Error{Code: wire.CodeForbidden, Message: "visitors can only use their own conversation",
+				ClientMsgID: req.ClientMsgID, ConversationID: req.ConversationID}
+		}
+		return s.cfg.ConversationID, nil
+	}
+	if req.ConversationID == 0 {
+		return 0, &wire.Error{Code: wire.CodeConversationRequired, Message: "staff must name a conversation_id",
+			ClientMsgID: req.ClientMsgID}
+	}
+	return req.ConversationID, nil
+}
+
+func (s *session) post(ctx actor.Context, req wire.Request) {
+	conv, werr := s.conversationFor(req)
+	if werr != nil {
+		s.fail(werr)
+		return
+	}
+	if len(s.pending) >= s.node.cfg.MaxPendingPosts {
+		s.fail(&wire.Error{Code: wire.CodeTooManyPending, Message: "too many messages are waiting for their ack; wait and retry",
+			ClientMsgID: req.ClientMsgID, ConversationID: conv})
+		return
+	}
+	pid := s.grain(conv)
+	if pid == nil {
+		s.fail(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),
+			ClientMsgID: req.ClientMsgID, ConversationID: conv})
+		return
+	}
+	s.nextRef++
+	ref := s.nextRef
+	self, root := ctx.Self(), s.node.system.Root
+	s.pending[ref] = pendingPost{
+		clientMsgID:    req.ClientMsgID,
+		conversationID: conv,
+		timer:          time.AfterFunc(s.node.cfg.PostTimeout, func() { root.Send(self, &postTimeout{ref: ref}) }),
+	}
+	ctx.Request(pid, &chatpb.Post{
+		Ref:           ref,
+		SenderId:      s.cfg.User.ID,
+		SenderName:    s.cfg.User.Name,
+		SenderIsAdmin: s.cfg.User.IsAdmin,
+		Body:          req.Message,
+		ClientMsgId:   req.ClientMsgID,
+	})
+}
+
+func (s *session) postResult(r *chatpb.PostResult) {
+	p, ok := s.pending[r.GetRef()]
+	if !ok {
+		return // timed out already; the client was told to retry
+	}
+	delete(s.pending, r.GetRef())
+	p.timer.Stop()
+	if code := r.GetErrorCode(); code != "" {
+		if code == wire.CodeConversationNotFound {
+			delete(s.grains, p.conversationID)
+		}
+		s.fail(&wire.Error{Code: code, Message: r.GetErrorMessage(), ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
+		return
+	}
+	if s.cfg.V1 {
+		s.write(wire.AckFrame(protoToWire(r.GetMessage()), r.GetDuplicate()))
+	}
+}
+
+func (s *session) history(req wire.Request) {
+	conv, werr := s.conversationFor(req)
+	if werr != nil {
+		s.fail(werr)
+		return
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = storage.DefaultPageSize
+	}
+	limit = min(limit, MaxHistoryPage)
+	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.StoreTimeout)
+	defer cancel()
+	if s.cfg.User.IsAdmin {
+		if _, err := s.node.store.Conversation(ctx, conv); err != nil {
+			code := codeFromStorage(err)
+			s.fail(&wire.Error{Code: code, Message: messageForCode(code), ConversationID: conv})
+			return
+		}
+	}
+	// Ask for one more than the page to learn whether more exist.
+	msgs, err := s.node.store.Messages(ctx, conv, storage.Page{AfterSeq: req.AfterSeq, BeforeSeq: req.BeforeSeq, Limit: limit + 1})
+	if err != nil {
+		code := codeFromStorage(err)
+		s.fail(&wire.Error{Code: code, Message: messageForCode(code), ConversationID: conv})
+		return
+	}
+	hasMore := len(msgs) > limit
+	if hasMore {
+		if req.BeforeSeq != 0 && req.AfterSeq == 0 {
+			msgs = msgs[1:] // newest page before before_seq: drop the oldest
+		} else {
+			msgs = msgs[:limit]
+		}
+	}
+	out := make([]wire.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = storageToWire(m)
+	}
+	if s.cfg.V1 {
+		s.write(wire.HistoryFrame(conv, out, hasMore))
+	}
+}
+
+func (s *session) open(ctx actor.Context, conv int64) {
+	if !s.cfg.User.IsAdmin {
+		if conv != s.cfg.ConversationID {
+			s.fail(&wire.Error{Code: wire.CodeForbidden, Message: "visitors can only use their own conversation", ConversationID: conv})
+			return
+		}
+		if s.cfg.V1 {
+			s.write(wire.OpenedFrame(conv, s.cursor[conv]))
+		}
+		return
+	}
+	if s.opened == nil {
+		s.opened = make(map[int64]bool)
+	}
+	if s.opened[conv] {
+		if s.cfg.V1 {
+			s.write(wire.OpenedFrame(conv, s.cursor[conv]))
+		}
+		return
+	}
+	if len(s.opened) >= s.node.cfg.MaxOpenPerSession {
+		s.fail(&wire.Error{Code: wire.CodeTooManyOpen, Message: "too many open conversations; leave one first", ConversationID: conv})
+		return
+	}
+	s.opened[conv] = true
+	s.subscribe(ctx, conv)
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// config is chatd's configuration. Every field is a flag; each flag has a
+// CHAT_* environment variable (the flag name upper-cased, "-" → "_") and a
+// key of the same name in the YAML file given by --config. Precedence:
+// defaults < file < environment < flags.
+type config struct {
+	Config string
+
+	Addr           string
+	DatabaseURL    string
+	Migrate        bool
+	JWTSecret      string
+	JWTIssuer      string
+	JWTAudience    string
+	AllowedOrigins string
+	DevSecretFile  string
+
+	LogLevel  string
+	LogFormat string
+
+	ClusterName     string
+	ClusterProvider string
+	ClusterHost     string
+	ClusterPort     int
+	ClusterAdvertis string
+
+	MaxMessageChars  int
+	MaxFrameBytes    int
+	IdleTimeout      time.Duration
+	PingInterval     time.Duration
+	WriteQueue       int
+	GrainIdleTimeout time.Duration
+	PostTimeout      time.Duration
+	ShutdownTimeout  time.Duration
+}
+
+// defaultDevSecretFile is where development mode keeps its generated secret,
+// so that `chatd token` signs tokens the running server accepts.
+func defaultDevSecretFile(getenv func(string) string) string {
+	dir := getenv("XDG_STATE_HOME")
+	if dir == "" {
+		if home := getenv("HOME"); home != "" {
+			dir = filepath.Join(home, ".local", "state")
+		} else {
+			dir = os.TempDir()
+		}
+	}
+	return filepath.Join(dir, "grainchat", "dev-jwt-secret")
+}
+
+// register declares cfg's flags on fs with their defaults.
+func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&cfg.Config, "config", "", "YAML configuration file (keys are flag names)")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "HTTP listen address (WebSocket at /ws/chat/)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL; empty = in-memory store that persists nothing")
+	fs.BoolVar(&cfg.Migrate, "migrate", true, "apply database migrations at start-up")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret of the host site's tokens (>= 32 bytes); empty = development mode with a generated secret")
+	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "if set, tokens must carry this iss")
+	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "", "if set, tokens must carry this aud")
+	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed besides the server's own (e.g. https://shop.example.com)")
+	fs.StringVar(&cfg.DevSecretFile, "dev-secret-file", defaultDevSecretFile(getenv), "where development mode writes its generated secret (read by `chatd token`)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&cfg.ClusterName, "cluster-name", "grainchat", "cluster name; the same on every node")
+	fs.StringVar(&cfg.ClusterProvider, "cluster-provider", "single", "membership provider: single (one node, in-process)")
+	fs.StringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host the node listens on for other nodes")
+	fs.IntVar(&cfg.ClusterPort, "cluster-port", 0, "port the node listens on for other nodes; 0 = any free port")
+	fs.StringVar(&cfg.ClusterAdvertis, "cluster-advertised-address", "", "host:port other nodes use to reach this one, if not cluster-host:cluster-port")
+	fs.IntVar(&cfg.MaxMessageChars, "max-message-chars", 4000, "longest accepted message, in characters")
+	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest accepted WebSocket frame; larger closes with 1009")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close sockets silent for this long")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "how often the server pings each socket")
+	fs.IntVar(&cfg.WriteQueue, "write-queue", 512, "frames queued per socket before it is closed as a slow consumer")
+	fs.DurationVar(&cfg.GrainIdleTimeout, "grain-idle-timeout", 2*time.Minute, "passivate grains idle this long with no subscribers")
+	fs.DurationVar(&cfg.PostTimeout, "post-timeout", 10*time.Second, "how long a post may wait to be stored before the client is told to retry")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return "CHAT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig applies file < environment < flags on top of the defaults and
+// reports every problem at once.
+func parseConfig(fs *flag.FlagSet, cfg *config, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fromFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { fromFlags[f.Name] = true })
+
+	fromEnv := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !fromFlags[f.Name] {
+			fromEnv[f.Name] = v
+		}
+	})
+	var problems []string
+	path := cfg.Config
+	if !fromFlags["config"] && fromEnv["config"] != "" {
+		path = fromEnv["config"]
+	}
+	if path != "" {
+		values, err := readConfigFile(path)
+		if err != nil {
+			return err
+		}
+		keys := make([]string, 0, len(values))
+		for k := range values {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if fs.Lookup(k) == nil || k == "config" {
+				problems = append(problems, fmt.Sprintf("%s: unknown key %q", path, k))
+				continue
+			}
+			if fromFlags[k] || fromEnv[k] != "" {
+				continue
+			}
+			if err := fs.Set(k, values[k]); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %s: %v", path, k, err))
+			}
+		}
+	}
+	for name, v := range fromEnv {
+		if err := fs.Set(name, v); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", envName(name), err))
+		}
+	}
+	problems = append(problems, cfg.validate()...)
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return errors.New("invalid configuration:\n  " + strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+func readConfigFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("parse config file %s: %w", path, err)
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		switch v := v.(type) {
+		case []any:
+			parts := make([]string, len(v))
+			for i, p := range v {
+				parts[i] = fmt.Sprint(p)
+			}
+			out[k] = strings.Join(parts, ",")
+		case nil:
+			out[k] = ""
+		default:
+			out[k] = fmt.Sprint(v)
+		}
+	}
+	return out, nil
+}
+
+func (cfg *config) validate() []string {
+	var p []string
+	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
+		p = append(p, "jwt-secret: must be at least 32 bytes")
+	}
+	switch cfg.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p = append(p, "log-level: must be debug, info, warn or error")
+	}
+	switch cfg.LogFormat {
+	case "text", "json":
+	default:
+		p = append(p, "log-format: must be text or json")
+	}
+	switch cfg.ClusterProvider {
+	case "single":
+	default:
+		p = append(p, fmt.Sprintf("cluster-provider: unknown provider %q", cfg.ClusterProvider))
+	}
+	if cfg.MaxMessageChars < 1 {
+		p = append(p, "max-message-chars: must be positive")
+	}
+	if cfg.MaxFrameBytes < 1024 {
+		p = append(p, "max-frame-bytes: must be at least 1024")
+	}
+	if cfg.WriteQueue < 1 {
+		p = append(p, "write-queue: must be positive")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"idle-timeout", cfg.IdleTimeout}, {"ping-interval", cfg.PingInterval}, {"grain-idle-timeout", cfg.GrainIdleTimeout},
+		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout}} {
+		if d.v <= 0 {
+			p = append(p, d.name+": must be positive")
+		}
+	}
+	if cfg.PingInterval >= cfg.IdleTimeout {
+		p = append(p, "ping-interval: must be shorter than idle-timeout")
+	}
+	return p
+}
+
+func (cfg *config) origins() []string {
+	var out []string
+	for _, o := range strings.Split(cfg.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -1,0 +1,40 @@
+// Command chatd is grainchat's server: a clustered real-time support chat.
+//
+//	chatd [flags]                               serve (see chatd -h)
+//	chatd migrate [flags]                        apply database migrations and exit
+//	chatd token --sub ID --name NAME [--admin]   print a token for development
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatd:", err)
+		os.Exit(1)
+	}
+}
+
+// run is chatd's whole program; tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "token":
+			return runToken(args[1:], getenv, stdout)
+		case "migrate":
+			return runMigrate(ctx, args[1:], getenv, stdout)
+		case "serve":
+			args = args[1:]
+		}
+	}
+	return runServe(ctx, args, getenv, stdout)
+}

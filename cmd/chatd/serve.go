@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+
+	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/batch"
+	"github.com/grainchat/grainchat/storage/memstore"
+	"github.com/grainchat/grainchat/storage/pgstore"
+	"github.com/grainchat/grainchat/transport"
+	"github.com/grainchat/grainchat/transport/auth"
+)
+
+func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// runServe runs the server until ctx is cancelled, then stops gracefully.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var cfg config
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	cfg.register(fs, getenv)
+	if err := parseConfig(fs, &cfg, args, getenv); err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg, stdout)
+	if err != nil {
+		return err
+	}
+
+	store, err := openStore(ctx, logger, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	secret, dev, err := jwtSecret(logger, cfg)
+	if err != nil {
+		return err
+	}
+	verifier, err := auth.NewVerifier(auth.Config{Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
+	if err != nil {
+		return fmt.Errorf("jwt: %w", err)
+	}
+	origins, err := auth.NewOriginPolicy(cfg.origins())
+	if err != nil {
+		return fmt.Errorf("allowed-origins: %w", err)
+	}
+
+	appender := batch.New(logger.With("component", "batch"), store, batch.Options{})
+	defer appender.Close()
+
+	node, err := actors.New(logger, actors.Config{
+		ClusterName:      cfg.ClusterName,
+		Host:             cfg.ClusterHost,
+		Port:             cfg.ClusterPort,
+		AdvertisedHost:   cfg.ClusterAdvertis,
+		Provider:         clustertest.NewTestProvider(clustertest.NewInMemAgent()),
+		GrainIdleTimeout: cfg.GrainIdleTimeout,
+		PostTimeout:      cfg.PostTimeout,
+		MaxMessageChars:  cfg.MaxMessageChars,
+	}, store, appender, nil)
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	nodeStopped := false
+	stopNode := func(ctx context.Context) {
+		if !nodeStopped {
+			nodeStopped = true
+			if err := node.Shutdown(ctx); err != nil {
+				logger.Warn("leave cluster", "err", err)
+			}
+		}
+	}
+	defer stopNode(context.Background())
+
+	ws := transport.New(logger, transport.Config{
+		MaxFrameBytes:   cfg.MaxFrameBytes,
+		MaxMessageChars: cfg.MaxMessageChars,
+		IdleTimeout:     cfg.IdleTimeout,
+		PingInterval:    cfg.PingInterval,
+		WriteQueue:      cfg.WriteQueue,
+	}, verifier, origins, store, node, nil)
+	ws.Start()
+
+	ready := func(ctx context.Context) error {
+		if err := store.Ping(ctx); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if !node.Ready() {
+			return errors.New("cluster member not up")
+		}
+		return nil
+	}
+	httpServer := &http.Server{
+		Handler:           transport.Routes(ws, ready, nil),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(ln) }()
+
+	url := "http://" + ln.Addr().String()
+	logger.Info("chatd listening", "addr", ln.Addr().String(), "websocket", "ws://"+ln.Addr().String()+"/ws/chat/", "dev_mode", dev)
+	fmt.Fprintf(stdout, "chatd: listening on %s (WebSocket at %s/ws/chat/)\n", url, "ws://"+ln.Addr().String())
+	if dev {
+		fmt.Fprintf(stdout, "chatd: development mode: mint a token with `go run ./cmd/chatd token --sub alice --name Alice`\n")
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(sctx); err != nil {
+		logger.Warn("http shutdown", "err", err)
+	}
+	if err := ws.Shutdown(sctx); err != nil {
+		logger.Warn("websocket shutdown", "err", err)
+	}
+	stopNode(sctx)
+	logger.Info("stopped")
+	return nil
+}
+
+func openStore(ctx context.Context, logger *slog.Logger, cfg config) (storage.Store, error) {
+	if cfg.DatabaseURL == "" {
+		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every message is lost when chatd stops. Set --database-url / CHAT_DATABASE_URL for PostgreSQL.")
+		return memstore.New(memstore.Options{}), nil
+	}
+	store, err := pgstore.Open(ctx, logger.With("component", "pgstore"), cfg.DatabaseURL, pgstore.Options{SkipMigrations: !cfg.Migrate})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return store, nil
+}
+
+// jwtSecret returns the configured secret, or in development mode (none
+// configured) a fresh random one, written where `chatd token` finds it.
+func jwtSecret(logger *slog.Logger, cfg config) (secret []byte, dev bool, err error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), false, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, false, fmt.Errorf("generate development secret: %w", err)
+	}
+	s := hex.EncodeToString(b)
+	if err := os.MkdirAll(filepath.Dir(cfg.DevSecretFile), 0o700); err != nil {
+		return nil, false, fmt.Errorf("development secret: %w", err)
+	}
+	if err := os.WriteFile(cfg.DevSecretFile, []byte(s+"\n"), 0o600); err != nil {
+		return nil, false, fmt.Errorf("development secret: %w", err)
+	}
+	logger.Warn("DEVELOPMENT MODE: no --jwt-secret (CHAT_JWT_SECRET) configured; tokens are signed with a secret generated for this run",
+		"secret_file", cfg.DevSecretFile)
+	return []byte(s), true, nil
+}

@@ -1,0 +1,125 @@
+// Package rules holds the input rules that every storage.Store enforces, so
+// that storage/pgstore and storage/memstore apply exactly the same ones.
+//
+// Error messages never contain message bodies: they name the field and the
+// rule that was broken, nothing else.
+package rules
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/grainchat/grainchat/storage"
+)
+
+// ExternalID checks a user's external id: not empty, at most
+// storage.MaxExternalIDBytes bytes, valid UTF-8 without NUL bytes. It
+// returns an EINVALID *storage.Error otherwise.
+func ExternalID(id string) error {
+	switch {
+	case id == "":
+		return storage.Errorf(storage.EINVALID, "external id is empty")
+	case len(id) > storage.MaxExternalIDBytes:
+		return storage.Errorf(storage.EINVALID, "external id is longer than %d bytes", storage.MaxExternalIDBytes)
+	case !utf8.ValidString(id):
+		return storage.Errorf(storage.EINVALID, "external id is not valid UTF-8")
+	case strings.IndexByte(id, 0) >= 0:
+		return storage.Errorf(storage.EINVALID, "external id contains a NUL byte")
+	}
+	return nil
+}
+
+// Name returns name cleaned for storage: invalid UTF-8 sequences are replaced
+// by U+FFFD, NUL bytes are removed, an empty result becomes fallback, and the
+// result is truncated to storage.MaxNameBytes bytes on a rune boundary.
+// Display names come from tokens and are never refused.
+func Name(name, fallback string) string {
+	name = strings.ToValidUTF8(name, "\uFFFD")
+	name = strings.ReplaceAll(name, "\x00", "")
+	if name == "" {
+		name = fallback
+	}
+	return TruncateUTF8(name, storage.MaxNameBytes)
+}
+
+// TruncateUTF8 returns the longest prefix of s that is at most n bytes long
+// and does not cut a rune in two. s must be valid UTF-8.
+func TruncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// NewMessage checks m and returns it normalized (SenderName cleaned as by
+// Name, with no fallback). The body must be non-empty valid UTF-8 without NUL
+// bytes; the client message id, when set, at most storage.MaxClientMsgIDBytes
+// bytes of valid UTF-8 without NUL bytes. Otherwise it returns an EINVALID
+// *storage.Error. It does not check that the conversation or sender exist.
+func NewMessage(m storage.NewMessage) (storage.NewMessage, error) {
+	switch {
+	case m.Body == "":
+		return m, storage.Errorf(storage.EINVALID, "message body is empty")
+	case !utf8.ValidString(m.Body):
+		return m, storage.Errorf(storage.EINVALID, "message body is not valid UTF-8")
+	case strings.IndexByte(m.Body, 0) >= 0:
+		return m, storage.Errorf(storage.EINVALID, "message body contains a NUL byte")
+	case len(m.ClientMsgID) > storage.MaxClientMsgIDBytes:
+		return m, storage.Errorf(storage.EINVALID, "client message id is longer than %d bytes", storage.MaxClientMsgIDBytes)
+	case !utf8.ValidString(m.ClientMsgID):
+		return m, storage.Errorf(storage.EINVALID, "client message id is not valid UTF-8")
+	case strings.IndexByte(m.ClientMsgID, 0) >= 0:
+		return m, storage.Errorf(storage.EINVALID, "client message id contains a NUL byte")
+	}
+	m.SenderName = Name(m.SenderName, "")
+	return m, nil
+}
+
+// Bounds is a storage.Page resolved into explicit limits.
+type Bounds struct {
+	// AfterSeq is the exclusive lower bound (0: from the first message).
+	AfterSeq int64
+	// BeforeSeq is the exclusive upper bound (0: no upper bound).
+	BeforeSeq int64
+	// Limit is the page size, 1..storage.MaxPageSize.
+	Limit int
+	// Newest is true when the page holds the newest Limit messages before
+	// BeforeSeq rather than the oldest after AfterSeq.
+	Newest bool
+}
+
+// Page resolves p: Limit 0 becomes storage.DefaultPageSize, more than
+// storage.MaxPageSize is capped. Negative bounds or limit are EINVALID.
+func Page(p storage.Page) (Bounds, error) {
+	if p.AfterSeq < 0 || p.BeforeSeq < 0 {
+		return Bounds{}, storage.Errorf(storage.EINVALID, "page bounds must not be negative")
+	}
+	if p.Limit < 0 {
+		return Bounds{}, storage.Errorf(storage.EINVALID, "page limit must not be negative")
+	}
+	limit := p.Limit
+	switch {
+	case limit == 0:
+		limit = storage.DefaultPageSize
+	case limit > storage.MaxPageSize:
+		limit = storage.MaxPageSize
+	}
+	return Bounds{
+		AfterSeq:  p.AfterSeq,
+		BeforeSeq: p.BeforeSeq,
+		Limit:     limit,
+		Newest:    p.BeforeSeq > 0 && p.AfterSeq == 0,
+	}, nil
+}
+
+// InboxLimit resolves Inbox's limit: <= 0 or > storage.MaxInboxSize means
+// storage.MaxInboxSize.
+func InboxLimit(limit int) int {
+	if limit <= 0 || limit > storage.MaxInboxSize {
+		return storage.MaxInboxSize
+	}
+	return limit
+}

@@ -1,0 +1,346 @@
+// Package memstore is an in-memory storage.Store.
+//
+// It persists nothing: everything is lost when the process exits. It serves
+// one process only: two processes each have their own, unrelated data. Use it
+// for development and for tests of packages above storage; use
+// storage/pgstore in production. It passes the same conformance suite
+// (storage/storetest) as pgstore, so the two behave alike.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/internal/rules"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Options configures a Store. The zero value is ready to use.
+type Options struct {
+	// Now returns the current time. Nil means time.Now. Times are stored in
+	// UTC with microsecond precision, like PostgreSQL's timestamptz. Each
+	// call that writes takes one timestamp, strictly later than the previous
+	// one (1µs later if the clock did not advance), so activity order is
+	// never a tie between calls.
+	Now func() time.Time
+}
+
+// Store is an in-memory storage.Store guarded by one mutex. The zero value is
+// not usable; call New.
+type Store struct {
+	now func() time.Time
+
+	mu        sync.RWMutex
+	closed    bool
+	lastNow   time.Time
+	lastID    int64 // last id handed out, shared by users, conversations and messages
+	users     map[int64]storage.User
+	userByExt map[string]int64
+	convs     map[int64]*conversation
+	convByUsr map[int64]int64
+}
+
+// conversation is one conversation and its messages; messages[i].Seq == i+1.
+type conversation struct {
+	storage.Conversation
+	messages []storage.Message
+	// byClientID maps a (sender, client message id) to its message's index.
+	byClientID map[clientKey]int
+}
+
+type clientKey struct {
+	senderID    int64
+	clientMsgID string
+}
+
+// New returns an empty Store.
+func New(opts Options) *Store {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{
+		now:       now,
+		users:     make(map[int64]storage.User),
+		userByExt: make(map[string]int64),
+		convs:     make(map[int64]*conversation),
+		convByUsr: make(map[int64]int64),
+	}
+}
+
+// timestamp returns the current time as the store keeps it (UTC, µs),
+// strictly after the previous one. The caller holds s.mu for writing.
+func (s *Store) timestamp() time.Time {
+	t := s.now().UTC().Truncate(time.Microsecond).Round(0)
+	if !t.After(s.lastNow) {
+		t = s.lastNow.Add(time.Microsecond)
+	}
+	s.lastNow = t
+	return t
+}
+
+func (s *Store) nextID() int64 {
+	s.lastID++
+	return s.lastID
+}
+
+var errClosed = storage.Errorf(storage.EUNAVAILABLE, "memstore: store is closed")
+
+// checkOpen returns an EUNAVAILABLE error once the store is closed or when
+// ctx is done. The caller holds s.mu.
+func (s *Store) checkOpen(ctx context.Context) error {
+	if s.closed {
+		return errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.Unavailable("memstore", err)
+	}
+	return nil
+}
+
+// UpsertUser implements storage.Store.
+func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.User, error) {
+	if err := rules.ExternalID(in.ExternalID); err != nil {
+		return storage.User{}, err
+	}
+	name := rules.Name(in.Name, in.ExternalID)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return storage.User{}, err
+	}
+	if id, ok := s.userByExt[in.ExternalID]; ok {
+		u := s.users[id]
+		u.Name = name
+		u.IsAdmin = in.IsAdmin
+		s.users[id] = u
+		return u, nil
+	}
+	u := storage.User{
+		ID:         s.nextID(),
+		ExternalID: in.ExternalID,
+		Name:       name,
+		IsAdmin:    in.IsAdmin,
+		CreatedAt:  s.timestamp(),
+	}
+	s.users[u.ID] = u
+	s.userByExt[u.ExternalID] = u.ID
+	return u, nil
+}
+
+// User implements storage.Store.
+func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return storage.User{}, err
+	}
+	u, ok := s.users[id]
+	if !ok {
+		return storage.User{}, storage.Errorf(storage.ENOTFOUND, "user %d not found", id)
+	}
+	return u, nil
+}
+
+// EnsureConversation implements storage.Store.
+func (s *Store) EnsureConversation(ctx context.Context, userID int64) (storage.Conversation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return storage.Conversation{}, err
+	}
+	if id, ok := s.convByUsr[userID]; ok {
+		return s.convs[id].snapshot(), nil
+	}
+	if _, ok := s.users[userID]; !ok {
+		return storage.Conversation{}, storage.Errorf(storage.ENOTFOUND, "user %d not found", userID)
+	}
+	c := &conversation{
+		Conversation: storage.Conversation{
+			ID:        s.nextID(),
+			UserID:    userID,
+			CreatedAt: s.timestamp(),
+		},
+		byClientID: make(map[clientKey]int),
+	}
+	s.convs[c.ID] = c
+	s.convByUsr[userID] = c.ID
+	return c.snapshot(), nil
+}
+
+// Conversation implements storage.Store.
+func (s *Store) Conversation(ctx context.Context, id int64) (storage.Conversation, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return storage.Conversation{}, err
+	}
+	c, ok := s.convs[id]
+	if !ok {
+		return storage.Conversation{}, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", id)
+	}
+	return c.snapshot(), nil
+}
+
+// snapshot returns a copy of the conversation that shares no memory with it.
+func (c *conversation) snapshot() storage.Conversation {
+	out := c.Conversation
+	if out.LastMessageAt != nil {
+		t := *out.LastMessageAt
+		out.LastMessageAt = &t
+	}
+	return out
+}
+
+// AppendMessages implements storage.Store. All messages of one call share one
+// CreatedAt, as they share one transaction timestamp in pgstore.
+func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) ([]storage.AppendResult, error) {
+	results := make([]storage.AppendResult, len(msgs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	now := s.timestamp()
+	for i, in := range msgs {
+		m, err := rules.NewMessage(in)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		c, ok := s.convs[m.ConversationID]
+		if !ok {
+			results[i].Err = storage.Errorf(storage.ENOTFOUND, "conversation %d not found", m.ConversationID)
+			continue
+		}
+		if _, ok := s.users[m.SenderID]; !ok {
+			results[i].Err = storage.Errorf(storage.ENOTFOUND, "sender %d not found", m.SenderID)
+			continue
+		}
+		key := clientKey{senderID: m.SenderID, clientMsgID: m.ClientMsgID}
+		if m.ClientMsgID != "" {
+			if idx, ok := c.byClientID[key]; ok {
+				results[i] = storage.AppendResult{Message: c.messages[idx], Duplicate: true}
+				continue
+			}
+		}
+		stored := storage.Message{
+			ID:             s.nextID(),
+			ConversationID: c.ID,
+			Seq:            c.LastSeq + 1,
+			SenderID:       m.SenderID,
+			SenderName:     m.SenderName,
+			SenderIsAdmin:  m.SenderIsAdmin,
+			Body:           m.Body,
+			ClientMsgID:    m.ClientMsgID,
+			CreatedAt:      now,
+		}
+		c.messages = append(c.messages, stored)
+		if m.ClientMsgID != "" {
+			c.byClientID[key] = len(c.messages) - 1
+		}
+		c.LastSeq = stored.Seq
+		at := now
+		c.LastMessageAt = &at
+		results[i].Message = stored
+	}
+	return results, nil
+}
+
+// Messages implements storage.Store. ENOTFOUND if the conversation does not
+// exist, EINVALID for negative page fields.
+func (s *Store) Messages(ctx context.Context, conversationID int64, p storage.Page) ([]storage.Message, error) {
+	b, err := rules.Page(p)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	c, ok := s.convs[conversationID]
+	if !ok {
+		return nil, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", conversationID)
+	}
+	// Seqs in (lo, hi) exclusive; messages[seq-1] holds seq.
+	lo, hi := b.AfterSeq, c.LastSeq+1
+	if b.BeforeSeq > 0 && b.BeforeSeq < hi {
+		hi = b.BeforeSeq
+	}
+	if hi-lo <= 1 {
+		return []storage.Message{}, nil
+	}
+	first, last := lo+1, hi-1 // inclusive seq range
+	if last-first+1 > int64(b.Limit) {
+		if b.Newest {
+			first = last - int64(b.Limit) + 1
+		} else {
+			last = first + int64(b.Limit) - 1
+		}
+	}
+	return slices.Clone(c.messages[first-1 : last]), nil
+}
+
+// Inbox implements storage.Store.
+func (s *Store) Inbox(ctx context.Context, limit int) ([]storage.InboxEntry, error) {
+	limit = rules.InboxLimit(limit)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	active := make([]*conversation, 0, len(s.convs))
+	for _, c := range s.convs {
+		if c.LastSeq > 0 {
+			active = append(active, c)
+		}
+	}
+	slices.SortFunc(active, func(a, b *conversation) int {
+		if c := b.LastMessageAt.Compare(*a.LastMessageAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	if len(active) > limit {
+		active = active[:limit]
+	}
+	entries := make([]storage.InboxEntry, 0, len(active))
+	for _, c := range active {
+		snap := c.snapshot()
+		u := s.users[c.UserID]
+		last := c.messages[len(c.messages)-1]
+		entries = append(entries, storage.InboxEntry{
+			ConversationID: c.ID,
+			UserID:         u.ID,
+			UserExternalID: u.ExternalID,
+			UserName:       u.Name,
+			LastSeq:        snap.LastSeq,
+			LastMessageAt:  snap.LastMessageAt,
+			LastMessage:    &last,
+		})
+	}
+	return entries, nil
+}
+
+// Ping implements storage.Store: nil until the store is closed.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.checkOpen(ctx)
+}
+
+// Close implements storage.Store. Afterwards every method returns
+// EUNAVAILABLE. Close is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}

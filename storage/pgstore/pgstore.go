@@ -1,0 +1,202 @@
+// Package pgstore is the PostgreSQL storage.Store, grainchat's production
+// store. It uses database/sql with sqlx and the lib/pq driver.
+//
+// Several processes may share one database: message seqs are assigned under
+// a row lock on the conversation (see AppendMessages), and migrations run
+// under a PostgreSQL advisory lock (see Migrate).
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/grainchat/grainchat/storage"
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxOpenConns    = 20
+	DefaultConnMaxLifetime = 30 * time.Minute
+	DefaultConnMaxIdleTime = 5 * time.Minute
+	DefaultConnectTimeout  = 5 * time.Second
+	DefaultQueryTimeout    = 10 * time.Second
+)
+
+// Options configures a Store. Every zero value means the documented default.
+type Options struct {
+	// MaxOpenConns caps the pool's connections. Zero means
+	// DefaultMaxOpenConns (20).
+	MaxOpenConns int
+	// MaxIdleConns caps the idle connections kept open. Zero means
+	// MaxOpenConns.
+	MaxIdleConns int
+	// ConnMaxLifetime closes connections older than this. Zero means
+	// DefaultConnMaxLifetime (30 minutes).
+	ConnMaxLifetime time.Duration
+	// ConnMaxIdleTime closes connections idle for longer. Zero means
+	// DefaultConnMaxIdleTime (5 minutes).
+	ConnMaxIdleTime time.Duration
+	// ConnectTimeout bounds opening one connection, unless the DSN sets
+	// connect_timeout. Zero means DefaultConnectTimeout (5 seconds).
+	ConnectTimeout time.Duration
+	// QueryTimeout bounds each method call (a whole AppendMessages
+	// transaction included) on top of the caller's context. Zero means
+	// DefaultQueryTimeout (10 seconds); negative means no bound but ctx's.
+	QueryTimeout time.Duration
+	// SkipMigrations makes Open leave the schema alone. False (the default)
+	// means Open applies pending migrations, as Migrate does.
+	SkipMigrations bool
+}
+
+// withDefaults returns o with its zero values replaced by the defaults.
+func (o Options) withDefaults() Options {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if o.MaxIdleConns <= 0 || o.MaxIdleConns > o.MaxOpenConns {
+		o.MaxIdleConns = o.MaxOpenConns
+	}
+	if o.ConnMaxLifetime <= 0 {
+		o.ConnMaxLifetime = DefaultConnMaxLifetime
+	}
+	if o.ConnMaxIdleTime <= 0 {
+		o.ConnMaxIdleTime = DefaultConnMaxIdleTime
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.QueryTimeout == 0 {
+		o.QueryTimeout = DefaultQueryTimeout
+	}
+	return o
+}
+
+// Store is the PostgreSQL storage.Store. It is safe for concurrent use.
+type Store struct {
+	db     *sqlx.DB
+	logger *slog.Logger
+	opts   Options
+}
+
+// Open connects to the database named by dsn (a postgres:// URL or a
+// key=value string, as lib/pq accepts), applies pending migrations unless
+// opts.SkipMigrations, and checks that the database answers. A nil logger
+// discards logs. Errors are *storage.Error: EUNAVAILABLE when the server
+// cannot be reached, EINTERNAL otherwise (a bad DSN, a failed migration).
+func Open(ctx context.Context, logger *slog.Logger, dsn string, opts Options) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults()
+	db, cfg, err := openDB(dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: sqlx.NewDb(db, "postgres"), logger: logger, opts: opts}
+
+	if err := s.Ping(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if !opts.SkipMigrations {
+		if err := migrate(ctx, logger, db); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	logger.Info("pgstore: opened",
+		"host", cfg.Host, "port", cfg.Port, "database", cfg.Database, "user", cfg.User,
+		"max_open_conns", opts.MaxOpenConns, "migrations", !opts.SkipMigrations)
+	return s, nil
+}
+
+// openDB returns a pool for dsn configured by opts (which has its defaults).
+// It does not connect yet.
+func openDB(dsn string, opts Options) (*sql.DB, pq.Config, error) {
+	cfg, err := pq.NewConfig(dsn)
+	if err != nil {
+		return nil, pq.Config{}, &storage.Error{Code: storage.EINTERNAL, Message: "pgstore: parse database DSN", Err: err}
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = opts.ConnectTimeout
+	}
+	// One round trip per parameterized query instead of two (parse, then
+	// bind and execute). It changes only how []byte arguments are sent
+	// (binary), and this package sends none.
+	cfg.BinaryParameters = true
+	// Times come back in UTC, whatever the server's default time zone.
+	if cfg.TZ == "" {
+		cfg.TZ = "UTC"
+	}
+	connector, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, pq.Config{}, &storage.Error{Code: storage.EINTERNAL, Message: "pgstore: configure driver", Err: err}
+	}
+	// TCP keepalives notice a peer that vanished without closing the
+	// connection (a crashed host, a cut network) in about 30 seconds.
+	connector.Dialer(dialer{d: net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3,
+	}}})
+
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(opts.MaxOpenConns)
+	db.SetMaxIdleConns(opts.MaxIdleConns)
+	db.SetConnMaxLifetime(opts.ConnMaxLifetime)
+	db.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
+	return db, cfg, nil
+}
+
+// dialer is a pq.Dialer (and pq.DialerContext) around a net.Dialer.
+type dialer struct{ d net.Dialer }
+
+func (d dialer) Dial(network, address string) (net.Conn, error) {
+	return d.d.Dial(network, address)
+}
+
+func (d dialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	nd := d.d
+	nd.Timeout = timeout
+	return nd.Dial(network, address)
+}
+
+func (d dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return d.d.DialContext(ctx, network, address)
+}
+
+// DB returns the underlying pool, for tests and tools. Callers must not close it.
+func (s *Store) DB() *sql.DB { return s.db.DB }
+
+// withTimeout bounds one method call by opts.QueryTimeout.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.opts.QueryTimeout < 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.opts.QueryTimeout)
+}
+
+// Ping implements storage.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if err := s.db.PingContext(ctx); err != nil {
+		return dbError(ctx, "pgstore: ping", err)
+	}
+	return nil
+}
+
+// Close implements storage.Store. It waits for running queries to finish.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return &storage.Error{Code: storage.EINTERNAL, Message: "pgstore: close", Err: err}
+	}
+	s.logger.Info("pgstore: closed")
+	return nil
+}

@@ -1,0 +1,205 @@
+// Package storage defines grainchat's persistent model (users, conversations,
+// messages) and the Store interface that the actors use to read and write it.
+//
+// Two implementations exist: storage/pgstore (PostgreSQL, the production store)
+// and storage/memstore (in-process, the development default that persists
+// nothing). Both pass the conformance suite in storage/storetest.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes carried by *Error. They are stable: the edges (WebSocket error
+// frames, HTTP statuses) translate them, and tests assert on them.
+const (
+	ENOTFOUND    = "not_found"   // the named user or conversation does not exist
+	EINVALID     = "invalid"     // the input breaks a documented rule
+	EUNAVAILABLE = "unavailable" // the store cannot be reached or failed; retry later
+	EINTERNAL    = "internal"    // anything else
+)
+
+// Error is a storage error with a stable code. Message is safe to show to a
+// client; wrapped detail (Err) is for logs only.
+type Error struct {
+	Code    string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable wraps err as an EUNAVAILABLE error describing what was being done.
+func Unavailable(what string, err error) *Error {
+	return &Error{Code: EUNAVAILABLE, Message: what, Err: err}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, "" for nil,
+// and EINTERNAL for any other error.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// Limits that every Store enforces.
+const (
+	MaxNameBytes        = 200  // display names are truncated to this many bytes (on a rune boundary)
+	MaxExternalIDBytes  = 200  // longer external ids are refused with EINVALID
+	MaxClientMsgIDBytes = 100  // longer client message ids are refused with EINVALID
+	MaxPageSize         = 200  // Messages returns at most this many rows
+	DefaultPageSize     = 50   // Messages' page size when Page.Limit is 0
+	MaxInboxSize        = 1000 // Inbox returns at most this many conversations
+)
+
+// User is a person known to the host site, identified there by ExternalID
+// (the token's "sub"). ID is grainchat's own numeric id, shown on the wire as
+// sender_id.
+type User struct {
+	ID         int64     `db:"id"`
+	ExternalID string    `db:"external_id"`
+	Name       string    `db:"name"`
+	IsAdmin    bool      `db:"is_admin"`
+	CreatedAt  time.Time `db:"created_at"`
+}
+
+// UserInput is what a token says about a user.
+type UserInput struct {
+	ExternalID string
+	Name       string
+	IsAdmin    bool
+}
+
+// Conversation is the one conversation a visitor has with the site's staff.
+type Conversation struct {
+	ID     int64 `db:"id"`
+	UserID int64 `db:"user_id"`
+	// LastSeq is the seq of the newest message, 0 when there is none.
+	LastSeq       int64      `db:"last_seq"`
+	LastMessageAt *time.Time `db:"last_message_at"`
+	CreatedAt     time.Time  `db:"created_at"`
+}
+
+// Message is one stored chat message. Seq is 1, 2, 3, … within its
+// conversation: unique and without gaps.
+type Message struct {
+	ID             int64     `db:"id"`
+	ConversationID int64     `db:"conversation_id"`
+	Seq            int64     `db:"seq"`
+	SenderID       int64     `db:"sender_id"`
+	SenderName     string    `db:"sender_name"`
+	SenderIsAdmin  bool      `db:"sender_is_admin"`
+	Body           string    `db:"body"`
+	ClientMsgID    string    `db:"client_msg_id"` // "" when the client gave none
+	CreatedAt      time.Time `db:"created_at"`
+}
+
+// NewMessage is a message to append. ClientMsgID, when not empty, makes the
+// append idempotent per (conversation, sender, client message id).
+type NewMessage struct {
+	ConversationID int64
+	SenderID       int64
+	SenderName     string
+	SenderIsAdmin  bool
+	Body           string
+	ClientMsgID    string
+}
+
+// AppendResult is the outcome of one NewMessage of an AppendMessages call.
+type AppendResult struct {
+	// Message is the stored message (the earlier one when Duplicate).
+	Message Message
+	// Duplicate is true when a message with the same conversation, sender and
+	// client message id was already stored: nothing new was written.
+	Duplicate bool
+	// Err is set when this message was not stored (ENOTFOUND for an unknown
+	// conversation, EINVALID for a bad field); Message is then zero.
+	Err error
+}
+
+// Page selects messages of one conversation by seq. AfterSeq and BeforeSeq
+// are exclusive bounds; 0 means unbounded. With BeforeSeq set (and AfterSeq
+// not), the page holds the newest Limit messages before BeforeSeq; otherwise the
+// oldest Limit messages after AfterSeq. Either way rows come in ascending seq.
+type Page struct {
+	AfterSeq  int64
+	BeforeSeq int64
+	Limit     int // 0 means DefaultPageSize; more than MaxPageSize is capped
+}
+
+// InboxEntry is one conversation as the admin inbox shows it.
+type InboxEntry struct {
+	ConversationID int64      `db:"conversation_id"`
+	UserID         int64      `db:"user_id"`
+	UserExternalID string     `db:"user_external_id"`
+	UserName       string     `db:"user_name"`
+	LastSeq        int64      `db:"last_seq"`
+	LastMessageAt  *time.Time `db:"last_message_at"`
+	// LastMessage is the newest message, nil when the conversation has none.
+	LastMessage *Message `db:"-"`
+}
+
+// Store is grainchat's persistence. All methods are safe for concurrent use.
+// Every error is an *Error (see ErrorCode): EUNAVAILABLE when the backing
+// database cannot be reached, so callers can refuse instead of losing data.
+type Store interface {
+	// UpsertUser creates the user with in.ExternalID or updates its name and
+	// admin flag, and returns it. EINVALID for an empty or too long ExternalID.
+	UpsertUser(ctx context.Context, in UserInput) (User, error)
+
+	// User returns the user with the given id, ENOTFOUND if there is none.
+	User(ctx context.Context, id int64) (User, error)
+
+	// EnsureConversation returns the conversation of userID, creating it on
+	// first use. ENOTFOUND if the user does not exist.
+	EnsureConversation(ctx context.Context, userID int64) (Conversation, error)
+
+	// Conversation returns one conversation, ENOTFOUND if there is none.
+	Conversation(ctx context.Context, id int64) (Conversation, error)
+
+	// AppendMessages stores msgs in one transaction and returns one result per
+	// input, in input order. Seq is assigned inside that transaction, so it
+	// stays unique and gap-free even when several processes append to the same
+	// conversation at once. Messages of one conversation get increasing seqs in
+	// input order. A message whose (conversation, sender, client message id) is
+	// already stored, earlier or in the same call, is not stored again: its
+	// result is the stored message with Duplicate set. A per-message problem
+	// (unknown conversation, invalid field) is reported in that result's Err and
+	// does not affect the others. The returned error is non-nil only when
+	// nothing was stored (EUNAVAILABLE, EINTERNAL).
+	AppendMessages(ctx context.Context, msgs []NewMessage) ([]AppendResult, error)
+
+	// Messages returns a page of one conversation's messages in ascending seq.
+	Messages(ctx context.Context, conversationID int64, p Page) ([]Message, error)
+
+	// Inbox returns up to limit conversations that have at least one message,
+	// most recent activity first (ties by descending conversation id), each with
+	// its user and newest message. limit <= 0 or > MaxInboxSize means MaxInboxSize.
+	Inbox(ctx context.Context, limit int) ([]InboxEntry, error)
+
+	// Ping reports whether the store is reachable (nil) or not (EUNAVAILABLE).
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources.
+	Close() error
+}

@@ -1,0 +1,376 @@
+// Package transport serves grainchat's WebSocket endpoint (/ws/chat/) with
+// gws: it authenticates each handshake, upgrades it, spawns the connection's
+// session actor and moves frames between the socket and the actor.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// Config configures the WebSocket server. Zero values mean the documented defaults.
+type Config struct {
+	// MaxFrameBytes bounds one client frame; a larger one closes the socket
+	// with 1009. Zero means 32 KiB.
+	MaxFrameBytes int
+	// MaxMessageChars bounds a message's text, in characters. Zero means 4000.
+	MaxMessageChars int
+	// IdleTimeout closes a socket that sent nothing (not even a pong) for
+	// this long. Zero means 60s.
+	IdleTimeout time.Duration
+	// PingInterval is how often the server pings every socket. Zero means 25s.
+	PingInterval time.Duration
+	// WriteQueue bounds the frames waiting to be written to one socket. Zero means 512.
+	WriteQueue int
+	// WriteTimeout bounds one frame's write. Zero means 10s.
+	WriteTimeout time.Duration
+	// StoreTimeout bounds the store calls of a handshake. Zero means 5s.
+	StoreTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 32 << 10
+	}
+	if c.MaxMessageChars <= 0 {
+		c.MaxMessageChars = 4000
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.WriteQueue <= 0 {
+		c.WriteQueue = 512
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 5 * time.Second
+	}
+}
+
+// Metrics receives the transport's events. A nil Metrics in New means none.
+type Metrics interface {
+	ConnOpened()
+	ConnClosed()
+	FrameIn()
+	FrameOut()
+	FrameRefused(code string)
+	SlowConsumer()
+	HandshakeRefused(status int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) ConnOpened()          {}
+func (noMetrics) ConnClosed()          {}
+func (noMetrics) FrameIn()             {}
+func (noMetrics) FrameOut()            {}
+func (noMetrics) FrameRefused(string)  {}
+func (noMetrics) SlowConsumer()        {}
+func (noMetrics) HandshakeRefused(int) {}
+
+// Server is the /ws/chat/ endpoint.
+type Server struct {
+	logger   *slog.Logger
+	cfg      Config
+	verifier *auth.Verifier
+	origins  *auth.OriginPolicy
+	store    storage.Store
+	node     *actors.Node
+	metrics  Metrics
+	decoder  wire.Decoder
+
+	plain *gws.Upgrader // for clients that speak the seed protocol
+	v1    *gws.Upgrader // for clients that offer the grainchat.v1 subprotocol
+
+	mu       sync.Mutex
+	conns    map[*gws.Conn]*conn
+	closing  bool
+	drained  chan struct{}
+	stopPing chan struct{}
+	pingDone chan struct{}
+}
+
+// New builds the WebSocket server. Start begins its heartbeat.
+func New(logger *slog.Logger, cfg Config, verifier *auth.Verifier, origins *auth.OriginPolicy,
+	store storage.Store, node *actors.Node, metrics Metrics) *Server {
+	cfg.setDefaults()
+	if metrics == nil {
+		metrics = noMetrics{}
+	}
+	s := &Server{
+		logger:   logger.With("component", "transport"),
+		cfg:      cfg,
+		verifier: verifier,
+		origins:  origins,
+		store:    store,
+		node:     node,
+		metrics:  metrics,
+		decoder:  wire.Decoder{MaxMessageChars: cfg.MaxMessageChars},
+		conns:    make(map[*gws.Conn]*conn),
+		stopPing: make(chan struct{}),
+		pingDone: make(chan struct{}),
+	}
+	opt := func(subprotocols []string) *gws.ServerOption {
+		return &gws.ServerOption{
+			ParallelEnabled:    false, // frames of one socket are handled in order
+			CheckUtf8Enabled:   true,  // invalid UTF-8 in a text frame closes with 1007
+			ReadMaxPayloadSize: cfg.MaxFrameBytes,
+			Recovery:           gws.Recovery,
+			HandshakeTimeout:   5 * time.Second,
+			SubProtocols:       subprotocols,
+			Logger:             gwsLogger{s.logger},
+		}
+	}
+	s.plain = gws.NewUpgrader(s, opt(nil))
+	s.v1 = gws.NewUpgrader(s, opt([]string{wire.Subprotocol}))
+	return s
+}
+
+type gwsLogger struct{ l *slog.Logger }
+
+func (g gwsLogger) Error(v ...any) { g.l.Error("gws", "err", fmt.Sprint(v...)) }
+
+// Start begins pinging sockets; it returns at once.
+func (s *Server) Start() {
+	go func() {
+		defer close(s.pingDone)
+		t := time.NewTicker(s.cfg.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stopPing:
+				return
+			case <-t.C:
+				s.mu.Lock()
+				for _, c := range s.conns {
+					c.ping()
+				}
+				s.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// Shutdown refuses new sockets, closes every open one with 1001 and waits
+// (bounded by ctx) until their sessions have stopped.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.stopPing)
+	}
+	s.drained = make(chan struct{})
+	if len(s.conns) == 0 {
+		close(s.drained)
+	}
+	for _, c := range s.conns {
+		c.Close(CloseGoingAway, "server shutting down")
+	}
+	drained := s.drained
+	s.mu.Unlock()
+	<-s.pingDone
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close websockets: %w", ctx.Err())
+	}
+}
+
+// Connections is the number of open sockets.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// ServeHTTP authenticates the handshake and upgrades it. Refusals get a real
+// HTTP status before any upgrade: 403 for a foreign Origin, 401 without a
+// valid token, 503 when the store is unreachable or the server is stopping.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := s.origins.Check(r); err != nil {
+		s.refuse(w, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	ident, err := s.verifier.FromRequest(r)
+	if err != nil {
+		s.refuse(w, http.StatusUnauthorized, "missing or invalid token")
+		return
+	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		s.refuse(w, http.StatusServiceUnavailable, "server shutting down")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	user, err := s.store.UpsertUser(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, IsAdmin: ident.Admin})
+	var convID int64
+	if err == nil && !user.IsAdmin {
+		var conv storage.Conversation
+		conv, err = s.store.EnsureConversation(ctx, user.ID)
+		convID = conv.ID
+	}
+	if err != nil {
+		if storage.ErrorCode(err) == storage.EINVALID {
+			s.refuse(w, http.StatusUnauthorized, "invalid identity in token")
+			return
+		}
+		s.logger.Warn("handshake: load user", "err", err)
+		s.refuse(w, http.StatusServiceUnavailable, "chat temporarily unavailable")
+		return
+	}
+
+	// The session subscribes before the handshake completes, so that every
+	// message stored after the client sees its connection open reaches it.
+	v1 := offersSubprotocol(r, wire.Subprotocol)
+	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1}
+	ready := make(chan struct{})
+	c.pid = s.node.SpawnSession(actors.SessionConfig{
+		ConnID: c.id, Sink: c, User: user, ConversationID: convID, V1: v1, Ready: ready,
+	})
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		s.node.StopSession(c.pid)
+		s.logger.Warn("handshake: session did not subscribe in time", "conn_id", c.id, "user_id", user.ID)
+		s.refuse(w, http.StatusServiceUnavailable, "chat temporarily unavailable")
+		return
+	}
+	up := s.plain
+	if v1 {
+		up = s.v1
+	}
+	socket, err := up.Upgrade(w, r)
+	if err != nil {
+		s.node.StopSession(c.pid)
+		s.logger.Debug("upgrade failed", "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.closing || c.closing.Load() {
+		s.mu.Unlock()
+		s.node.StopSession(c.pid)
+		_ = socket.WriteClose(CloseGoingAway, []byte("server shutting down"))
+		_ = socket.NetConn().Close()
+		return
+	}
+	s.conns[socket] = c
+	s.mu.Unlock()
+	s.metrics.ConnOpened()
+	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	c.attach(socket)
+	s.logger.Debug("socket open", "conn_id", c.id, "user_id", user.ID, "v1", v1)
+	go socket.ReadLoop()
+}
+
+func (s *Server) refuse(w http.ResponseWriter, status int, msg string) {
+	s.metrics.HandshakeRefused(status)
+	http.Error(w, msg, status)
+}
+
+func offersSubprotocol(r *http.Request, want string) bool {
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			if strings.TrimSpace(p) == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) lookup(socket *gws.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[socket]
+}
+
+// OnOpen implements gws.Event.
+func (s *Server) OnOpen(*gws.Conn) {}
+
+// OnClose implements gws.Event: the session actor stops with its socket.
+func (s *Server) OnClose(socket *gws.Conn, err error) {
+	s.mu.Lock()
+	c := s.conns[socket]
+	delete(s.conns, socket)
+	if s.closing && len(s.conns) == 0 && s.drained != nil {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.closing.Store(true)
+	s.metrics.ConnClosed()
+	if c.pid != nil {
+		s.node.StopSession(c.pid)
+	}
+	s.logger.Debug("socket closed", "conn_id", c.id, "err", err)
+}
+
+// OnPing implements gws.Event: answer with the ping's payload.
+func (s *Server) OnPing(socket *gws.Conn, payload []byte) {
+	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	_ = socket.WritePong(payload)
+}
+
+// OnPong implements gws.Event.
+func (s *Server) OnPong(socket *gws.Conn, _ []byte) {
+	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+}
+
+// OnMessage implements gws.Event: decode the frame and hand it to the session.
+func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
+	defer msg.Close()
+	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	c := s.lookup(socket)
+	if c == nil {
+		return
+	}
+	s.metrics.FrameIn()
+	if msg.Opcode != gws.OpcodeText {
+		s.metrics.FrameRefused(wire.CodeInvalidRequest)
+		if c.v1 {
+			c.Write(wire.ErrorFrame(&wire.Error{Code: wire.CodeInvalidRequest, Message: "frames must be text (JSON)"}))
+		}
+		return
+	}
+	req, err := s.decoder.Decode(msg.Bytes())
+	if err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			we = &wire.Error{Code: wire.CodeInternal, Message: "internal error"}
+		}
+		s.metrics.FrameRefused(we.Code)
+		if c.v1 {
+			c.Write(wire.ErrorFrame(we))
+		}
+		return
+	}
+	s.node.Deliver(c.pid, &actors.Inbound{Req: req})
+}

@@ -1,0 +1,427 @@
+// Package wire is grainchat's WebSocket protocol: it decodes client frames and
+// encodes server frames, for both dialects.
+//
+// The seed dialect is the original Django Channels chat's JSON: a client sends
+// {"message"} or {"message","conversation_id"} and receives
+// {message, sender_id, sender_name, sender_is_admin, conversation_id} and
+// nothing else. The grainchat.v1 dialect, chosen with the WebSocket subprotocol
+// "grainchat.v1", adds typed frames (ack, error, history, inbox, …). See
+// docs/PROTOCOL.md.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Subprotocol is the WebSocket subprotocol that opts a client into the
+// grainchat.v1 dialect.
+const Subprotocol = "grainchat.v1"
+
+// Inbound frame types. A frame without "type" is a message (seed dialect).
+const (
+	TypeMessage = "message"
+	TypeHistory = "history"
+	TypeInbox   = "inbox"
+	TypeOpen    = "open"
+	TypeLeave   = "leave"
+)
+
+// Error codes of the error frame. They are stable; docs/PROTOCOL.md lists them.
+const (
+	CodeInvalidJSON          = "invalid_json"
+	CodeInvalidRequest       = "invalid_request"
+	CodeUnknownType          = "unknown_type"
+	CodeEmptyMessage         = "empty_message"
+	CodeMessageTooLong       = "message_too_long"
+	CodeInvalidText          = "invalid_text"
+	CodeConversationRequired = "conversation_required"
+	CodeConversationNotFound = "conversation_not_found"
+	CodeForbidden            = "forbidden"
+	CodeUnavailable          = "unavailable"
+	CodeTooManyPending       = "too_many_pending"
+	CodeTooManyOpen          = "too_many_open"
+	CodeInternal             = "internal"
+)
+
+// MaxClientMsgIDBytes bounds client_msg_id.
+const MaxClientMsgIDBytes = 100
+
+// Error is a refusal of one client frame. It becomes an error frame for
+// grainchat.v1 clients; the connection stays usable.
+type Error struct {
+	Code           string
+	Message        string
+	ClientMsgID    string
+	ConversationID int64
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Request is one decoded client frame.
+type Request struct {
+	Type string
+	// Message is the text of a message frame, with surrounding white space
+	// removed (as the original server did).
+	Message string
+	// ConversationID is 0 when the frame named none.
+	ConversationID int64
+	ClientMsgID    string
+	BeforeSeq      int64
+	AfterSeq       int64
+	Limit          int
+}
+
+type rawRequest struct {
+	Type           string          `json:"type"`
+	Message        json.RawMessage `json:"message"`
+	ConversationID json.RawMessage `json:"conversation_id"`
+	ClientMsgID    json.RawMessage `json:"client_msg_id"`
+	BeforeSeq      json.RawMessage `json:"before_seq"`
+	AfterSeq       json.RawMessage `json:"after_seq"`
+	Limit          json.RawMessage `json:"limit"`
+}
+
+// Decoder decodes client frames under configured limits.
+type Decoder struct {
+	// MaxMessageChars bounds a message's length in characters (runes).
+	MaxMessageChars int
+}
+
+// Decode parses one client frame. The error is always an *Error.
+func (d Decoder) Decode(frame []byte) (Request, error) {
+	var raw rawRequest
+	if err := json.Unmarshal(frame, &raw); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			if typeErr.Field == "" {
+				return Request{}, errorf(CodeInvalidRequest, "a frame must be a JSON object")
+			}
+			return Request{}, errorf(CodeInvalidRequest, "field %q has the wrong type", typeErr.Field)
+		}
+		return Request{}, errorf(CodeInvalidJSON, "the frame is not valid JSON")
+	}
+	req := Request{Type: raw.Type}
+	if req.Type == "" {
+		req.Type = TypeMessage
+	}
+	var err *Error
+	if req.ClientMsgID, err = optString(raw.ClientMsgID, "client_msg_id"); err != nil {
+		return Request{}, err
+	}
+	if len(req.ClientMsgID) > MaxClientMsgIDBytes {
+		return Request{}, errorf(CodeInvalidRequest, "client_msg_id is longer than %d bytes", MaxClientMsgIDBytes)
+	}
+	fail := func(e *Error) (Request, error) {
+		e.ClientMsgID = req.ClientMsgID
+		e.ConversationID = req.ConversationID
+		return Request{}, e
+	}
+	if req.ConversationID, err = optID(raw.ConversationID, "conversation_id"); err != nil {
+		return fail(err)
+	}
+	switch req.Type {
+	case TypeMessage:
+		if raw.Message == nil || string(raw.Message) == "null" {
+			return fail(errorf(CodeEmptyMessage, "the message is empty"))
+		}
+		text, err := optString(raw.Message, "message")
+		if err != nil {
+			return fail(err)
+		}
+		text = strings.TrimSpace(text)
+		if text == "" {
+			return fail(errorf(CodeEmptyMessage, "the message is empty"))
+		}
+		if strings.IndexByte(text, 0) >= 0 || !utf8.ValidString(text) {
+			return fail(errorf(CodeInvalidText, "the message contains a NUL character or invalid UTF-8"))
+		}
+		if d.MaxMessageChars > 0 && utf8.RuneCountInString(text) > d.MaxMessageChars {
+			return fail(errorf(CodeMessageTooLong, "the message is longer than %d characters", d.MaxMessageChars))
+		}
+		req.Message = text
+	case TypeHistory:
+		if req.BeforeSeq, err = optID(raw.BeforeSeq, "before_seq"); err != nil {
+			return fail(err)
+		}
+		if req.AfterSeq, err = optID(raw.AfterSeq, "after_seq"); err != nil {
+			return fail(err)
+		}
+		limit, err := optID(raw.Limit, "limit")
+		if err != nil {
+			return fail(err)
+		}
+		if limit > 1000 {
+			limit = 1000
+		}
+		req.Limit = int(limit)
+	case TypeInbox:
+	case TypeOpen, TypeLeave:
+		if req.ConversationID == 0 {
+			return fail(errorf(CodeConversationRequired, "%s needs a conversation_id", req.Type))
+		}
+	default:
+		return fail(errorf(CodeUnknownType, "unknown frame type %.40q", req.Type))
+	}
+	return req, nil
+}
+
+func optString(raw json.RawMessage, field string) (string, *Error) {
+	if raw == nil || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", errorf(CodeInvalidRequest, "field %q must be a string", field)
+	}
+	return s, nil
+}
+
+// optID parses a non-negative integer given as a JSON number or a string of
+// digits (the original server accepted both); absent or null is 0.
+func optID(raw json.RawMessage, field string) (int64, *Error) {
+	if raw == nil || string(raw) == "null" {
+		return 0, nil
+	}
+	text := string(raw)
+	if len(text) > 1 && text[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0, errorf(CodeInvalidRequest, "field %q must be a positive integer", field)
+		}
+		text = s
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errorf(CodeInvalidRequest, "field %q must be a positive integer", field)
+	}
+	return n, nil
+}
+
+// Message is a stored chat message as frames show it.
+type Message struct {
+	ID             int64
+	ConversationID int64
+	Seq            int64
+	SenderID       int64
+	SenderName     string
+	SenderIsAdmin  bool
+	Body           string
+	ClientMsgID    string
+	CreatedAt      time.Time
+}
+
+type seedFrame struct {
+	Message        string `json:"message"`
+	SenderID       int64  `json:"sender_id"`
+	SenderName     string `json:"sender_name"`
+	SenderIsAdmin  bool   `json:"sender_is_admin"`
+	ConversationID int64  `json:"conversation_id"`
+}
+
+type v1Message struct {
+	Type           string `json:"type,omitempty"`
+	ID             int64  `json:"id"`
+	ConversationID int64  `json:"conversation_id"`
+	Seq            int64  `json:"seq"`
+	Message        string `json:"message"`
+	SenderID       int64  `json:"sender_id"`
+	SenderName     string `json:"sender_name"`
+	SenderIsAdmin  bool   `json:"sender_is_admin"`
+	CreatedAt      string `json:"created_at"`
+	ClientMsgID    string `json:"client_msg_id"`
+}
+
+// TimeFormat is the format of every time on the wire (RFC 3339, UTC, µs).
+const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeFormat)
+}
+
+func toV1(m Message, typ string) v1Message {
+	return v1Message{
+		Type: typ, ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, Message: m.Body,
+		SenderID: m.SenderID, SenderName: m.SenderName, SenderIsAdmin: m.SenderIsAdmin,
+		CreatedAt: formatTime(m.CreatedAt), ClientMsgID: m.ClientMsgID,
+	}
+}
+
+// SeedMessageFrame encodes m exactly as the original server did.
+func SeedMessageFrame(m Message) []byte {
+	return mustMarshal(seedFrame{
+		Message: m.Body, SenderID: m.SenderID, SenderName: m.SenderName,
+		SenderIsAdmin: m.SenderIsAdmin, ConversationID: m.ConversationID,
+	})
+}
+
+// MessageFrame encodes m as a grainchat.v1 message frame: the seed fields plus
+// type, id, seq, created_at and client_msg_id.
+func MessageFrame(m Message) []byte { return mustMarshal(toV1(m, TypeMessage)) }
+
+// AckFrame tells a grainchat.v1 sender that its message is stored.
+func AckFrame(m Message, duplicate bool) []byte {
+	return mustMarshal(struct {
+		Type           string `json:"type"`
+		ClientMsgID    string `json:"client_msg_id"`
+		ID             int64  `json:"id"`
+		ConversationID int64  `json:"conversation_id"`
+		Seq            int64  `json:"seq"`
+		CreatedAt      string `json:"created_at"`
+		Duplicate      bool   `json:"duplicate"`
+	}{"ack", m.ClientMsgID, m.ID, m.ConversationID, m.Seq, formatTime(m.CreatedAt), duplicate})
+}
+
+// ErrorFrame encodes a refusal.
+func ErrorFrame(e *Error) []byte {
+	return mustMarshal(struct {
+		Type           string `json:"type"`
+		Code           string `json:"code"`
+		Message        string `json:"message"`
+		ClientMsgID    string `json:"client_msg_id,omitempty"`
+		ConversationID int64  `json:"conversation_id,omitempty"`
+	}{"error", e.Code, e.Message, e.ClientMsgID, e.ConversationID})
+}
+
+// User is the connected user as the welcome frame shows it.
+type User struct {
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	IsAdmin bool   `json:"is_admin"`
+}
+
+// Welcome is the first frame a grainchat.v1 client receives.
+type Welcome struct {
+	User User
+	// ConversationID and LastSeq are the visitor's own conversation; messages
+	// delivered after this frame have seq > LastSeq. Zero for admins.
+	ConversationID  int64
+	LastSeq         int64
+	MaxMessageChars int
+}
+
+// WelcomeFrame encodes w.
+func WelcomeFrame(w Welcome) []byte {
+	return mustMarshal(struct {
+		Type            string `json:"type"`
+		Protocol        string `json:"protocol"`
+		User            User   `json:"user"`
+		ConversationID  int64  `json:"conversation_id,omitempty"`
+		LastSeq         int64  `json:"last_seq"`
+		MaxMessageChars int    `json:"max_message_chars"`
+	}{"welcome", Subprotocol, w.User, w.ConversationID, w.LastSeq, w.MaxMessageChars})
+}
+
+// HistoryFrame answers a history request with messages in ascending seq.
+func HistoryFrame(conversationID int64, msgs []Message, hasMore bool) []byte {
+	out := make([]v1Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = toV1(m, "")
+	}
+	return mustMarshal(struct {
+		Type           string      `json:"type"`
+		ConversationID int64       `json:"conversation_id"`
+		Messages       []v1Message `json:"messages"`
+		HasMore        bool        `json:"has_more"`
+	}{TypeHistory, conversationID, out, hasMore})
+}
+
+// InboxEntry is one conversation of the admin inbox.
+type InboxEntry struct {
+	ConversationID int64
+	UserID         int64
+	UserExternalID string
+	UserName       string
+	LastSeq        int64
+	LastMessageAt  time.Time
+	LastMessage    *Message
+}
+
+type inboxEntryJSON struct {
+	ConversationID int64      `json:"conversation_id"`
+	User           inboxUser  `json:"user"`
+	LastSeq        int64      `json:"last_seq"`
+	LastMessageAt  string     `json:"last_message_at"`
+	LastMessage    *v1Message `json:"last_message"`
+}
+
+type inboxUser struct {
+	ID         int64  `json:"id"`
+	ExternalID string `json:"external_id"`
+	Name       string `json:"name"`
+}
+
+func toInboxJSON(e InboxEntry) inboxEntryJSON {
+	out := inboxEntryJSON{
+		ConversationID: e.ConversationID,
+		User:           inboxUser{ID: e.UserID, ExternalID: e.UserExternalID, Name: e.UserName},
+		LastSeq:        e.LastSeq,
+		LastMessageAt:  formatTime(e.LastMessageAt),
+	}
+	if e.LastMessage != nil {
+		m := toV1(*e.LastMessage, "")
+		out.LastMessage = &m
+	}
+	return out
+}
+
+// InboxFrame lists conversations, most recent activity first.
+func InboxFrame(entries []InboxEntry) []byte {
+	out := make([]inboxEntryJSON, len(entries))
+	for i, e := range entries {
+		out[i] = toInboxJSON(e)
+	}
+	return mustMarshal(struct {
+		Type          string           `json:"type"`
+		Conversations []inboxEntryJSON `json:"conversations"`
+	}{TypeInbox, out})
+}
+
+// InboxUpdateFrame tells admins that one conversation changed.
+func InboxUpdateFrame(e InboxEntry) []byte {
+	return mustMarshal(struct {
+		Type         string         `json:"type"`
+		Conversation inboxEntryJSON `json:"conversation"`
+	}{"inbox_update", toInboxJSON(e)})
+}
+
+// OpenedFrame confirms an open: messages of the conversation delivered after
+// it have seq > lastSeq.
+func OpenedFrame(conversationID, lastSeq int64) []byte {
+	return mustMarshal(struct {
+		Type           string `json:"type"`
+		ConversationID int64  `json:"conversation_id"`
+		LastSeq        int64  `json:"last_seq"`
+	}{"opened", conversationID, lastSeq})
+}
+
+// LeftFrame confirms a leave.
+func LeftFrame(conversationID int64) []byte {
+	return mustMarshal(struct {
+		Type           string `json:"type"`
+		ConversationID int64  `json:"conversation_id"`
+	}{"left", conversationID})
+}
+
+func mustMarshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if err := enc.Encode(v); err != nil {
+		// Only strings, numbers and bools are encoded: this cannot fail.
+		panic(fmt.Sprintf("wire: encode %T: %v", v, err))
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
