@@ -164,7 +164,11 @@ type InboxEntry struct {
 // database cannot be reached, so callers can refuse instead of losing data.
 type Store interface {
 	// UpsertUser creates the user with in.ExternalID or updates its name and
-	// admin flag, and returns it. EINVALID for an empty or too long ExternalID.
+	// admin flag, and returns it. EINVALID for an empty or too long ExternalID,
+	// or one that is not valid UTF-8 or holds a NUL byte. The name is cleaned,
+	// never refused: invalid UTF-8 becomes U+FFFD, NUL bytes are dropped, an
+	// empty name becomes the ExternalID, and it is truncated to MaxNameBytes
+	// on a rune boundary.
 	UpsertUser(ctx context.Context, in UserInput) (User, error)
 
 	// User returns the user with the given id, ENOTFOUND if there is none.
@@ -185,11 +189,20 @@ type Store interface {
 	// already stored, earlier or in the same call, is not stored again: its
 	// result is the stored message with Duplicate set. A per-message problem
 	// (unknown conversation, invalid field) is reported in that result's Err and
-	// does not affect the others. The returned error is non-nil only when
-	// nothing was stored (EUNAVAILABLE, EINTERNAL).
+	// does not affect the others: ENOTFOUND for an unknown conversation or
+	// sender; EINVALID for an empty body, a body or client message id that is
+	// not valid UTF-8 or holds a NUL byte, or a client message id longer than
+	// MaxClientMsgIDBytes. SenderName is cleaned like a user's name. All
+	// messages stored by one call share one CreatedAt. The returned error is
+	// non-nil only when nothing was stored (EUNAVAILABLE, EINTERNAL), except
+	// that a connection lost during commit gives EUNAVAILABLE although the
+	// messages may be stored: retrying with the same client message ids is
+	// safe.
 	AppendMessages(ctx context.Context, msgs []NewMessage) ([]AppendResult, error)
 
 	// Messages returns a page of one conversation's messages in ascending seq.
+	// ENOTFOUND if the conversation does not exist; EINVALID for a negative
+	// bound or limit.
 	Messages(ctx context.Context, conversationID int64, p Page) ([]Message, error)
 
 	// Inbox returns up to limit conversations that have at least one message,

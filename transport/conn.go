@@ -30,11 +30,13 @@ type conn struct {
 	attached atomic.Bool
 	server   *Server
 	userID   int64
-	pid      *actor.PID
-	v1       bool
-	queued   atomic.Int32
-	closing  atomic.Bool
-	once     sync.Once
+	// maxQueued bounds the frames waiting to be written.
+	maxQueued int
+	pid       *actor.PID
+	v1        bool
+	queued    atomic.Int32
+	closing   atomic.Bool
+	once      sync.Once
 }
 
 var _ actors.Sink = (*conn)(nil)
@@ -62,7 +64,7 @@ func (c *conn) writeEarly(frame []byte) bool {
 	if c.socket != nil {
 		return false
 	}
-	if len(c.early) < c.server.cfg.WriteQueue {
+	if len(c.early) < c.maxQueued {
 		c.early = append(c.early, frame)
 	}
 	return true
@@ -81,7 +83,7 @@ func (c *conn) attach(socket *gws.Conn) {
 }
 
 func (c *conn) send(frame []byte) {
-	if int(c.queued.Add(1)) > c.server.cfg.WriteQueue {
+	if int(c.queued.Add(1)) > c.maxQueued {
 		c.queued.Add(-1)
 		c.server.metrics.SlowConsumer()
 		c.Close(CloseSlowConsumer, "slow consumer: reconnect and resume")
@@ -116,7 +118,7 @@ func (c *conn) Close(code uint16, reason string) {
 }
 
 func (c *conn) ping() {
-	if c.closing.Load() || int(c.queued.Load()) >= c.server.cfg.WriteQueue {
+	if c.closing.Load() || int(c.queued.Load()) >= c.maxQueued {
 		return
 	}
 	c.queued.Add(1)

@@ -33,8 +33,12 @@ type Config struct {
 	IdleTimeout time.Duration
 	// PingInterval is how often the server pings every socket. Zero means 25s.
 	PingInterval time.Duration
-	// WriteQueue bounds the frames waiting to be written to one socket. Zero means 512.
+	// WriteQueue bounds the frames waiting to be written to one visitor's
+	// socket. Zero means 512.
 	WriteQueue int
+	// AdminWriteQueue bounds the frames waiting to be written to one staff
+	// socket: staff receive every conversation's messages. Zero means 16384.
+	AdminWriteQueue int
 	// WriteTimeout bounds one frame's write. Zero means 10s.
 	WriteTimeout time.Duration
 	// StoreTimeout bounds the store calls of a handshake. Zero means 5s.
@@ -56,6 +60,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteQueue <= 0 {
 		c.WriteQueue = 512
+	}
+	if c.AdminWriteQueue <= 0 {
+		c.AdminWriteQueue = 16384
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -244,7 +251,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The session subscribes before the handshake completes, so that every
 	// message stored after the client sees its connection open reaches it.
 	v1 := offersSubprotocol(r, wire.Subprotocol)
-	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1}
+	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue}
+	if user.IsAdmin {
+		c.maxQueued = s.cfg.AdminWriteQueue
+	}
 	ready := make(chan struct{})
 	c.pid = s.node.SpawnSession(actors.SessionConfig{
 		ConnID: c.id, Sink: c, User: user, ConversationID: convID, V1: v1, Ready: ready,

@@ -43,6 +43,7 @@ type config struct {
 	IdleTimeout      time.Duration
 	PingInterval     time.Duration
 	WriteQueue       int
+	AdminWriteQueue  int
 	GrainIdleTimeout time.Duration
 	PostTimeout      time.Duration
 	ShutdownTimeout  time.Duration
@@ -84,7 +85,8 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest accepted WebSocket frame; larger closes with 1009")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close sockets silent for this long")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "how often the server pings each socket")
-	fs.IntVar(&cfg.WriteQueue, "write-queue", 512, "frames queued per socket before it is closed as a slow consumer")
+	fs.IntVar(&cfg.WriteQueue, "write-queue", 512, "frames queued per visitor socket before it is closed as a slow consumer")
+	fs.IntVar(&cfg.AdminWriteQueue, "admin-write-queue", 16384, "frames queued per staff socket before it is closed as a slow consumer")
 	fs.DurationVar(&cfg.GrainIdleTimeout, "grain-idle-timeout", 2*time.Minute, "passivate grains idle this long with no subscribers")
 	fs.DurationVar(&cfg.PostTimeout, "post-timeout", 10*time.Second, "how long a post may wait to be stored before the client is told to retry")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
@@ -204,8 +206,8 @@ func (cfg *config) validate() []string {
 	if cfg.MaxFrameBytes < 1024 {
 		p = append(p, "max-frame-bytes: must be at least 1024")
 	}
-	if cfg.WriteQueue < 1 {
-		p = append(p, "write-queue: must be positive")
+	if cfg.WriteQueue < 1 || cfg.AdminWriteQueue < 1 {
+		p = append(p, "write-queue, admin-write-queue: must be positive")
 	}
 	for _, d := range []struct {
 		name string

@@ -155,7 +155,9 @@ func waitType(t testing.TB, c *wsclient.Client, from int, typ string) (wsclient.
 // waitMessage waits for a message frame with the given text.
 func waitMessage(t testing.TB, c *wsclient.Client, text string) wsclient.Frame {
 	t.Helper()
-	f, _, err := c.WaitFor(ctxT(t, 10*time.Second), 0, func(f wsclient.Frame) bool { return f.String("message") == text && (f.Type() == "" || f.Type() == "message") })
+	f, _, err := c.WaitFor(ctxT(t, 10*time.Second), 0, func(f wsclient.Frame) bool {
+		return f.String("message") == text && (f.Type() == "" || f.Type() == "message")
+	})
 	if err != nil {
 		t.Fatalf("waiting for message %q: %v; got %s", text, err, dump(c))
 	}

@@ -107,6 +107,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		IdleTimeout:     cfg.IdleTimeout,
 		PingInterval:    cfg.PingInterval,
 		WriteQueue:      cfg.WriteQueue,
+		AdminWriteQueue: cfg.AdminWriteQueue,
 	}, verifier, origins, store, node, nil)
 	ws.Start()
 

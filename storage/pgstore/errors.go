@@ -19,8 +19,9 @@ import (
 // dbError turns err, returned while doing what, into a *storage.Error:
 // unchanged if it already is one, EUNAVAILABLE if the database could not be
 // reached or the call ran out of time (see unavailable), EINTERNAL otherwise.
-// ctx is the context of the failed call. The message never contains
-// arguments (message bodies in particular); for constraint violations the
+// ctx is the context of the failed call. The result never contains message
+// bodies: the server's message for a data exception (class 22), which may
+// quote the input, is dropped; for unique and foreign key violations the
 // wrapped error names the constraint and the offending key.
 func dbError(ctx context.Context, what string, err error) error {
 	if err == nil {
@@ -33,10 +34,14 @@ func dbError(ctx context.Context, what string, err error) error {
 		return storage.Unavailable(what, err)
 	}
 	if pqErr := pq.As(err); pqErr != nil {
-		switch pqErr.Code {
-		case "23505", "23503": // unique_violation, foreign_key_violation
+		switch {
+		case pqErr.Code == "23505", pqErr.Code == "23503": // unique_violation, foreign_key_violation
 			// Their detail is the key ("Key (id)=(7) ..."), never a row.
 			err = fmt.Errorf("%w: constraint %s: %s", err, pqErr.Constraint, pqErr.Detail)
+		case pqErr.Code.Class() == "22":
+			// A data exception's message may quote the input (a message
+			// body): keep only its code.
+			err = fmt.Errorf("pq: data exception (SQLSTATE %s), message withheld", pqErr.Code)
 		}
 	}
 	return &storage.Error{Code: storage.EINTERNAL, Message: what, Err: err}

@@ -72,6 +72,12 @@ func TestDBError(t *testing.T) {
 			t.Fatalf("dbError(nil) = %v", err)
 		}
 	})
+	t.Run("data exception withheld", func(t *testing.T) {
+		err := dbError(context.Background(), "insert", &pq.Error{Code: "22P02", Message: `malformed array literal: "{secret body}"`})
+		if storage.ErrorCode(err) != storage.EINTERNAL || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "22P02") {
+			t.Fatalf("error %q: want internal, with the code and without the server's message", err)
+		}
+	})
 	t.Run("constraint detail", func(t *testing.T) {
 		err := dbError(context.Background(), "insert", &pq.Error{Code: "23505", Message: "duplicate key",
 			Constraint: "messages_conversation_id_seq_key", Detail: "Key (conversation_id, seq)=(1, 1) already exists."})

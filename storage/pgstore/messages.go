@@ -41,7 +41,7 @@ type clientKey struct {
 //
 //  1. lock the batch's conversations, in id order (so that concurrent
 //     writers never deadlock), and read their last_seq;
-//  2. check that the senders exist;
+//  2. in the same statement, check that the senders exist;
 //  3. read the messages already stored under the batch's client message ids
 //     (skipped when no message has one);
 //  4. insert the new messages and advance the conversations, in one
@@ -51,7 +51,9 @@ type clientKey struct {
 // commit, make that safe when other processes append to the same
 // conversations: they wait at step 1 and then read the new last_seq. All
 // messages of one call get the same created_at, taken after the locks, so
-// created_at never decreases along a conversation's seqs.
+// created_at never decreases along a conversation's seqs. Gap-free seqs
+// under concurrency are guarded by storetest's AppendMessages/Concurrent and
+// by TestTwoStores_sameConversation and TestUnavailable_cutDuringAppends.
 //
 // If the connection breaks during COMMIT the outcome is unknown: the error
 // is EUNAVAILABLE although the messages may be stored. Retrying with the
@@ -102,32 +104,34 @@ func appendMessages(ctx context.Context, tx *sqlx.Tx, batch []pending, results [
 	slices.Sort(senderIDs)
 	senderIDs = slices.Compact(senderIDs)
 
-	// 1. Lock the conversations.
-	var locked []struct {
-		ID      int64 `db:"id"`
-		LastSeq int64 `db:"last_seq"`
+	// 1 and 2. Lock the conversations and find the senders, in one statement.
+	var found []struct {
+		Kind    string `db:"kind"`
+		ID      int64  `db:"id"`
+		LastSeq int64  `db:"last_seq"`
 	}
-	err := tx.SelectContext(ctx, &locked, `
-		SELECT id, last_seq FROM conversations
-		WHERE id = ANY($1::bigint[])
-		ORDER BY id
-		FOR UPDATE`, pq.Int64Array(convIDs))
+	err := tx.SelectContext(ctx, &found, `
+		WITH locked AS MATERIALIZED (
+			SELECT id, last_seq FROM conversations
+			WHERE id = ANY($1::bigint[])
+			ORDER BY id
+			FOR UPDATE
+		)
+		SELECT 'conversation' AS kind, id, last_seq FROM locked
+		UNION ALL
+		SELECT 'sender', id, 0 FROM users WHERE id = ANY($2::bigint[])`,
+		pq.Int64Array(convIDs), pq.Int64Array(senderIDs))
 	if err != nil {
 		return fmt.Errorf("lock conversations: %w", err)
 	}
-	lastSeq := make(map[int64]int64, len(locked))
-	for _, c := range locked {
-		lastSeq[c.ID] = c.LastSeq
-	}
-
-	// 2. Check the senders.
-	var found []int64
-	if err := tx.SelectContext(ctx, &found, `SELECT id FROM users WHERE id = ANY($1::bigint[])`, pq.Int64Array(senderIDs)); err != nil {
-		return fmt.Errorf("check senders: %w", err)
-	}
-	senders := make(map[int64]bool, len(found))
-	for _, id := range found {
-		senders[id] = true
+	lastSeq := make(map[int64]int64, len(convIDs)) // conversation id → last seq
+	senders := make(map[int64]bool, len(senderIDs))
+	for _, r := range found {
+		if r.Kind == "conversation" {
+			lastSeq[r.ID] = r.LastSeq
+		} else {
+			senders[r.ID] = true
+		}
 	}
 
 	valid := make([]pending, 0, len(batch))
@@ -151,7 +155,7 @@ func appendMessages(ctx context.Context, tx *sqlx.Tx, batch []pending, results [
 	// Assign seqs in input order, skipping duplicates (earlier or within
 	// this batch).
 	var rows insertRows
-	newIndex := make(map[clientKey]int)            // client key → result index of its new message
+	newIndex := make(map[clientKey]int)             // client key → result index of its new message
 	byConvSeq := make(map[[2]int64]int, len(valid)) // (conversation, seq) → result index
 	var dups [][2]int                               // (result index, result index of the message it repeats)
 	for _, p := range valid {
@@ -228,14 +232,20 @@ func storedByClientID(ctx context.Context, tx *sqlx.Tx, batch []pending) (map[cl
 		return nil, nil
 	}
 	var msgs []storage.Message
+	// LATERAL with LIMIT 1 (the key is unique anyway) makes one probe of
+	// messages_client_msg_id_key per key: as a plain join, a batch of a few
+	// hundred keys gets planned as a hash join over the whole table.
 	err := tx.SelectContext(ctx, &msgs, `
-		SELECT `+messageColumns+`
+		SELECT m.*
 		FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS k(conversation_id, sender_id, client_msg_id)
-		JOIN messages m
-			ON m.conversation_id = k.conversation_id
-			AND m.sender_id = k.sender_id
-			AND m.client_msg_id = k.client_msg_id
-		WHERE m.client_msg_id IS NOT NULL`,
+		CROSS JOIN LATERAL (
+			SELECT `+messageColumns+`
+			FROM messages m
+			WHERE m.conversation_id = k.conversation_id
+				AND m.sender_id = k.sender_id
+				AND m.client_msg_id = k.client_msg_id
+			LIMIT 1
+		) m`,
 		pq.Int64Array(convIDs), pq.Int64Array(senderIDs), pq.StringArray(clientIDs))
 	if err != nil {
 		return nil, fmt.Errorf("find duplicates: %w", err)

@@ -1,0 +1,75 @@
+package rules
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/grainchat/grainchat/storage"
+)
+
+func TestTruncateUTF8(t *testing.T) {
+	tests := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"", 3, ""},
+		{"abc", 3, "abc"},
+		{"abcd", 3, "abc"},
+		{"aé", 2, "a"},  // é is 2 bytes
+		{"aé", 3, "aé"}, // fits exactly
+		{"😀", 3, ""},
+		{"a😀b", 5, "a😀"},
+		{"a😀b", 4, "a"},
+		{"abc", 0, ""},
+	}
+	for _, tt := range tests {
+		got := TruncateUTF8(tt.s, tt.n)
+		if got != tt.want || !utf8.ValidString(got) {
+			t.Errorf("TruncateUTF8(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestPage(t *testing.T) {
+	tests := []struct {
+		in   storage.Page
+		want Bounds
+	}{
+		{storage.Page{}, Bounds{Limit: storage.DefaultPageSize}},
+		{storage.Page{Limit: storage.MaxPageSize + 1}, Bounds{Limit: storage.MaxPageSize}},
+		{storage.Page{BeforeSeq: 9, Limit: 3}, Bounds{BeforeSeq: 9, Limit: 3, Newest: true}},
+		{storage.Page{AfterSeq: 2, BeforeSeq: 9, Limit: 3}, Bounds{AfterSeq: 2, BeforeSeq: 9, Limit: 3}},
+	}
+	for _, tt := range tests {
+		got, err := Page(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("Page(%+v) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, p := range []storage.Page{{Limit: -1}, {AfterSeq: -1}, {BeforeSeq: -1}} {
+		if _, err := Page(p); storage.ErrorCode(err) != storage.EINVALID {
+			t.Errorf("Page(%+v) error = %v, want EINVALID", p, err)
+		}
+	}
+}
+
+func TestNewMessageNormalizesSenderName(t *testing.T) {
+	m, err := NewMessage(storage.NewMessage{Body: "x", SenderName: strings.Repeat("é", storage.MaxNameBytes)})
+	if err != nil {
+		t.Fatalf("NewMessage: %v", err)
+	}
+	if len(m.SenderName) != storage.MaxNameBytes || !utf8.ValidString(m.SenderName) {
+		t.Fatalf("sender name has %d bytes, valid %v", len(m.SenderName), utf8.ValidString(m.SenderName))
+	}
+}
+
+func TestInboxLimit(t *testing.T) {
+	for in, want := range map[int]int{-1: storage.MaxInboxSize, 0: storage.MaxInboxSize, 1: 1,
+		storage.MaxInboxSize: storage.MaxInboxSize, storage.MaxInboxSize + 1: storage.MaxInboxSize} {
+		if got := InboxLimit(in); got != want {
+			t.Errorf("InboxLimit(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
