@@ -69,10 +69,14 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 		delete(g.subs, msg.Who.String())
 	case *actor.ReceiveTimeout:
-		if len(g.subs) == 0 {
-			g.logger.Debug("passivating idle conversation")
-			ctx.Stop(ctx.Self())
+		// protoactor disarms the timeout once it fires: re-arm it while
+		// sessions are subscribed, passivate otherwise.
+		if len(g.subs) > 0 {
+			ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
+			return
 		}
+		g.logger.Debug("passivating idle conversation")
+		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
 		g.node.metrics.GrainPassivated("conversation")
 	}

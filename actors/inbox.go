@@ -69,9 +69,13 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		delete(g.subs, msg.Who.String())
 	case *actor.ReceiveTimeout:
-		if len(g.subs) == 0 {
-			ctx.Stop(ctx.Self())
+		// protoactor disarms the timeout once it fires: re-arm it while
+		// sessions are subscribed, passivate otherwise.
+		if len(g.subs) > 0 {
+			ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
+			return
 		}
+		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
 		g.node.metrics.GrainPassivated("inbox")
 	}

@@ -1,0 +1,306 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/batch"
+	"github.com/grainchat/grainchat/storage/memstore"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// fakeSink records what a session writes. It stands in for a socket, which
+// the transport's end-to-end tests cover for real.
+type fakeSink struct {
+	mu     sync.Mutex
+	frames []map[string]any
+	closed []uint16
+	notify chan struct{}
+}
+
+func newFakeSink() *fakeSink { return &fakeSink{notify: make(chan struct{}, 1)} }
+
+func (f *fakeSink) Write(frame []byte) {
+	var m map[string]any
+	if err := json.Unmarshal(frame, &m); err != nil {
+		panic(fmt.Sprintf("session wrote invalid JSON %q", frame))
+	}
+	f.mu.Lock()
+	f.frames = append(f.frames, m)
+	f.mu.Unlock()
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fakeSink) Close(code uint16, _ string) {
+	f.mu.Lock()
+	f.closed = append(f.closed, code)
+	f.mu.Unlock()
+}
+
+// waitFrames waits until at least n frames were written and returns them all.
+func (f *fakeSink) waitFrames(t *testing.T, n int) []map[string]any {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		f.mu.Lock()
+		got := append([]map[string]any(nil), f.frames...)
+		f.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-f.notify:
+		case <-deadline:
+			t.Fatalf("waited for %d frames, have %d: %v", n, len(got), got)
+		}
+	}
+}
+
+type countingMetrics struct {
+	mu        sync.Mutex
+	activated map[string]int
+	passived  map[string]int
+	gapFilled int
+}
+
+func (m *countingMetrics) GrainActivated(kind string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.activated[kind]++
+}
+
+func (m *countingMetrics) GrainPassivated(kind string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.passived[kind]++
+}
+func (m *countingMetrics) MessageStored() {}
+func (m *countingMetrics) GapFilled(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gapFilled += n
+}
+
+func (m *countingMetrics) get(kind string) (activated, passivated int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.activated[kind], m.passived[kind]
+}
+
+type testEnv struct {
+	node     *Node
+	store    storage.Store
+	metrics  *countingMetrics
+	sessions []*actor.PID
+}
+
+func newTestEnv(t *testing.T, cfg Config) *testEnv {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store := memstore.New(memstore.Options{})
+	app := batch.New(logger, store, batch.Options{})
+	t.Cleanup(app.Close)
+	cfg.Provider = clustertest.NewTestProvider(clustertest.NewInMemAgent())
+	m := &countingMetrics{activated: map[string]int{}, passived: map[string]int{}}
+	n, err := New(logger, cfg, store, app, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+	return &testEnv{node: n, store: store, metrics: m}
+}
+
+func (e *testEnv) visitor(t *testing.T, sub string) (storage.User, storage.Conversation) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := e.store.UpsertUser(ctx, storage.UserInput{ExternalID: sub, Name: sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.store.EnsureConversation(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, c
+}
+
+func (e *testEnv) appendDirect(t *testing.T, u storage.User, conv int64, bodies ...string) []storage.Message {
+	t.Helper()
+	var msgs []storage.NewMessage
+	for _, b := range bodies {
+		msgs = append(msgs, storage.NewMessage{ConversationID: conv, SenderID: u.ID, SenderName: u.Name, Body: b})
+	}
+	res, err := e.store.AppendMessages(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]storage.Message, len(res))
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		out[i] = r.Message
+	}
+	return out
+}
+
+func (e *testEnv) spawn(t *testing.T, cfg SessionConfig) *fakeSink {
+	t.Helper()
+	sink := newFakeSink()
+	cfg.Sink = sink
+	cfg.Ready = make(chan struct{})
+	pid := e.node.SpawnSession(cfg)
+	t.Cleanup(func() { e.node.StopSession(pid) })
+	select {
+	case <-cfg.Ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("session did not become ready")
+	}
+	e.sessions = append(e.sessions, pid)
+	return sink
+}
+
+func seqs(frames []map[string]any) []int64 {
+	var out []int64
+	for _, f := range frames {
+		if f["type"] == "message" {
+			out = append(out, int64(f["seq"].(float64)))
+		}
+	}
+	return out
+}
+
+// A session delivers each conversation's messages in seq order, never twice:
+// a delivery with a gap is preceded by the missing messages read from the
+// store, and a delivery it has already made is dropped.
+func TestSessionDropsDuplicatesAndFillsGaps(t *testing.T) {
+	e := newTestEnv(t, Config{})
+	u, conv := e.visitor(t, "alice")
+	e.appendDirect(t, u, conv.ID, "one", "two", "three")
+	sink := e.spawn(t, SessionConfig{ConnID: "c1", User: u, ConversationID: conv.ID, V1: true})
+	welcome := sink.waitFrames(t, 1)[0]
+	if welcome["type"] != "welcome" || welcome["last_seq"].(float64) != 3 {
+		t.Fatalf("welcome = %v, want last_seq 3", welcome)
+	}
+
+	// Messages 4..6 were stored by someone else (another activation);
+	// this session only hears about 6.
+	stored := e.appendDirect(t, u, conv.ID, "four", "five", "six", "seven")
+	pid := e.sessions[0]
+	send := func(m storage.Message) { e.node.system.Root.Send(pid, newDelivery(toProto(m))) }
+	send(stored[2]) // seq 6: fill 4, 5 first
+	send(stored[1]) // seq 5 again: duplicate
+	send(stored[2]) // seq 6 again: duplicate
+	send(stored[3]) // seq 7
+	frames := sink.waitFrames(t, 5)
+	got := seqs(frames)
+	want := []int64{4, 5, 6, 7}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("delivered seqs %v, want %v (frames %v)", got, want, frames)
+	}
+	for i, body := range []string{"four", "five", "six", "seven"} {
+		if frames[i+1]["message"] != body {
+			t.Errorf("frame %d message = %v, want %q", i+1, frames[i+1]["message"], body)
+		}
+	}
+	if e.metrics.gapFilled != 2 {
+		t.Errorf("gap filled %d messages, want 2", e.metrics.gapFilled)
+	}
+}
+
+// A post is stored, acknowledged to its sender, and delivered to the
+// sender's other tabs and to admins through the inbox grain.
+func TestPostIsStoredAckedAndFannedOut(t *testing.T) {
+	e := newTestEnv(t, Config{})
+	u, conv := e.visitor(t, "bob")
+	admin, err := e.store.UpsertUser(context.Background(), storage.UserInput{ExternalID: "staff", Name: "Staff", IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminSink := e.spawn(t, SessionConfig{ConnID: "a", User: admin, V1: true})
+	tab1 := e.spawn(t, SessionConfig{ConnID: "t1", User: u, ConversationID: conv.ID, V1: true})
+	tab2 := e.spawn(t, SessionConfig{ConnID: "t2", User: u, ConversationID: conv.ID})
+	e.node.Deliver(e.sessions[1], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "hello", ClientMsgID: "m1"}})
+
+	f1 := tab1.waitFrames(t, 3) // welcome, ack, message (ack before the message)
+	if f1[1]["type"] != "ack" || f1[1]["seq"].(float64) != 1 || f1[1]["client_msg_id"] != "m1" {
+		t.Fatalf("tab1 frame 1 = %v, want the ack of seq 1", f1[1])
+	}
+	if f1[2]["type"] != "message" || f1[2]["message"] != "hello" {
+		t.Fatalf("tab1 frame 2 = %v, want the message", f1[2])
+	}
+	f2 := tab2.waitFrames(t, 1) // seed dialect: the message only
+	want := fmt.Sprintf(`map[conversation_id:%d message:hello sender_id:%d sender_is_admin:false sender_name:bob]`, conv.ID, u.ID)
+	if fmt.Sprint(f2[0]) != want {
+		t.Fatalf("tab2 got %v, want %s", f2[0], want)
+	}
+	fa := adminSink.waitFrames(t, 4) // welcome, inbox, message, inbox_update
+	if fa[2]["type"] != "message" || fa[2]["message"] != "hello" || fa[3]["type"] != "inbox_update" {
+		t.Fatalf("admin frames = %v", fa)
+	}
+	msgs, err := e.store.Messages(context.Background(), conv.ID, storage.Page{})
+	if err != nil || len(msgs) != 1 || msgs[0].Body != "hello" || msgs[0].Seq != 1 {
+		t.Fatalf("stored = %v, %v", msgs, err)
+	}
+}
+
+// A conversation grain passivates once it has no subscriber and sees no
+// message for the idle timeout, and activates again on demand.
+func TestGrainPassivatesWhenIdleWithoutSubscribers(t *testing.T) {
+	e := newTestEnv(t, Config{GrainIdleTimeout: 200 * time.Millisecond})
+	u, conv := e.visitor(t, "carol")
+	sink := e.spawn(t, SessionConfig{ConnID: "c", User: u, ConversationID: conv.ID, V1: true})
+	sink.waitFrames(t, 1)
+	if a, _ := e.metrics.get(ConversationKind); a != 1 {
+		t.Fatalf("activations = %d, want 1", a)
+	}
+	// Subscribed: it stays active well past the idle timeout. Poll for 1s.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, p := e.metrics.get(ConversationKind); p != 0 {
+			t.Fatalf("grain passivated while subscribed")
+		}
+	}
+	e.node.StopSession(e.sessions[0])
+	waitUntil(t, 5*time.Second, func() bool { _, p := e.metrics.get(ConversationKind); return p == 1 })
+
+	// It comes back on demand, with its state from the store.
+	e.appendDirect(t, u, conv.ID, "x")
+	sink2 := e.spawn(t, SessionConfig{ConnID: "c2", User: u, ConversationID: conv.ID, V1: true})
+	if w := sink2.waitFrames(t, 1)[0]; w["last_seq"].(float64) != 1 {
+		t.Fatalf("welcome after reactivation = %v, want last_seq 1", w)
+	}
+	if a, _ := e.metrics.get(ConversationKind); a != 2 {
+		t.Fatalf("activations = %d, want 2", a)
+	}
+}
+
+func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
