@@ -47,6 +47,7 @@ type config struct {
 	GrainIdleTimeout time.Duration
 	PostTimeout      time.Duration
 	ShutdownTimeout  time.Duration
+	Pprof            bool
 }
 
 // defaultDevSecretFile is where development mode keeps its generated secret,
@@ -89,6 +90,7 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&cfg.AdminWriteQueue, "admin-write-queue", 16384, "frames queued per staff socket before it is closed as a slow consumer")
 	fs.DurationVar(&cfg.GrainIdleTimeout, "grain-idle-timeout", 2*time.Minute, "passivate grains idle this long with no subscribers")
 	fs.DurationVar(&cfg.PostTimeout, "post-timeout", 10*time.Second, "how long a post may wait to be stored before the client is told to retry")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
 }
 

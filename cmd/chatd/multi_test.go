@@ -12,7 +12,6 @@ import (
 // client sees every message of the conversation exactly once, in seq order,
 // with the same id, and each sender gets exactly one ack per message.
 func TestV1TwoAdminsAndTwoTabsSeeEveryReply(t *testing.T) {
-	t.Parallel()
 	s := startServer(t, "--database-url", newDatabase(t))
 	tab1 := dial(t, s, "user-1", "Alice", false, true)
 	tab2 := dial(t, s, "user-1", "Alice", false, true)
@@ -107,7 +106,6 @@ func TestV1TwoAdminsAndTwoTabsSeeEveryReply(t *testing.T) {
 // A visitor with two tabs closes one: the other keeps receiving every
 // message, in both dialects.
 func TestTabCloseLeavesOtherTabReceiving(t *testing.T) {
-	t.Parallel()
 	s := startServer(t, "--database-url", newDatabase(t))
 	admin := dial(t, s, "staff-1", "Ann", true, true)
 	for _, v1 := range []bool{true, false} {
@@ -117,10 +115,10 @@ func TestTabCloseLeavesOtherTabReceiving(t *testing.T) {
 			tab2 := dial(t, s, sub, "Tess", false, v1)
 
 			// Learn the conversation: the visitor writes first, the admin sees it.
-			send(t, tab1, map[string]any{"message": "first"})
-			first := waitMessage(t, admin, "first")
-			conv := first.Int("conversation_id")
-			waitMsg(t, tab2, conv, "first")
+			firstText := "first from " + sub
+			send(t, tab1, map[string]any{"message": firstText})
+			conv := waitMessage(t, admin, firstText).Int("conversation_id")
+			waitMsg(t, tab2, conv, firstText)
 
 			tab1.Close()
 			if cl, err := tab1.WaitClosed(ctxT(t, waitTimeout)); err != nil {
@@ -135,7 +133,7 @@ func TestTabCloseLeavesOtherTabReceiving(t *testing.T) {
 			}
 			send(t, tab2, map[string]any{"message": "still here"})
 			waitMsg(t, tab2, conv, "still here")
-			want := append([]string{"first"}, texts...)
+			want := append([]string{firstText}, texts...)
 			want = append(want, "still here")
 			got := messagesIn(tab2, 0, conv)
 			if !reflect.DeepEqual(textsOf(got), want) {
@@ -143,6 +141,11 @@ func TestTabCloseLeavesOtherTabReceiving(t *testing.T) {
 			}
 			if v1 && !reflect.DeepEqual(seqsOf(got), seqRange(1, 5)) {
 				t.Errorf("tab2 received seqs %v, want 1..5", seqsOf(got))
+			}
+			if !v1 {
+				for _, f := range tab2.Frames() {
+					checkSeedFrame(t, f)
+				}
 			}
 			waitMsg(t, admin, conv, "still here")
 			if got := messagesIn(admin, 0, conv); !reflect.DeepEqual(textsOf(got), want) {

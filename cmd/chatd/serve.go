@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -120,8 +121,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return nil
 	}
+	extra := map[string]http.Handler{}
+	if cfg.Pprof {
+		extra["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
+		extra["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
+		extra["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
+		extra["/debug/pprof/symbol"] = http.HandlerFunc(pprof.Symbol)
+		extra["/debug/pprof/cmdline"] = http.HandlerFunc(pprof.Cmdline)
+	}
 	httpServer := &http.Server{
-		Handler:           transport.Routes(ws, ready, nil),
+		Handler:           transport.Routes(ws, ready, extra),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,

@@ -26,7 +26,7 @@ type Options struct {
 	// with EUNAVAILABLE ("overloaded") instead of queueing without bound.
 	// Zero means 20000.
 	Queue int
-	// Writers is how many batches may be written at the same time. Zero means 2.
+	// Writers is how many batches may be written at the same time. Zero means 4.
 	Writers int
 	// WriteTimeout bounds one AppendMessages call. Zero means 5s.
 	WriteTimeout time.Duration
@@ -65,7 +65,7 @@ func New(logger *slog.Logger, store storage.Store, opts Options) *Appender {
 		opts.Queue = 20000
 	}
 	if opts.Writers <= 0 {
-		opts.Writers = 2
+		opts.Writers = 4
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Second

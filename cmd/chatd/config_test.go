@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq"
+
+	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/wsclient"
+)
+
+func parseForTest(t *testing.T, args []string, env map[string]string) (config, error) {
+	t.Helper()
+	var cfg config
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	getenv := func(k string) string { return env[k] }
+	cfg.register(fs, getenv)
+	err := parseConfig(fs, &cfg, args, getenv)
+	return cfg, err
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Precedence is defaults < file < environment < flags.
+func TestConfigPrecedence(t *testing.T) {
+	file := writeFile(t, "c.yaml", "addr: 127.0.0.1:1111\nmax-message-chars: 10\nallowed-origins:\n  - https://a.example\n  - https://b.example\nidle-timeout: 90s\n")
+	cases := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantAddr string
+		wantMax  int
+	}{
+		{"defaults", nil, nil, "127.0.0.1:8080", 4000},
+		{"file", []string{"--config", file}, nil, "127.0.0.1:1111", 10},
+		{"env over file", []string{"--config", file}, map[string]string{"CHAT_ADDR": "127.0.0.1:2222"}, "127.0.0.1:2222", 10},
+		{"flag over env", []string{"--config", file, "--addr", "127.0.0.1:3333"}, map[string]string{"CHAT_ADDR": "127.0.0.1:2222"}, "127.0.0.1:3333", 10},
+		{"CHAT_CONFIG selects the file", nil, map[string]string{"CHAT_CONFIG": file, "CHAT_MAX_MESSAGE_CHARS": "20"}, "127.0.0.1:1111", 20},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseForTest(t, tc.args, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Addr != tc.wantAddr || cfg.MaxMessageChars != tc.wantMax {
+				t.Fatalf("addr=%q max=%d, want %q %d", cfg.Addr, cfg.MaxMessageChars, tc.wantAddr, tc.wantMax)
+			}
+		})
+	}
+	cfg, err := parseForTest(t, []string{"--config", file}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.origins(), " "); got != "https://a.example https://b.example" {
+		t.Errorf("origins from a YAML list = %q", got)
+	}
+	if cfg.IdleTimeout != 90*time.Second {
+		t.Errorf("idle-timeout = %v, want 90s", cfg.IdleTimeout)
+	}
+}
+
+// Every problem is reported at once, with where it came from.
+func TestConfigReportsAllProblems(t *testing.T) {
+	file := writeFile(t, "bad.yaml", "adr: x\nmax-message-chars: lots\n")
+	_, err := parseForTest(t, []string{"--config", file, "--log-level", "loud"},
+		map[string]string{"CHAT_JWT_SECRET": "short", "CHAT_WRITE_QUEUE": "-1"})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{`unknown key "adr"`, "max-message-chars", "log-level", "jwt-secret: must be at least 32 bytes", "write-queue"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if _, err := parseForTest(t, []string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, nil); err == nil {
+		t.Error("a missing config file must be an error")
+	}
+}
+
+// `chatd token` signs with --jwt-secret, a token the server's verifier accepts.
+func TestTokenCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"token", "--sub", "u-1", "--name", "Zoé", "--admin", "--jwt-secret", testSecret}, func(string) string { return "" }, &out); err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.Config{Secret: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := v.Verify(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Subject != "u-1" || id.Name != "Zoé" || !id.Admin {
+		t.Fatalf("identity = %+v", id)
+	}
+	if err := run(context.Background(), []string{"token"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("token without --sub must fail")
+	}
+}
+
+// With no configuration at all chatd runs: memory store, a generated secret
+// kept where `chatd token` finds it, and a working chat.
+func TestDevelopmentModeWithNoConfiguration(t *testing.T) {
+	state := t.TempDir()
+	env := map[string]string{"XDG_STATE_HOME": state}
+	getenv := func(k string) string { return env[k] }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"--addr", "127.0.0.1:0"}, getenv, pw)
+		pw.Close()
+		done <- err
+	}()
+	var log strings.Builder
+	addr := ""
+	buf := make([]byte, 4096)
+	for addr == "" {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("chatd ended: %v\n%s", err, log.String())
+		}
+		log.Write(buf[:n])
+		if m := listenLine.FindStringSubmatch(log.String()); m != nil {
+			addr = m[1]
+		}
+	}
+	go io.Copy(&log, pr) //nolint:errcheck // drain the log
+	for _, want := range []string{"NO DATABASE CONFIGURED", "DEVELOPMENT MODE"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log does not warn %q:\n%s", want, log.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, "grainchat", "dev-jwt-secret")); err != nil {
+		t.Fatalf("development secret not written: %v", err)
+	}
+	var tok bytes.Buffer
+	if err := run(context.Background(), []string{"token", "--sub", "alice", "--name", "Alice"}, getenv, &tok); err != nil {
+		t.Fatal(err)
+	}
+	c, err := wsclient.Dial(ctxT(t, 10*time.Second), "ws://"+addr+"/ws/chat/", wsclient.Options{Token: strings.TrimSpace(tok.String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(map[string]any{"message": "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	waitMessage(t, c, "hello")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run returned %v", err)
+	}
+}
+
+// `chatd migrate` creates the schema and is idempotent.
+func TestMigrateCommand(t *testing.T) {
+	dsn := newDatabase(t)
+	for i := 0; i < 2; i++ {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"migrate", "--database-url", dsn, "--log-level", "warn"}, func(string) string { return "" }, &out); err != nil {
+			t.Fatalf("migrate #%d: %v", i+1, err)
+		}
+		if !strings.Contains(out.String(), "migrations applied") {
+			t.Fatalf("migrate #%d printed %q", i+1, out.String())
+		}
+	}
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM information_schema.tables WHERE table_name IN ('users','conversations','messages')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("%d of the 3 tables exist", n)
+	}
+	if err := run(context.Background(), []string{"migrate"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("migrate without a database URL must fail")
+	}
+}
+
+// /healthz and /readyz answer.
+func TestHealthAndReadiness(t *testing.T) {
+	s := startServer(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if got := httpStatus(t, "http://"+s.Addr+path, nil); got != 200 {
+			t.Errorf("%s = %d, want 200", path, got)
+		}
+	}
+}
