@@ -3,9 +3,9 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
-	"strings"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
