@@ -51,9 +51,12 @@ type Appender struct {
 	logger *slog.Logger
 	opts   Options
 	queue  chan request
-	quit   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	// closeMu orders Append's "not closed, enqueue" against Close, so that no
+	// request is queued after the writers drained the queue and left.
+	closeMu sync.RWMutex
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // New starts an Appender that writes to store.
@@ -93,14 +96,18 @@ var ErrClosed = storage.Errorf(storage.EUNAVAILABLE, "the message writer is shut
 // concurrent use; ctx bounds the wait.
 func (a *Appender) Append(ctx context.Context, msg storage.NewMessage) (storage.AppendResult, error) {
 	req := request{msg: msg, done: make(chan result, 1)}
+	a.closeMu.RLock()
 	select {
 	case <-a.quit:
+		a.closeMu.RUnlock()
 		return storage.AppendResult{}, ErrClosed
 	default:
 	}
 	select {
 	case a.queue <- req:
+		a.closeMu.RUnlock()
 	default:
+		a.closeMu.RUnlock()
 		return storage.AppendResult{}, storage.Errorf(storage.EUNAVAILABLE, "too many messages are waiting to be stored")
 	}
 	select {
@@ -113,7 +120,11 @@ func (a *Appender) Append(ctx context.Context, msg storage.NewMessage) (storage.
 
 // Close stops accepting appends, writes what is queued and returns when done.
 func (a *Appender) Close() {
-	a.once.Do(func() { close(a.quit) })
+	a.once.Do(func() {
+		a.closeMu.Lock()
+		close(a.quit)
+		a.closeMu.Unlock()
+	})
 	a.wg.Wait()
 }
 
@@ -158,11 +169,11 @@ func (a *Appender) write(batch []request) {
 	start := time.Now()
 	results, err := a.store.AppendMessages(ctx, msgs)
 	cancel()
-	if a.opts.Observe != nil {
-		a.opts.Observe(len(batch), time.Since(start), err)
-	}
 	if err == nil && len(results) != len(batch) {
 		err = storage.Errorf(storage.EINTERNAL, "store returned %d results for %d messages", len(results), len(batch))
+	}
+	if a.opts.Observe != nil {
+		a.opts.Observe(len(batch), time.Since(start), err)
 	}
 	if err != nil {
 		var se *storage.Error

@@ -100,6 +100,12 @@ type Decoder struct {
 
 // Decode parses one client frame. The error is always an *Error.
 func (d Decoder) Decode(frame []byte) (Request, error) {
+	if trimmed := bytes.TrimLeft(frame, " \t\r\n"); len(trimmed) > 0 && trimmed[0] != '{' {
+		if json.Valid(frame) {
+			return Request{}, errorf(CodeInvalidRequest, "a frame must be a JSON object")
+		}
+		return Request{}, errorf(CodeInvalidJSON, "the frame is not valid JSON")
+	}
 	var raw rawRequest
 	if err := json.Unmarshal(frame, &raw); err != nil {
 		var typeErr *json.UnmarshalTypeError
