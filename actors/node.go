@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -67,6 +68,10 @@ type Config struct {
 	MaxOpenPerSession int
 	// MaxMessageChars is announced to grainchat.v1 clients. Zero means 4000.
 	MaxMessageChars int
+	// LeaveGracefully makes Shutdown deregister from the membership provider
+	// and wait for grains to be handed over (multi-node providers). A single
+	// node has no one to hand over to and stops at once.
+	LeaveGracefully bool
 }
 
 func (c *Config) setDefaults() {
@@ -124,6 +129,7 @@ type Node struct {
 	metrics  Metrics
 	system   *actor.ActorSystem
 	cluster  *cluster.Cluster
+	member   atomic.Bool // this node is in the cluster topology
 }
 
 // New builds a node; Start joins the cluster.
@@ -158,6 +164,20 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 		cluster.WithRequestTimeout(cfg.StoreTimeout),
 	)
 	n.cluster = cluster.New(n.system, clusterCfg)
+	// Readiness follows the topology events rather than reading the
+	// library's member list, which is not safe for concurrent reads.
+	selfID := n.system.ID
+	n.system.EventStream.Subscribe(func(evt any) {
+		if topo, ok := evt.(*cluster.ClusterTopology); ok {
+			in := false
+			for _, m := range topo.GetMembers() {
+				if m.GetId() == selfID {
+					in = true
+				}
+			}
+			n.member.Store(in)
+		}
+	})
 	return n, nil
 }
 
@@ -179,7 +199,7 @@ func (n *Node) Address() string { return n.system.Address() }
 
 // Ready reports whether this node is a member of the cluster's topology.
 func (n *Node) Ready() bool {
-	return n.cluster.MemberList.ContainsMemberID(n.system.ID)
+	return n.member.Load()
 }
 
 // Shutdown leaves the cluster. Sessions should be stopped first.
@@ -187,7 +207,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n.cluster.Shutdown(true)
+		n.cluster.Shutdown(n.cfg.LeaveGracefully)
 	}()
 	select {
 	case <-done:

@@ -70,6 +70,7 @@ type session struct {
 	cursor   map[int64]int64      // conversation → last seq delivered
 	grains   map[int64]*actor.PID // conversation → grain PID (cache)
 	opened   map[int64]bool       // conversations an admin follows explicitly
+	updated  map[int64]int64      // conversation → last_seq of the last inbox_update sent
 	pending  map[uint64]pendingPost
 	nextRef  uint64
 	inbox    *actor.PID
@@ -108,9 +109,8 @@ func (s *session) Receive(ctx actor.Context) {
 	case *chatpb.Delivery:
 		s.deliver(msg)
 	case *chatpb.InboxDelivery:
-		if s.deliver(msg.GetDelivery()) && s.cfg.V1 {
-			s.write(msg.GetUpdateFrame())
-		}
+		s.deliver(msg.GetDelivery())
+		s.inboxUpdate(msg)
 	case *chatpb.PostResult:
 		s.postResult(msg)
 	case *postTimeout:
@@ -293,6 +293,24 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 		s.write(wire.InboxFrame(entries))
 	}
 	s.markReady()
+}
+
+// inboxUpdate sends a grainchat.v1 admin the inbox entry of a conversation
+// once per new last_seq, whichever path (inbox or opened grain) delivered the
+// message first.
+func (s *session) inboxUpdate(d *chatpb.InboxDelivery) {
+	if !s.cfg.V1 {
+		return
+	}
+	conv, seq := d.GetEntry().GetConversationId(), d.GetEntry().GetLastSeq()
+	if s.updated == nil {
+		s.updated = make(map[int64]int64)
+	}
+	if seq <= s.updated[conv] {
+		return
+	}
+	s.updated[conv] = seq
+	s.write(d.GetUpdateFrame())
 }
 
 func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {

@@ -311,3 +311,35 @@ func userID(t testing.TB, c *wsclient.Client) int64 {
 	}
 	return int64(n)
 }
+
+// askInbox sends {"type":"inbox"} and returns the answer and every
+// inbox_update received before it. The answer is a marker: the inbox grain
+// relays each stored message before it answers a later query, so the updates
+// of every message acknowledged before the call precede it.
+func askInbox(t testing.TB, c *wsclient.Client) (inbox wsclient.Frame, updates []wsclient.Frame) {
+	t.Helper()
+	from := len(c.Frames())
+	send(t, c, map[string]any{"type": "inbox"})
+	inbox, idx := waitType(t, c, from, "inbox")
+	for _, f := range c.Frames()[:idx] {
+		if f.Type() == "inbox_update" {
+			updates = append(updates, f)
+		}
+	}
+	return inbox, updates
+}
+
+// inboxUpdateSeqs returns the last_seq of conversation conv's inbox_update
+// frames received before the answer to a new inbox query (see askInbox).
+func inboxUpdateSeqs(t testing.TB, c *wsclient.Client, conv int64) []int64 {
+	t.Helper()
+	_, updates := askInbox(t, c)
+	var out []int64
+	for _, f := range updates {
+		if e := obj(f, "conversation"); e["conversation_id"] == float64(conv) {
+			n, _ := e["last_seq"].(float64)
+			out = append(out, int64(n))
+		}
+	}
+	return out
+}

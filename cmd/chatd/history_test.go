@@ -105,7 +105,7 @@ func TestV1HistoryPages(t *testing.T) {
 		}
 	})
 	t.Run("bad fields", func(t *testing.T) {
-		for _, req := range []map[string]any{{"after_seq": -1}, {"before_seq": "x"}, {"limit": -5}, {"after_seq": 1.5}} {
+		for _, req := range []map[string]any{{"after_seq": -1}, {"before_seq": "x"}, {"after_seq": 1.5}, {"limit": "ten"}} {
 			e := history(t, v, req)
 			if e.Type() != "error" || e.String("code") != "invalid_request" {
 				t.Errorf("history %v: got %s, want invalid_request", req, e.Raw)

@@ -62,15 +62,8 @@ func TestV1IdempotentResend(t *testing.T) {
 		}
 	}
 	// A resend is not news for the inbox either: one inbox_update per message.
-	waitFrame(t, admin, 0, "inbox_update of the marker", func(f wsclient.Frame) bool {
-		return f.Type() == "inbox_update" && obj(f, "conversation")["last_seq"] == float64(3)
-	})
-	var updates []int64
-	for _, u := range framesOfType(admin, 0, "inbox_update") {
-		updates = append(updates, int64(obj(u, "conversation")["last_seq"].(float64)))
-	}
-	if !reflect.DeepEqual(updates, seqRange(1, 3)) {
-		t.Errorf("admin got inbox_update last_seqs %v, want 1..3", updates)
+	if got := inboxUpdateSeqs(t, admin, conv); !reflect.DeepEqual(got, seqRange(1, 3)) {
+		t.Errorf("admin got inbox_update last_seqs %v, want 1..3", got)
 	}
 	// Exactly the acks sent for: k1 twice and m1 for the visitor, k1 twice for the admin.
 	if n := len(framesOfType(v, 0, "ack")); n != 3 {

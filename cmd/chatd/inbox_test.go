@@ -81,29 +81,30 @@ func TestV1AdminInbox(t *testing.T) {
 	post(t, ann, convA, "reply", "r1")
 	wantB.lastSeq, wantB.lastMessage = 3, "b3"
 	wantA.lastSeq, wantA.lastMessage = 3, "reply"
-	for name, c := range map[string]*wsclient.Client{"ann": ann, "bob": bob} {
-		waitFrame(t, c, 0, "inbox_update for the reply", func(f wsclient.Frame) bool {
-			return f.Type() == "inbox_update" && str(obj(f, "conversation")["last_message"].(map[string]any)["message"]) == "reply"
-		})
-		updates := framesOfType(c, 0, "inbox_update")
-		if len(updates) != 2 {
-			t.Errorf("%s got %d inbox_update frames, want 2:%s", name, len(updates), dump(c))
-			continue
-		}
-		checkEntry(t, updates[0].Fields["conversation"], wantB)
-		checkEntry(t, updates[1].Fields["conversation"], wantA)
-	}
 
 	// Asked again, the inbox is in the new order.
-	from := len(ann.Frames())
-	send(t, ann, map[string]any{"type": "inbox"})
-	inbox, _ := waitType(t, ann, from, "inbox")
-	convs := list(inbox.Fields["conversations"])
-	if len(convs) != 2 {
-		t.Fatalf("inbox %s, want 2 conversations", inbox.Raw)
+	for name, c := range map[string]*wsclient.Client{"ann": ann, "bob": bob} {
+		inbox, updates := askInbox(t, c)
+		if len(updates) != 2 {
+			t.Errorf("%s got %d inbox_update frames, want 2:%s", name, len(updates), dump(c))
+		} else {
+			checkEntry(t, updates[0].Fields["conversation"], wantB)
+			checkEntry(t, updates[1].Fields["conversation"], wantA)
+		}
+		convs := list(inbox.Fields["conversations"])
+		if len(convs) != 2 {
+			t.Fatalf("%s: inbox %s, want 2 conversations", name, inbox.Raw)
+		}
+		checkEntry(t, convs[0], wantA)
+		checkEntry(t, convs[1], wantB)
+		// And the messages themselves arrived once each.
+		if got := seqsOf(messagesIn(c, 0, convB)); !reflect.DeepEqual(got, []int64{3}) {
+			t.Errorf("%s received seqs %v of Bruno's conversation, want [3]", name, got)
+		}
+		if got := seqsOf(messagesIn(c, 0, convA)); !reflect.DeepEqual(got, []int64{3}) {
+			t.Errorf("%s received seqs %v of Alice's conversation, want [3]", name, got)
+		}
 	}
-	checkEntry(t, convs[0], wantA)
-	checkEntry(t, convs[1], wantB)
 
 	// Visitors never get inbox frames.
 	for name, c := range map[string]*wsclient.Client{"alice": alice, "bruno": bruno} {
@@ -162,14 +163,7 @@ func TestV1AdminOpenDeliversOnce(t *testing.T) {
 			if name == "visitor" {
 				continue
 			}
-			waitFrame(t, c, 0, "inbox_update of seq 6", func(f wsclient.Frame) bool {
-				return f.Type() == "inbox_update" && num(obj(f, "conversation")["last_seq"]) == 6
-			})
-			var got []int64
-			for _, u := range framesOfType(c, 0, "inbox_update") {
-				got = append(got, num(obj(u, "conversation")["last_seq"]))
-			}
-			if !reflect.DeepEqual(got, seqRange(2, 6)) {
+			if got := inboxUpdateSeqs(t, c, conv); !reflect.DeepEqual(got, seqRange(2, 6)) {
 				t.Errorf("%s got inbox_update last_seqs %v, want %v", name, got, seqRange(2, 6))
 			}
 		}
@@ -217,6 +211,43 @@ func TestV1AdminOpenDeliversOnce(t *testing.T) {
 		waitMsg(t, admin, conv, "s9")
 		if got := seqsOf(messagesIn(admin, 0, conv)); !reflect.DeepEqual(got, seqRange(2, 9)) {
 			t.Errorf("opener received seqs %v, want 2..9", got)
+		}
+	})
+
+	// An admin follows at most 50 conversations: the 51st open is refused
+	// with too_many_open until it leaves one.
+	t.Run("too_many_open", func(t *testing.T) {
+		var convs []int64 // conv is open already: 49 more reach the bound
+		for i := 0; i < 50; i++ {
+			c := dial(t, s, fmt.Sprintf("many-%d", i), "Many", false, true)
+			convs = append(convs, convOf(t, c))
+		}
+		for _, c := range convs[:49] {
+			from := len(admin.Frames())
+			send(t, admin, map[string]any{"type": "open", "conversation_id": c})
+			f, _ := waitFrame(t, admin, from, "answer to open", func(f wsclient.Frame) bool {
+				return f.Type() == "opened" || f.Type() == "error"
+			})
+			if f.Type() != "opened" || f.Int("conversation_id") != c {
+				t.Fatalf("open %d: got %s, want opened", c, f.Raw)
+			}
+		}
+		from := len(admin.Frames())
+		send(t, admin, map[string]any{"type": "open", "conversation_id": convs[49]})
+		e, _ := waitFrame(t, admin, from, "answer to the 51st open", func(f wsclient.Frame) bool {
+			return f.Type() == "opened" || f.Type() == "error"
+		})
+		if e.Type() != "error" || e.String("code") != "too_many_open" {
+			t.Fatalf("51st open: got %s, want error too_many_open", e.Raw)
+		}
+		from = len(admin.Frames())
+		send(t, admin, map[string]any{"type": "leave", "conversation_id": convs[0]})
+		waitType(t, admin, from, "left")
+		send(t, admin, map[string]any{"type": "open", "conversation_id": convs[49]})
+		if f, _ := waitFrame(t, admin, from, "answer to open after leave", func(f wsclient.Frame) bool {
+			return f.Type() == "opened" || f.Type() == "error"
+		}); f.Type() != "opened" {
+			t.Errorf("open after leave: got %s, want opened", f.Raw)
 		}
 	})
 }
