@@ -25,6 +25,7 @@ import (
 	"github.com/grainchat/grainchat/storage/pgstore"
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/web"
 )
 
 func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
@@ -121,7 +122,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return nil
 	}
-	extra := map[string]http.Handler{}
+	var devIssuer *auth.Issuer
+	if dev {
+		if devIssuer, err = auth.NewIssuer(auth.Config{Secret: secret}); err != nil {
+			return fmt.Errorf("jwt: %w", err)
+		}
+	}
+	extra := web.New(logger, web.Config{DevIssuer: devIssuer}).Routes()
 	if cfg.Pprof {
 		extra["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
 		extra["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
