@@ -153,7 +153,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger.Info("chatd listening", "addr", ln.Addr().String(), "websocket", "ws://"+ln.Addr().String()+"/ws/chat/", "dev_mode", dev)
 	fmt.Fprintf(stdout, "chatd: listening on %s (WebSocket at %s/ws/chat/)\n", url, "ws://"+ln.Addr().String())
 	if dev {
-		fmt.Fprintf(stdout, "chatd: development mode: mint a token with `go run ./cmd/chatd token --sub alice --name Alice`\n")
+		fmt.Fprintf(stdout, "chatd: development mode: open %s/login to sign in as a visitor or as staff, or mint a token with `go run ./cmd/chatd token --sub alice --name Alice`\n", url)
 	}
 
 	select {
