@@ -88,6 +88,7 @@ func (m *countingMetrics) GrainPassivated(kind string) {
 	m.passived[kind]++
 }
 func (m *countingMetrics) MessageStored() {}
+func (m *countingMetrics) GrainMoved()    {}
 func (m *countingMetrics) GapFilled(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
@@ -31,8 +32,18 @@ type conversationGrain struct {
 	lastSeq int64
 	entry   *chatpb.InboxEntry // the conversation's user, for the inbox
 	subs    map[string]*actor.PID
-	inbox   *actor.PID
+
+	// The inbox grain, looked up in the background; notifications wait in
+	// inboxQueue (bounded) meanwhile.
+	inbox          *actor.PID
+	inboxResolving bool
+	inboxQueue     []*chatpb.InboxNotify
 }
+
+// maxInboxQueue bounds the notifications a conversation keeps while the inbox
+// grain is being looked up. Beyond it the oldest are dropped: admins then see
+// a gap at the next message and fill it from the store.
+const maxInboxQueue = 1000
 
 func newConversationGrain(n *Node) actor.Actor {
 	return &conversationGrain{node: n, subs: make(map[string]*actor.PID)}
@@ -62,6 +73,10 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			delete(g.subs, s.String())
 			ctx.Unwatch(s)
 		}
+	case *inboxResolved:
+		g.inboxResolved(ctx, msg.pid)
+	case *retryInbox:
+		g.resolveInbox(ctx)
 	case *actor.Terminated:
 		if g.inbox != nil && msg.Who.Equal(g.inbox) {
 			g.inbox = nil
@@ -172,14 +187,6 @@ func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
 }
 
 func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessage, d *chatpb.Delivery) {
-	if g.inbox == nil {
-		g.inbox = g.node.grainPID(inboxIdentity, InboxKind)
-		if g.inbox == nil {
-			g.logger.Warn("inbox grain unreachable; admins will fill the gap on the next message")
-			return
-		}
-		ctx.Watch(g.inbox)
-	}
 	entry := &chatpb.InboxEntry{
 		ConversationId:         g.id,
 		UserId:                 g.entry.GetUserId(),
@@ -189,7 +196,43 @@ func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessa
 		LastMessageAtUnixMicro: msg.GetCreatedAtUnixMicro(),
 		LastMessage:            msg,
 	}
-	ctx.Send(g.inbox, &chatpb.InboxNotify{Entry: entry, Delivery: d})
+	n := &chatpb.InboxNotify{Entry: entry, Delivery: d}
+	if g.inbox != nil {
+		ctx.Send(g.inbox, n)
+		return
+	}
+	if len(g.inboxQueue) >= maxInboxQueue {
+		g.inboxQueue = g.inboxQueue[1:]
+		g.logger.Warn("inbox unreachable: dropped the oldest queued notification; admins will fill the gap")
+	}
+	g.inboxQueue = append(g.inboxQueue, n)
+	g.resolveInbox(ctx)
+}
+
+func (g *conversationGrain) resolveInbox(ctx actor.Context) {
+	if g.inboxResolving || g.inbox != nil {
+		return
+	}
+	g.inboxResolving = true
+	self, root, node := ctx.Self(), g.node.system.Root, g.node
+	go func() {
+		root.Send(self, &inboxResolved{pid: node.lookup(inboxIdentity, InboxKind)})
+	}()
+}
+
+func (g *conversationGrain) inboxResolved(ctx actor.Context, pid *actor.PID) {
+	g.inboxResolving = false
+	if pid == nil {
+		self, root := ctx.Self(), g.node.system.Root
+		time.AfterFunc(g.node.cfg.RetryInterval, func() { root.Send(self, &retryInbox{}) })
+		return
+	}
+	g.inbox = pid
+	ctx.Watch(pid)
+	for _, n := range g.inboxQueue {
+		ctx.Send(pid, n)
+	}
+	g.inboxQueue = nil
 }
 
 func (g *conversationGrain) subscribe(ctx actor.Context) {

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"strings"
 	"time"
 
 	"github.com/grainchat/grainchat/actors/chatpb"
@@ -38,7 +39,7 @@ func protoToWire(m *chatpb.ChatMessage) wire.Message {
 		SenderName:     m.GetSenderName(),
 		SenderIsAdmin:  m.GetSenderIsAdmin(),
 		Body:           m.GetBody(),
-		ClientMsgID:    m.GetClientMsgId(),
+		ClientMsgID:    publicClientMsgID(m.GetClientMsgId()),
 		CreatedAt:      fromMicros(m.GetCreatedAtUnixMicro()),
 	}
 }
@@ -52,9 +53,19 @@ func storageToWire(m storage.Message) wire.Message {
 		SenderName:     m.SenderName,
 		SenderIsAdmin:  m.SenderIsAdmin,
 		Body:           m.Body,
-		ClientMsgID:    m.ClientMsgID,
+		ClientMsgID:    publicClientMsgID(m.ClientMsgID),
 		CreatedAt:      m.CreatedAt,
 	}
+}
+
+// publicClientMsgID hides the idempotency keys sessions invent for posts
+// that came without a client_msg_id (they start with "~", which clients may
+// not use).
+func publicClientMsgID(id string) string {
+	if strings.HasPrefix(id, "~") {
+		return ""
+	}
+	return id
 }
 
 // newDelivery encodes m once for every dialect.

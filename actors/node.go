@@ -66,6 +66,9 @@ type Config struct {
 	// MaxOpenPerSession bounds the conversations an admin session follows
 	// explicitly. Zero means 50.
 	MaxOpenPerSession int
+	// RefreshInterval is how often a session looks up the grains it subscribes
+	// to again, to leave a stale activation. Zero means 30s (plus jitter).
+	RefreshInterval time.Duration
 	// MaxMessageChars is announced to grainchat.v1 clients. Zero means 4000.
 	MaxMessageChars int
 	// LeaveGracefully makes Shutdown deregister from the membership provider
@@ -93,6 +96,9 @@ func (c *Config) setDefaults() {
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = time.Second
 	}
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = 30 * time.Second
+	}
 	if c.MaxPendingPosts <= 0 {
 		c.MaxPendingPosts = 64
 	}
@@ -110,6 +116,7 @@ type Metrics interface {
 	GrainPassivated(kind string)
 	MessageStored()
 	GapFilled(n int)
+	GrainMoved()
 }
 
 type noMetrics struct{}
@@ -118,6 +125,7 @@ func (noMetrics) GrainActivated(string)  {}
 func (noMetrics) GrainPassivated(string) {}
 func (noMetrics) MessageStored()         {}
 func (noMetrics) GapFilled(int)          {}
+func (noMetrics) GrainMoved()            {}
 
 // Node is one member of the grainchat cluster: an actor system with the
 // conversation and inbox grain kinds and this process's session actors.
@@ -229,17 +237,12 @@ func (n *Node) Deliver(pid *actor.PID, in *Inbound) { n.system.Root.Send(pid, in
 // StopSession stops a session actor (its socket closed).
 func (n *Node) StopSession(pid *actor.PID) { n.system.Root.Stop(pid) }
 
-// grainPID resolves a grain identity to its PID, activating the grain if
-// needed; nil when the cluster cannot place it now.
-func (n *Node) grainPID(identity, kind string) *actor.PID {
-	if pid, ok := n.cluster.PidCache.Get(identity, kind); ok && pid != nil {
-		return pid
-	}
-	pid := n.cluster.Get(identity, kind)
-	if pid != nil {
-		n.cluster.PidCache.Set(identity, kind, pid)
-	}
-	return pid
+// lookup resolves a grain identity to its PID through the cluster's
+// identity lookup, activating the grain if needed; nil when the cluster cannot
+// place it now. It can block for seconds while membership changes: callers
+// run it off their actor's goroutine.
+func (n *Node) lookup(identity, kind string) *actor.PID {
+	return n.cluster.Get(identity, kind)
 }
 
 type minLevel struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -45,16 +44,6 @@ type SessionConfig struct {
 // Inbound carries one decoded client frame from the transport to its session.
 type Inbound struct{ Req wire.Request }
 
-type postTimeout struct{ ref uint64 }
-type retrySubscribe struct{ conversationID int64 }
-type retryInbox struct{}
-
-type pendingPost struct {
-	clientMsgID    string
-	conversationID int64
-	timer          *time.Timer
-}
-
 // session is the actor of one WebSocket. It turns client frames into grain
 // requests and grain deliveries into frames, and guarantees that its client
 // sees each conversation's messages in seq order with no gap and no duplicate:
@@ -64,16 +53,21 @@ type session struct {
 	node   *Node
 	cfg    SessionConfig
 	logger *slog.Logger
+	// nonce makes the idempotency keys this session invents for posts without
+	// a client_msg_id unique across sessions, nodes and restarts.
+	nonce string
 
 	welcomed bool
 	isReady  bool
-	cursor   map[int64]int64      // conversation → last seq delivered
-	grains   map[int64]*actor.PID // conversation → grain PID (cache)
-	opened   map[int64]bool       // conversations an admin follows explicitly
-	updated  map[int64]int64      // conversation → last_seq of the last inbox_update sent
-	pending  map[uint64]pendingPost
-	nextRef  uint64
-	inbox    *actor.PID
+	cursor   map[int64]int64 // conversation → last seq delivered
+	opened   map[int64]bool  // conversations an admin follows explicitly
+	updated  map[int64]int64 // conversation → last_seq of the last inbox_update sent
+
+	links   map[int64]*link // conversation → its grain (see links.go)
+	inbox   link            // admins: the inbox grain
+	pending map[uint64]*pendingPost
+	nextRef uint64
+	stopped bool
 }
 
 func newSession(n *Node, cfg SessionConfig) *session {
@@ -81,9 +75,10 @@ func newSession(n *Node, cfg SessionConfig) *session {
 		node:    n,
 		cfg:     cfg,
 		logger:  n.logger.With("component", "session", "conn_id", cfg.ConnID, "user_id", cfg.User.ID),
+		nonce:   newNonce(),
 		cursor:  make(map[int64]int64),
-		grains:  make(map[int64]*actor.PID),
-		pending: make(map[uint64]pendingPost),
+		links:   make(map[int64]*link),
+		pending: make(map[uint64]*pendingPost),
 	}
 }
 
@@ -96,10 +91,11 @@ func (s *session) Receive(ctx actor.Context) {
 				s.write(wire.WelcomeFrame(s.welcome(0, 0)))
 			}
 			s.welcomed = true
-			s.subscribeInbox(ctx)
+			s.resolveInbox(ctx)
 		} else {
-			s.subscribe(ctx, s.cfg.ConversationID)
+			s.resolve(ctx, s.cfg.ConversationID)
 		}
+		s.scheduleRefresh(ctx)
 	case *Inbound:
 		s.handle(ctx, msg.Req)
 	case *chatpb.Subscribed:
@@ -112,32 +108,23 @@ func (s *session) Receive(ctx actor.Context) {
 		s.deliver(msg.GetDelivery())
 		s.inboxUpdate(msg)
 	case *chatpb.PostResult:
-		s.postResult(msg)
+		s.postResult(ctx, msg)
 	case *postTimeout:
-		if p, ok := s.pending[msg.ref]; ok {
-			delete(s.pending, msg.ref)
-			delete(s.grains, p.conversationID) // look the grain up again next time
-			s.fail(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),
-				ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
-		}
-	case *retrySubscribe:
-		s.subscribe(ctx, msg.conversationID)
+		s.postTimedOut(msg.ref)
+	case *grainResolved:
+		s.resolved(ctx, msg)
+	case *retryResolve:
+		s.resolve(ctx, msg.conversationID)
+	case *inboxResolved:
+		s.inboxResolvedMsg(ctx, msg)
 	case *retryInbox:
-		s.subscribeInbox(ctx)
+		s.resolveInbox(ctx)
+	case *refresh:
+		s.refresh(ctx)
 	case *actor.Terminated:
 		s.grainTerminated(ctx, msg.Who)
 	case *actor.Stopping:
-		for _, p := range s.pending {
-			p.timer.Stop()
-		}
-		if s.inbox != nil {
-			ctx.Send(s.inbox, &chatpb.InboxUnsubscribe{})
-		}
-		for conv, pid := range s.grains {
-			if s.subscribedTo(conv) {
-				ctx.Send(pid, &chatpb.Unsubscribe{ConversationId: conv})
-			}
-		}
+		s.stop(ctx)
 	}
 }
 
@@ -182,41 +169,6 @@ func (s *session) subscribedTo(conv int64) bool {
 	return conv == s.cfg.ConversationID || s.opened[conv]
 }
 
-// grain returns the PID of conv's grain, activating it if needed.
-func (s *session) grain(conv int64) *actor.PID {
-	if pid, ok := s.grains[conv]; ok {
-		return pid
-	}
-	pid := s.node.grainPID(conversationIdentity(conv), ConversationKind)
-	if pid == nil {
-		return nil
-	}
-	if len(s.grains) >= 256 { // admins talk to many conversations: bound the cache
-		for c := range s.grains {
-			if !s.subscribedTo(c) {
-				delete(s.grains, c)
-			}
-		}
-	}
-	s.grains[conv] = pid
-	return pid
-}
-
-func (s *session) subscribe(ctx actor.Context, conv int64) {
-	pid := s.grain(conv)
-	if pid == nil {
-		s.retryLater(ctx, &retrySubscribe{conversationID: conv})
-		return
-	}
-	ctx.Watch(pid)
-	ctx.Request(pid, &chatpb.Subscribe{ConversationId: conv})
-}
-
-func (s *session) retryLater(ctx actor.Context, msg any) {
-	self, root := ctx.Self(), s.node.system.Root
-	time.AfterFunc(s.node.cfg.RetryInterval, func() { root.Send(self, msg) })
-}
-
 func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 	conv := msg.GetConversationId()
 	if code := msg.GetErrorCode(); code != "" {
@@ -226,8 +178,7 @@ func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 			return
 		}
 		s.fail(&wire.Error{Code: code, Message: msg.GetErrorMessage(), ConversationID: conv})
-		delete(s.grains, conv)
-		s.retryLater(ctx, &retrySubscribe{conversationID: conv})
+		s.retryLater(ctx, &retryResolve{conversationID: conv})
 		return
 	}
 	if !s.subscribedTo(conv) {
@@ -262,18 +213,6 @@ func (s *session) catchUp(conv, lastSeq int64) bool {
 		return s.fill(conv, cur, lastSeq+1)
 	}
 	return true
-}
-
-func (s *session) subscribeInbox(ctx actor.Context) {
-	if s.inbox == nil {
-		s.inbox = s.node.grainPID(inboxIdentity, InboxKind)
-		if s.inbox == nil {
-			s.retryLater(ctx, &retryInbox{})
-			return
-		}
-		ctx.Watch(s.inbox)
-	}
-	ctx.Request(s.inbox, &chatpb.InboxSubscribe{})
 }
 
 func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
@@ -311,22 +250,6 @@ func (s *session) inboxUpdate(d *chatpb.InboxDelivery) {
 	}
 	s.updated[conv] = seq
 	s.write(d.GetUpdateFrame())
-}
-
-func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
-	if s.inbox != nil && who.Equal(s.inbox) {
-		s.inbox = nil
-		s.retryLater(ctx, &retryInbox{})
-		return
-	}
-	for conv, pid := range s.grains {
-		if pid.Equal(who) {
-			delete(s.grains, conv)
-			if s.subscribedTo(conv) {
-				s.retryLater(ctx, &retrySubscribe{conversationID: conv})
-			}
-		}
-	}
 }
 
 // deliver writes d's message unless the client has it already, filling any gap
@@ -398,17 +321,16 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 			s.fail(&wire.Error{Code: wire.CodeForbidden, Message: "only staff can read the inbox"})
 			return
 		}
-		if s.inbox != nil {
-			ctx.Request(s.inbox, &chatpb.InboxQuery{})
+		if s.inbox.pid != nil {
+			ctx.Request(s.inbox.pid, &chatpb.InboxQuery{})
 		}
 	case wire.TypeOpen:
 		s.open(ctx, req.ConversationID)
 	case wire.TypeLeave:
 		if s.opened[req.ConversationID] {
 			delete(s.opened, req.ConversationID)
-			if pid, ok := s.grains[req.ConversationID]; ok {
-				ctx.Send(pid, &chatpb.Unsubscribe{ConversationId: req.ConversationID})
-				ctx.Unwatch(pid)
+			if l := s.links[req.ConversationID]; l != nil && l.pid != nil {
+				ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: req.ConversationID})
 			}
 		}
 		if s.cfg.V1 {
@@ -431,60 +353,6 @@ func (s *session) conversationFor(req wire.Request) (int64, *wire.Error) {
 			ClientMsgID: req.ClientMsgID}
 	}
 	return req.ConversationID, nil
-}
-
-func (s *session) post(ctx actor.Context, req wire.Request) {
-	conv, werr := s.conversationFor(req)
-	if werr != nil {
-		s.fail(werr)
-		return
-	}
-	if len(s.pending) >= s.node.cfg.MaxPendingPosts {
-		s.fail(&wire.Error{Code: wire.CodeTooManyPending, Message: "too many messages are waiting for their ack; wait and retry",
-			ClientMsgID: req.ClientMsgID, ConversationID: conv})
-		return
-	}
-	pid := s.grain(conv)
-	if pid == nil {
-		s.fail(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),
-			ClientMsgID: req.ClientMsgID, ConversationID: conv})
-		return
-	}
-	s.nextRef++
-	ref := s.nextRef
-	self, root := ctx.Self(), s.node.system.Root
-	s.pending[ref] = pendingPost{
-		clientMsgID:    req.ClientMsgID,
-		conversationID: conv,
-		timer:          time.AfterFunc(s.node.cfg.PostTimeout, func() { root.Send(self, &postTimeout{ref: ref}) }),
-	}
-	ctx.Request(pid, &chatpb.Post{
-		Ref:           ref,
-		SenderId:      s.cfg.User.ID,
-		SenderName:    s.cfg.User.Name,
-		SenderIsAdmin: s.cfg.User.IsAdmin,
-		Body:          req.Message,
-		ClientMsgId:   req.ClientMsgID,
-	})
-}
-
-func (s *session) postResult(r *chatpb.PostResult) {
-	p, ok := s.pending[r.GetRef()]
-	if !ok {
-		return // timed out already; the client was told to retry
-	}
-	delete(s.pending, r.GetRef())
-	p.timer.Stop()
-	if code := r.GetErrorCode(); code != "" {
-		if code == wire.CodeConversationNotFound {
-			delete(s.grains, p.conversationID)
-		}
-		s.fail(&wire.Error{Code: code, Message: r.GetErrorMessage(), ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
-		return
-	}
-	if s.cfg.V1 {
-		s.write(wire.AckFrame(protoToWire(r.GetMessage()), r.GetDuplicate()))
-	}
 }
 
 func (s *session) history(req wire.Request) {
@@ -556,5 +424,9 @@ func (s *session) open(ctx actor.Context, conv int64) {
 		return
 	}
 	s.opened[conv] = true
-	s.subscribe(ctx, conv)
+	if l := s.links[conv]; l != nil && l.pid != nil {
+		ctx.Request(l.pid, &chatpb.Subscribe{ConversationId: conv})
+		return
+	}
+	s.resolve(ctx, conv)
 }

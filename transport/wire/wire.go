@@ -128,6 +128,9 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 	if len(req.ClientMsgID) > MaxClientMsgIDBytes {
 		return Request{}, errorf(CodeInvalidRequest, "client_msg_id is longer than %d bytes", MaxClientMsgIDBytes)
 	}
+	if strings.HasPrefix(req.ClientMsgID, "~") {
+		return Request{}, errorf(CodeInvalidRequest, "client_msg_id may not start with ~ (reserved for the server)")
+	}
 	fail := func(e *Error) (Request, error) {
 		e.ClientMsgID = req.ClientMsgID
 		e.ConversationID = req.ConversationID

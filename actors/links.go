@@ -1,0 +1,304 @@
+package actors
+
+import (
+	crand "crypto/rand"
+	"encoding/hex"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/grainchat/grainchat/actors/chatpb"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// This file holds how a session reaches grains that may live on any node and
+// may die or move at any time:
+//
+//   - A grain's PID is looked up asynchronously (the cluster's identity lookup
+//     can block for seconds while membership changes), so the session keeps
+//     serving its socket meanwhile. Posts wait in the link until it resolves.
+//   - The session watches every grain it talks to. When one terminates (its
+//     node died, it passivated, it moved), the session looks it up again,
+//     re-subscribes, and resends the posts that had not been answered. Every
+//     post carries an idempotency key, so a resend is stored at most once.
+//   - Periodically the session looks up the grains it subscribes to again and
+//     moves to the new PID if it changed: the cluster can briefly run two
+//     activations of one grain, and this bounds how long a session listens to
+//     the wrong one. Gaps that this leaves are filled from the store.
+
+// link is the session's view of one grain.
+type link struct {
+	pid       *actor.PID
+	resolving bool
+	waiting   []uint64 // refs of posts waiting for pid
+}
+
+type pendingPost struct {
+	conversationID int64
+	post           *chatpb.Post
+	clientMsgID    string // as the client sent it ("" when it sent none)
+	deadline       time.Time
+	timer          *time.Timer
+	sentTo         *actor.PID
+	resent         bool
+}
+
+type postTimeout struct{ ref uint64 }
+type grainResolved struct {
+	conversationID int64
+	pid            *actor.PID
+}
+type retryResolve struct{ conversationID int64 }
+type inboxResolved struct{ pid *actor.PID }
+type retryInbox struct{}
+type refresh struct{}
+
+func newNonce() string {
+	b := make([]byte, 9)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *session) link(conv int64) *link {
+	l := s.links[conv]
+	if l == nil {
+		if len(s.links) >= 256 { // admins talk to many conversations: bound the map
+			for c, old := range s.links {
+				if !s.subscribedTo(c) && len(old.waiting) == 0 && !old.resolving {
+					delete(s.links, c)
+				}
+			}
+		}
+		l = &link{}
+		s.links[conv] = l
+	}
+	return l
+}
+
+// resolve looks conv's grain up in the background; grainResolved follows.
+func (s *session) resolve(ctx actor.Context, conv int64) {
+	l := s.link(conv)
+	if l.resolving {
+		return
+	}
+	l.resolving = true
+	self, root, n := ctx.Self(), s.node.system.Root, s.node
+	go func() {
+		pid := n.lookup(conversationIdentity(conv), ConversationKind)
+		root.Send(self, &grainResolved{conversationID: conv, pid: pid})
+	}()
+}
+
+func (s *session) resolved(ctx actor.Context, msg *grainResolved) {
+	conv := msg.conversationID
+	l := s.link(conv)
+	l.resolving = false
+	if msg.pid == nil {
+		if len(l.waiting) > 0 || s.subscribedTo(conv) {
+			s.retryLater(ctx, &retryResolve{conversationID: conv})
+		}
+		return
+	}
+	if l.pid != nil && l.pid.Equal(msg.pid) {
+		return // unchanged (periodic refresh)
+	}
+	if l.pid != nil {
+		// The grain moved (or two activations exist): leave the old one.
+		ctx.Unwatch(l.pid)
+		ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
+		s.node.metrics.GrainMoved()
+	}
+	l.pid = msg.pid
+	ctx.Watch(l.pid)
+	if s.subscribedTo(conv) {
+		ctx.Request(l.pid, &chatpb.Subscribe{ConversationId: conv})
+	}
+	waiting := l.waiting
+	l.waiting = nil
+	for _, ref := range waiting {
+		s.dispatch(ctx, ref)
+	}
+}
+
+func (s *session) resolveInbox(ctx actor.Context) {
+	if s.inbox.resolving {
+		return
+	}
+	s.inbox.resolving = true
+	self, root, n := ctx.Self(), s.node.system.Root, s.node
+	go func() {
+		root.Send(self, &inboxResolved{pid: n.lookup(inboxIdentity, InboxKind)})
+	}()
+}
+
+func (s *session) inboxResolvedMsg(ctx actor.Context, msg *inboxResolved) {
+	s.inbox.resolving = false
+	if msg.pid == nil {
+		s.retryLater(ctx, &retryInbox{})
+		return
+	}
+	if s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
+		return
+	}
+	if s.inbox.pid != nil {
+		ctx.Unwatch(s.inbox.pid)
+		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
+	}
+	s.inbox.pid = msg.pid
+	ctx.Watch(msg.pid)
+	ctx.Request(msg.pid, &chatpb.InboxSubscribe{})
+}
+
+func (s *session) retryLater(ctx actor.Context, msg any) {
+	self, root := ctx.Self(), s.node.system.Root
+	time.AfterFunc(s.node.cfg.RetryInterval, func() { root.Send(self, msg) })
+}
+
+// scheduleRefresh arranges the next periodic re-lookup, with jitter so that
+// sessions do not refresh in step.
+func (s *session) scheduleRefresh(ctx actor.Context) {
+	d := s.node.cfg.RefreshInterval
+	d += time.Duration(rand.Int64N(int64(d)/4 + 1))
+	self, root := ctx.Self(), s.node.system.Root
+	time.AfterFunc(d, func() { root.Send(self, &refresh{}) })
+}
+
+func (s *session) refresh(ctx actor.Context) {
+	if s.stopped {
+		return
+	}
+	if s.cfg.User.IsAdmin {
+		s.resolveInbox(ctx)
+	}
+	for conv := range s.links {
+		if s.subscribedTo(conv) {
+			s.resolve(ctx, conv)
+		}
+	}
+	s.scheduleRefresh(ctx)
+}
+
+// grainTerminated handles the death of a watched grain: look it up again,
+// re-subscribe, and resend the posts it had not answered.
+func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
+	if s.inbox.pid != nil && who.Equal(s.inbox.pid) {
+		s.inbox.pid = nil
+		s.resolveInbox(ctx)
+		return
+	}
+	for conv, l := range s.links {
+		if l.pid == nil || !l.pid.Equal(who) {
+			continue
+		}
+		l.pid = nil
+		for ref, p := range s.pending {
+			if p.conversationID == conv && p.sentTo != nil && p.sentTo.Equal(who) {
+				p.sentTo = nil
+				p.resent = true
+				l.waiting = append(l.waiting, ref)
+			}
+		}
+		if len(l.waiting) > 0 || s.subscribedTo(conv) {
+			s.resolve(ctx, conv)
+		}
+	}
+}
+
+func (s *session) post(ctx actor.Context, req wire.Request) {
+	conv, werr := s.conversationFor(req)
+	if werr != nil {
+		s.fail(werr)
+		return
+	}
+	if len(s.pending) >= s.node.cfg.MaxPendingPosts {
+		s.fail(&wire.Error{Code: wire.CodeTooManyPending, Message: "too many messages are waiting for their ack; wait and retry",
+			ClientMsgID: req.ClientMsgID, ConversationID: conv})
+		return
+	}
+	s.nextRef++
+	ref := s.nextRef
+	key := req.ClientMsgID
+	if key == "" {
+		// Posts are resent when a grain moves; a key makes that safe.
+		key = "~" + s.nonce + "." + strconv.FormatUint(ref, 36)
+	}
+	self, root := ctx.Self(), s.node.system.Root
+	s.pending[ref] = &pendingPost{
+		conversationID: conv,
+		clientMsgID:    req.ClientMsgID,
+		deadline:       time.Now().Add(s.node.cfg.PostTimeout),
+		timer:          time.AfterFunc(s.node.cfg.PostTimeout, func() { root.Send(self, &postTimeout{ref: ref}) }),
+		post: &chatpb.Post{
+			Ref:           ref,
+			SenderId:      s.cfg.User.ID,
+			SenderName:    s.cfg.User.Name,
+			SenderIsAdmin: s.cfg.User.IsAdmin,
+			Body:          req.Message,
+			ClientMsgId:   key,
+		},
+	}
+	s.dispatch(ctx, ref)
+}
+
+// dispatch sends a pending post to its grain, or queues it until the grain
+// is resolved.
+func (s *session) dispatch(ctx actor.Context, ref uint64) {
+	p := s.pending[ref]
+	if p == nil {
+		return // answered or timed out meanwhile
+	}
+	l := s.link(p.conversationID)
+	if l.pid == nil {
+		l.waiting = append(l.waiting, ref)
+		s.resolve(ctx, p.conversationID)
+		return
+	}
+	p.sentTo = l.pid
+	ctx.Request(l.pid, p.post)
+}
+
+func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
+	p, ok := s.pending[r.GetRef()]
+	if !ok {
+		return // timed out already; the client was told to retry
+	}
+	delete(s.pending, r.GetRef())
+	p.timer.Stop()
+	if code := r.GetErrorCode(); code != "" {
+		s.fail(&wire.Error{Code: code, Message: r.GetErrorMessage(), ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
+		return
+	}
+	if s.cfg.V1 {
+		m := protoToWire(r.GetMessage())
+		m.ClientMsgID = p.clientMsgID
+		// A resend by this session is not the client's duplicate.
+		s.write(wire.AckFrame(m, r.GetDuplicate() && !p.resent))
+	}
+}
+
+func (s *session) postTimedOut(ref uint64) {
+	p, ok := s.pending[ref]
+	if !ok {
+		return
+	}
+	delete(s.pending, ref)
+	s.fail(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),
+		ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
+}
+
+func (s *session) stop(ctx actor.Context) {
+	s.stopped = true
+	for _, p := range s.pending {
+		p.timer.Stop()
+	}
+	if s.inbox.pid != nil {
+		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
+	}
+	for conv, l := range s.links {
+		if l.pid != nil && s.subscribedTo(conv) {
+			ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
+		}
+	}
+}
