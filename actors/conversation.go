@@ -63,6 +63,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 		g.id = id
 		g.logger = g.node.logger.With("component", "conversation", "conversation_id", id)
+		g.logger.Debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
 	case *chatpb.Post:
 		g.post(ctx, msg)

@@ -59,8 +59,10 @@ type Config struct {
 	// before telling the client to retry. Zero means 10s.
 	PostTimeout time.Duration
 	// RetryInterval is how long a session waits before retrying a failed
-	// subscription. Zero means 1s.
+	// lookup or subscription. Zero means 250ms.
 	RetryInterval time.Duration
+	// LookupTimeout bounds one grain lookup. Zero means 1.5s.
+	LookupTimeout time.Duration
 	// MaxPendingPosts bounds a session's posts waiting for an answer. Zero means 64.
 	MaxPendingPosts int
 	// MaxOpenPerSession bounds the conversations an admin session follows
@@ -71,6 +73,9 @@ type Config struct {
 	RefreshInterval time.Duration
 	// MaxMessageChars is announced to grainchat.v1 clients. Zero means 4000.
 	MaxMessageChars int
+	// RuntimeLogLevel is the lowest level of protoactor's own log records
+	// that are kept. Zero means info; chatd sets warn by default.
+	RuntimeLogLevel slog.Level
 	// LeaveGracefully makes Shutdown deregister from the membership provider
 	// and wait for grains to be handed over (multi-node providers). A single
 	// node has no one to hand over to and stops at once.
@@ -94,7 +99,10 @@ func (c *Config) setDefaults() {
 		c.PostTimeout = 10 * time.Second
 	}
 	if c.RetryInterval <= 0 {
-		c.RetryInterval = time.Second
+		c.RetryInterval = 250 * time.Millisecond
+	}
+	if c.LookupTimeout <= 0 {
+		c.LookupTimeout = 1500 * time.Millisecond
 	}
 	if c.RefreshInterval <= 0 {
 		c.RefreshInterval = 30 * time.Second
@@ -150,11 +158,8 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 		metrics = noMetrics{}
 	}
 	n := &Node{logger: logger, cfg: cfg, store: store, appender: appender, metrics: metrics}
-	actorLogger := logger.With("component", "protoactor")
-	if !logger.Enabled(context.Background(), slog.LevelDebug) {
-		// protoactor is chatty at info: keep its warnings and errors only.
-		actorLogger = slog.New(minLevel{actorLogger.Handler(), slog.LevelWarn})
-	}
+	// protoactor is chatty at info: its records get their own threshold.
+	actorLogger := slog.New(minLevel{logger.With("component", "protoactor").Handler(), cfg.RuntimeLogLevel})
 	n.system = actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLogger }),
 	))
@@ -174,12 +179,14 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	n.cluster = cluster.New(n.system, clusterCfg)
 	// Readiness follows the topology events rather than reading the
 	// library's member list, which is not safe for concurrent reads.
-	selfID := n.system.ID
+	// Members are matched by address: providers name members differently
+	// (etcd uses "<cluster>@<id>").
 	n.system.EventStream.Subscribe(func(evt any) {
 		if topo, ok := evt.(*cluster.ClusterTopology); ok {
+			self := n.system.Address()
 			in := false
 			for _, m := range topo.GetMembers() {
-				if m.GetId() == selfID {
+				if m.Address() == self {
 					in = true
 				}
 			}
@@ -241,8 +248,22 @@ func (n *Node) StopSession(pid *actor.PID) { n.system.Root.Stop(pid) }
 // identity lookup, activating the grain if needed; nil when the cluster cannot
 // place it now. It can block for seconds while membership changes: callers
 // run it off their actor's goroutine.
+//
+// The library's lookup waits up to 5s for a placement answer, even from a
+// node that just died; lookup gives up after LookupTimeout instead and the
+// caller retries, by which time the membership has usually dropped the dead
+// node. An abandoned lookup finishes in the background.
 func (n *Node) lookup(identity, kind string) *actor.PID {
-	return n.cluster.Get(identity, kind)
+	ch := make(chan *actor.PID, 1)
+	go func() { ch <- n.cluster.Get(identity, kind) }()
+	t := time.NewTimer(n.cfg.LookupTimeout)
+	defer t.Stop()
+	select {
+	case pid := <-ch:
+		return pid
+	case <-t.C:
+		return nil
+	}
 }
 
 type minLevel struct {

@@ -37,6 +37,13 @@ type config struct {
 	ClusterHost     string
 	ClusterPort     int
 	ClusterAdvertis string
+	ClusterPeers    string
+	AutomanagedAddr string
+	AutomanagedTick time.Duration
+	EtcdEndpoints   string
+	EtcdPrefix      string
+	ActorLogLevel   string
+	RefreshInterval time.Duration
 
 	MaxMessageChars  int
 	MaxFrameBytes    int
@@ -78,10 +85,17 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&cfg.ClusterName, "cluster-name", "grainchat", "cluster name; the same on every node")
-	fs.StringVar(&cfg.ClusterProvider, "cluster-provider", "single", "membership provider: single (one node, in-process)")
+	fs.StringVar(&cfg.ClusterProvider, "cluster-provider", "single", "membership provider: single (one node), automanaged (static peer list) or etcd")
 	fs.StringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host the node listens on for other nodes")
 	fs.IntVar(&cfg.ClusterPort, "cluster-port", 0, "port the node listens on for other nodes; 0 = any free port")
 	fs.StringVar(&cfg.ClusterAdvertis, "cluster-advertised-address", "", "host:port other nodes use to reach this one, if not cluster-host:cluster-port")
+	fs.StringVar(&cfg.ClusterPeers, "cluster-peers", "", "automanaged: comma-separated health endpoints (host:port) of every node, this one included")
+	fs.StringVar(&cfg.AutomanagedAddr, "automanaged-listen", "127.0.0.1:6330", "automanaged: where this node serves the health endpoint its peers poll")
+	fs.DurationVar(&cfg.AutomanagedTick, "automanaged-refresh", time.Second, "automanaged: how often peers are polled; an unanswered poll removes a node")
+	fs.StringVar(&cfg.EtcdEndpoints, "etcd-endpoints", "127.0.0.1:2379", "etcd: comma-separated endpoints")
+	fs.StringVar(&cfg.EtcdPrefix, "etcd-prefix", "/grainchat", "etcd: key prefix of the member registrations")
+	fs.StringVar(&cfg.ActorLogLevel, "actor-log-level", "warn", "log level of the actor runtime (protoactor), which is chatty at info")
+	fs.DurationVar(&cfg.RefreshInterval, "grain-refresh-interval", 30*time.Second, "how often sessions look up their grains again, to leave a stale activation after membership changes")
 	fs.IntVar(&cfg.MaxMessageChars, "max-message-chars", 4000, "longest accepted message, in characters")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest accepted WebSocket frame; larger closes with 1009")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close sockets silent for this long")
@@ -187,10 +201,12 @@ func (cfg *config) validate() []string {
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
 		p = append(p, "jwt-secret: must be at least 32 bytes")
 	}
-	switch cfg.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		p = append(p, "log-level: must be debug, info, warn or error")
+	for _, l := range []struct{ name, v string }{{"log-level", cfg.LogLevel}, {"actor-log-level", cfg.ActorLogLevel}} {
+		switch l.v {
+		case "debug", "info", "warn", "error":
+		default:
+			p = append(p, l.name+": must be debug, info, warn or error")
+		}
 	}
 	switch cfg.LogFormat {
 	case "text", "json":
@@ -199,6 +215,20 @@ func (cfg *config) validate() []string {
 	}
 	switch cfg.ClusterProvider {
 	case "single":
+	case "automanaged":
+		if cfg.DatabaseURL == "" {
+			p = append(p, "database-url: a cluster needs a shared PostgreSQL database")
+		}
+		if len(splitList(cfg.ClusterPeers)) == 0 {
+			p = append(p, "cluster-peers: automanaged needs the peers' health endpoints")
+		}
+	case "etcd":
+		if cfg.DatabaseURL == "" {
+			p = append(p, "database-url: a cluster needs a shared PostgreSQL database")
+		}
+		if len(splitList(cfg.EtcdEndpoints)) == 0 {
+			p = append(p, "etcd-endpoints: etcd needs at least one endpoint")
+		}
 	default:
 		p = append(p, fmt.Sprintf("cluster-provider: unknown provider %q", cfg.ClusterProvider))
 	}
@@ -215,7 +245,8 @@ func (cfg *config) validate() []string {
 		name string
 		v    time.Duration
 	}{{"idle-timeout", cfg.IdleTimeout}, {"ping-interval", cfg.PingInterval}, {"grain-idle-timeout", cfg.GrainIdleTimeout},
-		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout}} {
+		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout},
+		{"automanaged-refresh", cfg.AutomanagedTick}, {"grain-refresh-interval", cfg.RefreshInterval}} {
 		if d.v <= 0 {
 			p = append(p, d.name+": must be positive")
 		}
@@ -226,9 +257,12 @@ func (cfg *config) validate() []string {
 	return p
 }
 
-func (cfg *config) origins() []string {
+func (cfg *config) origins() []string { return splitList(cfg.AllowedOrigins) }
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(s string) []string {
 	var out []string
-	for _, o := range strings.Split(cfg.AllowedOrigins, ",") {
+	for _, o := range strings.Split(s, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			out = append(out, o)
 		}

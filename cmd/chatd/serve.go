@@ -14,11 +14,13 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/actors/membership"
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/batch"
 	"github.com/grainchat/grainchat/storage/memstore"
@@ -76,14 +78,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	appender := batch.New(logger.With("component", "batch"), store, batch.Options{})
 	defer appender.Close()
 
+	provider, err := newProvider(cfg)
+	if err != nil {
+		return err
+	}
+	var actorLevel slog.Level
+	_ = actorLevel.UnmarshalText([]byte(cfg.ActorLogLevel)) // validated
 	node, err := actors.New(logger, actors.Config{
 		ClusterName:      cfg.ClusterName,
 		Host:             cfg.ClusterHost,
 		Port:             cfg.ClusterPort,
 		AdvertisedHost:   cfg.ClusterAdvertis,
-		Provider:         clustertest.NewTestProvider(clustertest.NewInMemAgent()),
+		Provider:         provider,
+		LeaveGracefully:  cfg.ClusterProvider != "single",
+		RuntimeLogLevel:  actorLevel,
 		GrainIdleTimeout: cfg.GrainIdleTimeout,
 		PostTimeout:      cfg.PostTimeout,
+		RefreshInterval:  cfg.RefreshInterval,
 		MaxMessageChars:  cfg.MaxMessageChars,
 	}, store, appender, nil)
 	if err != nil {
@@ -128,7 +139,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("jwt: %w", err)
 		}
 	}
-	extra := web.New(logger, web.Config{DevIssuer: devIssuer}).Routes()
+	extra := web.New(logger, web.Config{DevIssuer: devIssuer, Verifier: verifier, EmbedOrigins: origins.Allowed}).Routes()
 	if cfg.Pprof {
 		extra["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
 		extra["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
@@ -175,6 +186,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
+func newProvider(cfg config) (cluster.ClusterProvider, error) {
+	switch cfg.ClusterProvider {
+	case "automanaged":
+		return membership.NewAutomanaged(membership.AutomanagedConfig{
+			Listen:  cfg.AutomanagedAddr,
+			Peers:   splitList(cfg.ClusterPeers),
+			Refresh: cfg.AutomanagedTick,
+		})
+	case "etcd":
+		return membership.NewEtcd(membership.EtcdConfig{Endpoints: splitList(cfg.EtcdEndpoints), Prefix: cfg.EtcdPrefix})
+	default:
+		return membership.Single(), nil
+	}
+}
+
 func openStore(ctx context.Context, logger *slog.Logger, cfg config) (storage.Store, error) {
 	if cfg.DatabaseURL == "" {
 		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every message is lost when chatd stops. Set --database-url / CHAT_DATABASE_URL for PostgreSQL.")
@@ -188,10 +214,17 @@ func openStore(ctx context.Context, logger *slog.Logger, cfg config) (storage.St
 }
 
 // jwtSecret returns the configured secret, or in development mode (none
-// configured) a fresh random one, written where `chatd token` finds it.
+// configured) the development secret: the one in DevSecretFile if there is
+// one (so that several local nodes, and tokens minted before a restart, keep
+// working), else a fresh random one written there for `chatd token`.
 func jwtSecret(logger *slog.Logger, cfg config) (secret []byte, dev bool, err error) {
 	if cfg.JWTSecret != "" {
 		return []byte(cfg.JWTSecret), false, nil
+	}
+	if b, err := os.ReadFile(cfg.DevSecretFile); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		logger.Warn("DEVELOPMENT MODE: no --jwt-secret (CHAT_JWT_SECRET) configured; using the development secret",
+			"secret_file", cfg.DevSecretFile)
+		return []byte(strings.TrimSpace(string(b))), true, nil
 	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -204,7 +237,7 @@ func jwtSecret(logger *slog.Logger, cfg config) (secret []byte, dev bool, err er
 	if err := os.WriteFile(cfg.DevSecretFile, []byte(s+"\n"), 0o600); err != nil {
 		return nil, false, fmt.Errorf("development secret: %w", err)
 	}
-	logger.Warn("DEVELOPMENT MODE: no --jwt-secret (CHAT_JWT_SECRET) configured; tokens are signed with a secret generated for this run",
+	logger.Warn("DEVELOPMENT MODE: no --jwt-secret (CHAT_JWT_SECRET) configured; generated a development secret",
 		"secret_file", cfg.DevSecretFile)
 	return []byte(s), true, nil
 }

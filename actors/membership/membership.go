@@ -1,0 +1,125 @@
+// Package membership builds the cluster membership providers chatd supports:
+//
+//   - Single: one node; membership is in-process (protoactor's in-memory
+//     provider). The default.
+//   - Automanaged: a static list of peers that poll each other's health
+//     endpoint (protoactor's automanaged provider). The library binds that
+//     endpoint to all interfaces; grainchat binds it to the address it is
+//     given instead.
+//   - Etcd: membership held in etcd with a lease per node (protoactor's etcd
+//     provider).
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
+	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/labstack/echo"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Single returns the provider of a one-node cluster.
+func Single() cluster.ClusterProvider {
+	return clustertest.NewTestProvider(clustertest.NewInMemAgent())
+}
+
+// AutomanagedConfig configures Automanaged.
+type AutomanagedConfig struct {
+	// Listen is the host:port of this node's health endpoint, which the
+	// peers poll. Required.
+	Listen string
+	// Peers are the health endpoints (host:port) of every node, this one
+	// included. Required.
+	Peers []string
+	// Refresh is how often the peers are polled; a node that does not
+	// answer a poll leaves the cluster. Zero means 1s.
+	Refresh time.Duration
+}
+
+// Automanaged is protoactor's automanaged provider with its health endpoint
+// bound to AutomanagedConfig.Listen.
+type Automanaged struct {
+	*automanaged.AutoManagedProvider
+	cluster atomic.Pointer[cluster.Cluster]
+	port    int
+}
+
+// NewAutomanaged binds the health endpoint (so a taken port fails here) and
+// returns the provider.
+func NewAutomanaged(cfg AutomanagedConfig) (*Automanaged, error) {
+	if len(cfg.Peers) == 0 {
+		return nil, errors.New("automanaged: no peers configured")
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = time.Second
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("automanaged: listen: %w", err)
+	}
+	a := &Automanaged{port: ln.Addr().(*net.TCPAddr).Port}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Listener = ln // the library would listen on 0.0.0.0
+	e.GET("/_health", func(ec echo.Context) error {
+		c := a.cluster.Load()
+		if c == nil {
+			return ec.NoContent(http.StatusServiceUnavailable)
+		}
+		host, port, err := c.ActorSystem.GetHostPort()
+		if err != nil {
+			return ec.NoContent(http.StatusServiceUnavailable)
+		}
+		return ec.JSON(http.StatusOK, automanaged.NewNode(c.Config.Name, c.ActorSystem.ID, host, port, a.port, c.GetClusterKinds()))
+	})
+	a.AutoManagedProvider = automanaged.NewWithTesting(cfg.Refresh, a.port, e, cfg.Peers...)
+	return a, nil
+}
+
+// StartMember implements cluster.ClusterProvider.
+func (a *Automanaged) StartMember(c *cluster.Cluster) error {
+	a.cluster.Store(c)
+	return a.AutoManagedProvider.StartMember(c)
+}
+
+// EtcdConfig configures Etcd.
+type EtcdConfig struct {
+	// Endpoints of the etcd cluster. Required.
+	Endpoints []string
+	// Prefix of the keys the members are registered under. Zero means "/grainchat".
+	Prefix string
+	// DialTimeout bounds connecting to etcd. Zero means 5s.
+	DialTimeout time.Duration
+}
+
+// NewEtcd returns protoactor's etcd provider. Members hold a lease that
+// expires 3s after a node stops renewing it.
+func NewEtcd(cfg EtcdConfig) (cluster.ClusterProvider, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints configured")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "/grainchat"
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	p, err := etcd.NewWithConfig(strings.TrimSuffix(cfg.Prefix, "/"), clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: cfg.DialTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grainchat/grainchat/transport/wsclient"
+)
+
+// clusterKinds runs f once per tested membership provider.
+func clusterKinds(t *testing.T, f func(t *testing.T, start func(t *testing.T, dsn string, n int, extra ...string) *testCluster)) {
+	t.Run("automanaged", func(t *testing.T) { f(t, startAutomanagedCluster) })
+	t.Run("etcd", func(t *testing.T) { f(t, startEtcdCluster) })
+}
+
+func dialURL(t *testing.T, url, sub, name string, admin bool) *wsclient.Client {
+	t.Helper()
+	c, err := wsclient.Dial(ctxT(t, 10*time.Second), url, wsclient.Options{Token: mint(t, sub, name, admin), V1: true})
+	if err != nil {
+		t.Fatalf("dial %s as %s: %v", url, sub, err)
+	}
+	t.Cleanup(c.Close)
+	waitType(t, c, 0, "welcome")
+	if admin {
+		waitType(t, c, 0, "inbox")
+	}
+	return c
+}
+
+// A visitor on node 1 chats with admins on nodes 2 and 3; every frame crosses
+// nodes as protobuf.
+func TestClusterCrossNodeChat(t *testing.T) {
+	clusterKinds(t, func(t *testing.T, start func(t *testing.T, dsn string, n int, extra ...string) *testCluster) {
+		c := start(t, newDatabase(t), 3)
+		visitor := dialURL(t, c.nodes[0].URL(), "v-1", "Alice", false)
+		admin1 := dialURL(t, c.nodes[1].URL(), "s-1", "Ann", true)
+		admin2 := dialURL(t, c.nodes[2].URL(), "s-2", "Bob", true)
+
+		if err := visitor.Send(map[string]any{"message": "hello from node 1", "client_msg_id": "v1"}); err != nil {
+			t.Fatal(err)
+		}
+		m := waitMessage(t, admin1, "hello from node 1")
+		waitMessage(t, admin2, "hello from node 1")
+		conv := m.Int("conversation_id")
+		if err := admin1.Send(map[string]any{"message": "reply from node 2", "conversation_id": conv, "client_msg_id": "a1"}); err != nil {
+			t.Fatal(err)
+		}
+		for name, cl := range map[string]*wsclient.Client{"visitor": visitor, "admin1": admin1, "admin2": admin2} {
+			f := waitMessage(t, cl, "reply from node 2")
+			if f.Int("seq") != 2 || f.Int("conversation_id") != conv || f.String("sender_name") != "Ann" {
+				t.Errorf("%s got %s", name, f.Raw)
+			}
+		}
+		// Exactly the expected frames, checked after a marker from node 3.
+		if err := admin2.Send(map[string]any{"message": "marker", "conversation_id": conv, "client_msg_id": "a2"}); err != nil {
+			t.Fatal(err)
+		}
+		for name, cl := range map[string]*wsclient.Client{"visitor": visitor, "admin1": admin1, "admin2": admin2} {
+			waitMessage(t, cl, "marker")
+			var seqs []int64
+			for _, f := range cl.Frames() {
+				if f.Type() == "message" {
+					seqs = append(seqs, f.Int("seq"))
+				}
+			}
+			if fmt.Sprint(seqs) != "[1 2 3]" {
+				t.Errorf("%s received seqs %v, want [1 2 3]:%s", name, seqs, dump(cl))
+			}
+		}
+		hosting := 0
+		for _, n := range c.nodes {
+			if n.hosts(conv) {
+				hosting++
+			}
+		}
+		if hosting != 1 {
+			t.Errorf("conversation %d was activated on %d nodes, want 1", conv, hosting)
+		}
+	})
+}
+
+// trafficResult is what a chat load with failures produced.
+type trafficResult struct {
+	visitors []*wsclient.Resumer
+	admins   []*wsclient.Resumer
+}
+
+// checkExactlyOnce asserts, per conversation: every acknowledged message was
+// delivered exactly once, in seq order, to its visitor and to every admin,
+// and seqs are 1..N without gaps.
+func checkExactlyOnce(t *testing.T, r trafficResult) (acked int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	want := map[int64]int64{} // conversation → number of acked messages
+	for i, v := range r.visitors {
+		s, err := v.WaitUntil(ctx, func(s wsclient.Snapshot) bool { return s.Pending == 0 })
+		if err != nil {
+			t.Fatalf("visitor %d: %d posts never acknowledged", i, s.Pending)
+		}
+		if len(s.Refused) > 0 {
+			t.Errorf("visitor %d: posts refused: %v", i, s.Refused)
+		}
+		seqs := map[int64]bool{}
+		for _, a := range s.Acked {
+			if a.ConversationID != s.ConversationID {
+				t.Errorf("visitor %d: ack for conversation %d, own is %d", i, a.ConversationID, s.ConversationID)
+			}
+			if seqs[a.Seq] {
+				t.Errorf("visitor %d: two posts acknowledged with seq %d", i, a.Seq)
+			}
+			seqs[a.Seq] = true
+		}
+		want[s.ConversationID] = int64(len(s.Acked))
+		acked += len(s.Acked)
+	}
+	all := append(append([]*wsclient.Resumer(nil), r.visitors...), r.admins...)
+	for i, cl := range all {
+		role := fmt.Sprintf("visitor %d", i)
+		if i >= len(r.visitors) {
+			role = fmt.Sprintf("admin %d", i-len(r.visitors))
+		}
+		s, err := cl.WaitUntil(ctx, func(s wsclient.Snapshot) bool {
+			for conv, n := range want {
+				if i < len(r.visitors) && conv != s.ConversationID {
+					continue
+				}
+				seqs := s.Seqs[conv]
+				if len(seqs) == 0 || seqs[len(seqs)-1] < n {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			t.Errorf("%s: not everything delivered within 60s", role)
+		}
+		if s.Duplicates != 0 || len(s.Gaps) != 0 {
+			t.Errorf("%s: server sent %d duplicates and gaps %v", role, s.Duplicates, s.Gaps)
+		}
+		for conv, n := range want {
+			if i < len(r.visitors) && conv != s.ConversationID {
+				continue
+			}
+			seqs := s.Seqs[conv]
+			first := int64(1)
+			if i >= len(r.visitors) && len(seqs) > 0 {
+				first = seqs[0] // admins may start after the conversation began
+			}
+			for j, seq := range seqs {
+				if seq != first+int64(j) {
+					t.Errorf("%s: conversation %d delivered %v, not consecutive", role, conv, seqs)
+					break
+				}
+			}
+			if len(seqs) > 0 && seqs[len(seqs)-1] != n {
+				t.Errorf("%s: conversation %d ends at seq %d, %d were acknowledged", role, conv, seqs[len(seqs)-1], n)
+			}
+			if i < len(r.visitors) && int64(len(seqs)) != n {
+				t.Errorf("visitor: conversation %d delivered %d messages, %d acknowledged", conv, len(seqs), n)
+			}
+		}
+	}
+	return acked
+}
+
+// SIGKILL of the node hosting a busy conversation grain, repeated: the
+// conversation is served again by another node, its clients reconnect and
+// resume, and no acknowledged message is lost, doubled or reordered.
+func TestClusterKillNodeHostingBusyGrain(t *testing.T) {
+	clusterKinds(t, func(t *testing.T, start func(t *testing.T, dsn string, n int, extra ...string) *testCluster) {
+		c := start(t, newDatabase(t), 3)
+		urls := c.urls()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rot := func(i int) []string { return append(append([]string(nil), urls[i%3:]...), urls[:i%3]...) }
+		var r trafficResult
+		var wg sync.WaitGroup
+		run := func(res *wsclient.Resumer) {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = res.Run(ctx) }()
+		}
+		for i := 0; i < 2; i++ {
+			a := wsclient.NewResumer(rot(i+1), mint(t, fmt.Sprintf("staff-%d", i), "Staff", true))
+			r.admins = append(r.admins, a)
+			run(a)
+		}
+		for i := 0; i < 6; i++ {
+			v := wsclient.NewResumer(rot(i), mint(t, fmt.Sprintf("visitor-%d", i), fmt.Sprintf("Visitor %d", i), false))
+			r.visitors = append(r.visitors, v)
+			run(v)
+		}
+		for i, v := range r.visitors {
+			if _, err := v.WaitUntil(ctxT(t, 20*time.Second), func(s wsclient.Snapshot) bool { return s.ConversationID != 0 }); err != nil {
+				t.Fatalf("visitor %d never connected", i)
+			}
+		}
+		// Traffic: every visitor posts every 20ms until told to stop.
+		stopSend := make(chan struct{})
+		var sendWG sync.WaitGroup
+		for i, v := range r.visitors {
+			sendWG.Add(1)
+			go func() {
+				defer sendWG.Done()
+				for n := 0; ; n++ {
+					select {
+					case <-stopSend:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					v.Post(0, fmt.Sprintf("v%d m%d", i, n), fmt.Sprintf("v%d-%d", i, n))
+				}
+			}()
+		}
+		var recoveries []time.Duration
+		for kill := 0; kill < 2; kill++ {
+			// Let traffic flow, then kill the node hosting visitor `kill`'s grain.
+			time.Sleep(time.Second)
+			conv := r.visitors[kill].Snapshot().ConversationID
+			var victim *nodeProc
+			waitFor(t, 10*time.Second, "the host of the busy grain", func() bool {
+				for _, n := range c.nodes {
+					if n.hosts(conv) {
+						victim = n
+						return true
+					}
+				}
+				return false
+			})
+			before := len(r.visitors[kill].Snapshot().Acked)
+			killedAt := time.Now()
+			victim.Kill()
+			// Served again when a post made after the kill is acknowledged.
+			marker := fmt.Sprintf("after-kill-%d", kill)
+			r.visitors[kill].Post(0, marker, marker)
+			if _, err := r.visitors[kill].WaitUntil(ctxT(t, 60*time.Second), func(s wsclient.Snapshot) bool {
+				_, ok := s.Acked[marker]
+				return ok && len(s.Acked) > before
+			}); err != nil {
+				t.Fatalf("kill %d: conversation %d not served again within 60s", kill, conv)
+			}
+			recoveries = append(recoveries, time.Since(killedAt))
+			victim.Restart() // the cluster gets its third node back
+		}
+		close(stopSend)
+		sendWG.Wait()
+		acked := checkExactlyOnce(t, r)
+		cancel()
+		wg.Wait()
+		sort.Slice(recoveries, func(i, j int) bool { return recoveries[i] < recoveries[j] })
+		t.Logf("acked %d messages across %d kills; time to serve again: %v", acked, len(recoveries), recoveries)
+		if acked < 100 {
+			t.Errorf("only %d messages acknowledged: the traffic did not flow", acked)
+		}
+	})
+}

@@ -1,0 +1,366 @@
+package wsclient
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Resumer is a grainchat.v1 client that survives lost connections the way
+// docs/PROTOCOL.md describes: it reconnects (to the next of its URLs),
+// resumes every conversation from the last seq it delivered — history after
+// that seq, then live messages, which it holds back until the history is
+// complete — and resends unacknowledged posts with the same client_msg_id.
+//
+// It records, per conversation, the seqs it delivered to its user in order,
+// and counts the server's violations of the protocol's promises: a live
+// message that repeats a delivered seq (Duplicates) or skips one (Gaps).
+// Tests and the load program use it to check "nothing lost, nothing doubled".
+type Resumer struct {
+	urls  []string
+	token string
+
+	mu         sync.Mutex
+	conn       *Client
+	seqs       map[int64][]int64
+	last       map[int64]int64
+	texts      map[int64]map[int64]string
+	pending    map[string]resumePost // client_msg_id → unacknowledged post
+	acked      map[string]Ack
+	refused    map[string]string // client_msg_id → error code
+	conv       int64             // a visitor's own conversation
+	connects   int
+	duplicates int
+	gaps       []string
+	changed    chan struct{}
+}
+
+type resumePost struct {
+	conv int64
+	text string
+}
+
+// Ack is an acknowledged post.
+type Ack struct {
+	ConversationID int64
+	Seq            int64
+}
+
+// NewResumer returns a Resumer; Run connects it.
+func NewResumer(urls []string, token string) *Resumer {
+	return &Resumer{
+		urls: urls, token: token,
+		seqs: map[int64][]int64{}, last: map[int64]int64{}, texts: map[int64]map[int64]string{},
+		pending: map[string]resumePost{}, acked: map[string]Ack{}, refused: map[string]string{},
+		changed: make(chan struct{}, 1),
+	}
+}
+
+// Run keeps the Resumer connected until ctx ends. It returns ctx's error.
+func (r *Resumer) Run(ctx context.Context) error {
+	backoff := 50 * time.Millisecond
+	for i := 0; ; i++ {
+		if ctx.Err() != nil {
+			r.closeConn()
+			return ctx.Err()
+		}
+		url := r.urls[i%len(r.urls)]
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		c, err := Dial(dctx, url, Options{Token: r.token, V1: true})
+		cancel()
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		r.mu.Lock()
+		r.conn = c
+		r.connects++
+		r.mu.Unlock()
+		r.serve(ctx, c)
+		r.mu.Lock()
+		r.conn = nil
+		r.mu.Unlock()
+		c.Close()
+	}
+}
+
+func (r *Resumer) closeConn() {
+	r.mu.Lock()
+	c := r.conn
+	r.conn = nil
+	r.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
+// Connects is how many connections the Resumer has opened.
+func (r *Resumer) Connects() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.connects
+}
+
+// Connected reports whether the Resumer has a live connection that finished
+// resuming (its welcome, and for staff the inbox, arrived).
+func (r *Resumer) Connected() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conn != nil
+}
+
+// serve processes one connection's frames in order until it closes.
+func (r *Resumer) serve(ctx context.Context, c *Client) {
+	syncing := map[int64][]Frame{} // conversation → live frames held back
+	// connLast is, per conversation, the last seq this connection delivered
+	// live, starting at the last_seq of its welcome or inbox frame: the
+	// protocol promises that live messages continue right after it.
+	connLast := map[int64]int64{}
+	ready := false
+	resend := func() {
+		r.mu.Lock()
+		posts := make(map[string]resumePost, len(r.pending))
+		for id, p := range r.pending {
+			posts[id] = p
+		}
+		r.mu.Unlock()
+		for id, p := range posts {
+			_ = c.Send(postFrame(id, p))
+		}
+	}
+	startSync := func(conv, target int64) {
+		connLast[conv] = target
+		r.mu.Lock()
+		last, known := r.last[conv]
+		if !known {
+			r.last[conv] = target // first sight: live messages continue after target
+		}
+		r.mu.Unlock()
+		if known && target > last {
+			syncing[conv] = nil
+			_ = c.Send(map[string]any{"type": "history", "conversation_id": conv, "after_seq": last, "limit": 100})
+		}
+	}
+	for i := 0; ; i++ {
+		f, _, err := c.WaitFor(ctx, i, func(Frame) bool { return true })
+		if err != nil {
+			return
+		}
+		conv := f.Int("conversation_id")
+		switch f.Type() {
+		case "welcome":
+			if conv != 0 {
+				r.mu.Lock()
+				r.conv = conv
+				r.mu.Unlock()
+				startSync(conv, f.Int("last_seq"))
+				ready = true
+				resend()
+			}
+		case "inbox":
+			entries, _ := f.Fields["conversations"].([]any)
+			for _, e := range entries {
+				m, _ := e.(map[string]any)
+				id, _ := m["conversation_id"].(float64)
+				ls, _ := m["last_seq"].(float64)
+				startSync(int64(id), int64(ls))
+			}
+			if !ready {
+				ready = true
+				resend()
+			}
+		case "history":
+			msgs, _ := f.Fields["messages"].([]any)
+			for _, m := range msgs {
+				mm, _ := m.(map[string]any)
+				seq, _ := mm["seq"].(float64)
+				text, _ := mm["message"].(string)
+				r.deliver(conv, int64(seq), text, true)
+			}
+			if f.Fields["has_more"] == true {
+				r.mu.Lock()
+				last := r.last[conv]
+				r.mu.Unlock()
+				_ = c.Send(map[string]any{"type": "history", "conversation_id": conv, "after_seq": last, "limit": 100})
+				continue
+			}
+			held := syncing[conv]
+			delete(syncing, conv)
+			for _, h := range held {
+				r.checkLive(connLast, conv, h.Int("seq"))
+				r.deliver(conv, h.Int("seq"), h.String("message"), true)
+			}
+		case "message":
+			if held, ok := syncing[conv]; ok {
+				syncing[conv] = append(held, f)
+				continue
+			}
+			r.checkLive(connLast, conv, f.Int("seq"))
+			r.deliver(conv, f.Int("seq"), f.String("message"), true)
+		case "ack":
+			r.mu.Lock()
+			id := f.String("client_msg_id")
+			if _, ok := r.pending[id]; ok {
+				delete(r.pending, id)
+				r.acked[id] = Ack{ConversationID: conv, Seq: f.Int("seq")}
+			}
+			r.mu.Unlock()
+			r.notify()
+		case "error":
+			id := f.String("client_msg_id")
+			if id == "" {
+				continue
+			}
+			r.mu.Lock()
+			p, ok := r.pending[id]
+			code := f.String("code")
+			if ok && code != "unavailable" && code != "too_many_pending" {
+				delete(r.pending, id)
+				r.refused[id] = code
+			}
+			r.mu.Unlock()
+			if ok && (code == "unavailable" || code == "too_many_pending") {
+				go func() { // retry after a pause, on whatever connection is current
+					time.Sleep(200 * time.Millisecond)
+					r.mu.Lock()
+					_, still := r.pending[id]
+					cur := r.conn
+					r.mu.Unlock()
+					if still && cur != nil {
+						_ = cur.Send(postFrame(id, p))
+					}
+				}()
+			}
+			r.notify()
+		}
+	}
+}
+
+func postFrame(id string, p resumePost) map[string]any {
+	f := map[string]any{"message": p.text, "client_msg_id": id}
+	if p.conv != 0 {
+		f["conversation_id"] = p.conv
+	}
+	return f
+}
+
+// checkLive checks one live message against what this connection delivered
+// before: the server must never repeat a seq on a connection, nor skip one.
+func (r *Resumer) checkLive(connLast map[int64]int64, conv, seq int64) {
+	last, known := connLast[conv]
+	connLast[conv] = max(last, seq)
+	if !known {
+		return // a conversation new to this connection starts anywhere
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case seq <= last:
+		r.duplicates++
+	case seq != last+1:
+		r.gaps = append(r.gaps, fmt.Sprintf("conversation %d: live seq %d after %d on one connection", conv, seq, last))
+	}
+}
+
+// deliver records seq for the user unless it was delivered already (a
+// resume overlaps what the previous connection delivered).
+func (r *Resumer) deliver(conv, seq int64, text string, _ bool) {
+	r.mu.Lock()
+	last, known := r.last[conv]
+	switch {
+	case known && seq <= last:
+	case known && seq != last+1:
+		r.gaps = append(r.gaps, fmt.Sprintf("conversation %d: seq %d after %d", conv, seq, last))
+		fallthrough
+	default:
+		r.last[conv] = seq
+		r.seqs[conv] = append(r.seqs[conv], seq)
+		if r.texts[conv] == nil {
+			r.texts[conv] = map[int64]string{}
+		}
+		r.texts[conv][seq] = text
+	}
+	r.mu.Unlock()
+	r.notify()
+}
+
+func (r *Resumer) notify() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Post sends a message (conv 0: a visitor's own conversation) with the given
+// client_msg_id; it is resent on every reconnect until acknowledged.
+func (r *Resumer) Post(conv int64, text, id string) {
+	p := resumePost{conv: conv, text: text}
+	r.mu.Lock()
+	r.pending[id] = p
+	c := r.conn
+	r.mu.Unlock()
+	if c != nil {
+		_ = c.Send(postFrame(id, p))
+	}
+}
+
+// Snapshot is what a Resumer has seen.
+type Snapshot struct {
+	ConversationID int64             // a visitor's own conversation
+	Seqs           map[int64][]int64 // delivered seqs per conversation, in order
+	Texts          map[int64]map[int64]string
+	Acked          map[string]Ack
+	Pending        int
+	Refused        map[string]string
+	Duplicates     int
+	Gaps           []string
+	Connects       int
+}
+
+// Snapshot copies the Resumer's record.
+func (r *Resumer) Snapshot() Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Snapshot{ConversationID: r.conv, Seqs: map[int64][]int64{}, Texts: map[int64]map[int64]string{},
+		Acked: map[string]Ack{}, Pending: len(r.pending), Refused: map[string]string{},
+		Duplicates: r.duplicates, Gaps: append([]string(nil), r.gaps...), Connects: r.connects}
+	for k, v := range r.seqs {
+		s.Seqs[k] = append([]int64(nil), v...)
+	}
+	for k, v := range r.texts {
+		m := make(map[int64]string, len(v))
+		for kk, vv := range v {
+			m[kk] = vv
+		}
+		s.Texts[k] = m
+	}
+	for k, v := range r.acked {
+		s.Acked[k] = v
+	}
+	for k, v := range r.refused {
+		s.Refused[k] = v
+	}
+	return s
+}
+
+// WaitUntil waits until cond holds for the Resumer's snapshot or ctx ends.
+func (r *Resumer) WaitUntil(ctx context.Context, cond func(Snapshot) bool) (Snapshot, error) {
+	for {
+		s := r.Snapshot()
+		if cond(s) {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-r.changed:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
