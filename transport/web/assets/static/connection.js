@@ -1,0 +1,206 @@
+// The WebSocket connection to chatd, speaking grainchat.v1 (docs/PROTOCOL.md).
+//
+// It reconnects by itself with exponential back-off and jitter; the pages
+// resume by seq on every welcome (see "Resuming after a reconnect"). When a
+// socket fails before it opens, the browser does not say why (401, 403, 503
+// and "server down" all look alike), so the connection asks GET /session to
+// tell "not signed in" from "unavailable" and "unreachable".
+
+export const PROTOCOL = 'grainchat.v1';
+
+const FIRST_DELAY_MS = 500;
+const MAX_DELAY_MS = 30000;
+// A connection that lived this long resets the back-off.
+const STABLE_MS = 10000;
+
+// States reported to onState(state, detail):
+//   connecting   opening a socket
+//   online       welcomed; frames flow
+//   reconnecting the socket closed; detail.retryAt, detail.code, detail.reason
+//   offline      the server cannot be reached; detail.retryAt
+//   unavailable  the server answers but refuses the socket (503, overload); detail.retryAt
+//   signed-out   no valid token (detail.reason "no_token" | "expired" | "invalid"); no retry
+//   stopped      stop() was called
+export class Connection {
+  constructor({ token = '', onWelcome, onFrame, onState, onDown }) {
+    this.token = token;
+    this.onWelcome = onWelcome;
+    this.onFrame = onFrame;
+    this.onState = onState || (() => {});
+    this.onDown = onDown || (() => {});
+    this.ws = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.stopped = true;
+    this.online = false;
+    this.session = null; // the last GET /session answer
+    addEventListener('online', () => this.kick());
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.kick();
+    });
+  }
+
+  start() {
+    this.stopped = false;
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const ws = this.ws;
+    this.ws = null;
+    this.online = false;
+    if (ws) ws.close(1000, 'bye');
+    this.onState('stopped', {});
+  }
+
+  // setToken replaces the token and reconnects with it.
+  setToken(token) {
+    this.token = token;
+    this.reconnectNow();
+  }
+
+  // kick reconnects at once when a retry is pending (the network came back,
+  // the tab became visible).
+  kick() {
+    if (!this.stopped && !this.ws && this.timer) this.reconnectNow();
+  }
+
+  reconnectNow() {
+    if (this.stopped) this.stopped = false;
+    clearTimeout(this.timer);
+    this.timer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.close(1000, 'reconnect');
+      if (this.online) {
+        this.online = false;
+        this.onDown();
+      }
+    }
+    this.attempt = 0;
+    this.open();
+  }
+
+  // send writes one frame; false when not connected (the caller keeps what
+  // it could not send and sends it again after the next welcome).
+  send(frame) {
+    if (!this.ws || !this.online || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  url() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    let url = `${scheme}//${location.host}/ws/chat/`;
+    if (this.token) url += '?token=' + encodeURIComponent(this.token);
+    return url;
+  }
+
+  open() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.onState('connecting', { attempt: this.attempt });
+    let ws;
+    try {
+      ws = new WebSocket(this.url(), [PROTOCOL]);
+    } catch (err) {
+      this.retry('unavailable', { reason: String(err) });
+      return;
+    }
+    this.ws = ws;
+    let opened = false;
+    let welcomedAt = 0;
+    ws.onopen = () => {
+      opened = true;
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      let frame;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (!frame || typeof frame !== 'object' || Array.isArray(frame)) return;
+      if (frame.type === 'welcome') {
+        welcomedAt = Date.now();
+        this.online = true;
+        this.onState('online', { user: frame.user });
+        this.onWelcome(frame);
+        return;
+      }
+      this.onFrame(frame);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return; // replaced or stopped
+      this.ws = null;
+      const wasOnline = this.online;
+      this.online = false;
+      if (wasOnline) this.onDown();
+      if (this.stopped) return;
+      if (welcomedAt && Date.now() - welcomedAt > STABLE_MS) this.attempt = 0;
+      if (!opened) {
+        this.diagnose();
+        return;
+      }
+      this.retry('reconnecting', { code: ev.code, reason: closeReason(ev.code) });
+    };
+  }
+
+  // diagnose finds out why a socket did not open, then retries (or not).
+  async diagnose() {
+    let state = 'offline';
+    let info = null;
+    try {
+      const headers = this.token ? { Authorization: 'Bearer ' + this.token } : {};
+      const res = await fetch('/session', { headers, credentials: 'same-origin', cache: 'no-store' });
+      info = await res.json().catch(() => null);
+      if (info) this.session = info;
+      state = res.status === 401 ? 'signed-out' : 'unavailable';
+    } catch {
+      state = 'offline';
+    }
+    if (this.stopped || this.ws) return;
+    if (state === 'signed-out') {
+      this.onState('signed-out', { reason: info && info.reason, session: info });
+      return; // a new token (sign-in, setToken) is needed: reconnectNow()
+    }
+    this.retry(state, {});
+  }
+
+  retry(state, detail) {
+    const base = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this.attempt);
+    this.attempt++;
+    const delay = base / 2 + Math.random() * (base / 2);
+    const retryAt = Date.now() + delay;
+    this.onState(state, { ...detail, retryAt });
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.stopped && !this.ws) this.open();
+    }, delay);
+  }
+}
+
+// closeReason puts the documented close codes into words.
+export function closeReason(code) {
+  switch (code) {
+    case 1001:
+      return 'The chat server is restarting.';
+    case 1006:
+      return 'The connection was lost.';
+    case 1008:
+    case 1009:
+      return 'The server refused a message that was too large.';
+    case 1011:
+      return 'The server hit an unexpected error.';
+    case 4001:
+      return 'The server asked to resynchronize.';
+    case 4008:
+      return 'The connection fell behind.';
+    default:
+      return 'The connection closed.';
+  }
+}
