@@ -65,10 +65,23 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.logger = g.node.logger.With("component", "conversation", "conversation_id", id)
 		g.logger.Debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
+		g.scheduleOwnerCheck(ctx)
 	case *chatpb.Post:
+		if g.moved(ctx) {
+			reply(ctx, &chatpb.PostResult{Ref: msg.GetRef(), ErrorCode: wire.CodeMoved})
+			return
+		}
 		g.post(ctx, msg)
 	case *chatpb.Subscribe:
+		if g.moved(ctx) {
+			reply(ctx, &chatpb.Subscribed{ConversationId: g.id, ErrorCode: wire.CodeMoved})
+			return
+		}
 		g.subscribe(ctx)
+	case *checkOwner:
+		if !g.moved(ctx) {
+			g.scheduleOwnerCheck(ctx)
+		}
 	case *chatpb.Unsubscribe:
 		if s := ctx.Sender(); s != nil {
 			delete(g.subs, s.String())
@@ -98,6 +111,26 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	}
 }
 
+// checkOwner makes a grain verify, now and then, that it still owns its
+// identity (see Node.owns).
+type checkOwner struct{}
+
+func (g *conversationGrain) scheduleOwnerCheck(ctx actor.Context) {
+	self, root := ctx.Self(), g.node.system.Root
+	time.AfterFunc(g.node.cfg.OwnerCheckInterval, func() { root.Send(self, &checkOwner{}) })
+}
+
+// moved reports whether another node owns this conversation now; if so the
+// grain stops, and its subscribers, watching it, look it up again.
+func (g *conversationGrain) moved(ctx actor.Context) bool {
+	if g.node.owns(conversationIdentity(g.id), ConversationKind) {
+		return false
+	}
+	g.logger.Debug("conversation owned by another node: stopping this activation")
+	ctx.Stop(ctx.Self())
+	return true
+}
+
 // recoverPanic turns a panic into an error answer and a stop, so that
 // watchers (sessions) see Terminated and re-subscribe to a fresh activation
 // instead of talking to a grain that silently lost its subscribers.
@@ -108,7 +141,7 @@ func (g *conversationGrain) recoverPanic(ctx actor.Context) {
 	}
 	g.node.logger.Error("conversation grain panicked", "conversation_id", g.id, "panic", fmt.Sprint(r))
 	if p, ok := ctx.Message().(*chatpb.Post); ok && ctx.Sender() != nil {
-		ctx.Respond(&chatpb.PostResult{Ref: p.GetRef(), ErrorCode: wire.CodeInternal, ErrorMessage: messageForCode(wire.CodeInternal)})
+		reply(ctx, &chatpb.PostResult{Ref: p.GetRef(), ErrorCode: wire.CodeInternal, ErrorMessage: messageForCode(wire.CodeInternal)})
 	}
 	ctx.Stop(ctx.Self())
 }
@@ -145,7 +178,7 @@ func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
 		if code == wire.CodeInternal || code == wire.CodeUnavailable {
 			g.logger.Warn("post failed", "err", err)
 		}
-		ctx.Respond(&chatpb.PostResult{Ref: p.GetRef(), ErrorCode: code, ErrorMessage: messageForCode(code)})
+		reply(ctx, &chatpb.PostResult{Ref: p.GetRef(), ErrorCode: code, ErrorMessage: messageForCode(code)})
 	}
 	if err := g.load(); err != nil {
 		fail(err)
@@ -172,7 +205,7 @@ func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
 		return
 	}
 	msg := toProto(res.Message)
-	ctx.Respond(&chatpb.PostResult{Ref: p.GetRef(), Message: msg, Duplicate: res.Duplicate})
+	reply(ctx, &chatpb.PostResult{Ref: p.GetRef(), Message: msg, Duplicate: res.Duplicate})
 	if res.Duplicate || msg.GetSeq() <= g.lastSeq {
 		// Already delivered (a resend, or stored by another activation whose
 		// deliveries sessions fill from the store).
@@ -243,7 +276,7 @@ func (g *conversationGrain) subscribe(ctx actor.Context) {
 	}
 	if err := g.load(); err != nil {
 		code := codeFromStorage(err)
-		ctx.Respond(&chatpb.Subscribed{ConversationId: g.id, ErrorCode: code, ErrorMessage: messageForCode(code)})
+		reply(ctx, &chatpb.Subscribed{ConversationId: g.id, ErrorCode: code, ErrorMessage: messageForCode(code)})
 		if storage.ErrorCode(err) == storage.ENOTFOUND {
 			ctx.Stop(ctx.Self())
 		}
@@ -253,5 +286,5 @@ func (g *conversationGrain) subscribe(ctx actor.Context) {
 		g.subs[sender.String()] = sender
 		ctx.Watch(sender)
 	}
-	ctx.Respond(&chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
+	reply(ctx, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
 }

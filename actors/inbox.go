@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -46,9 +47,19 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 	}()
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		g.logger.Debug("inbox activated", "pid", ctx.Self().String())
 		g.node.metrics.GrainActivated("inbox")
 		ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
+		g.scheduleOwnerCheck(ctx)
+	case *checkOwner:
+		if !g.moved(ctx) {
+			g.scheduleOwnerCheck(ctx)
+		}
 	case *chatpb.InboxSubscribe:
+		if g.moved(ctx) {
+			reply(ctx, &chatpb.InboxSnapshot{ErrorCode: wire.CodeMoved})
+			return
+		}
 		snap := g.snapshot()
 		if snap.GetErrorCode() == "" && ctx.Sender() != nil {
 			if _, ok := g.subs[ctx.Sender().String()]; !ok {
@@ -56,9 +67,9 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 				ctx.Watch(ctx.Sender())
 			}
 		}
-		ctx.Respond(snap)
+		reply(ctx, snap)
 	case *chatpb.InboxQuery:
-		ctx.Respond(g.snapshot())
+		reply(ctx, g.snapshot())
 	case *chatpb.InboxUnsubscribe:
 		if s := ctx.Sender(); s != nil {
 			delete(g.subs, s.String())
@@ -77,8 +88,25 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		}
 		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
+		g.logger.Debug("inbox stopped", "pid", ctx.Self().String())
 		g.node.metrics.GrainPassivated("inbox")
 	}
+}
+
+func (g *inboxGrain) scheduleOwnerCheck(ctx actor.Context) {
+	self, root := ctx.Self(), g.node.system.Root
+	time.AfterFunc(g.node.cfg.OwnerCheckInterval, func() { root.Send(self, &checkOwner{}) })
+}
+
+// moved reports whether another node owns the inbox now; if so this
+// activation stops and its subscribers move to the owner's.
+func (g *inboxGrain) moved(ctx actor.Context) bool {
+	if g.node.owns(inboxIdentity, InboxKind) {
+		return false
+	}
+	g.logger.Debug("inbox owned by another node: stopping this activation")
+	ctx.Stop(ctx.Self())
+	return true
 }
 
 func (g *inboxGrain) load() error {

@@ -33,6 +33,8 @@ type link struct {
 	pid       *actor.PID
 	resolving bool
 	waiting   []uint64 // refs of posts waiting for pid
+	// confirmed is false from a Subscribe until the grain answers it.
+	confirmed bool
 }
 
 type pendingPost struct {
@@ -54,6 +56,16 @@ type retryResolve struct{ conversationID int64 }
 type inboxResolved struct{ pid *actor.PID }
 type retryInbox struct{}
 type refresh struct{}
+
+// subscribeCheck fires SubscribeTimeout after a Subscribe: if the grain has
+// not answered (its node may have died before the watch was in place), the
+// session looks it up again.
+type subscribeCheck struct {
+	conversationID int64
+	pid            *actor.PID
+}
+
+type inboxCheck struct{ pid *actor.PID }
 
 func newNonce() string {
 	b := make([]byte, 9)
@@ -104,6 +116,7 @@ func (s *session) resolved(ctx actor.Context, msg *grainResolved) {
 	if l.pid != nil && l.pid.Equal(msg.pid) {
 		return // unchanged (periodic refresh)
 	}
+	s.logger.Debug("grain resolved", "conversation_id", conv, "pid", msg.pid.String(), "previous", pidString(l.pid))
 	if l.pid != nil {
 		// The grain moved (or two activations exist): leave the old one.
 		ctx.Unwatch(l.pid)
@@ -113,7 +126,7 @@ func (s *session) resolved(ctx actor.Context, msg *grainResolved) {
 	l.pid = msg.pid
 	ctx.Watch(l.pid)
 	if s.subscribedTo(conv) {
-		ctx.Request(l.pid, &chatpb.Subscribe{ConversationId: conv})
+		s.subscribe(ctx, conv, l)
 	}
 	waiting := l.waiting
 	l.waiting = nil
@@ -142,18 +155,67 @@ func (s *session) inboxResolvedMsg(ctx actor.Context, msg *inboxResolved) {
 	if s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
 		return
 	}
+	s.logger.Debug("inbox resolved", "pid", msg.pid.String(), "previous", pidString(s.inbox.pid))
 	if s.inbox.pid != nil {
 		ctx.Unwatch(s.inbox.pid)
 		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
 	}
 	s.inbox.pid = msg.pid
 	ctx.Watch(msg.pid)
-	ctx.Request(msg.pid, &chatpb.InboxSubscribe{})
+	s.subscribeInbox(ctx)
+}
+
+// subscribe asks l's grain for conv's deliveries and arranges a check that
+// it answered.
+func (s *session) subscribe(ctx actor.Context, conv int64, l *link) {
+	l.confirmed = false
+	ctx.Request(l.pid, &chatpb.Subscribe{ConversationId: conv})
+	s.after(ctx, s.node.cfg.SubscribeTimeout, &subscribeCheck{conversationID: conv, pid: l.pid})
+}
+
+func (s *session) subscribeInbox(ctx actor.Context) {
+	s.inbox.confirmed = false
+	ctx.Request(s.inbox.pid, &chatpb.InboxSubscribe{})
+	s.after(ctx, s.node.cfg.SubscribeTimeout, &inboxCheck{pid: s.inbox.pid})
+}
+
+func (s *session) after(ctx actor.Context, d time.Duration, msg any) {
+	self, root := ctx.Self(), s.node.system.Root
+	time.AfterFunc(d, func() { root.Send(self, msg) })
+}
+
+// forget drops conv's grain PID (unanswered, moved or dead) and looks the
+// grain up again if anything needs it.
+func (s *session) forget(ctx actor.Context, conv int64, pid *actor.PID) {
+	l := s.links[conv]
+	if l == nil || l.pid == nil || !l.pid.Equal(pid) {
+		return // already moved on
+	}
+	ctx.Unwatch(l.pid)
+	l.pid = nil
+	for ref, p := range s.pending {
+		if p.conversationID == conv && p.sentTo != nil && p.sentTo.Equal(pid) {
+			p.sentTo = nil
+			p.resent = true
+			l.waiting = append(l.waiting, ref)
+		}
+	}
+	if len(l.waiting) > 0 || s.subscribedTo(conv) {
+		s.retryLater(ctx, &retryResolve{conversationID: conv})
+	}
+}
+
+func (s *session) forgetInbox(ctx actor.Context, pid *actor.PID) {
+	if s.inbox.pid == nil || !s.inbox.pid.Equal(pid) {
+		return
+	}
+	ctx.Unwatch(s.inbox.pid)
+	s.inbox.pid = nil
+	s.retryLater(ctx, &retryInbox{})
 }
 
 func (s *session) retryLater(ctx actor.Context, msg any) {
-	self, root := ctx.Self(), s.node.system.Root
-	time.AfterFunc(s.node.cfg.RetryInterval, func() { root.Send(self, msg) })
+	s.after(ctx, s.node.cfg.RetryInterval, msg)
 }
 
 // scheduleRefresh arranges the next periodic re-lookup, with jitter so that
@@ -163,6 +225,19 @@ func (s *session) scheduleRefresh(ctx actor.Context) {
 	d += time.Duration(rand.Int64N(int64(d)/4 + 1))
 	self, root := ctx.Self(), s.node.system.Root
 	time.AfterFunc(d, func() { root.Send(self, &refresh{}) })
+}
+
+func (s *session) subscribeChecked(ctx actor.Context, msg *subscribeCheck) {
+	if l := s.links[msg.conversationID]; l != nil && !l.confirmed && l.pid != nil && l.pid.Equal(msg.pid) {
+		s.logger.Debug("grain did not confirm the subscription", "conversation_id", msg.conversationID)
+		s.forget(ctx, msg.conversationID, msg.pid)
+	}
+}
+
+func (s *session) inboxChecked(ctx actor.Context, msg *inboxCheck) {
+	if !s.inbox.confirmed && s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
+		s.forgetInbox(ctx, msg.pid)
+	}
 }
 
 func (s *session) refresh(ctx actor.Context) {
@@ -182,26 +257,23 @@ func (s *session) refresh(ctx actor.Context) {
 
 // grainTerminated handles the death of a watched grain: look it up again,
 // re-subscribe, and resend the posts it had not answered.
+func pidString(p *actor.PID) string {
+	if p == nil {
+		return ""
+	}
+	return p.String()
+}
+
 func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
+	s.logger.Debug("grain terminated", "pid", who.String())
 	if s.inbox.pid != nil && who.Equal(s.inbox.pid) {
 		s.inbox.pid = nil
 		s.resolveInbox(ctx)
 		return
 	}
 	for conv, l := range s.links {
-		if l.pid == nil || !l.pid.Equal(who) {
-			continue
-		}
-		l.pid = nil
-		for ref, p := range s.pending {
-			if p.conversationID == conv && p.sentTo != nil && p.sentTo.Equal(who) {
-				p.sentTo = nil
-				p.resent = true
-				l.waiting = append(l.waiting, ref)
-			}
-		}
-		if len(l.waiting) > 0 || s.subscribedTo(conv) {
-			s.resolve(ctx, conv)
+		if l.pid != nil && l.pid.Equal(who) {
+			s.forget(ctx, conv, who)
 		}
 	}
 }
@@ -264,6 +336,12 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 	if !ok {
 		return // timed out already; the client was told to retry
 	}
+	if r.GetErrorCode() == wire.CodeMoved {
+		if from := ctx.Sender(); from != nil && p.sentTo != nil && p.sentTo.Equal(from) {
+			s.forget(ctx, p.conversationID, from)
+		}
+		return // resent once the grain is found again
+	}
 	delete(s.pending, r.GetRef())
 	p.timer.Stop()
 	if code := r.GetErrorCode(); code != "" {
@@ -278,12 +356,16 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 	}
 }
 
-func (s *session) postTimedOut(ref uint64) {
+func (s *session) postTimedOut(ctx actor.Context, ref uint64) {
 	p, ok := s.pending[ref]
 	if !ok {
 		return
 	}
 	delete(s.pending, ref)
+	if p.sentTo != nil {
+		// The grain did not answer: do not trust its PID for the next post.
+		s.forget(ctx, p.conversationID, p.sentTo)
+	}
 	s.fail(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),
 		ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
 }

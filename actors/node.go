@@ -63,6 +63,12 @@ type Config struct {
 	RetryInterval time.Duration
 	// LookupTimeout bounds one grain lookup. Zero means 1.5s.
 	LookupTimeout time.Duration
+	// SubscribeTimeout is how long a session waits for a grain to confirm a
+	// subscription before looking it up again. Zero means 3s.
+	SubscribeTimeout time.Duration
+	// OwnerCheckInterval is how often a grain checks that its node still owns
+	// it. Zero means 1s.
+	OwnerCheckInterval time.Duration
 	// MaxPendingPosts bounds a session's posts waiting for an answer. Zero means 64.
 	MaxPendingPosts int
 	// MaxOpenPerSession bounds the conversations an admin session follows
@@ -103,6 +109,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.LookupTimeout <= 0 {
 		c.LookupTimeout = 1500 * time.Millisecond
+	}
+	if c.SubscribeTimeout <= 0 {
+		c.SubscribeTimeout = 3 * time.Second
+	}
+	if c.OwnerCheckInterval <= 0 {
+		c.OwnerCheckInterval = time.Second
 	}
 	if c.RefreshInterval <= 0 {
 		c.RefreshInterval = 30 * time.Second
@@ -146,6 +158,9 @@ type Node struct {
 	system   *actor.ActorSystem
 	cluster  *cluster.Cluster
 	member   atomic.Bool // this node is in the cluster topology
+	// owners answers "which member owns this identity" under the latest
+	// topology this node has seen, as the identity lookup computes it.
+	owners atomic.Pointer[cluster.Rendezvous]
 }
 
 // New builds a node; Start joins the cluster.
@@ -191,6 +206,9 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 				}
 			}
 			n.member.Store(in)
+			rdv := cluster.NewRendezvous()
+			rdv.UpdateMembers(topo.GetMembers())
+			n.owners.Store(rdv)
 		}
 	})
 	return n, nil
@@ -218,10 +236,28 @@ func (n *Node) Ready() bool {
 }
 
 // Shutdown leaves the cluster. Sessions should be stopped first.
+//
+// With LeaveGracefully, the node first deregisters from the membership
+// provider and waits (bounded by ctx) until the topology no longer lists it:
+// the other members then place its grains elsewhere while it still answers,
+// and its own placement hands its activations over. Only then does it stop.
 func (n *Node) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if n.cfg.LeaveGracefully {
+			if err := n.cfg.Provider.Shutdown(true); err != nil {
+				n.logger.Warn("deregister from the membership provider", "err", err)
+			}
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for n.member.Load() && ctx.Err() == nil {
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+			}
+		}
 		n.cluster.Shutdown(n.cfg.LeaveGracefully)
 	}()
 	select {
@@ -230,6 +266,20 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("leave cluster: %w", ctx.Err())
 	}
+}
+
+// owns reports whether this node owns the grain identity under the newest
+// topology it knows. The library hands activations over only when its own
+// topology changes, and activates a grain wherever a request with a stale view
+// of the topology lands; grains use owns to notice that they live on the wrong
+// node, so that two activations of one grain do not persist.
+func (n *Node) owns(identity, kind string) bool {
+	rdv := n.owners.Load()
+	if rdv == nil {
+		return true
+	}
+	owner := rdv.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind))
+	return owner == "" || owner == n.system.Address()
 }
 
 // SpawnSession starts the session actor of one connection.
@@ -278,3 +328,12 @@ func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 	return minLevel{m.Handler.WithAttrs(a), m.min}
 }
 func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }
+
+// reply answers the sender of the current message with the replying actor
+// as the sender, so that the receiver can tell which activation answered
+// (actor.Context.Respond sends without a sender).
+func reply(ctx actor.Context, msg any) {
+	if to := ctx.Sender(); to != nil {
+		ctx.Request(to, msg)
+	}
+}

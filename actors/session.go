@@ -110,7 +110,11 @@ func (s *session) Receive(ctx actor.Context) {
 	case *chatpb.PostResult:
 		s.postResult(ctx, msg)
 	case *postTimeout:
-		s.postTimedOut(msg.ref)
+		s.postTimedOut(ctx, msg.ref)
+	case *subscribeCheck:
+		s.subscribeChecked(ctx, msg)
+	case *inboxCheck:
+		s.inboxChecked(ctx, msg)
 	case *grainResolved:
 		s.resolved(ctx, msg)
 	case *retryResolve:
@@ -171,6 +175,15 @@ func (s *session) subscribedTo(conv int64) bool {
 
 func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 	conv := msg.GetConversationId()
+	l := s.links[conv]
+	if l == nil || l.pid == nil || ctx.Sender() == nil || !l.pid.Equal(ctx.Sender()) {
+		return // an answer from a grain the session has left
+	}
+	l.confirmed = true
+	if code := msg.GetErrorCode(); code == wire.CodeMoved {
+		s.forget(ctx, conv, l.pid)
+		return
+	}
 	if code := msg.GetErrorCode(); code != "" {
 		if code == wire.CodeConversationNotFound {
 			delete(s.opened, conv)
@@ -178,7 +191,7 @@ func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 			return
 		}
 		s.fail(&wire.Error{Code: code, Message: msg.GetErrorMessage(), ConversationID: conv})
-		s.retryLater(ctx, &retryResolve{conversationID: conv})
+		s.forget(ctx, conv, l.pid)
 		return
 	}
 	if !s.subscribedTo(conv) {
@@ -216,6 +229,15 @@ func (s *session) catchUp(conv, lastSeq int64) bool {
 }
 
 func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
+	if from := ctx.Sender(); s.inbox.pid != nil && from != nil && s.inbox.pid.Equal(from) {
+		s.inbox.confirmed = true
+	}
+	if snap.GetErrorCode() == wire.CodeMoved {
+		if from := ctx.Sender(); from != nil {
+			s.forgetInbox(ctx, from)
+		}
+		return
+	}
 	if code := snap.GetErrorCode(); code != "" {
 		s.fail(&wire.Error{Code: code, Message: snap.GetErrorMessage()})
 		s.retryLater(ctx, &retryInbox{})

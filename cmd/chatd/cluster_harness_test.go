@@ -83,8 +83,9 @@ func startNode(t *testing.T, name string, args ...string) *nodeProc {
 func (p *nodeProc) start() {
 	t := p.t
 	t.Helper()
-	port := freePort(t)
-	p.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	if p.Addr == "" { // a restart keeps its address, as behind a load balancer
+		p.Addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
 	args := append([]string{"--addr", p.Addr, "--jwt-secret", testSecret, "--log-level", "debug", "--shutdown-timeout", "15s"}, p.args...)
 	p.cmd = exec.Command(chatdBinary(t), args...)
 	p.cmd.Env = append(os.Environ(), "CHAT_DATABASE_URL=") // only flags configure the node
@@ -163,7 +164,7 @@ func (p *nodeProc) Stop() {
 	}
 }
 
-// Restart starts the node again with the same arguments (on a new HTTP port).
+// Restart starts the node again with the same arguments and HTTP address.
 func (p *nodeProc) Restart() { p.start() }
 
 // hosts reports whether the node's log says it activated conversation conv.

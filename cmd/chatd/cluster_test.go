@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,5 +259,124 @@ func TestClusterKillNodeHostingBusyGrain(t *testing.T) {
 		if acked < 100 {
 			t.Errorf("only %d messages acknowledged: the traffic did not flow", acked)
 		}
+	})
+}
+
+// chatTraffic starts visitors (spread over the nodes) posting every 20ms and
+// admins following everything; stop ends the posting.
+func chatTraffic(t *testing.T, urls []string, visitors, admins int) (r trafficResult, stop func(), done func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rot := func(i int) []string {
+		i %= len(urls)
+		return append(append([]string(nil), urls[i:]...), urls[:i]...)
+	}
+	var wg sync.WaitGroup
+	run := func(res *wsclient.Resumer) {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = res.Run(ctx) }()
+	}
+	for i := 0; i < admins; i++ {
+		a := wsclient.NewResumer(rot(i+1), mint(t, fmt.Sprintf("staff-%d", i), "Staff", true))
+		r.admins = append(r.admins, a)
+		run(a)
+	}
+	for i := 0; i < visitors; i++ {
+		v := wsclient.NewResumer(rot(i), mint(t, fmt.Sprintf("visitor-%d", i), fmt.Sprintf("Visitor %d", i), false))
+		r.visitors = append(r.visitors, v)
+		run(v)
+	}
+	for i, v := range r.visitors {
+		if _, err := v.WaitUntil(ctxT(t, 20*time.Second), func(s wsclient.Snapshot) bool { return s.ConversationID != 0 }); err != nil {
+			t.Fatalf("visitor %d never connected", i)
+		}
+	}
+	stopSend := make(chan struct{})
+	var sendWG sync.WaitGroup
+	for i, v := range r.visitors {
+		sendWG.Add(1)
+		go func() {
+			defer sendWG.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stopSend:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				v.Post(0, fmt.Sprintf("v%d m%d", i, n), fmt.Sprintf("v%d-%d", i, n))
+			}
+		}()
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { close(stopSend); sendWG.Wait() }) }
+	done = func() { stop(); cancel(); wg.Wait() }
+	t.Cleanup(done)
+	return r, stop, done
+}
+
+// A rolling restart with SIGTERM: each node in turn closes its sockets with
+// 1001, leaves the cluster and comes back; traffic never stops and nothing is
+// lost, doubled or reordered.
+func TestClusterGracefulRollingRestart(t *testing.T) {
+	clusterKinds(t, func(t *testing.T, start func(t *testing.T, dsn string, n int, extra ...string) *testCluster) {
+		c := start(t, newDatabase(t), 3)
+		r, stop, done := chatTraffic(t, c.urls(), 6, 2)
+		for i, n := range c.nodes {
+			time.Sleep(500 * time.Millisecond) // traffic flows between restarts
+			probe := dialURL(t, n.URL(), fmt.Sprintf("probe-%d", i), "Probe", false)
+			n.Stop()
+			closed, err := probe.WaitClosed(ctxT(t, 10*time.Second))
+			if err != nil || closed.Code != 1001 {
+				t.Errorf("node %d: socket closed with %d (%v), want 1001", i+1, closed.Code, err)
+			}
+			if !strings.Contains(n.out.String(), "stopped") {
+				t.Errorf("node %d did not log a clean stop", i+1)
+			}
+			n.Restart()
+		}
+		time.Sleep(500 * time.Millisecond)
+		stop()
+		acked := checkExactlyOnce(t, r)
+		done()
+		t.Logf("acked %d messages during a rolling restart of 3 nodes", acked)
+		if acked < 100 {
+			t.Errorf("only %d messages acknowledged", acked)
+		}
+	})
+}
+
+// A node joins while traffic flows: grains rebalance onto it without loss.
+func TestClusterNodeJoinsUnderTraffic(t *testing.T) {
+	t.Run("automanaged", func(t *testing.T) {
+		dsn := newDatabase(t)
+		health := []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		args := func(i int) []string {
+			return []string{"--database-url", dsn, "--cluster-name", "join-test", "--cluster-provider", "automanaged",
+				"--automanaged-listen", health[i], "--cluster-peers", strings.Join(health, ","), "--automanaged-refresh", "500ms"}
+		}
+		n1 := startNode(t, "node-1", args(0)...)
+		n2 := startNode(t, "node-2", args(1)...)
+		r, stop, done := chatTraffic(t, []string{n1.URL(), n2.URL()}, 8, 2)
+		time.Sleep(time.Second)
+		n3 := startNode(t, "node-3", args(2)...)
+		// Grains move to the new node: at least one conversation activates there.
+		waitFor(t, 20*time.Second, "a grain activated on the joining node", func() bool {
+			for _, v := range r.visitors {
+				if n3.hosts(v.Snapshot().ConversationID) {
+					return true
+				}
+			}
+			return false
+		})
+		time.Sleep(time.Second)
+		stop()
+		acked := checkExactlyOnce(t, r)
+		done()
+		if t.Failed() {
+			for _, n := range []*nodeProc{n1, n2, n3} {
+				_ = os.WriteFile(filepath.Join(os.TempDir(), "join-"+n.name+".log"), []byte(n.out.String()), 0o644)
+			}
+		}
+		t.Logf("acked %d messages while a node joined", acked)
 	})
 }

@@ -48,6 +48,9 @@ const (
 	CodeTooManyPending       = "too_many_pending"
 	CodeTooManyOpen          = "too_many_open"
 	CodeInternal             = "internal"
+	// CodeMoved never reaches clients: a grain answers it when it no longer
+	// owns its identity, and the session looks the grain up again.
+	CodeMoved = "moved"
 )
 
 // MaxClientMsgIDBytes bounds client_msg_id.
