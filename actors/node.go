@@ -86,6 +86,9 @@ type Config struct {
 	// and wait for grains to be handed over (multi-node providers). A single
 	// node has no one to hand over to and stops at once.
 	LeaveGracefully bool
+	// LeaveGrace is how long a graceful leave waits after deregistering for
+	// the other members to notice. Zero means 1s.
+	LeaveGrace time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -112,6 +115,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SubscribeTimeout <= 0 {
 		c.SubscribeTimeout = 3 * time.Second
+	}
+	if c.LeaveGrace <= 0 {
+		c.LeaveGrace = time.Second
 	}
 	if c.OwnerCheckInterval <= 0 {
 		c.OwnerCheckInterval = time.Second
@@ -238,9 +244,9 @@ func (n *Node) Ready() bool {
 // Shutdown leaves the cluster. Sessions should be stopped first.
 //
 // With LeaveGracefully, the node first deregisters from the membership
-// provider and waits (bounded by ctx) until the topology no longer lists it:
-// the other members then place its grains elsewhere while it still answers,
-// and its own placement hands its activations over. Only then does it stop.
+// provider and waits LeaveGrace (bounded by ctx), the time the other members
+// need to drop it from their topology: they then place its grains elsewhere
+// while it still answers. Only then does it stop its actors.
 func (n *Node) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
@@ -249,16 +255,19 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			if err := n.cfg.Provider.Shutdown(true); err != nil {
 				n.logger.Warn("deregister from the membership provider", "err", err)
 			}
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for n.member.Load() && ctx.Err() == nil {
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-				}
+			// The providers stop updating this node's own view once it
+			// deregisters: wait the time the others need to notice.
+			t := time.NewTimer(n.cfg.LeaveGrace)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
 			}
 		}
-		n.cluster.Shutdown(n.cfg.LeaveGracefully)
+		// The library's own graceful path would deregister again, sleep 2s
+		// and wait for remote endpoints (up to ~10s toward nodes that are
+		// gone); the leave is done already.
+		n.cluster.Shutdown(false)
 	}()
 	select {
 	case <-done:

@@ -91,6 +91,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		AdvertisedHost:   cfg.ClusterAdvertis,
 		Provider:         provider,
 		LeaveGracefully:  cfg.ClusterProvider != "single",
+		LeaveGrace:       leaveGrace(cfg),
 		RuntimeLogLevel:  actorLevel,
 		GrainIdleTimeout: cfg.GrainIdleTimeout,
 		PostTimeout:      cfg.PostTimeout,
@@ -199,6 +200,15 @@ func newProvider(cfg config) (cluster.ClusterProvider, error) {
 	default:
 		return membership.Single(), nil
 	}
+}
+
+// leaveGrace is how long the other members need to notice that this node
+// deregistered: two polls for automanaged, a watch event for etcd.
+func leaveGrace(cfg config) time.Duration {
+	if cfg.ClusterProvider == "automanaged" {
+		return 2*cfg.AutomanagedTick + 500*time.Millisecond
+	}
+	return time.Second
 }
 
 func openStore(ctx context.Context, logger *slog.Logger, cfg config) (storage.Store, error) {
