@@ -213,8 +213,8 @@ func TestOpen_noServer(t *testing.T) {
 // store works again.
 func TestUnavailable_proxyCut(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	proxy := startProxy(t, dsnAddr(t, dsn))
-	s := openStore(t, withHost(t, dsn, proxy.Addr()), pgstore.Options{MaxOpenConns: 4, QueryTimeout: 5 * time.Second})
+	proxy, proxied := pgtest.ProxyDSN(t, dsn)
+	s := openStore(t, proxied, pgstore.Options{MaxOpenConns: 4, QueryTimeout: 5 * time.Second})
 	ctx := t.Context()
 
 	u, err := s.UpsertUser(ctx, storage.UserInput{ExternalID: "visitor"})
@@ -275,8 +275,8 @@ func TestUnavailable_proxyCut(t *testing.T) {
 // conversation gap-free: a transaction either committed whole or not at all.
 func TestUnavailable_cutDuringAppends(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	proxy := startProxy(t, dsnAddr(t, dsn))
-	s := openStore(t, withHost(t, dsn, proxy.Addr()), pgstore.Options{MaxOpenConns: 4, QueryTimeout: 5 * time.Second})
+	proxy, proxied := pgtest.ProxyDSN(t, dsn)
+	s := openStore(t, proxied, pgstore.Options{MaxOpenConns: 4, QueryTimeout: 5 * time.Second})
 	ctx := t.Context()
 	u, err := s.UpsertUser(ctx, storage.UserInput{ExternalID: "visitor"})
 	if err != nil {
