@@ -447,7 +447,7 @@ func (s *session) open(ctx actor.Context, conv int64) {
 	}
 	s.opened[conv] = true
 	if l := s.links[conv]; l != nil && l.pid != nil {
-		ctx.Request(l.pid, &chatpb.Subscribe{ConversationId: conv})
+		s.subscribe(ctx, conv, l)
 		return
 	}
 	s.resolve(ctx, conv)
