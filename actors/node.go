@@ -163,7 +163,8 @@ type Node struct {
 	metrics  Metrics
 	system   *actor.ActorSystem
 	cluster  *cluster.Cluster
-	member   atomic.Bool // this node is in the cluster topology
+	member   atomic.Bool  // this node is in the cluster topology
+	members  atomic.Int32 // members in this node's view of the topology
 	// owners answers "which member owns this identity" under the latest
 	// topology this node has seen, as the identity lookup computes it.
 	owners atomic.Pointer[cluster.Rendezvous]
@@ -212,6 +213,7 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 				}
 			}
 			n.member.Store(in)
+			n.members.Store(int32(len(topo.GetMembers())))
 			rdv := cluster.NewRendezvous()
 			rdv.UpdateMembers(topo.GetMembers())
 			n.owners.Store(rdv)
@@ -232,6 +234,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.logger.Info("cluster member started", "node", n.system.ID, "address", n.system.Address())
 	return nil
 }
+
+// Members is the number of members in this node's view of the cluster.
+func (n *Node) Members() int { return int(n.members.Load()) }
 
 // Address is the host:port other nodes reach this one at.
 func (n *Node) Address() string { return n.system.Address() }

@@ -27,6 +27,7 @@ import (
 	"github.com/grainchat/grainchat/storage/pgstore"
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/metrics"
 	"github.com/grainchat/grainchat/transport/web"
 )
 
@@ -75,7 +76,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("allowed-origins: %w", err)
 	}
 
-	appender := batch.New(logger.With("component", "batch"), store, batch.Options{})
+	var node *actors.Node
+	metric := metrics.New(func() int { return node.Members() }) // scraped only once node is set
+	appender := batch.New(logger.With("component", "batch"), store, batch.Options{Observe: metric.ObserveBatch})
 	defer appender.Close()
 
 	provider, err := newProvider(cfg)
@@ -84,7 +87,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var actorLevel slog.Level
 	_ = actorLevel.UnmarshalText([]byte(cfg.ActorLogLevel)) // validated
-	node, err := actors.New(logger, actors.Config{
+	node, err = actors.New(logger, actors.Config{
 		ClusterName:      cfg.ClusterName,
 		Host:             cfg.ClusterHost,
 		Port:             cfg.ClusterPort,
@@ -97,7 +100,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PostTimeout:      cfg.PostTimeout,
 		RefreshInterval:  cfg.RefreshInterval,
 		MaxMessageChars:  cfg.MaxMessageChars,
-	}, store, appender, nil)
+	}, store, appender, metric)
 	if err != nil {
 		return err
 	}
@@ -122,7 +125,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PingInterval:    cfg.PingInterval,
 		WriteQueue:      cfg.WriteQueue,
 		AdminWriteQueue: cfg.AdminWriteQueue,
-	}, verifier, origins, store, node, nil)
+	}, verifier, origins, store, node, metric)
 	ws.Start()
 
 	ready := func(ctx context.Context) error {
@@ -148,6 +151,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		extra["/debug/pprof/symbol"] = http.HandlerFunc(pprof.Symbol)
 		extra["/debug/pprof/cmdline"] = http.HandlerFunc(pprof.Cmdline)
 	}
+	extra["GET /metrics"] = metric.Handler()
 	httpServer := &http.Server{
 		Handler:           transport.Routes(ws, ready, extra),
 		ReadHeaderTimeout: 10 * time.Second,

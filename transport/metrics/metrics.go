@@ -1,0 +1,140 @@
+// Package metrics exposes chatd's Prometheus metrics on /metrics. Metrics
+// implements the event interfaces of the transport and the actors, and
+// observes the storage batches.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/transport"
+)
+
+// Metrics holds chatd's metrics in its own registry.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	connections      prometheus.Gauge
+	framesIn         prometheus.Counter
+	framesOut        prometheus.Counter
+	framesRefused    *prometheus.CounterVec
+	slowConsumers    prometheus.Counter
+	handshakeRefused *prometheus.CounterVec
+	messagesStored   prometheus.Counter
+	storeLatency     prometheus.Histogram
+	batchSize        prometheus.Histogram
+	batchFailures    prometheus.Counter
+	activations      *prometheus.CounterVec
+	passivations     *prometheus.CounterVec
+	gapFilled        prometheus.Counter
+	grainMoved       prometheus.Counter
+}
+
+var (
+	_ transport.Metrics = (*Metrics)(nil)
+	_ actors.Metrics    = (*Metrics)(nil)
+)
+
+// New registers every metric, plus the Go runtime and process collectors.
+// members, if not nil, reports the cluster's member count.
+func New(members func() int) *Metrics {
+	r := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	m := &Metrics{
+		registry:    r,
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "grainchat_connections", Help: "Open WebSockets."}),
+		framesIn:    prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_frames_in_total", Help: "Client frames received."}),
+		framesOut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_frames_out_total", Help: "Frames written to clients."}),
+		framesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_frames_refused_total",
+			Help: "Client frames refused, by error code."}, []string{"code"}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_slow_consumers_total",
+			Help: "Sockets closed because their write queue overflowed."}),
+		handshakeRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_handshakes_refused_total",
+			Help: "WebSocket handshakes refused, by HTTP status."}, []string{"status"}),
+		messagesStored: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_messages_stored_total",
+			Help: "Messages stored and fanned out by this node's grains."}),
+		storeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "grainchat_store_batch_seconds",
+			Help: "Duration of one batch append (one transaction).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "grainchat_store_batch_size",
+			Help: "Messages per batch append.", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		batchFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_store_batch_failures_total",
+			Help: "Batch appends that failed (nothing stored)."}),
+		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_grain_activations_total",
+			Help: "Grain activations on this node, by kind."}, []string{"kind"}),
+		passivations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_grain_passivations_total",
+			Help: "Grain stops on this node, by kind."}, []string{"kind"}),
+		gapFilled: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_gap_filled_messages_total",
+			Help: "Messages sessions read from the store to fill a gap."}),
+		grainMoved: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_grain_moves_total",
+			Help: "Times a session found its grain at a new PID."}),
+	}
+	for _, c := range []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.framesRefused, m.slowConsumers,
+		m.handshakeRefused, m.messagesStored, m.storeLatency, m.batchSize, m.batchFailures, m.activations,
+		m.passivations, m.gapFilled, m.grainMoved,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	if members != nil {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "grainchat_cluster_members",
+			Help: "Members in this node's view of the cluster."}, func() float64 { return float64(members()) }))
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// ConnOpened implements transport.Metrics.
+func (m *Metrics) ConnOpened() { m.connections.Inc() }
+
+// ConnClosed implements transport.Metrics.
+func (m *Metrics) ConnClosed() { m.connections.Dec() }
+
+// FrameIn implements transport.Metrics.
+func (m *Metrics) FrameIn() { m.framesIn.Inc() }
+
+// FrameOut implements transport.Metrics.
+func (m *Metrics) FrameOut() { m.framesOut.Inc() }
+
+// FrameRefused implements transport.Metrics.
+func (m *Metrics) FrameRefused(code string) { m.framesRefused.WithLabelValues(code).Inc() }
+
+// SlowConsumer implements transport.Metrics.
+func (m *Metrics) SlowConsumer() { m.slowConsumers.Inc() }
+
+// HandshakeRefused implements transport.Metrics.
+func (m *Metrics) HandshakeRefused(status int) {
+	m.handshakeRefused.WithLabelValues(strconv.Itoa(status)).Inc()
+}
+
+// GrainActivated implements actors.Metrics.
+func (m *Metrics) GrainActivated(kind string) { m.activations.WithLabelValues(kind).Inc() }
+
+// GrainPassivated implements actors.Metrics.
+func (m *Metrics) GrainPassivated(kind string) { m.passivations.WithLabelValues(kind).Inc() }
+
+// MessageStored implements actors.Metrics.
+func (m *Metrics) MessageStored() { m.messagesStored.Inc() }
+
+// GapFilled implements actors.Metrics.
+func (m *Metrics) GapFilled(n int) { m.gapFilled.Add(float64(n)) }
+
+// GrainMoved implements actors.Metrics.
+func (m *Metrics) GrainMoved() { m.grainMoved.Inc() }
+
+// ObserveBatch records one batch append (batch.Options.Observe).
+func (m *Metrics) ObserveBatch(size int, d time.Duration, err error) {
+	m.batchSize.Observe(float64(size))
+	m.storeLatency.Observe(d.Seconds())
+	if err != nil {
+		m.batchFailures.Inc()
+	}
+}
