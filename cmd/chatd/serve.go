@@ -139,7 +139,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var devIssuer *auth.Issuer
 	if dev {
-		if devIssuer, err = auth.NewIssuer(auth.Config{Secret: secret}); err != nil {
+		if devIssuer, err = auth.NewIssuer(auth.Config{Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}); err != nil {
 			return fmt.Errorf("jwt: %w", err)
 		}
 	}

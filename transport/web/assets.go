@@ -112,5 +112,5 @@ func (h *Handler) serveWidgetDemo(w http.ResponseWriter, r *http.Request) {
 		h.notInProduction(w, r)
 		return
 	}
-	h.servePage(w, r, "widget-demo.html", frameNone)
+	h.servePage(w, r, "widget-demo.html", frameNoneHostsWidget)
 }

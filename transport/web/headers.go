@@ -16,6 +16,9 @@ const (
 	frameNone framing = iota
 	// frameEmbed: chatd's own pages and Config.EmbedOrigins. Only /embed/.
 	frameEmbed
+	// frameNoneHostsWidget: like frameNone, and the page itself frames
+	// chatd's /embed/ (frame-src 'self'). Only the development widget demo.
+	frameNoneHostsWidget
 )
 
 // safeHost is what a Host header must look like to be named in a CSP
@@ -44,6 +47,10 @@ func (h *Handler) policy(r *http.Request, frame framing) string {
 	if frame == frameEmbed {
 		ancestors = h.frameAncestors
 	}
+	frames := "frame-src 'none'"
+	if frame == frameNoneHostsWidget {
+		frames = "frame-src 'self'"
+	}
 	return strings.Join([]string{
 		"default-src 'none'",
 		"script-src 'self'",
@@ -55,6 +62,7 @@ func (h *Handler) policy(r *http.Request, frame framing) string {
 		"form-action 'self'",
 		"base-uri 'none'",
 		"object-src 'none'",
+		frames,
 		"frame-ancestors " + ancestors,
 		"require-trusted-types-for 'script'",
 		"trusted-types 'none'",
@@ -73,7 +81,7 @@ func (h *Handler) setPageHeaders(w http.ResponseWriter, r *http.Request, frame f
 	setCommonHeaders(w)
 	hd := w.Header()
 	hd.Set("Content-Security-Policy", h.policy(r, frame))
-	if frame == frameNone {
+	if frame != frameEmbed {
 		hd.Set("X-Frame-Options", "DENY") // for browsers without frame-ancestors
 	}
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")

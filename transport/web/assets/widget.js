@@ -123,7 +123,6 @@
       frame = document.createElement('iframe');
       frame.title = title;
       frame.src = frameURL();
-      frame.setAttribute('allow', 'clipboard-write');
       frame.setAttribute('referrerpolicy', 'no-referrer');
       css(frame, { border: '0', width: '100%', height: '100%', display: 'block' });
       frame.addEventListener('load', function () {

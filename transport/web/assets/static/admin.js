@@ -43,7 +43,7 @@ const conn = new Connection({
   onFrame: frame,
   onState: (state, detail) => {
     status.set(state, detail);
-    setComposerEnabled(state === 'online' && openId !== null && me && me.is_admin);
+    setComposerEnabled(state !== 'signed-out' && state !== 'stopped' && openId !== null && me !== null && me.is_admin);
   },
   onDown: () => {
     followed = null;
@@ -370,7 +370,7 @@ function show(id, push) {
   $('pane-empty').hidden = true;
   document.body.classList.add('conversation-open');
   if (push) history.pushState(null, '', `#c${id}`);
-  setComposerEnabled(conn.online);
+  setComposerEnabled(me !== null && me.is_admin);
   follow();
   markRead(e);
   renderEntry(e);
@@ -425,8 +425,8 @@ function submit() {
     return;
   }
   const cmid = newClientMsgId();
-  thread.addPending(cmid, text);
-  conn.send({ message: text, conversation_id: openId, client_msg_id: cmid });
+  const sent = conn.send({ message: text, conversation_id: openId, client_msg_id: cmid });
+  thread.addPending(cmid, text, !sent); // if not sent: sent after the conversation is reopened
   input.value = '';
   fit();
   updateCounter();

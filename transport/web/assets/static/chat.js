@@ -30,10 +30,21 @@ function tokenFromFragment() {
 let token = tokenFromFragment();
 let me = null;
 let conversation = null;
+let loaded = false; // has the newest page been shown?
 let maxChars = 4000;
 let pendingHistory = []; // requests awaiting their history frame, in order
 let panelOpen = true; // embedded: is the widget's panel open?
-let unread = 0;
+let unread = 0; // staff replies that arrived while the page was hidden (or the panel closed)
+const baseTitle = document.title;
+
+function clearUnread() {
+  unread = 0;
+  document.title = baseTitle;
+  if (embedded) tellHost({ type: 'grainchat:unread', count: 0 });
+}
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && (!embedded || panelOpen)) clearUnread();
+});
 
 if (embedded) {
   document.body.classList.add('embedded');
@@ -44,8 +55,7 @@ if (embedded) {
     if (ev.data.type === 'grainchat:panel') {
       panelOpen = Boolean(ev.data.open);
       if (panelOpen) {
-        unread = 0;
-        tellHost({ type: 'grainchat:unread', count: 0 });
+        clearUnread();
         $('text').focus();
       }
     }
@@ -83,7 +93,9 @@ const conn = new Connection({
   onFrame: frame,
   onState: (state, detail) => {
     status.set(state, detail);
-    setComposerEnabled(state === 'online' && me && !me.is_admin);
+    // While the connection is down people can keep writing: messages wait
+    // and go out after the next welcome.
+    setComposerEnabled(state !== 'signed-out' && state !== 'stopped' && me !== null && !me.is_admin);
   },
   onDown: () => {
     pendingHistory = [];
@@ -115,13 +127,19 @@ function welcome(w) {
     setComposerEnabled(false);
     return;
   }
-  if (conversation !== null && conversation !== w.conversation_id) thread.reset(); // another person
+  if (conversation !== null && conversation !== w.conversation_id) {
+    thread.reset(); // another person
+    loaded = false;
+  }
   conversation = w.conversation_id;
   pendingHistory = [];
-  if (thread.count === 0) {
-    thread.hasMore = false;
+  if (!loaded) {
+    // The newest page (live messages that arrived meanwhile merge by seq).
     if (w.last_seq > 0) requestHistory({ before_seq: w.last_seq + 1, limit: PAGE }, 'latest');
-    else thread.refresh();
+    else {
+      loaded = true;
+      thread.refresh();
+    }
   } else {
     requestHistory({ after_seq: thread.maxSeq, limit: 100 }, 'after');
   }
@@ -134,19 +152,22 @@ function frame(f) {
     case 'message':
     case undefined:
       if (f.conversation_id !== conversation || typeof f.message !== 'string') return;
-      thread.add(f);
-      if (embedded && !panelOpen && f.sender_is_admin) {
+      if (thread.add(f) && f.sender_is_admin && (document.hidden || (embedded && !panelOpen))) {
         unread++;
-        tellHost({ type: 'grainchat:unread', count: unread });
+        if (embedded) tellHost({ type: 'grainchat:unread', count: unread });
+        document.title = `(${unread}) ${baseTitle}`;
       }
       return;
     case 'history': {
       const kind = pendingHistory.shift();
       if (f.conversation_id !== conversation) return;
       const msgs = Array.isArray(f.messages) ? f.messages : [];
-      if (kind === 'latest') thread.setLatest(msgs, f.has_more);
-      else if (kind === 'older') thread.addOlder(msgs, f.has_more);
-      else {
+      if (kind === 'latest') {
+        loaded = true;
+        thread.setLatest(msgs, f.has_more);
+      } else if (kind === 'older') {
+        thread.addOlder(msgs, f.has_more);
+      } else {
         thread.add(...msgs);
         if (f.has_more && msgs.length) requestHistory({ after_seq: msgs[msgs.length - 1].seq, limit: 100 }, 'after');
       }
@@ -209,8 +230,8 @@ function submit() {
     return;
   }
   const cmid = newClientMsgId();
-  thread.addPending(cmid, text);
-  conn.send({ message: text, client_msg_id: cmid }); // if offline: sent after the next welcome
+  const sent = conn.send({ message: text, client_msg_id: cmid }); // if not: sent after the next welcome
+  thread.addPending(cmid, text, !sent);
   input.value = '';
   fit();
   updateCounter();

@@ -53,14 +53,20 @@ export class Thread {
 
   // add shows live messages (or a page after the newest shown); older
   // pages go through addOlder.
+  // It returns how many were new.
   add(...msgs) {
     const stick = this.nearBottom();
     let own = false;
+    let added = 0;
     for (const m of msgs) {
-      if (this.insert(m) && this.mine(m)) own = true;
+      if (this.insert(m)) {
+        added++;
+        if (this.mine(m)) own = true;
+      }
     }
     this.refresh();
     if (stick || own) this.scrollToBottom();
+    return added;
   }
 
   // addOlder shows a page of older messages above the ones shown, keeping
@@ -154,13 +160,14 @@ export class Thread {
     );
   }
 
-  // addPending shows a message the user just sent, before its ack.
-  addPending(clientMsgId, text) {
+  // addPending shows a message the user just sent, before its ack; queued
+  // when the connection is down (it is sent after the next welcome).
+  addPending(clientMsgId, text, queued = false) {
     const li = el(
       'li',
       { class: 'msg ours mine pending', dataset: { cmid: clientMsgId } },
       el('div', { class: 'bubble' }, el('p', { class: 'text', text })),
-      el('div', { class: 'meta' }, el('span', { class: 'status', text: 'Sending…' })),
+      el('div', { class: 'meta' }, el('span', { class: 'status', text: queued ? 'Waiting for the connection…' : 'Sending…' })),
     );
     this.list.append(li);
     this.pending.set(clientMsgId, { li, text, failed: false });
@@ -229,9 +236,16 @@ export class Thread {
     return true;
   }
 
-  // unsent lists the pending messages to send again after a reconnect.
+  // unsent lists the pending messages to send again after a reconnect, and
+  // marks them as being sent.
   unsent() {
-    return [...this.pending].filter(([, p]) => !p.failed).map(([cmid, p]) => ({ cmid, text: p.text }));
+    const out = [];
+    for (const [cmid, p] of this.pending) {
+      if (p.failed) continue;
+      p.li.querySelector('.meta').replaceChildren(el('span', { class: 'status', text: 'Sending…' }));
+      out.push({ cmid, text: p.text });
+    }
+    return out;
   }
 
   refresh() {

@@ -118,12 +118,14 @@ export class StatusView {
     this.pill.dataset.state = state;
     document.body.dataset.connection = state;
     if (state === 'connecting' && detail.attempt && this.last) {
-      return; // keep the previous explanation while the retry runs
+      // Keep the previous explanation while the retry runs.
+      this.render(this.last.state, { ...this.last.detail, retryAt: 0 });
+      return;
     }
     const render = () => this.render(state, detail);
     render();
     if (detail.retryAt) this.tick = setInterval(render, 1000);
-    this.last = state === 'online' || state === 'connecting' ? null : state;
+    this.last = state === 'online' || state === 'connecting' ? null : { state, detail };
   }
 
   render(state, detail) {
@@ -131,6 +133,7 @@ export class StatusView {
     b.replaceChildren();
     const retryIn = detail.retryAt ? Math.max(0, Math.ceil((detail.retryAt - Date.now()) / 1000)) : 0;
     const when = retryIn > 0 ? `Retrying in ${retryIn} s.` : 'Retrying…';
+    const reconnect = retryIn > 0 ? `Reconnecting in ${retryIn} s.` : 'Reconnecting…';
     const retryButton = () =>
       el('button', { type: 'button', class: 'link', text: 'Retry now', onclick: () => this.retryNow && this.retryNow() });
     let text = '';
@@ -141,7 +144,7 @@ export class StatusView {
         b.hidden = true;
         return;
       case 'reconnecting':
-        text = `${detail.reason || 'The connection was lost.'} Reconnecting — ${when}`;
+        text = `${detail.reason || 'The connection was lost.'} ${reconnect}`;
         extra = retryButton();
         break;
       case 'offline':

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The widget on another site: a host page at http://localhost:P (another
+// site than chatd's 127.0.0.1, with its own strict Content-Security-Policy)
+// adds widget.js with one tag and the visitor's token in data-token. The
+// floating button opens chatd's /embed/ in an iframe, which signs in with the
+// token (no cookie involved), drops it from its address, and chats; closing
+// the panel and receiving a reply shows an unread badge on the button.
+func TestBrowserWidgetOnAnotherSite(t *testing.T) {
+	chromiumPath(t) // skip (or fail in CI) before starting anything
+	var chatAddr string
+	token := mint(t, "user-7", "Wendy", false)
+	host := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chat := "http://" + chatAddr
+		w.Header().Set("Content-Security-Policy",
+			"default-src 'none'; script-src "+chat+"; frame-src "+chat+"; style-src 'none'; img-src 'none'")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><head><title>Host site</title>
+<script src="%s/widget.js" data-token="%s" data-title="Questions?" async></script></head>
+<body><h1>A shop on another site</h1></body></html>`, chat, token)
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host.Listener = ln
+	host.Start()
+	t.Cleanup(host.Close)
+	hostOrigin := "http://localhost:" + portOf(ln.Addr().String())
+
+	s := startServer(t, "--allowed-origins", hostOrigin)
+	chatAddr = s.Addr
+	staff := dial(t, s, "staff-1", "Ann", true, true)
+
+	b := newBrowser(t)
+	page := b.newTab("host page")
+	page.navigate(hostOrigin + "/")
+	page.waitJS("the chat button", `document.querySelector('[data-grainchat]')?.shadowRoot?.querySelector('button')?.textContent === 'Questions?'`)
+	page.do("click the chat button", evalVoid(`document.querySelector('[data-grainchat]').shadowRoot.querySelector('button').click()`))
+
+	frame := page.frameTab("http://" + s.Addr + "/embed/")
+	frame.waitOnline()
+	if who := frame.evalString(`document.getElementById('whoami').textContent`); who != "Signed in as Wendy" {
+		t.Errorf("widget says %q", who)
+	}
+	if h := frame.evalString(`location.href`); h != "http://"+s.Addr+"/embed/" {
+		t.Errorf("the frame's address is %q: the token should be gone from it", h)
+	}
+	frame.typeAndSend("Hello from the widget")
+	frame.waitMessageText("Hello from the widget")
+	m := waitMessage(t, staff, "Hello from the widget")
+	conv := m.Int("conversation_id")
+	if m.String("sender_name") != "Wendy" {
+		t.Errorf("staff received %s", m.Raw)
+	}
+	post(t, staff, conv, "Hi Wendy!", "r1")
+	frame.waitMessageText("Hi Wendy!")
+
+	// Close the panel from inside the frame; a reply meanwhile shows as a
+	// badge on the host page's button.
+	frame.do("close the panel", chromedp.Click(chromedp.ID("close")))
+	page.waitJS("the panel to close", `document.querySelector('[data-grainchat]').shadowRoot.querySelector('.grainchat-panel').style.display === 'none'`)
+	post(t, staff, conv, "Anything else?", "r2")
+	page.waitJS("the unread badge", `document.querySelector('[data-grainchat]').shadowRoot.querySelector('.grainchat-badge').textContent === '1'`)
+	page.do("reopen", evalVoid(`GrainChat.open()`))
+	frame.waitMessageText("Anything else?")
+	page.waitJS("the badge to clear", `document.querySelector('[data-grainchat]').shadowRoot.querySelector('.grainchat-badge').style.display === 'none'`)
+
+	for _, c := range page.cookies("http://" + s.Addr + "/") {
+		if c.Name == "chat_token" {
+			t.Errorf("a chat_token cookie was set for chatd: the widget must use its data-token")
+		}
+	}
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+// frameTab attaches to the cross-site iframe (its own target) whose address
+// starts with prefix.
+func (p *tab) frameTab(prefix string) *tab {
+	p.t.Helper()
+	deadline := time.Now().Add(browserWait)
+	for {
+		infos, err := chromedp.Targets(p.ctx)
+		if err != nil {
+			p.t.Fatalf("%s: targets: %v", p.name, err)
+		}
+		for _, info := range infos {
+			if info.Type == "iframe" && strings.HasPrefix(info.URL, prefix) {
+				ctx, cancel := chromedp.NewContext(p.ctx, chromedp.WithTargetID(info.TargetID))
+				p.t.Cleanup(cancel)
+				if err := chromedp.Do(ctx); err != nil {
+					p.t.Fatalf("attach to the frame: %v", err)
+				}
+				return &tab{t: p.t, name: p.name + " frame", ctx: ctx}
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: no frame at %s among %d targets", p.name, prefix, len(infos))
+		}
+		// Targets appear asynchronously; ask again shortly (bounded by the deadline).
+		tctx, cancel := context.WithTimeout(p.ctx, 50*time.Millisecond)
+		<-tctx.Done()
+		cancel()
+	}
+}
