@@ -30,6 +30,7 @@ type conn struct {
 	attached atomic.Bool
 	server   *Server
 	userID   int64
+	user     *userState
 	// maxQueued bounds the frames waiting to be written.
 	maxQueued int
 	pid       *actor.PID

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
+	"golang.org/x/time/rate"
 
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/storage"
@@ -43,6 +44,18 @@ type Config struct {
 	WriteTimeout time.Duration
 	// StoreTimeout bounds the store calls of a handshake. Zero means 5s.
 	StoreTimeout time.Duration
+	// MaxConns bounds the open sockets of this node; beyond it handshakes
+	// get 503. Zero means 20000.
+	MaxConns int
+	// MaxConnsPerUser bounds one user's open sockets on this node; beyond it
+	// handshakes get 429. Zero means 20.
+	MaxConnsPerUser int
+	// MessageRate is how many frames per second one user may send, over all
+	// their sockets on this node (token bucket); frames beyond it are refused
+	// with rate_limited. Zero means 10; negative means unlimited.
+	MessageRate float64
+	// MessageBurst is the bucket's size. Zero means 20.
+	MessageBurst int
 }
 
 func (c *Config) setDefaults() {
@@ -69,6 +82,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 5 * time.Second
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 20000
+	}
+	if c.MaxConnsPerUser <= 0 {
+		c.MaxConnsPerUser = 20
+	}
+	if c.MessageRate == 0 {
+		c.MessageRate = 10
+	}
+	if c.MessageBurst <= 0 {
+		c.MessageBurst = 20
 	}
 }
 
@@ -109,6 +134,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*gws.Conn]*conn
+	users    map[int64]*userState // users with reserved or open sockets
+	reserved int                  // sockets reserved, open or being opened
 	closing  bool
 	drained  chan struct{}
 	stopPing chan struct{}
@@ -132,6 +159,7 @@ func New(logger *slog.Logger, cfg Config, verifier *auth.Verifier, origins *auth
 		metrics:  metrics,
 		decoder:  wire.Decoder{MaxMessageChars: cfg.MaxMessageChars},
 		conns:    make(map[*gws.Conn]*conn),
+		users:    make(map[int64]*userState),
 		stopPing: make(chan struct{}),
 		pingDone: make(chan struct{}),
 	}
@@ -251,7 +279,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The session subscribes before the handshake completes, so that every
 	// message stored after the client sees its connection open reaches it.
 	v1 := offersSubprotocol(r, wire.Subprotocol)
-	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue}
+	us, status := s.reserve(user.ID)
+	switch status {
+	case http.StatusTooManyRequests:
+		s.refuse(w, status, "too many connections for this user")
+		return
+	case http.StatusServiceUnavailable:
+		s.refuse(w, status, "server full or shutting down")
+		return
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			s.release(user.ID)
+		}
+	}()
+	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue, user: us}
 	if user.IsAdmin {
 		c.maxQueued = s.cfg.AdminWriteQueue
 	}
@@ -286,12 +329,58 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[socket] = c
+	opened = true
 	s.mu.Unlock()
 	s.metrics.ConnOpened()
 	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	c.attach(socket)
 	s.logger.Debug("socket open", "conn_id", c.id, "user_id", user.ID, "v1", v1)
 	go socket.ReadLoop()
+}
+
+// userState is what the server bounds per user: sockets and frame rate.
+type userState struct {
+	conns   int
+	limiter *rate.Limiter
+}
+
+// reserve counts a socket for user before it opens; the caller must release
+// it when the socket closes or fails to open.
+func (s *Server) reserve(userID int64) (*userState, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, http.StatusServiceUnavailable
+	}
+	if s.reserved >= s.cfg.MaxConns {
+		return nil, http.StatusServiceUnavailable
+	}
+	u := s.users[userID]
+	if u == nil {
+		limit := rate.Inf
+		if s.cfg.MessageRate > 0 {
+			limit = rate.Limit(s.cfg.MessageRate)
+		}
+		u = &userState{limiter: rate.NewLimiter(limit, s.cfg.MessageBurst)}
+		s.users[userID] = u
+	}
+	if u.conns >= s.cfg.MaxConnsPerUser {
+		return nil, http.StatusTooManyRequests
+	}
+	u.conns++
+	s.reserved++
+	return u, 0
+}
+
+func (s *Server) release(userID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reserved--
+	if u := s.users[userID]; u != nil {
+		if u.conns--; u.conns <= 0 {
+			delete(s.users, userID)
+		}
+	}
 }
 
 func (s *Server) refuse(w http.ResponseWriter, status int, msg string) {
@@ -336,6 +425,7 @@ func (s *Server) OnClose(socket *gws.Conn, err error) {
 		return
 	}
 	c.closing.Store(true)
+	s.release(c.userID)
 	s.metrics.ConnClosed()
 	if c.pid != nil {
 		s.node.StopSession(c.pid)
@@ -363,6 +453,13 @@ func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		return
 	}
 	s.metrics.FrameIn()
+	if !c.user.limiter.Allow() {
+		s.metrics.FrameRefused(wire.CodeRateLimited)
+		if c.v1 {
+			c.Write(wire.ErrorFrame(&wire.Error{Code: wire.CodeRateLimited, Message: "too many messages; slow down and retry"}))
+		}
+		return
+	}
 	if msg.Opcode != gws.OpcodeText {
 		s.metrics.FrameRefused(wire.CodeInvalidRequest)
 		if c.v1 {

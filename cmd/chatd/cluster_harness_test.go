@@ -86,7 +86,7 @@ func (p *nodeProc) start() {
 	if p.Addr == "" { // a restart keeps its address, as behind a load balancer
 		p.Addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
-	args := append([]string{"--addr", p.Addr, "--jwt-secret", testSecret, "--log-level", "debug", "--shutdown-timeout", "15s"}, p.args...)
+	args := append([]string{"--addr", p.Addr, "--jwt-secret", testSecret, "--log-level", "debug", "--shutdown-timeout", "15s", "--message-rate", "-1"}, p.args...)
 	p.cmd = exec.Command(chatdBinary(t), args...)
 	p.cmd.Env = append(os.Environ(), "CHAT_DATABASE_URL=") // only flags configure the node
 	stdout, err := p.cmd.StdoutPipe()

@@ -55,6 +55,10 @@ type config struct {
 	PostTimeout      time.Duration
 	ShutdownTimeout  time.Duration
 	Pprof            bool
+	MaxConns         int
+	MaxConnsPerUser  int
+	MessageRate      float64
+	MessageBurst     int
 }
 
 // defaultDevSecretFile is where development mode keeps its generated secret,
@@ -104,6 +108,10 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&cfg.AdminWriteQueue, "admin-write-queue", 16384, "frames queued per staff socket before it is closed as a slow consumer")
 	fs.DurationVar(&cfg.GrainIdleTimeout, "grain-idle-timeout", 2*time.Minute, "passivate grains idle this long with no subscribers")
 	fs.DurationVar(&cfg.PostTimeout, "post-timeout", 10*time.Second, "how long a post may wait to be stored before the client is told to retry")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 20000, "open sockets this node accepts; more get 503")
+	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", 20, "open sockets one user may have on this node; more get 429")
+	fs.Float64Var(&cfg.MessageRate, "message-rate", 10, "frames per second one user may send (token bucket); -1 = unlimited")
+	fs.IntVar(&cfg.MessageBurst, "message-burst", 20, "token bucket size of --message-rate")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
 }
@@ -237,6 +245,12 @@ func (cfg *config) validate() []string {
 	}
 	if cfg.MaxFrameBytes < 1024 {
 		p = append(p, "max-frame-bytes: must be at least 1024")
+	}
+	if cfg.MaxConns < 1 || cfg.MaxConnsPerUser < 1 || cfg.MessageBurst < 1 {
+		p = append(p, "max-conns, max-conns-per-user, message-burst: must be positive")
+	}
+	if cfg.MessageRate == 0 || (cfg.MessageRate < 0 && cfg.MessageRate != -1) {
+		p = append(p, "message-rate: must be positive, or -1 for unlimited")
 	}
 	if cfg.WriteQueue < 1 || cfg.AdminWriteQueue < 1 {
 		p = append(p, "write-queue, admin-write-queue: must be positive")

@@ -54,7 +54,7 @@ func startServer(t testing.TB, args ...string) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &testServer{t: t, cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
-	full := append([]string{"--addr", "127.0.0.1:0", "--jwt-secret", testSecret, "--log-level", "warn"}, args...)
+	full := append([]string{"--addr", "127.0.0.1:0", "--jwt-secret", testSecret, "--log-level", "warn", "--message-rate", "-1", "--max-conns-per-user", "1000"}, args...)
 	getenv := func(string) string { return "" }
 	go func() {
 		err := run(ctx, full, getenv, pw)

@@ -125,6 +125,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PingInterval:    cfg.PingInterval,
 		WriteQueue:      cfg.WriteQueue,
 		AdminWriteQueue: cfg.AdminWriteQueue,
+		MaxConns:        cfg.MaxConns,
+		MaxConnsPerUser: cfg.MaxConnsPerUser,
+		MessageRate:     cfg.MessageRate,
+		MessageBurst:    cfg.MessageBurst,
 	}, verifier, origins, store, node, metric)
 	ws.Start()
 

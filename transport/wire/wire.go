@@ -47,6 +47,7 @@ const (
 	CodeUnavailable          = "unavailable"
 	CodeTooManyPending       = "too_many_pending"
 	CodeTooManyOpen          = "too_many_open"
+	CodeRateLimited          = "rate_limited"
 	CodeInternal             = "internal"
 	// CodeMoved never reaches clients: a grain answers it when it no longer
 	// owns its identity, and the session looks the grain up again.
