@@ -7,9 +7,11 @@ GO ?= go
 run:
 	$(GO) run ./cmd/chatd
 
-## test: the whole test suite, race detector on (needs PostgreSQL; see README)
+## test: the whole test suite, race detector on (needs PostgreSQL; see README), then the
+## in-process multi-member tests, which protoactor's global gRPC logger keeps out of -race builds
 test:
 	$(GO) test -race -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -timeout 5m -run 'TestTwoMembers' ./actors/
 
 ## generate: regenerate protobuf code (needs Debian's protobuf-compiler and protoc-gen-go)
 generate:

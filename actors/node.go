@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -156,15 +157,18 @@ func (noMetrics) GrainMoved()            {}
 // Node is one member of the grainchat cluster: an actor system with the
 // conversation and inbox grain kinds and this process's session actors.
 type Node struct {
-	logger   *slog.Logger
-	cfg      Config
-	store    storage.Store
-	appender *batch.Appender
-	metrics  Metrics
-	system   *actor.ActorSystem
-	cluster  *cluster.Cluster
-	member   atomic.Bool  // this node is in the cluster topology
-	members  atomic.Int32 // members in this node's view of the topology
+	logger    *slog.Logger
+	cfg       Config
+	store     storage.Store
+	appender  *batch.Appender
+	metrics   Metrics
+	system    *actor.ActorSystem
+	cluster   *cluster.Cluster
+	member    atomic.Bool  // this node is in the cluster topology
+	members   atomic.Int32 // members in this node's view of the topology
+	stopOnce  sync.Once
+	leaveOnce sync.Once
+	stopped   chan struct{} // closed when Shutdown's work is done
 	// owners answers "which member owns this identity" under the latest
 	// topology this node has seen, as the identity lookup computes it.
 	owners atomic.Pointer[cluster.Rendezvous]
@@ -253,8 +257,20 @@ func (n *Node) Ready() bool {
 // need to drop it from their topology: they then place its grains elsewhere
 // while it still answers. Only then does it stop its actors.
 func (n *Node) Shutdown(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
+	n.stopOnce.Do(func() { n.stopped = make(chan struct{}) })
+	done := n.stopped
+	n.leaveOnce.Do(func() { go n.leave(ctx, done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("leave cluster: %w", ctx.Err())
+	}
+}
+
+// leave runs Shutdown's work once, closing done at the end.
+func (n *Node) leave(ctx context.Context, done chan struct{}) {
+	{
 		defer close(done)
 		if n.cfg.LeaveGracefully {
 			if err := n.cfg.Provider.Shutdown(true); err != nil {
@@ -273,12 +289,6 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		// and wait for remote endpoints (up to ~10s toward nodes that are
 		// gone); the leave is done already.
 		n.cluster.Shutdown(false)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("leave cluster: %w", ctx.Err())
 	}
 }
 
