@@ -1,7 +1,7 @@
 # grainchat — see README.md.
 GO ?= go
 
-.PHONY: run test generate build vet lint
+.PHONY: run test fuzz generate build vet lint
 
 ## run: start chatd in development mode (memory store, generated secret)
 run:
@@ -12,6 +12,15 @@ run:
 test:
 	$(GO) test -race -count=1 -timeout 40m ./...
 	$(GO) test -count=1 -timeout 5m -run 'TestTwoMembers' ./actors/
+	$(MAKE) fuzz FUZZTIME=10s
+
+FUZZTIME ?= 60s
+
+## fuzz: run each fuzz target for FUZZTIME (the test target runs them briefly)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./transport/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./transport/auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzClaims$$' -fuzztime $(FUZZTIME) ./transport/auth/
 
 ## generate: regenerate protobuf code (needs Debian's protobuf-compiler and protoc-gen-go)
 generate:
