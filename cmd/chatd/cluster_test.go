@@ -177,48 +177,7 @@ func checkExactlyOnce(t *testing.T, r trafficResult) (acked int) {
 func TestClusterKillNodeHostingBusyGrain(t *testing.T) {
 	clusterKinds(t, func(t *testing.T, start func(t *testing.T, dsn string, n int, extra ...string) *testCluster) {
 		c := start(t, newDatabase(t), 3)
-		urls := c.urls()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		rot := func(i int) []string { return append(append([]string(nil), urls[i%3:]...), urls[:i%3]...) }
-		var r trafficResult
-		var wg sync.WaitGroup
-		run := func(res *wsclient.Resumer) {
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = res.Run(ctx) }()
-		}
-		for i := 0; i < 2; i++ {
-			a := wsclient.NewResumer(rot(i+1), mint(t, fmt.Sprintf("staff-%d", i), "Staff", true))
-			r.admins = append(r.admins, a)
-			run(a)
-		}
-		for i := 0; i < 6; i++ {
-			v := wsclient.NewResumer(rot(i), mint(t, fmt.Sprintf("visitor-%d", i), fmt.Sprintf("Visitor %d", i), false))
-			r.visitors = append(r.visitors, v)
-			run(v)
-		}
-		for i, v := range r.visitors {
-			if _, err := v.WaitUntil(ctxT(t, 20*time.Second), func(s wsclient.Snapshot) bool { return s.ConversationID != 0 }); err != nil {
-				t.Fatalf("visitor %d never connected", i)
-			}
-		}
-		// Traffic: every visitor posts every 20ms until told to stop.
-		stopSend := make(chan struct{})
-		var sendWG sync.WaitGroup
-		for i, v := range r.visitors {
-			sendWG.Add(1)
-			go func() {
-				defer sendWG.Done()
-				for n := 0; ; n++ {
-					select {
-					case <-stopSend:
-						return
-					case <-time.After(20 * time.Millisecond):
-					}
-					v.Post(0, fmt.Sprintf("v%d m%d", i, n), fmt.Sprintf("v%d-%d", i, n))
-				}
-			}()
-		}
+		r, stop, done := chatTraffic(t, c.urls(), 6, 2)
 		var recoveries []time.Duration
 		for kill := 0; kill < 2; kill++ {
 			// Let traffic flow, then kill the node hosting visitor `kill`'s grain.
@@ -249,11 +208,9 @@ func TestClusterKillNodeHostingBusyGrain(t *testing.T) {
 			recoveries = append(recoveries, time.Since(killedAt))
 			victim.Restart() // the cluster gets its third node back
 		}
-		close(stopSend)
-		sendWG.Wait()
+		stop()
 		acked := checkExactlyOnce(t, r)
-		cancel()
-		wg.Wait()
+		done()
 		sort.Slice(recoveries, func(i, j int) bool { return recoveries[i] < recoveries[j] })
 		t.Logf("acked %d messages across %d kills; time to serve again: %v", acked, len(recoveries), recoveries)
 		if acked < 100 {
