@@ -453,13 +453,6 @@ func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		return
 	}
 	s.metrics.FrameIn()
-	if !c.user.limiter.Allow() {
-		s.metrics.FrameRefused(wire.CodeRateLimited)
-		if c.v1 {
-			c.Write(wire.ErrorFrame(&wire.Error{Code: wire.CodeRateLimited, Message: "too many messages; slow down and retry"}))
-		}
-		return
-	}
 	if msg.Opcode != gws.OpcodeText {
 		s.metrics.FrameRefused(wire.CodeInvalidRequest)
 		if c.v1 {
@@ -476,6 +469,14 @@ func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		s.metrics.FrameRefused(we.Code)
 		if c.v1 {
 			c.Write(wire.ErrorFrame(we))
+		}
+		return
+	}
+	if !c.user.limiter.Allow() {
+		s.metrics.FrameRefused(wire.CodeRateLimited)
+		if c.v1 {
+			c.Write(wire.ErrorFrame(&wire.Error{Code: wire.CodeRateLimited, Message: "too many messages; slow down and retry",
+				ClientMsgID: req.ClientMsgID, ConversationID: req.ConversationID}))
 		}
 		return
 	}

@@ -25,6 +25,9 @@ func TestRateLimitPerUser(t *testing.T) {
 			acks++
 		case f.Type() == "error" && f.String("code") == "rate_limited":
 			limited++
+			if f.String("client_msg_id") == "" {
+				t.Errorf("rate_limited error without the refused post's client_msg_id: %s", f.Raw)
+			}
 		}
 		return acks+limited == 5
 	})

@@ -23,6 +23,8 @@ type Resumer struct {
 
 	mu         sync.Mutex
 	conn       *Client
+	url        string // conn's URL
+	observe    func(Event)
 	seqs       map[int64][]int64
 	last       map[int64]int64
 	texts      map[int64]map[int64]string
@@ -47,6 +49,36 @@ type Ack struct {
 	Seq            int64
 }
 
+// EventKind tells what an Event reports.
+type EventKind int
+
+const (
+	// Delivered: a message was delivered to the Resumer's user.
+	Delivered EventKind = iota + 1
+	// Acknowledged: a post was acknowledged.
+	Acknowledged
+)
+
+// Event is something a Resumer saw, reported to the function given to
+// Observe.
+type Event struct {
+	Kind EventKind
+	// At is when the frame arrived; for a message delivered from history
+	// or held back while resuming, when the Resumer delivered it.
+	At time.Time
+	// URL is the URL of the connection the frame arrived on.
+	URL            string
+	ConversationID int64
+	Seq            int64
+	// Text is a delivered message's text.
+	Text string
+	// ClientMsgID is an acknowledged post's client_msg_id.
+	ClientMsgID string
+	// Live is true for a message delivered as its live frame arrived (not
+	// from history, not held back while resuming).
+	Live bool
+}
+
 // NewResumer returns a Resumer; Run connects it.
 func NewResumer(urls []string, token string) *Resumer {
 	return &Resumer{
@@ -55,6 +87,23 @@ func NewResumer(urls []string, token string) *Resumer {
 		pending: map[string]resumePost{}, acked: map[string]Ack{}, refused: map[string]string{},
 		changed: make(chan struct{}, 1),
 	}
+}
+
+// Observe makes the Resumer call f for each message it delivers to its user
+// and for each post when it is first acknowledged, in the order it sees them,
+// on its reading goroutine, without holding its lock: f must return quickly.
+// Call Observe before Run.
+func (r *Resumer) Observe(f func(Event)) {
+	r.mu.Lock()
+	r.observe = f
+	r.mu.Unlock()
+}
+
+// URL is the URL of the Resumer's current connection, "" while it has none.
+func (r *Resumer) URL() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.url
 }
 
 // Run keeps the Resumer connected until ctx ends. It returns ctx's error.
@@ -79,12 +128,12 @@ func (r *Resumer) Run(ctx context.Context) error {
 		}
 		backoff = 50 * time.Millisecond
 		r.mu.Lock()
-		r.conn = c
+		r.conn, r.url = c, url
 		r.connects++
 		r.mu.Unlock()
-		r.serve(ctx, c)
+		r.serve(ctx, c, url)
 		r.mu.Lock()
-		r.conn = nil
+		r.conn, r.url = nil, ""
 		r.mu.Unlock()
 		c.Close()
 	}
@@ -93,7 +142,7 @@ func (r *Resumer) Run(ctx context.Context) error {
 func (r *Resumer) closeConn() {
 	r.mu.Lock()
 	c := r.conn
-	r.conn = nil
+	r.conn, r.url = nil, ""
 	r.mu.Unlock()
 	if c != nil {
 		c.Close()
@@ -116,7 +165,24 @@ func (r *Resumer) Connected() bool {
 }
 
 // serve processes one connection's frames in order until it closes.
-func (r *Resumer) serve(ctx context.Context, c *Client) {
+func (r *Resumer) serve(ctx context.Context, c *Client, url string) {
+	r.mu.Lock()
+	observe := r.observe
+	r.mu.Unlock()
+	emit := func(e Event) {
+		if observe != nil {
+			e.URL = url
+			observe(e)
+		}
+	}
+	delivered := func(conv, seq int64, text string, live bool, at time.Time) {
+		if r.deliver(conv, seq, text) {
+			if !live {
+				at = time.Now()
+			}
+			emit(Event{Kind: Delivered, At: at, ConversationID: conv, Seq: seq, Text: text, Live: live})
+		}
+	}
 	syncing := map[int64][]Frame{} // conversation → live frames held back
 	// connLast is, per conversation, the last seq this connection delivered
 	// live, starting at the last_seq of its welcome or inbox frame: the
@@ -181,7 +247,7 @@ func (r *Resumer) serve(ctx context.Context, c *Client) {
 				mm, _ := m.(map[string]any)
 				seq, _ := mm["seq"].(float64)
 				text, _ := mm["message"].(string)
-				r.deliver(conv, int64(seq), text, true)
+				delivered(conv, int64(seq), text, false, f.At)
 			}
 			if f.Fields["has_more"] == true {
 				r.mu.Lock()
@@ -194,7 +260,7 @@ func (r *Resumer) serve(ctx context.Context, c *Client) {
 			delete(syncing, conv)
 			for _, h := range held {
 				r.checkLive(connLast, conv, h.Int("seq"))
-				r.deliver(conv, h.Int("seq"), h.String("message"), true)
+				delivered(conv, h.Int("seq"), h.String("message"), false, h.At)
 			}
 		case "message":
 			if held, ok := syncing[conv]; ok {
@@ -202,16 +268,20 @@ func (r *Resumer) serve(ctx context.Context, c *Client) {
 				continue
 			}
 			r.checkLive(connLast, conv, f.Int("seq"))
-			r.deliver(conv, f.Int("seq"), f.String("message"), true)
+			delivered(conv, f.Int("seq"), f.String("message"), true, f.At)
 		case "ack":
 			r.mu.Lock()
 			id := f.String("client_msg_id")
-			if _, ok := r.pending[id]; ok {
+			_, first := r.pending[id]
+			if first {
 				delete(r.pending, id)
 				r.acked[id] = Ack{ConversationID: conv, Seq: f.Int("seq")}
 			}
 			r.mu.Unlock()
 			r.notify()
+			if first {
+				emit(Event{Kind: Acknowledged, At: f.At, ConversationID: conv, Seq: f.Int("seq"), ClientMsgID: id})
+			}
 		case "error":
 			id := f.String("client_msg_id")
 			if id == "" {
@@ -269,10 +339,12 @@ func (r *Resumer) checkLive(connLast map[int64]int64, conv, seq int64) {
 }
 
 // deliver records seq for the user unless it was delivered already (a
-// resume overlaps what the previous connection delivered).
-func (r *Resumer) deliver(conv, seq int64, text string, _ bool) {
+// resume overlaps what the previous connection delivered), and reports
+// whether it did.
+func (r *Resumer) deliver(conv, seq int64, text string) bool {
 	r.mu.Lock()
 	last, known := r.last[conv]
+	fresh := !known || seq > last
 	switch {
 	case known && seq <= last:
 	case known && seq != last+1:
@@ -288,6 +360,7 @@ func (r *Resumer) deliver(conv, seq int64, text string, _ bool) {
 	}
 	r.mu.Unlock()
 	r.notify()
+	return fresh
 }
 
 func (r *Resumer) notify() {

@@ -1,0 +1,245 @@
+// Command chatchaos runs grainchat's failover scenario at scale: it starts a
+// chatd cluster on loopback (automanaged or etcd membership, one shared
+// PostgreSQL database), connects visitors and admins with resuming clients
+// (wsclient.Resumer) that post at a steady rate, then repeatedly SIGKILLs the
+// node hosting a busy conversation grain, measures how long each affected
+// conversation takes to accept messages again, and restarts the node on the
+// same address. At the end it stops the traffic, waits until every post is
+// acknowledged and delivered, and reports the time to serve again
+// (p50/p99/max), messages acknowledged, lost, duplicates, gaps and
+// visitor → admin delivery latency. It exits non-zero when anything was
+// lost, doubled, skipped or never acknowledged.
+//
+//	chatchaos --database-url 'postgres://postgres@127.0.0.1:5432/chaos?sslmode=disable' --provider automanaged --kills 10
+//
+// It must run inside the grainchat module unless --chatd names a binary.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/grainchat/grainchat/cmd/internal/chatproc"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatchaos:", err)
+		os.Exit(1)
+	}
+}
+
+// options are chatchaos's flags.
+type options struct {
+	chatd          string
+	databaseURL    string
+	provider       string
+	refresh        time.Duration // automanaged poll interval
+	nodes          int
+	visitors       int
+	admins         int
+	rate           float64 // messages per second per visitor
+	kills          int
+	interval       time.Duration
+	warmup         time.Duration
+	target         string
+	recoverTimeout time.Duration
+	drain          time.Duration
+	timeout        time.Duration
+	seed           int64
+	logDir         string
+	chatdArgs      stringList
+	jsonOut        bool
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("chatchaos", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.chatd, "chatd", "", "chatd binary; empty = build it with go build (inside the grainchat module) into a temporary directory")
+	fs.StringVar(&o.databaseURL, "database-url", getenv("CHAT_DATABASE_URL"), "PostgreSQL database the nodes share (default CHAT_DATABASE_URL); migrated with chatd migrate")
+	fs.StringVar(&o.provider, "provider", "automanaged", "membership provider: automanaged or etcd (a throwaway etcd on loopback)")
+	fs.DurationVar(&o.refresh, "automanaged-refresh", time.Second, "automanaged: chatd's --automanaged-refresh (how often peers are polled; an unanswered poll removes a node); 1s is chatd's default and the configs'")
+	fs.IntVar(&o.nodes, "nodes", 3, "chatd nodes")
+	fs.IntVar(&o.visitors, "visitors", 30, "visitors, one conversation each, spread over the nodes")
+	fs.IntVar(&o.admins, "admins", 2, "admins, each on a different node (from node 2 on)")
+	fs.Float64Var(&o.rate, "rate", 20, "messages per second per visitor")
+	fs.IntVar(&o.kills, "kills", 10, "SIGKILLs, one after the other")
+	fs.DurationVar(&o.interval, "interval", 5*time.Second, "traffic between a restarted node being ready and the next kill (and after the last)")
+	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "traffic before the first kill")
+	fs.StringVar(&o.target, "target", "busiest", "which node to kill: busiest (the host of the conversation with the most acknowledged posts since the last kill) or random (the host of a random visitor's conversation)")
+	fs.DurationVar(&o.recoverTimeout, "recover-timeout", 60*time.Second, "bound on the wait for every conversation to accept messages again after a kill")
+	fs.DurationVar(&o.drain, "drain", 2*time.Minute, "bound on the final wait for every post to be acknowledged and delivered")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	fs.Int64Var(&o.seed, "seed", 0, "random seed; 0 = from the clock")
+	fs.StringVar(&o.logDir, "log-dir", "", "where the nodes' logs go; empty = a temporary directory, removed unless the run fails")
+	fs.Var(&o.chatdArgs, "chatd-arg", "extra chatd flag for every node (repeatable), e.g. --chatd-arg=--post-timeout=5s")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var problems []string
+	if o.databaseURL == "" {
+		problems = append(problems, "--database-url (or CHAT_DATABASE_URL) is required")
+	}
+	if o.provider != "automanaged" && o.provider != "etcd" {
+		problems = append(problems, fmt.Sprintf("--provider %q: automanaged or etcd", o.provider))
+	}
+	if o.target != "busiest" && o.target != "random" {
+		problems = append(problems, fmt.Sprintf("--target %q: busiest or random", o.target))
+	}
+	if o.nodes < 2 || o.nodes > 16 {
+		problems = append(problems, "--nodes: 2 to 16 (a killed node's grains need another node)")
+	}
+	if o.visitors < 1 || o.visitors > 10000 {
+		problems = append(problems, "--visitors: 1 to 10000")
+	}
+	if o.admins < 1 || o.admins > 100 {
+		problems = append(problems, "--admins: 1 to 100")
+	}
+	if o.rate <= 0 || o.rate > 1000 {
+		problems = append(problems, "--rate: more than 0, at most 1000 per visitor")
+	}
+	if o.kills < 0 || o.kills > 1000 {
+		problems = append(problems, "--kills: 0 to 1000")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"interval", o.interval}, {"warmup", o.warmup}, {"automanaged-refresh", o.refresh}, {"recover-timeout", o.recoverTimeout}, {"drain", o.drain}, {"timeout", o.timeout}} {
+		if d.v <= 0 {
+			problems = append(problems, fmt.Sprintf("--%s must be positive", d.name))
+		}
+	}
+	if len(problems) > 0 {
+		return o, errors.New(strings.Join(problems, "; "))
+	}
+	if o.seed == 0 {
+		o.seed = time.Now().UnixNano()
+	}
+	return o, nil
+}
+
+// run is the whole program: main only calls it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	o, err := parseOptions(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	progress := func(format string, a ...any) {
+		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, a...)...)
+	}
+
+	bin := o.chatd
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "chatchaos-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		progress("building chatd")
+		if bin, err = chatproc.Build(ctx, dir); err != nil {
+			return fmt.Errorf("%w (run inside the grainchat module, or give --chatd)", err)
+		}
+	}
+	if err := chatproc.Migrate(ctx, bin, o.databaseURL); err != nil {
+		return err
+	}
+
+	logDir := o.logDir
+	if logDir == "" {
+		if logDir, err = os.MkdirTemp("", "chatchaos-logs-"); err != nil {
+			return err
+		}
+		defer func() {
+			if err == nil {
+				os.RemoveAll(logDir)
+			} else {
+				fmt.Fprintf(stderr, "chatchaos: node logs kept in %s\n", logDir)
+			}
+		}()
+	} else if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	jwtSecret := "chatchaos-" + hex.EncodeToString(secret)
+	progress("starting %d nodes (%s membership); logs in %s", o.nodes, o.provider, logDir)
+	cl, err := chatproc.StartCluster(ctx, chatproc.ClusterConfig{
+		Node: chatproc.NodeConfig{
+			Binary: bin,
+			// Debug logs (chatd's and the actor runtime's) say where
+			// grains activate and stop; chatproc reads the text format.
+			// The per-user rate limit is lifted, as loadtest.sh does:
+			// this measures failover, not the limiter (--chatd-arg
+			// --message-rate=10 puts it back).
+			Args: []string{"--jwt-secret", jwtSecret, "--log-level", "debug", "--actor-log-level", "debug",
+				"--log-format", "text", "--message-rate", "-1"},
+			ReadyTimeout: 60 * time.Second,
+			LogLimit:     4 << 20,
+		},
+		Provider:           o.provider,
+		AutomanagedRefresh: o.refresh,
+		Nodes:              o.nodes,
+		DatabaseURL:        o.databaseURL,
+		Name:               fmt.Sprintf("chaos-%d", time.Now().UnixNano()),
+		ExtraArgs:          o.chatdArgs,
+		LogDir:             logDir,
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	c, err := newChaos(o, cl, jwtSecret, progress)
+	if err != nil {
+		return err
+	}
+	rep, err := c.run(ctx)
+	if err != nil {
+		return err
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.print(stdout)
+	}
+	if problems := rep.problems(); len(problems) > 0 {
+		return errors.New("failed: " + strings.Join(problems, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package chatproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ClusterConfig configures StartCluster.
+type ClusterConfig struct {
+	// Node is the template of every node: Binary is required; Name and
+	// Addr are set per node (node-1, node-2, …; free loopback ports); Args
+	// come first on every node's command line.
+	Node NodeConfig
+	// Provider is the membership provider: "automanaged" or "etcd".
+	Provider string
+	// Nodes is how many nodes to start, one after the other.
+	Nodes int
+	// DatabaseURL is the PostgreSQL database every node shares.
+	DatabaseURL string
+	// Name is the cluster name. Empty means "<provider>-<unix nanoseconds>".
+	Name string
+	// ExtraArgs come last on every node's command line, after the
+	// membership flags, which they may override.
+	ExtraArgs []string
+	// AutomanagedRefresh is the automanaged peers' poll interval
+	// (--automanaged-refresh). Zero means 500ms.
+	AutomanagedRefresh time.Duration
+	// EtcdEndpoint is the etcd the nodes register in. Empty means a
+	// throwaway etcd (StartEtcd), stopped by Close.
+	EtcdEndpoint string
+	// LogDir, when set, receives each node's output, over all its runs, in
+	// <LogDir>/<node name>.log (appended to), besides Node.Log; it
+	// replaces Node.LogTo.
+	LogDir string
+}
+
+// Cluster is a set of chatd nodes sharing a database and a membership.
+type Cluster struct {
+	// Nodes are the cluster's nodes, in start order.
+	Nodes []*Node
+	etcd  *Etcd      // started by StartCluster, stopped by Close
+	logs  []*os.File // closed by Close
+}
+
+// StartCluster starts the nodes one after the other, each ready before the
+// next starts. On error it stops what it started.
+func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Nodes < 1 {
+		return nil, errors.New("start cluster: at least one node")
+	}
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("start cluster: a cluster needs a shared PostgreSQL database")
+	}
+	if cfg.Name == "" {
+		cfg.Name = fmt.Sprintf("%s-%d", cfg.Provider, time.Now().UnixNano())
+	}
+	if cfg.AutomanagedRefresh <= 0 {
+		cfg.AutomanagedRefresh = 500 * time.Millisecond
+	}
+	c := &Cluster{}
+	var membership func(i int) []string
+	switch cfg.Provider {
+	case "automanaged":
+		health := make([]string, cfg.Nodes)
+		for i := range health {
+			addr, err := FreeAddr()
+			if err != nil {
+				return nil, fmt.Errorf("start cluster: %w", err)
+			}
+			health[i] = addr
+		}
+		membership = func(i int) []string {
+			return []string{"--cluster-provider", "automanaged", "--automanaged-listen", health[i],
+				"--cluster-peers", strings.Join(health, ","), "--automanaged-refresh", cfg.AutomanagedRefresh.String()}
+		}
+	case "etcd":
+		endpoint := cfg.EtcdEndpoint
+		if endpoint == "" {
+			e, err := StartEtcd(ctx, EtcdConfig{})
+			if err != nil {
+				return nil, fmt.Errorf("start cluster: %w", err)
+			}
+			c.etcd = e
+			endpoint = e.Endpoint()
+		}
+		membership = func(int) []string {
+			return []string{"--cluster-provider", "etcd", "--etcd-endpoints", endpoint}
+		}
+	default:
+		return nil, fmt.Errorf("start cluster: unknown provider %q (automanaged or etcd)", cfg.Provider)
+	}
+	for i := 0; i < cfg.Nodes; i++ {
+		nc := cfg.Node
+		nc.Name = fmt.Sprintf("node-%d", i+1)
+		nc.Addr = ""
+		if cfg.LogDir != "" {
+			f, err := os.OpenFile(filepath.Join(cfg.LogDir, nc.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				c.Close()
+				return nil, fmt.Errorf("start cluster: %w", err)
+			}
+			c.logs = append(c.logs, f)
+			nc.LogTo = f
+		}
+		nc.Args = append(append([]string(nil), cfg.Node.Args...), "--database-url", cfg.DatabaseURL, "--cluster-name", cfg.Name)
+		nc.Args = append(append(nc.Args, membership(i)...), cfg.ExtraArgs...)
+		n, err := StartNode(ctx, nc)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("start cluster: %w", err)
+		}
+		c.Nodes = append(c.Nodes, n)
+	}
+	return c, nil
+}
+
+// URLs are the nodes' WebSocket URLs, in node order.
+func (c *Cluster) URLs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.URL()
+	}
+	return out
+}
+
+// Hosts lists the nodes whose current process hosts the grain of conv,
+// the most recent activation first.
+func (c *Cluster) Hosts(conv int64) []*Node {
+	type hosted struct {
+		n     *Node
+		since time.Time
+	}
+	var hs []hosted
+	for _, n := range c.Nodes {
+		if since, ok := n.Hosting(conv); ok {
+			hs = append(hs, hosted{n, since})
+		}
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].since.After(hs[j].since) })
+	out := make([]*Node, len(hs))
+	for i, h := range hs {
+		out[i] = h.n
+	}
+	return out
+}
+
+// Close kills every node and stops the etcd StartCluster started. The first
+// error is returned; every node is killed regardless.
+func (c *Cluster) Close() error {
+	var first error
+	for _, n := range c.Nodes {
+		if err := n.Kill(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if c.etcd != nil {
+		c.etcd.Stop()
+		c.etcd = nil
+	}
+	for _, f := range c.logs {
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	c.logs = nil
+	return first
+}
