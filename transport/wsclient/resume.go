@@ -201,7 +201,12 @@ func (r *Resumer) serve(ctx context.Context, c *Client, url string) {
 		}
 	}
 	startSync := func(conv, target int64) {
-		connLast[conv] = target
+		// A later inbox frame on the same connection (the inbox moved)
+		// may lag what was delivered: live messages then continue after
+		// the newer of the two.
+		if last, ok := connLast[conv]; !ok || target > last {
+			connLast[conv] = target
+		}
 		r.mu.Lock()
 		last, known := r.last[conv]
 		if !known {
