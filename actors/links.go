@@ -41,7 +41,6 @@ type pendingPost struct {
 	conversationID int64
 	post           *chatpb.Post
 	clientMsgID    string // as the client sent it ("" when it sent none)
-	deadline       time.Time
 	timer          *time.Timer
 	sentTo         *actor.PID
 	resent         bool
@@ -300,7 +299,6 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 	s.pending[ref] = &pendingPost{
 		conversationID: conv,
 		clientMsgID:    req.ClientMsgID,
-		deadline:       time.Now().Add(s.node.cfg.PostTimeout),
 		timer:          time.AfterFunc(s.node.cfg.PostTimeout, func() { root.Send(self, &postTimeout{ref: ref}) }),
 		post: &chatpb.Post{
 			Ref:           ref,

@@ -242,9 +242,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 // Members is the number of members in this node's view of the cluster.
 func (n *Node) Members() int { return int(n.members.Load()) }
 
-// Address is the host:port other nodes reach this one at.
-func (n *Node) Address() string { return n.system.Address() }
-
 // Ready reports whether this node is a member of the cluster's topology.
 func (n *Node) Ready() bool {
 	return n.member.Load()

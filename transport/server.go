@@ -329,6 +329,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[socket] = c
+	socket.Session().Store(connKey, c)
 	opened = true
 	s.mu.Unlock()
 	s.metrics.ConnOpened()
@@ -399,10 +400,17 @@ func offersSubprotocol(r *http.Request, want string) bool {
 	return false
 }
 
+// connKey is where a socket's *conn is kept in its gws session storage, so
+// that reading a frame does not take the server-wide lock.
+const connKey = "grainchat.conn"
+
 func (s *Server) lookup(socket *gws.Conn) *conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns[socket]
+	v, ok := socket.Session().Load(connKey)
+	if !ok {
+		return nil
+	}
+	c, _ := v.(*conn)
+	return c
 }
 
 // OnOpen implements gws.Event.
