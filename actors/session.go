@@ -175,6 +175,15 @@ func (s *session) subscribedTo(conv int64) bool {
 
 func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 	conv := msg.GetConversationId()
+	if msg.GetErrorCode() == wire.CodeConversationNotFound {
+		// Final, whichever activation said it: the grain stops right after
+		// answering, so its Terminated may have been handled already.
+		if s.opened[conv] {
+			delete(s.opened, conv)
+			s.fail(&wire.Error{Code: wire.CodeConversationNotFound, Message: msg.GetErrorMessage(), ConversationID: conv})
+		}
+		return
+	}
 	l := s.links[conv]
 	if l == nil || l.pid == nil || ctx.Sender() == nil || !l.pid.Equal(ctx.Sender()) {
 		return // an answer from a grain the session has left
