@@ -19,6 +19,7 @@ import (
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/clientip"
 	"github.com/grainchat/grainchat/transport/wire"
 )
 
@@ -335,7 +336,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.ConnOpened()
 	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	c.attach(socket)
-	s.logger.Debug("socket open", "conn_id", c.id, "user_id", user.ID, "v1", v1)
+	s.logger.Debug("socket open", "conn_id", c.id, "user_id", user.ID, "v1", v1, "client_ip", clientip.FromRequest(r).Addr)
 	go socket.ReadLoop()
 }
 
