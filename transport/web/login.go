@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/clientip"
 )
 
 // MaxNameChars bounds the display name the development login accepts.
@@ -72,8 +73,9 @@ func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, status int
 // login mints a token for the name and role posted and sets it as the
 // chat_token cookie: HttpOnly (page scripts never see it), SameSite=Lax (not
 // sent by other sites' subrequests, nor on their cross-site POSTs), Path=/,
-// Secure when the request came over TLS. Then it sends the browser to the
-// chat (visitors) or the inbox (staff).
+// Secure when the client's request came over TLS (to chatd, or to a trusted
+// proxy that says so: see clientip). Then it sends the browser to the chat
+// (visitors) or the inbox (staff).
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if !h.dev() {
 		h.notInProduction(w, r)
@@ -102,6 +104,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.renderLogin(w, r, http.StatusBadRequest, v)
 		return
 	}
+	client := clientip.FromRequest(r)
 	token, err := h.cfg.DevIssuer.Mint(auth.Identity{Subject: sub, Name: name, Admin: staff}, h.cfg.DevTokenTTL)
 	if err != nil {
 		h.logger.Error("development login: mint token", "err", err)
@@ -115,10 +118,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		Path:     "/",
 		MaxAge:   int(h.cfg.DevTokenTTL.Seconds()),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   client.Secure,
 		SameSite: http.SameSiteLaxMode,
 	})
-	h.logger.Info("development login", "user", sub, "admin", staff)
+	h.logger.Info("development login", "user", sub, "admin", staff, "client_ip", client.Addr)
 	to := "/"
 	if staff {
 		to = "/admin/"
@@ -141,7 +144,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: auth.CookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: clientip.FromRequest(r).Secure, SameSite: http.SameSiteLaxMode,
 	})
 	setCommonHeaders(w)
 	w.Header().Set("Cache-Control", "no-store")
