@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/grainchat/grainchat/transport/clientip"
 )
 
 // config is chatd's configuration. Every field is a flag; each flag has a
@@ -28,6 +31,9 @@ type config struct {
 	JWTAudience    string
 	AllowedOrigins string
 	DevSecretFile  string
+	TLSCert        string
+	TLSKey         string
+	TrustedProxies string
 
 	LogLevel  string
 	LogFormat string
@@ -86,6 +92,9 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "", "if set, tokens must carry this aud")
 	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed besides the server's own (e.g. https://shop.example.com)")
 	fs.StringVar(&cfg.DevSecretFile, "dev-secret-file", defaultDevSecretFile(getenv), "where development mode writes its generated secret (read by `chatd token`)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file; with --tls-key, serve HTTPS and WSS on --addr (TLS 1.2 or later)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs (or addresses) of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; empty = none")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&cfg.ClusterName, "cluster-name", "grainchat", "cluster name; the same on every node")
@@ -209,6 +218,14 @@ func (cfg *config) validate() []string {
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
 		p = append(p, "jwt-secret: must be at least 32 bytes")
 	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		p = append(p, "tls-cert, tls-key: give both (to serve TLS) or neither")
+	}
+	for _, s := range splitList(cfg.TrustedProxies) {
+		if _, err := clientip.ParsePrefix(s); err != nil {
+			p = append(p, "trusted-proxies: "+err.Error())
+		}
+	}
 	for _, l := range []struct{ name, v string }{{"log-level", cfg.LogLevel}, {"actor-log-level", cfg.ActorLogLevel}} {
 		switch l.v {
 		case "debug", "info", "warn", "error":
@@ -272,6 +289,21 @@ func (cfg *config) validate() []string {
 }
 
 func (cfg *config) origins() []string { return splitList(cfg.AllowedOrigins) }
+
+func (cfg *config) trustedProxies() []string { return splitList(cfg.TrustedProxies) }
+
+// tlsConfig loads the --tls-cert/--tls-key pair: nil without them. Beyond a
+// floor of TLS 1.2 it keeps Go's defaults (cipher suites, curves, HTTP/2).
+func (cfg *config) tlsConfig() (*tls.Config, error) {
+	if cfg.TLSCert == "" && cfg.TLSKey == "" {
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls-cert, tls-key: load the key pair: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+}
 
 // splitList splits a comma-separated setting, dropping empty items.
 func splitList(s string) []string {

@@ -211,3 +211,65 @@ func TestHealthAndReadiness(t *testing.T) {
 		}
 	}
 }
+
+// --tls-cert and --tls-key come as a pair; --trusted-proxies is a list of
+// CIDRs or addresses. Both layer file < environment < flags like the rest,
+// and their problems are reported with the others.
+func TestConfigTLSAndTrustedProxies(t *testing.T) {
+	file := writeFile(t, "c.yaml", "tls-cert: /etc/chat/cert.pem\ntls-key: /etc/chat/key.pem\ntrusted-proxies:\n  - 10.0.0.0/8\n  - 192.0.2.7\n")
+	cases := []struct {
+		name           string
+		args           []string
+		env            map[string]string
+		cert, key      string
+		trustedProxies string
+	}{
+		{"defaults: no TLS, no proxies", nil, nil, "", "", ""},
+		{"file", []string{"--config", file}, nil, "/etc/chat/cert.pem", "/etc/chat/key.pem", "10.0.0.0/8 192.0.2.7"},
+		{"env over file", []string{"--config", file},
+			map[string]string{"CHAT_TLS_CERT": "/env/cert.pem", "CHAT_TLS_KEY": "/env/key.pem", "CHAT_TRUSTED_PROXIES": "172.16.0.0/12, fd00::/8"},
+			"/env/cert.pem", "/env/key.pem", "172.16.0.0/12 fd00::/8"},
+		{"flags over env", []string{"--config", file, "--tls-cert", "c", "--tls-key", "k", "--trusted-proxies", "127.0.0.1/32"},
+			map[string]string{"CHAT_TLS_CERT": "/env/cert.pem", "CHAT_TRUSTED_PROXIES": "172.16.0.0/12"},
+			"c", "k", "127.0.0.1/32"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseForTest(t, tc.args, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.TLSCert != tc.cert || cfg.TLSKey != tc.key || strings.Join(cfg.trustedProxies(), " ") != tc.trustedProxies {
+				t.Fatalf("tls-cert=%q tls-key=%q trusted-proxies=%q; want %q %q %q",
+					cfg.TLSCert, cfg.TLSKey, cfg.trustedProxies(), tc.cert, tc.key, tc.trustedProxies)
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"only a certificate", []string{"--tls-cert", "cert.pem"}, nil, []string{"tls-cert, tls-key: give both"}},
+		{"only a key", nil, map[string]string{"CHAT_TLS_KEY": "key.pem"}, []string{"tls-cert, tls-key: give both"}},
+		{"bad proxies, with another problem", []string{"--trusted-proxies", "10.0.0.0/33, proxy.example,127.0.0.1", "--log-level", "loud"}, nil,
+			[]string{`trusted-proxies: "10.0.0.0/33"`, `trusted-proxies: "proxy.example"`, "log-level"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseForTest(t, tc.args, tc.env)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not mention %q:\n%v", want, err)
+				}
+			}
+			if strings.Contains(err.Error(), `"127.0.0.1"`) {
+				t.Errorf("error blames a valid entry:\n%v", err)
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/grainchat/grainchat/storage/pgstore"
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/clientip"
 	"github.com/grainchat/grainchat/transport/metrics"
 	"github.com/grainchat/grainchat/transport/web"
 )
@@ -55,6 +56,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger, err := newLogger(cfg, stdout)
 	if err != nil {
 		return err
+	}
+	tlsConfig, err := cfg.tlsConfig()
+	if err != nil {
+		return err
+	}
+	proxies, err := clientip.New(cfg.trustedProxies())
+	if err != nil {
+		return err // validated already
 	}
 
 	store, err := openStore(ctx, logger, cfg)
@@ -157,21 +166,33 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	extra["GET /metrics"] = metric.Handler()
 	httpServer := &http.Server{
-		Handler:           transport.Routes(ws, ready, extra),
+		Handler:           proxies.Handler(transport.Routes(ws, ready, extra)),
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		// net/http's own complaints (TLS handshake errors, handler panics)
+		// go to chatd's log rather than to stderr.
+		ErrorLog: slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpServer.Serve(ln) }()
+	scheme, wsScheme := "http", "ws"
+	if tlsConfig != nil {
+		scheme, wsScheme = "https", "wss"
+		go func() { serveErr <- httpServer.ServeTLS(ln, "", "") }() // the pair is in TLSConfig
+	} else {
+		go func() { serveErr <- httpServer.Serve(ln) }()
+	}
 
-	url := "http://" + ln.Addr().String()
-	logger.Info("chatd listening", "addr", ln.Addr().String(), "websocket", "ws://"+ln.Addr().String()+"/ws/chat/", "dev_mode", dev)
-	fmt.Fprintf(stdout, "chatd: listening on %s (WebSocket at %s/ws/chat/)\n", url, "ws://"+ln.Addr().String())
+	url := scheme + "://" + ln.Addr().String()
+	wsURL := wsScheme + "://" + ln.Addr().String() + "/ws/chat/"
+	logger.Info("chatd listening", "addr", ln.Addr().String(), "websocket", wsURL, "tls", tlsConfig != nil,
+		"trusted_proxies", len(cfg.trustedProxies()), "dev_mode", dev)
+	fmt.Fprintf(stdout, "chatd: listening on %s (WebSocket at %s)\n", url, wsURL)
 	if dev {
 		fmt.Fprintf(stdout, "chatd: development mode: open %s/login to sign in as a visitor or as staff, or mint a token with `go run ./cmd/chatd token --sub alice --name Alice`\n", url)
 	}
