@@ -273,3 +273,15 @@ func TestConfigTLSAndTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// The example configuration is valid as it is, the TLS and proxy keys
+// included.
+func TestConfigExampleFileParses(t *testing.T) {
+	cfg, err := parseForTest(t, []string{"--config", filepath.Join("..", "..", "configs", "chatd.example.yaml")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TLSCert != "" || cfg.TLSKey != "" || len(cfg.trustedProxies()) != 0 {
+		t.Errorf("the example turns TLS or proxies on: %q %q %q", cfg.TLSCert, cfg.TLSKey, cfg.trustedProxies())
+	}
+}
