@@ -1,24 +1,57 @@
 #!/usr/bin/env bash
 # Runs chatbench against a freshly built chatd on a fresh PostgreSQL database.
 #   cmd/chatbench/loadtest.sh [chatbench flags...]
-# Environment: CHATD_ARGS (extra chatd flags), PGURL (admin URL of the server;
-# default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable), PORT (default 18090).
+#   cmd/chatbench/loadtest.sh --scenario idle --conns 19000
+#   cmd/chatbench/loadtest.sh --scenario churn --duration 3m --json
+# chatbench gets --server-pid (the server's RSS and CPU from /proc) and
+# --postgres-cpu (the CPU of every postgres process: keep the machine's
+# PostgreSQL otherwise idle while measuring).
+# Environment: CHATD_ARGS (extra chatd flags, last, so they override),
+# PGURL (admin URL of the server; default
+# postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable), PORT (chatd's
+# port; default a free one), KEEP_LOG (a path: keep chatd's log there),
+# CHATD (a chatd binary to run instead of building ./cmd/chatd, e.g. one
+# built from a clean checkout of a commit).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
-PORT=${PORT:-18090}
-DB=grainchat_loadtest
+PORT=${PORT:-0}
+DB=grainchat_loadtest_$$
 export CHAT_JWT_SECRET=${CHAT_JWT_SECRET:-loadtest-secret-0123456789abcdefghijkl}
+# Every connection is a file descriptor, on both ends: raise the soft limit
+# as far as the hard limit allows (chatd and chatbench inherit it).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 bin=$(mktemp -d)
-trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/chatd" ./cmd/chatd
+pid=
+cleanup() {
+	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+	if [ -n "${KEEP_LOG:-}" ] && [ -f "$bin/chatd.log" ]; then cp "$bin/chatd.log" "$KEEP_LOG"; fi
+	psql "$PGURL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+	rm -rf "$bin"
+}
+trap cleanup EXIT
+if [ -n "${CHATD:-}" ]; then cp "$CHATD" "$bin/chatd"; else go build -o "$bin/chatd" ./cmd/chatd; fi
 go build -o "$bin/chatbench" ./cmd/chatbench
-psql "$PGURL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+psql "$PGURL" -qc "CREATE DATABASE $DB" >/dev/null
 dburl=${PGURL/\/postgres\?/\/$DB?}
-# The per-user rate limit is lifted: the load program measures the server, not the limiter.
-"$bin/chatd" --addr 127.0.0.1:$PORT --database-url "$dburl" --log-level warn --message-rate -1 --max-conns-per-user 100 ${CHATD_ARGS:-} >"$bin/chatd.log" 2>&1 &
+# The per-user rate limit is lifted (the load program measures the server,
+# not the limiter); the node takes up to 100 000 sockets, so that only the
+# file limit bounds the idle scenario.
+"$bin/chatd" --addr "127.0.0.1:$PORT" --database-url "$dburl" --log-level warn --message-rate -1 \
+	--max-conns 100000 --max-conns-per-user 100 ${CHATD_ARGS:-} >"$bin/chatd.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$bin"' EXIT
-for _ in $(seq 100); do curl -sf "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
-echo "chatd pid $pid; $(nproc) cores; $(date -u +%FT%TZ)"
-"$bin/chatbench" --url "ws://127.0.0.1:$PORT/ws/chat/" "$@"
+addr=
+for _ in $(seq 300); do
+	addr=$(sed -n 's|^chatd: listening on http://\([^ ]*\).*|\1|p' "$bin/chatd.log" | head -1)
+	if [ -n "$addr" ] && curl -sf "http://$addr/readyz" >/dev/null; then break; fi
+	if ! kill -0 "$pid" 2>/dev/null; then cat "$bin/chatd.log" >&2; exit 1; fi
+	sleep 0.1
+done
+echo "chatd pid $pid on $addr (file limit $(ulimit -n)); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ); tree $(git describe --always --dirty 2>/dev/null || echo ?)${CHATD:+; chatd binary $CHATD}"
+status=0
+"$bin/chatbench" --url "ws://$addr/ws/chat/" --server-pid "$pid" --postgres-cpu "$@" || status=$?
+if grep -qE 'level=(WARN|ERROR)' "$bin/chatd.log"; then
+	echo "chatd logged $(grep -cE 'level=(WARN|ERROR)' "$bin/chatd.log") warnings/errors; the last ones:"
+	grep -E 'level=(WARN|ERROR)' "$bin/chatd.log" | tail -5
+fi >&2
+exit $status

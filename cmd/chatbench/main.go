@@ -1,10 +1,30 @@
-// Command chatbench is grainchat's load program. It connects visitors and
-// admins to a running chatd over real WebSockets (grainchat.v1), has visitors
-// send messages (flat out or at a rate) and admins reply, and reports
-// throughput, latency and delivery correctness: every acknowledged message
-// must reach its sender and every admin exactly once, in seq order.
+// Command chatbench is grainchat's load program. It speaks the grainchat.v1
+// protocol to a running chatd over real WebSockets, as real clients do
+// (tokens minted with the server's secret, visitors and admins, each message
+// carrying its send time and a unique client_msg_id), and reports what the
+// server sustained and whether every acknowledged message reached its
+// receivers exactly once, in seq order.
+//
+// Scenarios (--scenario):
+//
+//	chat     visitors post at --rate (or flat out), admins reply; throughput and latency
+//	admins   the same with many admins (default 50): fan-out to every admin
+//	idle     open --conns connections and hold them: connections held, connect rate, server RSS per connection
+//	connect  open --conns connections as fast as --concurrency dialers can, --rounds times: connects/s
+//	churn    visitors connect, post a few messages, wait for their acks, disconnect, for --duration,
+//	         while admins verify every acknowledged message; the server's goroutines and RSS
+//	         before, during and after (the soak of issue #6)
+//
+// Given the server's pid (--server-pid) it reads the server's RSS and CPU
+// time from /proc; with --postgres-cpu also PostgreSQL's (every process named
+// postgres); --metrics-url (by default http://<host of --url>/metrics) gives
+// the server's goroutines and heap. It exits non-zero when a message was lost,
+// duplicated or delivered out of order, when connections failed, or when the
+// server closed connections it should have kept.
 //
 //	chatbench --url ws://127.0.0.1:8080/ws/chat/ --jwt-secret S --users 300 --admins 2 --duration 20s
+//	chatbench --scenario idle --conns 19000 --server-pid 1234
+//	chatbench --scenario churn --duration 3m --server-pid 1234 --json
 package main
 
 import (
@@ -14,20 +34,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/lxzan/gws"
-
-	"github.com/grainchat/grainchat/transport/auth"
-	"github.com/grainchat/grainchat/transport/wire"
 )
 
 func main() {
@@ -40,487 +53,221 @@ func main() {
 	}
 }
 
+// Scenario names.
+const (
+	scenarioChat    = "chat"
+	scenarioAdmins  = "admins"
+	scenarioIdle    = "idle"
+	scenarioConnect = "connect"
+	scenarioChurn   = "churn"
+)
+
+// options are chatbench's flags, resolved: each scenario has its own
+// defaults for the flags not given (see scenarioDefaults).
 type options struct {
-	url         string
-	secret      string
+	scenario string
+	url      string
+	secret   string
+	prefix   string
+	jsonOut  bool
+
 	users       int
 	admins      int
+	conns       int
 	rate        float64
 	window      int
 	duration    time.Duration
 	drain       time.Duration
 	replyEvery  int
 	connectRate float64
-	prefix      string
-	jsonOut     bool
+	concurrency int
+	rounds      int
+	msgsPerConn int
+
+	settle        time.Duration
+	settleTimeout time.Duration
+	settleMargin  int
+	sampleEvery   time.Duration
+
+	serverPID   int
+	postgresCPU bool
+	metricsURL  string
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// scenarioDefaults are the values of the flags a scenario changes when they
+// are not given on the command line.
+var scenarioDefaults = map[string]map[string]string{
+	scenarioChat:    {"users": "300", "admins": "2", "duration": "20s", "connect-rate": "2000"},
+	scenarioAdmins:  {"users": "200", "admins": "50", "duration": "20s", "rate": "200", "connect-rate": "2000"},
+	scenarioIdle:    {"admins": "0", "conns": "1000", "duration": "10s", "settle": "5s"},
+	scenarioConnect: {"admins": "0", "conns": "5000", "rounds": "2"},
+	scenarioChurn:   {"users": "100", "admins": "2", "duration": "60s", "connect-rate": "200", "settle": "5s"},
+}
+
+func parseOptions(args []string, getenv func(string) string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
+	fs.StringVar(&o.scenario, "scenario", scenarioChat, "chat, admins, idle, connect or churn")
 	fs.StringVar(&o.url, "url", "ws://127.0.0.1:8080/ws/chat/", "chatd WebSocket URL")
 	fs.StringVar(&o.secret, "jwt-secret", getenv("CHAT_JWT_SECRET"), "chatd's HS256 secret (default CHAT_JWT_SECRET)")
-	fs.IntVar(&o.users, "users", 300, "visitors, one conversation each")
-	fs.IntVar(&o.admins, "admins", 2, "staff connections")
-	fs.Float64Var(&o.rate, "rate", 0, "visitor messages per second in total; 0 = flat out")
-	fs.IntVar(&o.window, "window", 4, "flat out: messages each visitor keeps waiting for their ack")
-	fs.DurationVar(&o.duration, "duration", 20*time.Second, "how long visitors send")
-	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for outstanding deliveries at the end")
-	fs.IntVar(&o.replyEvery, "reply-every", 10, "admin 1 replies to every Nth visitor message it receives; 0 = never")
-	fs.Float64Var(&o.connectRate, "connect-rate", 2000, "connections opened per second at start")
-	fs.StringVar(&o.prefix, "prefix", "bench-"+strconv.FormatInt(time.Now().Unix(), 36), "prefix of the visitors' subs")
+	fs.StringVar(&o.prefix, "prefix", "bench-"+strconv.FormatInt(time.Now().UnixNano(), 36), "prefix of the users' subs (the same prefix reconnects the same users)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+
+	fs.IntVar(&o.users, "users", 300, "chat, admins, churn: visitors, one conversation each (chat 300, admins 200, churn 100)")
+	fs.IntVar(&o.admins, "admins", 2, "staff connections (chat 2, admins 50, churn 2, idle and connect 0)")
+	fs.IntVar(&o.conns, "conns", 1000, "idle, connect: visitor connections to open (idle 1000, connect 5000)")
+	fs.Float64Var(&o.rate, "rate", 0, "chat, admins: visitor messages per second in total; 0 = flat out (admins 200)")
+	fs.IntVar(&o.window, "window", 4, "flat out: messages each visitor keeps waiting for their ack")
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, "chat, admins, churn: how long visitors send; idle: how long connections are held (idle 10s, churn 60s)")
+	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for outstanding acks and deliveries at the end")
+	fs.IntVar(&o.replyEvery, "reply-every", 10, "an admin replies to every Nth visitor message of a conversation (the admin conversation_id mod admins); 0 = never")
+	fs.Float64Var(&o.connectRate, "connect-rate", 0, "connections opened per second; 0 = as fast as --concurrency dialers can (chat, admins 2000 at start; churn 200 throughout)")
+	fs.IntVar(&o.concurrency, "concurrency", 100, "dialers opening connections at the same time (churn: at most --users)")
+	fs.IntVar(&o.rounds, "rounds", 1, "connect: times the same --conns visitors connect (round 1 creates their conversations; connect 2)")
+	fs.IntVar(&o.msgsPerConn, "msgs-per-conn", 2, "churn: messages a visitor posts on each connection")
+
+	fs.DurationVar(&o.settle, "settle", 0, "idle: pause after connecting before the server's RSS is read; churn: pause after closing before the settle check (idle, churn 5s)")
+	fs.DurationVar(&o.settleTimeout, "settle-timeout", 60*time.Second, "churn: how long to wait for the server's goroutines to return to their baseline")
+	fs.IntVar(&o.settleMargin, "settle-margin", 10, "churn: goroutines above the baseline still counted as back to it")
+	fs.DurationVar(&o.sampleEvery, "sample-every", 5*time.Second, "how often the server's goroutines, RSS and connections are sampled during a run")
+
+	fs.IntVar(&o.serverPID, "server-pid", 0, "chatd's pid: read its RSS and CPU time from /proc (same machine only)")
+	fs.BoolVar(&o.postgresCPU, "postgres-cpu", false, "also read the CPU time of every process named postgres from /proc")
+	fs.StringVar(&o.metricsURL, "metrics-url", "", "chatd's Prometheus endpoint; default http://<host of --url>/metrics; \"-\" = none")
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	defaults, ok := scenarioDefaults[o.scenario]
+	if !ok {
+		return o, fmt.Errorf("unknown --scenario %q (chat, admins, idle, connect or churn)", o.scenario)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, v := range defaults {
+		if !given[name] {
+			if err := fs.Set(name, v); err != nil {
+				return o, fmt.Errorf("default of --%s: %w", name, err)
+			}
+		}
+	}
+
+	var problems []string
+	if len(o.secret) < 32 {
+		problems = append(problems, "--jwt-secret (or CHAT_JWT_SECRET) of at least 32 bytes is required")
+	}
+	switch o.scenario {
+	case scenarioChat, scenarioAdmins, scenarioChurn:
+		if o.users < 1 || o.admins < 1 {
+			problems = append(problems, "--users and --admins must be at least 1")
+		}
+	case scenarioIdle, scenarioConnect:
+		if o.conns < 1 || o.admins < 0 {
+			problems = append(problems, "--conns must be at least 1 and --admins at least 0")
+		}
+	}
+	if o.concurrency < 1 || o.rounds < 1 || o.msgsPerConn < 1 || o.window < 1 {
+		problems = append(problems, "--concurrency, --rounds, --msgs-per-conn and --window must be at least 1")
+	}
+	if o.rate < 0 || o.connectRate < 0 || o.replyEvery < 0 || o.settleMargin < 0 {
+		problems = append(problems, "--rate, --connect-rate, --reply-every and --settle-margin cannot be negative")
+	}
+	if o.duration <= 0 || o.sampleEvery <= 0 {
+		problems = append(problems, "--duration and --sample-every must be positive")
+	}
+	u, err := url.Parse(o.url)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		problems = append(problems, fmt.Sprintf("--url %q is not a ws:// or wss:// URL", o.url))
+	} else if o.metricsURL == "" {
+		o.metricsURL = metricsURLFor(u)
+	}
+	if o.metricsURL == "-" {
+		o.metricsURL = ""
+	}
+	if len(problems) > 0 {
+		return o, errors.New(strings.Join(problems, "; "))
+	}
+	return o, nil
+}
+
+// metricsURLFor is the /metrics URL of the server of a WebSocket URL.
+func metricsURLFor(ws *url.URL) string {
+	scheme := "http"
+	if ws.Scheme == "wss" {
+		scheme = "https"
+	}
+	return (&url.URL{Scheme: scheme, Host: ws.Host, Path: "/metrics"}).String()
+}
+
+// run runs one scenario and writes its report to stdout. It returns an error
+// when the run could not be made or its report lists problems (see
+// report.problems), after writing the report.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	o, err := parseOptions(args, getenv)
+	if err != nil {
 		return err
 	}
-	if len(o.secret) < 32 {
-		return errors.New("--jwt-secret (or CHAT_JWT_SECRET) of at least 32 bytes is required")
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return err
 	}
-	if o.users < 1 || o.admins < 1 {
-		return errors.New("--users and --admins must be at least 1")
+	need := uint64(o.admins + 64)
+	switch o.scenario {
+	case scenarioIdle, scenarioConnect:
+		need += uint64(o.conns)
+	default:
+		need += uint64(o.users)
+	}
+	if need > limit {
+		return fmt.Errorf("%d connections need about %d file descriptors; this process may open %d (raise the hard limit: ulimit -Hn)", need-64, need, limit)
 	}
 	b, err := newBench(o)
 	if err != nil {
 		return err
 	}
-	rep, err := b.run(ctx)
+	b.fileLimit = limit
+	var rep *report
+	switch o.scenario {
+	case scenarioChat, scenarioAdmins:
+		rep, err = b.runChat(ctx)
+	case scenarioIdle, scenarioConnect:
+		rep, err = b.runConnections(ctx)
+	case scenarioChurn:
+		rep, err = b.runChurn(ctx)
+	}
 	if err != nil {
 		return err
 	}
+	rep.Problems = rep.problems()
 	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.print(stdout)
 	}
-	rep.print(stdout)
-	if rep.Lost > 0 || rep.Duplicates > 0 || rep.OutOfOrder > 0 {
-		return fmt.Errorf("delivery errors: lost=%d duplicates=%d out_of_order=%d", rep.Lost, rep.Duplicates, rep.OutOfOrder)
+	if len(rep.Problems) > 0 {
+		return errors.New(strings.Join(rep.Problems, "; "))
 	}
 	return nil
 }
 
-// frame is the part of a server frame chatbench reads.
-type frame struct {
-	Type           string `json:"type"`
-	Code           string `json:"code"`
-	ConversationID int64  `json:"conversation_id"`
-	Seq            int64  `json:"seq"`
-	LastSeq        int64  `json:"last_seq"`
-	Message        string `json:"message"`
-	SenderIsAdmin  bool   `json:"sender_is_admin"`
-	ClientMsgID    string `json:"client_msg_id"`
-	Duplicate      bool   `json:"duplicate"`
-}
-
-type bench struct {
-	o      options
-	issuer *auth.Issuer
-	start  time.Time
-
-	users  []*client
-	admins []*client
-
-	sent, acked, refused, delivered, dups, ooo atomic.Int64
-	replies, closedEarly                       atomic.Int64
-	finished                                   atomic.Bool
-
-	mu          sync.Mutex
-	latUA       []time.Duration // visitor → admin
-	latAU       []time.Duration // admin → visitor
-	latAck      []time.Duration
-	ackedMsgs   map[msgKey]bool // (conversation, seq) acknowledged
-	errorsByCod map[string]int
-}
-
-type msgKey struct{ conv, seq int64 }
-
-// client is one connection and what it has seen.
-type client struct {
-	b       *bench
-	admin   bool
-	idx     int
-	conn    *gws.Conn
-	welcome chan frame
-	conv    int64
-
-	mu      sync.Mutex
-	last    map[int64]int64 // conversation → last seq seen
-	seen    map[msgKey]bool
-	window  chan struct{}
-	pending map[string]time.Time // client_msg_id → sent at
-	closed  chan struct{}
-	once    sync.Once
-}
-
-func newBench(o options) (*bench, error) {
-	iss, err := auth.NewIssuer(auth.Config{Secret: []byte(o.secret)})
-	if err != nil {
-		return nil, err
+// raiseFileLimit raises this process's soft RLIMIT_NOFILE to its hard limit
+// (each connection is a file descriptor) and returns the new soft limit.
+func raiseFileLimit() (uint64, error) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, fmt.Errorf("read the file limit: %w", err)
 	}
-	return &bench{o: o, issuer: iss, ackedMsgs: map[msgKey]bool{}, errorsByCod: map[string]int{}}, nil
-}
-
-func (b *bench) dial(ctx context.Context, sub, name string, admin bool, idx int) (*client, error) {
-	tok, err := b.issuer.Mint(auth.Identity{Subject: sub, Name: name, Admin: admin}, 2*time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	c := &client{b: b, admin: admin, idx: idx, welcome: make(chan frame, 1), last: map[int64]int64{},
-		seen: map[msgKey]bool{}, pending: map[string]time.Time{}, closed: make(chan struct{}),
-		window: make(chan struct{}, max(b.o.window, 1))}
-	h := map[string][]string{"Authorization": {"Bearer " + tok}, "Sec-WebSocket-Protocol": {wire.Subprotocol}}
-	conn, _, err := gws.NewClient(c, &gws.ClientOption{Addr: b.o.url, RequestHeader: h, HandshakeTimeout: 30 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", sub, err)
-	}
-	c.conn = conn
-	go conn.ReadLoop()
-	select {
-	case w := <-c.welcome:
-		c.conv = w.ConversationID
-		c.mu.Lock()
-		if !admin {
-			c.last[c.conv] = w.LastSeq
-		}
-		c.mu.Unlock()
-	case <-c.closed:
-		return nil, fmt.Errorf("%s: closed before welcome", sub)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return c, nil
-}
-
-func (c *client) OnOpen(*gws.Conn)                {}
-func (c *client) OnPing(conn *gws.Conn, p []byte) { _ = conn.WritePong(p) }
-func (c *client) OnPong(*gws.Conn, []byte)        {}
-func (c *client) OnClose(*gws.Conn, error)        { c.once.Do(func() { close(c.closed) }) }
-func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
-	defer m.Close()
-	var f frame
-	if err := json.Unmarshal(m.Bytes(), &f); err != nil {
-		return
-	}
-	now := time.Now()
-	switch f.Type {
-	case "welcome":
-		select {
-		case c.welcome <- f:
-		default:
-		}
-	case "ack":
-		c.mu.Lock()
-		sentAt, ok := c.pending[f.ClientMsgID]
-		delete(c.pending, f.ClientMsgID)
-		c.mu.Unlock()
-		if ok {
-			c.b.acked.Add(1)
-			c.b.mu.Lock()
-			c.b.latAck = append(c.b.latAck, now.Sub(sentAt))
-			c.b.ackedMsgs[msgKey{f.ConversationID, f.Seq}] = true
-			c.b.mu.Unlock()
-			select {
-			case <-c.window:
-			default:
-			}
-		}
-	case "error":
-		c.mu.Lock()
-		_, ok := c.pending[f.ClientMsgID]
-		delete(c.pending, f.ClientMsgID)
-		c.mu.Unlock()
-		c.b.refused.Add(1)
-		c.b.mu.Lock()
-		c.b.errorsByCod[f.Code]++
-		c.b.mu.Unlock()
-		if ok {
-			select {
-			case <-c.window:
-			default:
-			}
-		}
-	case "message":
-		c.onMessage(f, now)
-	}
-}
-
-func (c *client) onMessage(f frame, now time.Time) {
-	k := msgKey{f.ConversationID, f.Seq}
-	c.mu.Lock()
-	last, known := c.last[f.ConversationID]
-	dup := c.seen[k]
-	c.seen[k] = true
-	c.last[f.ConversationID] = max(last, f.Seq)
-	c.mu.Unlock()
-	switch {
-	case dup:
-		c.b.dups.Add(1)
-		return
-	case known && f.Seq != last+1:
-		c.b.ooo.Add(1)
-	}
-	c.b.delivered.Add(1)
-	sentAt, ok := parseSentAt(f.Message)
-	if !ok {
-		return
-	}
-	lat := now.Sub(sentAt)
-	c.b.mu.Lock()
-	if c.admin && !f.SenderIsAdmin {
-		c.b.latUA = append(c.b.latUA, lat)
-	} else if !c.admin && f.SenderIsAdmin {
-		c.b.latAU = append(c.b.latAU, lat)
-	}
-	c.b.mu.Unlock()
-	if c.admin && c.idx == 0 && !f.SenderIsAdmin && c.b.o.replyEvery > 0 && f.Seq%int64(c.b.o.replyEvery) == 0 {
-		c.send(f.ConversationID, "reply")
-	}
-}
-
-// Message bodies carry their send time: "<kind> t=<unix nanos>".
-func body(kind string) string { return kind + " t=" + strconv.FormatInt(time.Now().UnixNano(), 10) }
-
-func parseSentAt(s string) (time.Time, bool) {
-	i := strings.LastIndex(s, " t=")
-	if i < 0 {
-		return time.Time{}, false
-	}
-	n, err := strconv.ParseInt(s[i+3:], 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(0, n), true
-}
-
-var msgSeq atomic.Int64
-
-func (c *client) send(conv int64, kind string) {
-	id := "b" + strconv.FormatInt(msgSeq.Add(1), 36)
-	req := map[string]any{"message": body(kind), "client_msg_id": id}
-	if c.admin {
-		req["conversation_id"] = conv
-	}
-	data, _ := json.Marshal(req)
-	c.mu.Lock()
-	c.pending[id] = time.Now()
-	c.mu.Unlock()
-	if c.admin {
-		c.b.replies.Add(1)
-	} else {
-		c.b.sent.Add(1)
-	}
-	c.conn.WriteAsync(gws.OpcodeText, data, nil)
-}
-
-func (b *bench) run(ctx context.Context) (*report, error) {
-	// Connect admins first, then visitors, at the connect rate.
-	connectStart := time.Now()
-	interval := time.Duration(float64(time.Second) / max(b.o.connectRate, 1))
-	for i := range b.o.admins {
-		c, err := b.dial(ctx, fmt.Sprintf("%s-staff-%d", b.o.prefix, i), fmt.Sprintf("Staff %d", i), true, i)
-		if err != nil {
-			return nil, err
-		}
-		b.admins = append(b.admins, c)
-	}
-	var wg sync.WaitGroup
-	users := make([]*client, b.o.users)
-	errs := make(chan error, b.o.users)
-	tick := time.NewTicker(interval)
-	for i := range b.o.users {
-		<-tick.C
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := b.dial(ctx, fmt.Sprintf("%s-user-%d", b.o.prefix, i), fmt.Sprintf("User %d", i), false, i)
-			if err != nil {
-				errs <- err
-				return
-			}
-			users[i] = c
-		}()
-	}
-	tick.Stop()
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, err
-	}
-	b.users = users
-	connectDur := time.Since(connectStart)
-	defer func() {
-		for _, c := range append(b.users, b.admins...) {
-			c.conn.WriteClose(1000, nil)
-		}
-	}()
-
-	// Send.
-	b.start = time.Now()
-	sendCtx, cancel := context.WithTimeout(ctx, b.o.duration)
-	defer cancel()
-	if b.o.rate > 0 {
-		// Each tick sends what the rate calls for by now, so that timer
-		// granularity does not lower the rate.
-		t := time.NewTicker(time.Millisecond)
-		n := 0
-	rateLoop:
-		for {
-			select {
-			case <-sendCtx.Done():
-				break rateLoop
-			case now := <-t.C:
-				due := int(b.o.rate * now.Sub(b.start).Seconds())
-				for ; n < due; n++ {
-					b.users[n%len(b.users)].send(0, "msg")
-				}
-			}
-		}
-		t.Stop()
-	} else {
-		var swg sync.WaitGroup
-		for _, c := range b.users {
-			swg.Add(1)
-			go func() {
-				defer swg.Done()
-				for {
-					select {
-					case c.window <- struct{}{}:
-					case <-sendCtx.Done():
-						return
-					case <-c.closed:
-						return
-					}
-					if sendCtx.Err() != nil {
-						return
-					}
-					c.send(0, "msg")
-				}
-			}()
-		}
-		swg.Wait()
-	}
-	sendDur := time.Since(b.start)
-
-	// Drain: wait until every acknowledged message reached its sender and every admin.
-	deadline := time.Now().Add(b.o.drain)
-	for time.Now().Before(deadline) {
-		if b.missing() == 0 && b.outstanding() == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	rep := b.report(connectDur, sendDur)
-	b.finished.Store(true)
-	return rep, nil
-}
-
-func (b *bench) outstanding() int {
-	n := 0
-	for _, c := range append(b.users, b.admins...) {
-		c.mu.Lock()
-		n += len(c.pending)
-		c.mu.Unlock()
-	}
-	return n
-}
-
-// missing counts (acknowledged message, expected receiver) pairs not delivered.
-func (b *bench) missing() int64 {
-	b.mu.Lock()
-	acked := make([]msgKey, 0, len(b.ackedMsgs))
-	for k := range b.ackedMsgs {
-		acked = append(acked, k)
-	}
-	b.mu.Unlock()
-	byConv := map[int64]*client{}
-	for _, u := range b.users {
-		byConv[u.conv] = u
-	}
-	var miss int64
-	for _, k := range acked {
-		for _, c := range append([]*client{byConv[k.conv]}, b.admins...) {
-			if c == nil {
-				continue
-			}
-			c.mu.Lock()
-			if !c.seen[k] {
-				miss++
-			}
-			c.mu.Unlock()
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			return 0, fmt.Errorf("raise the file limit to %d: %w", l.Max, err)
 		}
 	}
-	return miss
-}
-
-type latency struct {
-	N                  int
-	P50, P90, P99, Max float64 // milliseconds
-}
-
-func summarize(d []time.Duration) latency {
-	if len(d) == 0 {
-		return latency{}
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	q := func(p float64) float64 {
-		return float64(s[min(len(s)-1, int(p*float64(len(s))))].Microseconds()) / 1000
-	}
-	return latency{N: len(s), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: float64(s[len(s)-1].Microseconds()) / 1000}
-}
-
-type report struct {
-	Users, Admins      int
-	ConnectSeconds     float64
-	ConnectsPerSecond  float64
-	SendSeconds        float64
-	Sent, Acked        int64
-	Replies            int64
-	Refused            int64
-	RefusedByCode      map[string]int
-	StoredPerSecond    float64
-	Delivered          int64
-	DeliveredPerSecond float64
-	Lost               int64
-	Duplicates         int64
-	OutOfOrder         int64
-	ClosedEarly        int64
-	Ack                latency
-	UserToAdmin        latency
-	AdminToUser        latency
-}
-
-func (b *bench) report(connectDur, sendDur time.Duration) *report {
-	lost := b.missing()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r := &report{
-		Users: b.o.users, Admins: b.o.admins,
-		ConnectSeconds:    connectDur.Seconds(),
-		ConnectsPerSecond: float64(b.o.users+b.o.admins) / connectDur.Seconds(),
-		SendSeconds:       sendDur.Seconds(),
-		Sent:              b.sent.Load(), Acked: b.acked.Load(), Replies: b.replies.Load(), Refused: b.refused.Load(),
-		RefusedByCode: b.errorsByCod,
-		ClosedEarly:   b.closedEarly.Load(),
-		Delivered:     b.delivered.Load(), Duplicates: b.dups.Load(), OutOfOrder: b.ooo.Load(),
-		Ack: summarize(b.latAck), UserToAdmin: summarize(b.latUA), AdminToUser: summarize(b.latAU),
-	}
-	r.StoredPerSecond = float64(r.Acked) / sendDur.Seconds()
-	r.DeliveredPerSecond = float64(r.Delivered) / sendDur.Seconds()
-	r.Lost = lost
-	return r
-}
-
-func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "connections: %d visitors + %d admins in %.2fs (%.0f/s)\n", r.Users, r.Admins, r.ConnectSeconds, r.ConnectsPerSecond)
-	fmt.Fprintf(w, "sent %d visitor messages + %d admin replies in %.2fs; acked %d (%.0f msg/s stored); refused %d %v\n",
-		r.Sent, r.Replies, r.SendSeconds, r.Acked, r.StoredPerSecond, r.Refused, r.RefusedByCode)
-	fmt.Fprintf(w, "delivered %d frames (%.0f/s)\n", r.Delivered, r.DeliveredPerSecond)
-	pl := func(name string, l latency) {
-		fmt.Fprintf(w, "%-14s n=%-7d p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms\n", name, l.N, l.P50, l.P90, l.P99, l.Max)
-	}
-	pl("ack", r.Ack)
-	pl("user→admin", r.UserToAdmin)
-	pl("admin→user", r.AdminToUser)
-	fmt.Fprintf(w, "lost=%d duplicates=%d out_of_order=%d connections_closed_early=%d\n", r.Lost, r.Duplicates, r.OutOfOrder, r.ClosedEarly)
+	return l.Cur, nil
 }

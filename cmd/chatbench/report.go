@@ -1,0 +1,294 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// latency summarizes durations in milliseconds (nearest-rank percentiles).
+type latency struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+func summarize(d []time.Duration) latency {
+	if len(d) == 0 {
+		return latency{}
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	q := func(p float64) float64 {
+		i := min(max(int(math.Ceil(p*float64(len(s))))-1, 0), len(s)-1)
+		return ms(s[i])
+	}
+	return latency{N: len(s), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: ms(s[len(s)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (l latency) String() string {
+	if l.N == 0 {
+		return "n=0"
+	}
+	return fmt.Sprintf("p50 %.2f  p90 %.2f  p99 %.2f  max %.2f ms  (n=%d)", l.P50, l.P90, l.P99, l.Max, l.N)
+}
+
+// report is what a run measured. Sections a scenario does not fill are
+// omitted.
+type report struct {
+	Scenario  string         `json:"scenario"`
+	Date      string         `json:"date"`
+	Config    reportConfig   `json:"config"`
+	FileLimit uint64         `json:"file_limit"`
+	Connect   []connectStats `json:"connect"` // visitors' connection batches (connect: one per round)
+	Idle      *idleReport    `json:"idle,omitempty"`
+	Messages  *messageReport `json:"messages,omitempty"`
+	Churn     *churnReport   `json:"churn,omitempty"`
+	CPU       *cpuReport     `json:"cpu,omitempty"` // chat, admins, churn: the sending phase and its drain
+	Server    serverReport   `json:"server"`
+
+	ClosedEarly  int64       `json:"closed_early"` // connections the server closed unasked
+	ClosedByCode map[int]int `json:"closed_by_code,omitempty"`
+	BadFrames    int64       `json:"bad_frames,omitempty"`
+	Warnings     []string    `json:"warnings,omitempty"`
+	Problems     []string    `json:"problems"`
+}
+
+type reportConfig struct {
+	URL           string  `json:"url"`
+	Users         int     `json:"users,omitempty"`
+	Admins        int     `json:"admins"`
+	Conns         int     `json:"conns,omitempty"`
+	Rate          float64 `json:"rate,omitempty"`
+	Window        int     `json:"window,omitempty"`
+	DurationS     float64 `json:"duration_s,omitempty"`
+	ReplyEvery    int     `json:"reply_every,omitempty"`
+	ConnectRate   float64 `json:"connect_rate,omitempty"`
+	Concurrency   int     `json:"concurrency"`
+	Rounds        int     `json:"rounds,omitempty"`
+	MsgsPerConn   int     `json:"msgs_per_conn,omitempty"`
+	ServerPID     int     `json:"server_pid,omitempty"`
+	MetricsURL    string  `json:"metrics_url,omitempty"`
+	ServerFileMax int64   `json:"server_file_limit,omitempty"`
+}
+
+// serverReport is the server's state over the run, sampled every
+// --sample-every.
+type serverReport struct {
+	Before   serverSample   `json:"before"`
+	Peak     serverSample   `json:"peak"`
+	After    serverSample   `json:"after"`
+	Timeline []serverSample `json:"timeline,omitempty"`
+}
+
+// idleReport is the idle scenario's hold: memory per connection.
+type idleReport struct {
+	HoldSeconds       float64      `json:"hold_s"`
+	HeldAtEnd         int          `json:"held_at_end"`
+	Settled           serverSample `json:"settled"` // --settle after the last connection
+	End               serverSample `json:"end"`     // at the end of the hold
+	RSSPerConnKiB     float64      `json:"rss_per_conn_kib"`
+	HeapPerConnKiB    float64      `json:"heap_inuse_per_conn_kib,omitempty"`
+	GoroutinesPerConn float64      `json:"goroutines_per_conn,omitempty"`
+}
+
+type messageReport struct {
+	SendSeconds        float64        `json:"send_s"`
+	Sent               int64          `json:"sent"`    // visitor posts
+	Replies            int64          `json:"replies"` // admin posts
+	Acked              int64          `json:"acked"`
+	Refused            int64          `json:"refused"`
+	RefusedByCode      map[string]int `json:"refused_by_code,omitempty"`
+	Unanswered         int64          `json:"unanswered"` // posts of open connections with neither ack nor error at the end
+	StoredPerSecond    float64        `json:"stored_per_s"`
+	ServerStored       *int64         `json:"server_stored,omitempty"` // grainchat_messages_stored_total over the send phase and drain
+	Delivered          int64          `json:"delivered"`
+	DeliveredPerSecond float64        `json:"delivered_per_s"`
+	Lost               int64          `json:"lost"`
+	Duplicates         int64          `json:"duplicates"`
+	OutOfOrder         int64          `json:"out_of_order"` // includes gaps
+	DoubleAcked        int64          `json:"double_acked"`
+	Ack                latency        `json:"ack"`
+	UserToAdmin        latency        `json:"user_to_admin"`
+	AdminToUser        latency        `json:"admin_to_user"`
+}
+
+type churnReport struct {
+	Seconds         float64      `json:"seconds"`
+	Workers         int          `json:"workers"`
+	Churned         int64        `json:"churned"` // connections opened, used and closed
+	PerSecond       float64      `json:"churned_per_s"`
+	Connect         connectStats `json:"connect"`
+	Settled         bool         `json:"settled"` // goroutines back within --settle-margin of the baseline, connections back to it
+	SettleSeconds   float64      `json:"settle_s"`
+	GoroutinesDelta int64        `json:"goroutines_delta"`
+	RSSDeltaKiB     int64        `json:"rss_delta_kib"`
+	HeapDeltaKiB    int64        `json:"heap_inuse_delta_kib"`
+}
+
+// problems lists what makes the run a failure: lost, duplicated or
+// out-of-order messages, failed connections, connections the server closed.
+func (r *report) problems() []string {
+	var p []string
+	if m := r.Messages; m != nil {
+		if m.Lost > 0 || m.Duplicates > 0 || m.OutOfOrder > 0 || m.DoubleAcked > 0 {
+			p = append(p, fmt.Sprintf("delivery errors: lost=%d duplicates=%d out_of_order=%d double_acked=%d",
+				m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked))
+		}
+	}
+	failed := 0
+	for _, c := range r.Connect {
+		failed += c.Failed
+	}
+	if r.Churn != nil {
+		failed += r.Churn.Connect.Failed
+	}
+	if failed > 0 {
+		p = append(p, fmt.Sprintf("%d connections failed", failed))
+	}
+	if r.ClosedEarly > 0 {
+		p = append(p, fmt.Sprintf("the server closed %d connections (by close code: %v)", r.ClosedEarly, r.ClosedByCode))
+	}
+	return p
+}
+
+func kib(k int64) string {
+	switch {
+	case k == 0:
+		return "?"
+	case k >= 10<<10:
+		return fmt.Sprintf("%.1f MiB", float64(k)/1024)
+	}
+	return fmt.Sprintf("%d KiB", k)
+}
+
+func (s serverSample) String() string {
+	parts := []string{"RSS " + kib(s.RSSKiB)}
+	if s.HeapInuseKiB > 0 {
+		parts = append(parts, "heap in use "+kib(s.HeapInuseKiB))
+	}
+	if s.Goroutines > 0 {
+		parts = append(parts, fmt.Sprintf("%d goroutines", s.Goroutines))
+	}
+	if s.Connections != nil {
+		parts = append(parts, fmt.Sprintf("%d connections", *s.Connections))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (c connectStats) String() string {
+	s := fmt.Sprintf("%d of %d connected in %.2fs: %.0f/s; dial→welcome %s", c.Held, c.Attempted, c.Seconds, c.PerSecond, c.Handshake)
+	if c.Failed > 0 {
+		s += fmt.Sprintf("\n  failed %d %v; first: %s", c.Failed, c.FailedBy, c.FirstErr)
+	}
+	return s
+}
+
+func (f *cpuFigure) String() string {
+	if f == nil {
+		return "?"
+	}
+	s := fmt.Sprintf("%.2f s (%.2f cores)", f.Seconds, f.Cores)
+	if f.Per1000Messages > 0 {
+		s += fmt.Sprintf(", %.3f s per 1000 msgs", f.Per1000Messages)
+	}
+	if f.Per1000Conns > 0 {
+		s += fmt.Sprintf(", %.3f s per 1000 conns", f.Per1000Conns)
+	}
+	return s
+}
+
+func (c *cpuReport) print(w io.Writer, what string) {
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "CPU over %s (%.1fs): server %s; PostgreSQL %s; chatbench %s\n", what, c.WallSeconds, c.Server, c.Postgres, c.Bench)
+}
+
+// print writes the human summary.
+func (r *report) print(w io.Writer) {
+	cfg := r.Config
+	fmt.Fprintf(w, "chatbench %s against %s, %s (file limit %d", r.Scenario, cfg.URL, r.Date, r.FileLimit)
+	if cfg.ServerFileMax > 0 {
+		fmt.Fprintf(w, ", server's %d", cfg.ServerFileMax)
+	}
+	fmt.Fprintln(w, ")")
+	fmt.Fprintf(w, "server before: %s\n", r.Server.Before)
+	for i, c := range r.Connect {
+		label := "connections"
+		if len(r.Connect) > 1 {
+			label = fmt.Sprintf("round %d", i+1)
+		}
+		fmt.Fprintf(w, "%s: %s\n", label, c)
+		if c.CPU != nil {
+			c.CPU.print(w, "connecting")
+		}
+	}
+	if d := r.Idle; d != nil {
+		fmt.Fprintf(w, "held %d connections for %.1fs\n", d.HeldAtEnd, d.HoldSeconds)
+		fmt.Fprintf(w, "server settled: %s\n", d.Settled)
+		fmt.Fprintf(w, "server at end:  %s\n", d.End)
+		fmt.Fprintf(w, "per connection: RSS %.2f KiB", d.RSSPerConnKiB)
+		if d.HeapPerConnKiB != 0 {
+			fmt.Fprintf(w, ", heap in use %.2f KiB, %.2f goroutines", d.HeapPerConnKiB, d.GoroutinesPerConn)
+		}
+		fmt.Fprintln(w)
+	}
+	if m := r.Messages; m != nil {
+		fmt.Fprintf(w, "sent %d visitor messages + %d admin replies in %.2fs; acked %d (%.0f msg/s stored)",
+			m.Sent, m.Replies, m.SendSeconds, m.Acked, m.StoredPerSecond)
+		if m.ServerStored != nil {
+			fmt.Fprintf(w, "; server stored %d", *m.ServerStored)
+		}
+		fmt.Fprintf(w, "; refused %d", m.Refused)
+		if len(m.RefusedByCode) > 0 {
+			fmt.Fprintf(w, " %v", m.RefusedByCode)
+		}
+		fmt.Fprintf(w, "; unanswered %d\n", m.Unanswered)
+		fmt.Fprintf(w, "delivered %d message frames (%.0f/s)\n", m.Delivered, m.DeliveredPerSecond)
+		fmt.Fprintf(w, "%-12s %s\n", "ack", m.Ack)
+		fmt.Fprintf(w, "%-12s %s\n", "user→admin", m.UserToAdmin)
+		fmt.Fprintf(w, "%-12s %s\n", "admin→user", m.AdminToUser)
+		fmt.Fprintf(w, "lost=%d duplicates=%d out_of_order=%d double_acked=%d\n", m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked)
+	}
+	if c := r.Churn; c != nil {
+		fmt.Fprintf(w, "churned %d connections in %.1fs (%.0f/s) with %d visitors at a time\n", c.Churned, c.Seconds, c.PerSecond, c.Workers)
+		fmt.Fprintf(w, "churn connects: %s\n", c.Connect)
+	}
+	if r.CPU != nil {
+		r.CPU.print(w, "sending and draining")
+	}
+	if r.Churn != nil || len(r.Server.Timeline) > 2 {
+		fmt.Fprintf(w, "server peak:   %s\n", r.Server.Peak)
+	}
+	fmt.Fprintf(w, "server after:  %s\n", r.Server.After)
+	if c := r.Churn; c != nil {
+		verdict := "settled"
+		if !c.Settled {
+			verdict = "NOT settled"
+		}
+		fmt.Fprintf(w, "soak: %s after %.1fs; goroutines %+d, RSS %+d KiB, heap in use %+d KiB against the baseline\n",
+			verdict, c.SettleSeconds, c.GoroutinesDelta, c.RSSDeltaKiB, c.HeapDeltaKiB)
+	}
+	fmt.Fprintf(w, "connections closed by the server: %d", r.ClosedEarly)
+	if len(r.ClosedByCode) > 0 {
+		fmt.Fprintf(w, " %v", r.ClosedByCode)
+	}
+	fmt.Fprintln(w)
+	for _, s := range r.Warnings {
+		fmt.Fprintln(w, "warning:", s)
+	}
+	if len(r.Problems) == 0 {
+		fmt.Fprintln(w, "OK")
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintln(w, "PROBLEM:", p)
+	}
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/grainchat/grainchat/cmd/internal/chatproc"
+	"github.com/grainchat/grainchat/storage/pgtest"
+)
+
+const smokeSecret = "smoke-secret-0123456789-abcdefghijklmnop"
+
+// TestSmoke runs every scenario briefly, with small numbers, against a real
+// chatd (built from this tree) on a fresh PostgreSQL database: the load
+// program's own correctness check, as CI runs it. Nothing may be lost,
+// duplicated or out of order, and every connection must succeed.
+func TestSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin, err := chatproc.Build(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := pgtest.NewDatabase(t)
+	node, err := chatproc.StartNode(ctx, chatproc.NodeConfig{Binary: bin, LogLimit: 1 << 20,
+		Args: []string{"--database-url", dsn, "--jwt-secret", smokeSecret, "--log-level", "warn",
+			"--message-rate", "-1", "--max-conns-per-user", "100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("chatd's output:\n%s", node.Log().String())
+		}
+		_ = node.Kill()
+	})
+	pid := pidOf(t, bin)
+	common := []string{"--url", node.URL(), "--jwt-secret", smokeSecret, "--json",
+		"--server-pid", strconv.Itoa(pid), "--postgres-cpu", "--sample-every", "500ms", "--drain", "10s"}
+
+	bench := func(t *testing.T, args ...string) *report {
+		t.Helper()
+		var out bytes.Buffer
+		err := run(ctx, append(append([]string(nil), common...), args...), func(string) string { return "" }, &out)
+		var r report
+		if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil {
+			t.Fatalf("chatbench %v: %v; output %q: %v", args, err, out.String(), jerr)
+		}
+		if err != nil {
+			t.Fatalf("chatbench %v: %v\n%s", args, err, out.String())
+		}
+		if len(r.Problems) > 0 || r.ClosedEarly > 0 {
+			t.Fatalf("chatbench %v: problems %v, closed early %d", args, r.Problems, r.ClosedEarly)
+		}
+		if r.Server.Before.RSSKiB <= 0 || r.Server.Before.Goroutines <= 0 {
+			t.Errorf("no server sample before the run: %+v", r.Server.Before)
+		}
+		return &r
+	}
+	checkMessages := func(t *testing.T, m *messageReport) {
+		t.Helper()
+		if m == nil {
+			t.Fatal("no message report")
+		}
+		if m.Lost != 0 || m.Duplicates != 0 || m.OutOfOrder != 0 || m.DoubleAcked != 0 {
+			t.Errorf("lost=%d duplicates=%d out_of_order=%d double_acked=%d", m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked)
+		}
+		if m.Sent == 0 || m.Acked != m.Sent+m.Replies || m.Refused != 0 || m.Unanswered != 0 {
+			t.Errorf("sent %d + replies %d, acked %d, refused %d, unanswered %d: want every post acknowledged",
+				m.Sent, m.Replies, m.Acked, m.Refused, m.Unanswered)
+		}
+		if m.ServerStored == nil || *m.ServerStored != m.Acked {
+			t.Errorf("the server's stored counter moved by %v, want %d", m.ServerStored, m.Acked)
+		}
+		if m.Ack.N != int(m.Acked) || m.UserToAdmin.N == 0 {
+			t.Errorf("latency samples: ack %d (want %d), user→admin %d", m.Ack.N, m.Acked, m.UserToAdmin.N)
+		}
+	}
+
+	t.Run("chat", func(t *testing.T) {
+		r := bench(t, "--scenario", "chat", "--users", "10", "--admins", "2", "--duration", "2s", "--rate", "100", "--reply-every", "3")
+		checkMessages(t, r.Messages)
+		if len(r.Connect) != 1 || r.Connect[0].Held != 10 {
+			t.Errorf("connect: %+v, want 10 held", r.Connect)
+		}
+		// Each visitor message reaches its sender and both admins; each
+		// reply its visitor and both admins.
+		if m := r.Messages; m.Delivered != 3*m.Acked || m.Replies == 0 || m.AdminToUser.N != int(m.Replies) {
+			t.Errorf("delivered %d frames of %d messages (%d replies, %d admin→user samples), want 3 each",
+				m.Delivered, m.Acked, m.Replies, m.AdminToUser.N)
+		}
+		if r.CPU == nil || r.CPU.Server == nil || r.CPU.Postgres == nil || r.CPU.Server.Per1000Messages <= 0 {
+			t.Errorf("CPU: %+v", r.CPU)
+		}
+	})
+	t.Run("admins flat out", func(t *testing.T) {
+		r := bench(t, "--scenario", "admins", "--users", "5", "--admins", "6", "--rate", "0", "--duration", "1s")
+		checkMessages(t, r.Messages)
+		if m := r.Messages; m.UserToAdmin.N != 6*int(m.Sent) {
+			t.Errorf("user→admin samples %d, want 6 admins × %d", m.UserToAdmin.N, m.Sent)
+		}
+	})
+	t.Run("churn", func(t *testing.T) {
+		r := bench(t, "--scenario", "churn", "--users", "5", "--duration", "2s", "--connect-rate", "40",
+			"--settle", "200ms", "--settle-timeout", "20s")
+		checkMessages(t, r.Messages)
+		c := r.Churn
+		if c == nil || c.Churned < 20 || c.Connect.Failed != 0 || c.Connect.Held != int(c.Churned) {
+			t.Fatalf("churn: %+v", c)
+		}
+		if want := c.Churned * 2; r.Messages.Sent != want {
+			t.Errorf("sent %d, want 2 per connection = %d", r.Messages.Sent, want)
+		}
+		if r.Server.Peak.Goroutines < r.Server.Before.Goroutines || r.Server.After.Connections == nil || *r.Server.After.Connections != 0 {
+			t.Errorf("server before %+v, peak %+v, after %+v", r.Server.Before, r.Server.Peak, r.Server.After)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		r := bench(t, "--scenario", "idle", "--conns", "50", "--concurrency", "10", "--duration", "1500ms", "--settle", "500ms")
+		if len(r.Connect) != 1 || r.Connect[0].Held != 50 || r.Connect[0].PerSecond <= 0 {
+			t.Fatalf("connect: %+v", r.Connect)
+		}
+		d := r.Idle
+		if d == nil || d.HeldAtEnd != 50 || d.Settled.RSSKiB <= 0 || d.Settled.Connections == nil || *d.Settled.Connections != 50 {
+			t.Fatalf("idle: %+v", d)
+		}
+		if d.GoroutinesPerConn <= 0 {
+			t.Errorf("goroutines per connection %.2f", d.GoroutinesPerConn)
+		}
+		if r.Messages != nil {
+			t.Errorf("idle sent messages: %+v", r.Messages)
+		}
+	})
+	t.Run("connect", func(t *testing.T) {
+		r := bench(t, "--scenario", "connect", "--conns", "30", "--rounds", "2", "--concurrency", "8")
+		if len(r.Connect) != 2 || r.Connect[0].Held != 30 || r.Connect[1].Held != 30 {
+			t.Fatalf("connect: %+v", r.Connect)
+		}
+		if c := r.Connect[1].CPU; c == nil || c.Server == nil || c.Server.Per1000Conns <= 0 {
+			t.Errorf("connect CPU: %+v", c)
+		}
+	})
+}
+
+// pidOf finds the process running the executable bin.
+func pidOf(t *testing.T, bin string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == bin {
+			return pid
+		}
+	}
+	t.Fatalf("no process runs %s", bin)
+	return 0
+}
