@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -84,6 +85,9 @@ type Store struct {
 	db     *sqlx.DB
 	logger *slog.Logger
 	opts   Options
+
+	appendMu   sync.Mutex
+	appendStmt *sqlx.Stmt // see appendStatement
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a
@@ -194,6 +198,11 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements storage.Store. It waits for running queries to finish.
 func (s *Store) Close() error {
+	s.appendMu.Lock()
+	if s.appendStmt != nil {
+		_ = s.appendStmt.Close()
+	}
+	s.appendMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return &storage.Error{Code: storage.EINTERNAL, Message: "pgstore: close", Err: err}
 	}
