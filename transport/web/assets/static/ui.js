@@ -193,10 +193,18 @@ export async function fetchSession(token) {
 }
 
 // autoGrow makes a textarea follow its content, up to max pixels.
+// scrollHeight counts the padding but not the borders: a border-box textarea
+// needs its borders on top (a content-box one, its padding off), or its text
+// is a pixel or two taller than its room and it scrolls, showing a scroll bar
+// for a single line (Firefox).
 export function autoGrow(textarea, max = 160) {
   const fit = () => {
     textarea.style.height = 'auto';
-    textarea.style.height = `${Math.min(textarea.scrollHeight, max)}px`;
+    const cs = getComputedStyle(textarea);
+    const extra = cs.boxSizing === 'border-box'
+      ? parseFloat(cs.borderTopWidth) + parseFloat(cs.borderBottomWidth)
+      : -(parseFloat(cs.paddingTop) + parseFloat(cs.paddingBottom));
+    textarea.style.height = `${Math.min(Math.ceil(textarea.scrollHeight + extra), max)}px`;
   };
   textarea.addEventListener('input', fit);
   return fit;
