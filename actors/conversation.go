@@ -33,12 +33,39 @@ type conversationGrain struct {
 	entry   *chatpb.InboxEntry // the conversation's user, for the inbox
 	subs    map[string]*actor.PID
 
+	// Posts on their way to the store. One batch of this conversation is
+	// written at a time (writing), so seqs are assigned, acknowledged and
+	// delivered in order; posts arriving meanwhile wait in queued (bounded)
+	// and go together in the next batch.
+	writing []grainPost
+	queued  []grainPost
+
 	// The inbox grain, looked up in the background; notifications wait in
 	// inboxQueue (bounded) meanwhile.
 	inbox          *actor.PID
 	inboxResolving bool
 	inboxQueue     []*chatpb.InboxNotify
 }
+
+// grainPost is a post waiting for the store, with the session to answer.
+type grainPost struct {
+	from *actor.PID
+	post *chatpb.Post
+}
+
+// appended is the store's answer to the batch being written (see flush).
+type appended struct {
+	results []storage.AppendResult
+	err     error
+}
+
+// Bounds of a conversation's posts waiting for the store: beyond
+// maxQueuedPosts a post is refused with unavailable; one batch carries at
+// most maxPostsPerBatch of them.
+const (
+	maxQueuedPosts   = 1000
+	maxPostsPerBatch = 256
+)
 
 // maxInboxQueue bounds the notifications a conversation keeps while the inbox
 // grain is being looked up. Beyond it the oldest are dropped: admins then see
@@ -97,16 +124,20 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		delete(g.subs, msg.Who.String())
+	case *appended:
+		g.appended(ctx, msg)
 	case *actor.ReceiveTimeout:
 		// protoactor disarms the timeout once it fires: re-arm it while
-		// sessions are subscribed, passivate otherwise.
-		if len(g.subs) > 0 {
+		// sessions are subscribed or posts are being stored, passivate
+		// otherwise.
+		if len(g.subs) > 0 || len(g.writing) > 0 || len(g.queued) > 0 {
 			ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
 			return
 		}
 		g.logger.Debug("passivating idle conversation")
 		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
+		g.abandonPosts(ctx)
 		g.node.metrics.GrainPassivated("conversation")
 	}
 }
@@ -173,51 +204,118 @@ func (g *conversationGrain) load() error {
 }
 
 func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
-	fail := func(err error) {
-		code := codeFromStorage(err)
-		if code == wire.CodeInternal || code == wire.CodeUnavailable {
-			g.logger.Warn("post failed", "err", err)
-		}
-		reply(ctx, &chatpb.PostResult{Ref: p.GetRef(), ErrorCode: code, ErrorMessage: messageForCode(code)})
-	}
 	if err := g.load(); err != nil {
-		fail(err)
+		g.failPost(ctx, grainPost{from: ctx.Sender(), post: p}, err)
 		if storage.ErrorCode(err) == storage.ENOTFOUND {
 			ctx.Stop(ctx.Self())
 		}
 		return
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.StoreTimeout)
-	res, err := g.node.appender.Append(sctx, storage.NewMessage{
-		ConversationID: g.id,
-		SenderID:       p.GetSenderId(),
-		SenderName:     p.GetSenderName(),
-		SenderIsAdmin:  p.GetSenderIsAdmin(),
-		Body:           p.GetBody(),
-		ClientMsgID:    p.GetClientMsgId(),
-	})
-	cancel()
-	if err == nil {
-		err = res.Err
-	}
-	if err != nil {
-		fail(err)
+	pp := grainPost{from: ctx.Sender(), post: p}
+	if len(g.queued) >= maxQueuedPosts {
+		g.failPost(ctx, pp, storage.Errorf(storage.EUNAVAILABLE, "conversation %d has too many messages waiting to be stored", g.id))
 		return
 	}
-	msg := toProto(res.Message)
-	reply(ctx, &chatpb.PostResult{Ref: p.GetRef(), Message: msg, Duplicate: res.Duplicate})
-	if res.Duplicate || msg.GetSeq() <= g.lastSeq {
-		// Already delivered (a resend, or stored by another activation whose
-		// deliveries sessions fill from the store).
-		return
+	g.queued = append(g.queued, pp)
+	if g.writing == nil {
+		g.flush(ctx)
 	}
-	g.lastSeq = msg.GetSeq()
-	g.node.metrics.MessageStored()
-	d := newDelivery(msg)
-	for _, pid := range g.subs {
-		ctx.Send(pid, d)
+}
+
+// flush submits the queued posts (up to maxPostsPerBatch) as the next batch;
+// the appender answers with an appended message. The grain keeps serving
+// other messages meanwhile.
+func (g *conversationGrain) flush(ctx actor.Context) {
+	for len(g.queued) > 0 && g.writing == nil {
+		n := min(len(g.queued), maxPostsPerBatch)
+		batch := g.queued[:n:n]
+		g.queued = g.queued[n:]
+		if len(g.queued) == 0 {
+			g.queued = nil
+		}
+		msgs := make([]storage.NewMessage, len(batch))
+		for i, pp := range batch {
+			p := pp.post
+			msgs[i] = storage.NewMessage{
+				ConversationID: g.id,
+				SenderID:       p.GetSenderId(),
+				SenderName:     p.GetSenderName(),
+				SenderIsAdmin:  p.GetSenderIsAdmin(),
+				Body:           p.GetBody(),
+				ClientMsgID:    p.GetClientMsgId(),
+			}
+		}
+		self, root := ctx.Self(), g.node.system.Root
+		err := g.node.appender.Submit(msgs, time.Now().Add(g.node.cfg.StoreTimeout), func(res []storage.AppendResult, err error) {
+			root.Send(self, &appended{results: res, err: err})
+		})
+		if err != nil {
+			for _, pp := range batch {
+				g.failPost(ctx, pp, err)
+			}
+			continue
+		}
+		g.writing = batch
 	}
-	g.notifyInbox(ctx, msg, d)
+}
+
+// appended answers the batch being written, delivers its new messages in
+// seq order, and sends the next batch.
+func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
+	batch := g.writing
+	g.writing = nil
+	for i, pp := range batch {
+		if a.err != nil {
+			g.failPost(ctx, pp, a.err)
+			continue
+		}
+		res := a.results[i]
+		if res.Err != nil {
+			g.failPost(ctx, pp, res.Err)
+			continue
+		}
+		msg := toProto(res.Message)
+		if pp.from != nil {
+			ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), Message: msg, Duplicate: res.Duplicate})
+		}
+		if res.Duplicate || msg.GetSeq() <= g.lastSeq {
+			// Already delivered (a resend, or stored by another activation
+			// whose deliveries sessions fill from the store).
+			continue
+		}
+		g.lastSeq = msg.GetSeq()
+		g.node.metrics.MessageStored()
+		d := newDelivery(msg)
+		for _, pid := range g.subs {
+			ctx.Send(pid, d)
+		}
+		g.notifyInbox(ctx, msg, d)
+	}
+	g.flush(ctx)
+}
+
+// failPost answers pp with the wire code of err.
+func (g *conversationGrain) failPost(ctx actor.Context, pp grainPost, err error) {
+	code := codeFromStorage(err)
+	if code == wire.CodeInternal || code == wire.CodeUnavailable {
+		g.logger.Warn("post failed", "err", err)
+	}
+	if pp.from != nil {
+		ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), ErrorCode: code, ErrorMessage: messageForCode(code)})
+	}
+}
+
+// abandonPosts answers the posts this stopping activation will not finish
+// with moved: their sessions resend them to the next activation with their
+// idempotency keys, so a post of the batch being written, which may be
+// committed, is neither lost nor stored twice.
+func (g *conversationGrain) abandonPosts(ctx actor.Context) {
+	for _, pp := range append(g.writing, g.queued...) {
+		if pp.from != nil {
+			ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), ErrorCode: wire.CodeMoved})
+		}
+	}
+	g.writing, g.queued = nil, nil
 }
 
 func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessage, d *chatpb.Delivery) {

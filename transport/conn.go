@@ -20,24 +20,30 @@ const (
 )
 
 // conn is one WebSocket: it implements actors.Sink with a bounded write queue.
+//
+// Frames wait in pending; one flush job at a time (in gws's write queue, so
+// never concurrently with another write job) takes all of them and writes
+// them corked: a burst of frames for one client is one system call.
 type conn struct {
-	id string
-	// socket is nil until the handshake completes; frames written before are
-	// kept in early and flushed by attach.
-	mu       sync.Mutex
-	socket   *gws.Conn
-	early    [][]byte
-	attached atomic.Bool
-	server   *Server
-	userID   int64
-	user     *userState
+	id     string
+	server *Server
+	userID int64
+	user   *userState
 	// maxQueued bounds the frames waiting to be written.
 	maxQueued int
 	pid       *actor.PID
 	v1        bool
-	queued    atomic.Int32
-	closing   atomic.Bool
-	once      sync.Once
+
+	mu sync.Mutex
+	// socket is nil until the handshake completes; frames written before
+	// wait in pending and are flushed by attach.
+	socket   *gws.Conn
+	net      *corkConn
+	pending  [][]byte
+	flushing bool // a flush job is scheduled or running
+
+	closing atomic.Bool
+	once    sync.Once
 }
 
 var _ actors.Sink = (*conn)(nil)
@@ -47,59 +53,75 @@ var connSeq atomic.Uint64
 func newConnID() string { return strconv.FormatUint(connSeq.Add(1), 36) }
 
 // Write queues frame. When more than the configured number of frames are
-// queued, the client is not reading: it is closed with CloseSlowConsumer.
+// waiting, the client is not reading: it is closed with CloseSlowConsumer.
+// Write never blocks on the network.
 func (c *conn) Write(frame []byte) {
 	if c.closing.Load() {
 		return
 	}
-	if !c.attached.Load() && c.writeEarly(frame) {
-		return
-	}
-	c.send(frame)
-}
-
-// writeEarly keeps frame for attach; false when the socket is attached.
-func (c *conn) writeEarly(frame []byte) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.socket != nil {
-		return false
-	}
-	if len(c.early) < c.maxQueued {
-		c.early = append(c.early, frame)
-	}
-	return true
-}
-
-// attach binds the upgraded socket and flushes the frames written before.
-func (c *conn) attach(socket *gws.Conn) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.socket = socket
-	for _, f := range c.early {
-		c.send(f)
-	}
-	c.early = nil
-	c.attached.Store(true)
-}
-
-func (c *conn) send(frame []byte) {
-	if int(c.queued.Add(1)) > c.maxQueued {
-		c.queued.Add(-1)
+	if len(c.pending) >= c.maxQueued {
+		c.mu.Unlock()
 		c.server.metrics.SlowConsumer()
 		c.Close(CloseSlowConsumer, "slow consumer: reconnect and resume")
 		return
 	}
-	c.socket.Async(func() {
-		defer c.queued.Add(-1)
-		if c.closing.Load() {
+	c.pending = append(c.pending, frame)
+	schedule := c.socket != nil && !c.flushing
+	if schedule {
+		c.flushing = true
+	}
+	c.mu.Unlock()
+	if schedule {
+		c.socket.Async(c.flush)
+	}
+}
+
+// attach binds the upgraded socket and flushes the frames written before.
+func (c *conn) attach(socket *gws.Conn, nc *corkConn) {
+	c.mu.Lock()
+	c.socket, c.net = socket, nc
+	schedule := len(c.pending) > 0 && !c.flushing
+	if schedule {
+		c.flushing = true
+	}
+	c.mu.Unlock()
+	if schedule {
+		socket.Async(c.flush)
+	}
+}
+
+// flush writes the waiting frames until none is left. It runs as a gws
+// write job.
+func (c *conn) flush() {
+	for {
+		c.mu.Lock()
+		frames := c.pending
+		c.pending = nil
+		if len(frames) == 0 || c.closing.Load() {
+			c.flushing = false
+			c.mu.Unlock()
 			return
 		}
+		c.mu.Unlock()
+
 		_ = c.socket.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
-		if err := c.socket.WriteMessage(gws.OpcodeText, frame); err == nil {
-			c.server.metrics.FrameOut()
+		c.net.cork()
+		written := 0
+		for _, f := range frames {
+			if err := c.socket.WriteMessage(gws.OpcodeText, f); err != nil {
+				break
+			}
+			written++
 		}
-	})
+		if err := c.net.uncork(); err != nil {
+			// The client is gone or did not read within WriteTimeout: the
+			// read loop sees the closed socket and ends the session.
+			_ = c.net.Close()
+			written = 0
+		}
+		c.server.metrics.FramesOut(written)
+	}
 }
 
 // Close sends a close frame with code and reason, then closes the socket. It
@@ -107,25 +129,31 @@ func (c *conn) send(frame []byte) {
 func (c *conn) Close(code uint16, reason string) {
 	c.once.Do(func() {
 		c.closing.Store(true)
-		if !c.attached.Load() {
+		c.mu.Lock()
+		socket := c.socket
+		c.mu.Unlock()
+		if socket == nil {
 			return // the handshake sees closing and refuses
 		}
 		go func() {
-			_ = c.socket.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = c.socket.WriteClose(code, []byte(reason))
-			_ = c.socket.NetConn().Close()
+			// The deadline also ends a write blocked on a client that does
+			// not read, which holds gws's write lock.
+			_ = socket.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = socket.WriteClose(code, []byte(reason))
+			_ = socket.NetConn().Close()
 		}()
 	})
 }
 
 func (c *conn) ping() {
-	if c.closing.Load() || int(c.queued.Load()) >= c.maxQueued {
+	c.mu.Lock()
+	socket, full := c.socket, len(c.pending) >= c.maxQueued
+	c.mu.Unlock()
+	if c.closing.Load() || socket == nil || full {
 		return
 	}
-	c.queued.Add(1)
-	c.socket.Async(func() {
-		defer c.queued.Add(-1)
-		_ = c.socket.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
-		_ = c.socket.WritePing(nil)
+	socket.Async(func() {
+		_ = socket.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
+		_ = socket.WritePing(nil)
 	})
 }

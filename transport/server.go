@@ -4,9 +4,12 @@
 package transport
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -103,7 +106,7 @@ type Metrics interface {
 	ConnOpened()
 	ConnClosed()
 	FrameIn()
-	FrameOut()
+	FramesOut(n int)
 	FrameRefused(code string)
 	SlowConsumer()
 	HandshakeRefused(status int)
@@ -114,7 +117,7 @@ type noMetrics struct{}
 func (noMetrics) ConnOpened()          {}
 func (noMetrics) ConnClosed()          {}
 func (noMetrics) FrameIn()             {}
-func (noMetrics) FrameOut()            {}
+func (noMetrics) FramesOut(int)        {}
 func (noMetrics) FrameRefused(string)  {}
 func (noMetrics) SlowConsumer()        {}
 func (noMetrics) HandshakeRefused(int) {}
@@ -315,7 +318,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v1 {
 		up = s.v1
 	}
-	socket, err := up.Upgrade(w, r)
+	socket, nc, err := upgrade(up, w, r)
 	if err != nil {
 		s.node.StopSession(c.pid)
 		s.logger.Debug("upgrade failed", "err", err)
@@ -335,10 +338,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.metrics.ConnOpened()
 	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-	c.attach(socket)
+	c.attach(socket, nc)
 	s.logger.Debug("socket open", "conn_id", c.id, "user_id", user.ID, "v1", v1, "client_ip", clientip.FromRequest(r).Addr)
 	go socket.ReadLoop()
 }
+
+// upgrade completes the handshake like gws's Upgrader.Upgrade, but over a
+// corkConn, so that the conn can coalesce its writes.
+func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Conn, *corkConn, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("upgrade: the response cannot be hijacked")
+	}
+	raw, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("upgrade: hijack: %w", err)
+	}
+	// Bytes the HTTP server read past the request belong to the socket.
+	var rd io.Reader = raw
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), raw)
+	}
+	nc := &corkConn{Conn: raw}
+	socket, err := up.UpgradeFromConn(nc, bufio.NewReaderSize(rd, readBufferSize), r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return socket, nc, nil
+}
+
+// readBufferSize is each socket's read buffer, as gws's default.
+const readBufferSize = 4096
 
 // userState is what the server bounds per user: sockets and frame rate.
 type userState struct {

@@ -1,9 +1,10 @@
 // Package batch groups concurrent message appends into few store round trips.
 //
-// Many conversation grains append at once, each waiting for its own message to
-// be committed. An Appender collects whatever appends are waiting, writes them
-// with one Store.AppendMessages call (one transaction), and answers each caller
-// with its own result. There is no waiting window: when traffic is light, a
+// Many conversation grains append at once, each waiting for its own messages
+// to be committed. A grain submits its messages (Submit) and is called back
+// when they are committed; Append is the blocking form. An Appender collects
+// whatever submissions are waiting, writes them with one Store.AppendMessages
+// call (one transaction), and answers each caller with its own results. There is no waiting window: when traffic is light, a
 // batch holds the one message that is waiting and is written at once; when
 // traffic is heavy, batches grow while the previous one is being written.
 package batch
@@ -20,9 +21,11 @@ import (
 
 // Options configure an Appender. Zero values mean the documented defaults.
 type Options struct {
-	// MaxBatch bounds how many messages one transaction writes. Zero means 500.
+	// MaxBatch bounds how many messages one transaction writes: a batch stops
+	// taking submissions once it holds MaxBatch messages (one submission is
+	// never split, so a batch may end a little over). Zero means 500.
 	MaxBatch int
-	// Queue bounds how many appends may wait. Beyond it Append fails at once
+	// Queue bounds how many submissions may wait. Beyond it Submit fails at once
 	// with EUNAVAILABLE ("overloaded") instead of queueing without bound.
 	// Zero means 20000.
 	Queue int
@@ -35,14 +38,13 @@ type Options struct {
 	Observe func(size int, d time.Duration, err error)
 }
 
+// request is one Submit: a caller's messages and where their results go.
 type request struct {
-	msg  storage.NewMessage
-	done chan result
-}
-
-type result struct {
-	res storage.AppendResult
-	err error
+	msgs []storage.NewMessage
+	done func([]storage.AppendResult, error)
+	// expires is when the caller stops caring: a request still queued then
+	// is failed with EUNAVAILABLE instead of being written.
+	expires time.Time
 }
 
 // Appender batches appends to a Store. Create it with New, stop it with Close.
@@ -95,26 +97,53 @@ var ErrClosed = storage.Errorf(storage.EUNAVAILABLE, "the message writer is shut
 // failure of the whole write is the returned error. Append is safe for
 // concurrent use; ctx bounds the wait.
 func (a *Appender) Append(ctx context.Context, msg storage.NewMessage) (storage.AppendResult, error) {
-	req := request{msg: msg, done: make(chan result, 1)}
+	type result struct {
+		res storage.AppendResult
+		err error
+	}
+	done := make(chan result, 1)
+	expires := time.Now().Add(a.opts.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		expires = d
+	}
+	err := a.Submit([]storage.NewMessage{msg}, expires, func(res []storage.AppendResult, err error) {
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		done <- result{res: res[0]}
+	})
+	if err != nil {
+		return storage.AppendResult{}, err
+	}
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return storage.AppendResult{}, storage.Unavailable("wait for the message to be stored", ctx.Err())
+	}
+}
+
+// Submit queues msgs to be stored together, in order, and returns at once.
+// done is called exactly once, from a writer goroutine, with one result per
+// message (in the order of msgs) or with an error for all of them: it must
+// not block (an actor sends itself a message). A request still queued at
+// expires is failed with EUNAVAILABLE without being written. Submit fails at
+// once, without calling done, when the queue is full or the Appender closed.
+func (a *Appender) Submit(msgs []storage.NewMessage, expires time.Time, done func([]storage.AppendResult, error)) error {
+	req := request{msgs: msgs, done: done, expires: expires}
 	a.closeMu.RLock()
+	defer a.closeMu.RUnlock()
 	select {
 	case <-a.quit:
-		a.closeMu.RUnlock()
-		return storage.AppendResult{}, ErrClosed
+		return ErrClosed
 	default:
 	}
 	select {
 	case a.queue <- req:
-		a.closeMu.RUnlock()
+		return nil
 	default:
-		a.closeMu.RUnlock()
-		return storage.AppendResult{}, storage.Errorf(storage.EUNAVAILABLE, "too many messages are waiting to be stored")
-	}
-	select {
-	case r := <-req.done:
-		return r.res, r.err
-	case <-ctx.Done():
-		return storage.AppendResult{}, storage.Unavailable("wait for the message to be stored", ctx.Err())
+		return storage.Errorf(storage.EUNAVAILABLE, "too many messages are waiting to be stored")
 	}
 }
 
@@ -147,11 +176,13 @@ func (a *Appender) loop() {
 				}
 			}
 		}
+		n := len(batch[0].msgs)
 	fill:
-		for len(batch) < a.opts.MaxBatch {
+		for n < a.opts.MaxBatch {
 			select {
 			case req := <-a.queue:
 				batch = append(batch, req)
+				n += len(req.msgs)
 			default:
 				break fill
 			}
@@ -160,33 +191,47 @@ func (a *Appender) loop() {
 	}
 }
 
+// expired is the error of a request that waited in the queue past its expiry.
+var expired = storage.Errorf(storage.EUNAVAILABLE, "the message waited too long to be stored")
+
 func (a *Appender) write(batch []request) {
-	msgs := make([]storage.NewMessage, len(batch))
-	for i, r := range batch {
-		msgs[i] = r.msg
+	now := time.Now()
+	var msgs []storage.NewMessage
+	live := batch[:0]
+	for _, r := range batch {
+		if !r.expires.IsZero() && now.After(r.expires) {
+			r.done(nil, expired)
+			continue
+		}
+		msgs = append(msgs, r.msgs...)
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.WriteTimeout)
 	start := time.Now()
 	results, err := a.store.AppendMessages(ctx, msgs)
 	cancel()
-	if err == nil && len(results) != len(batch) {
-		err = storage.Errorf(storage.EINTERNAL, "store returned %d results for %d messages", len(results), len(batch))
+	if err == nil && len(results) != len(msgs) {
+		err = storage.Errorf(storage.EINTERNAL, "store returned %d results for %d messages", len(results), len(msgs))
 	}
 	if a.opts.Observe != nil {
-		a.opts.Observe(len(batch), time.Since(start), err)
+		a.opts.Observe(len(msgs), time.Since(start), err)
 	}
 	if err != nil {
 		var se *storage.Error
 		if !errors.As(err, &se) {
 			err = &storage.Error{Code: storage.EINTERNAL, Message: "append messages", Err: err}
 		}
-		a.logger.Warn("append batch failed", "batch_size", len(batch), "err", err)
-		for _, r := range batch {
-			r.done <- result{err: err}
+		a.logger.Warn("append batch failed", "batch_size", len(msgs), "err", err)
+		for _, r := range live {
+			r.done(nil, err)
 		}
 		return
 	}
-	for i, r := range batch {
-		r.done <- result{res: results[i]}
+	for _, r := range live {
+		r.done(results[:len(r.msgs):len(r.msgs)], nil)
+		results = results[len(r.msgs):]
 	}
 }

@@ -101,8 +101,8 @@ func (m *Metrics) ConnClosed() { m.connections.Dec() }
 // FrameIn implements transport.Metrics.
 func (m *Metrics) FrameIn() { m.framesIn.Inc() }
 
-// FrameOut implements transport.Metrics.
-func (m *Metrics) FrameOut() { m.framesOut.Inc() }
+// FramesOut implements transport.Metrics: n frames were written.
+func (m *Metrics) FramesOut(n int) { m.framesOut.Add(float64(n)) }
 
 // FrameRefused implements transport.Metrics.
 func (m *Metrics) FrameRefused(code string) { m.framesRefused.WithLabelValues(code).Inc() }
