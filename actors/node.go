@@ -157,22 +157,31 @@ func (noMetrics) GrainMoved()            {}
 // Node is one member of the grainchat cluster: an actor system with the
 // conversation and inbox grain kinds and this process's session actors.
 type Node struct {
-	logger    *slog.Logger
-	cfg       Config
-	store     storage.Store
-	appender  *batch.Appender
-	metrics   Metrics
-	system    *actor.ActorSystem
-	cluster   *cluster.Cluster
-	member    atomic.Bool  // this node is in the cluster topology
-	members   atomic.Int32 // members in this node's view of the topology
-	stopOnce  sync.Once
-	leaveOnce sync.Once
-	stopped   chan struct{} // closed when Shutdown's work is done
+	logger     *slog.Logger
+	cfg        Config
+	store      storage.Store
+	appender   *batch.Appender
+	dispatcher *workerDispatcher
+	metrics    Metrics
+	system     *actor.ActorSystem
+	cluster    *cluster.Cluster
+	member     atomic.Bool  // this node is in the cluster topology
+	members    atomic.Int32 // members in this node's view of the topology
+	stopOnce   sync.Once
+	leaveOnce  sync.Once
+	stopped    chan struct{} // closed when Shutdown's work is done
 	// owners answers "which member owns this identity" under the latest
 	// topology this node has seen, as the identity lookup computes it.
 	owners atomic.Pointer[cluster.Rendezvous]
 }
+
+// The dispatcher of the node's actors (see workerDispatcher): enough idle
+// workers for the bursts of a busy node (an idle one costs its stack, a few
+// KiB), and protoactor's default throughput.
+const (
+	dispatchWorkers    = 128
+	dispatchThroughput = 300
+)
 
 // New builds a node; Start joins the cluster.
 func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.Appender, metrics Metrics) (*Node, error) {
@@ -193,9 +202,11 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	if cfg.AdvertisedHost != "" {
 		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(cfg.AdvertisedHost))
 	}
+	n.dispatcher = newWorkerDispatcher(dispatchWorkers, dispatchThroughput)
+	withDispatcher := actor.WithDispatcher(n.dispatcher)
 	kinds := []*cluster.Kind{
-		cluster.NewKind(ConversationKind, actor.PropsFromProducer(func() actor.Actor { return newConversationGrain(n) })),
-		cluster.NewKind(InboxKind, actor.PropsFromProducer(func() actor.Actor { return newInboxGrain(n) })),
+		cluster.NewKind(ConversationKind, actor.PropsFromProducer(func() actor.Actor { return newConversationGrain(n) }, withDispatcher)),
+		cluster.NewKind(InboxKind, actor.PropsFromProducer(func() actor.Actor { return newInboxGrain(n) }, withDispatcher)),
 	}
 	clusterCfg := cluster.Configure(cfg.ClusterName, cfg.Provider, disthash.New(),
 		remote.Configure(cfg.Host, cfg.Port, remoteOpts...),
@@ -286,6 +297,7 @@ func (n *Node) leave(ctx context.Context, done chan struct{}) {
 		// and wait for remote endpoints (up to ~10s toward nodes that are
 		// gone); the leave is done already.
 		n.cluster.Shutdown(false)
+		n.dispatcher.Close()
 	}
 }
 
@@ -305,7 +317,7 @@ func (n *Node) owns(identity, kind string) bool {
 
 // SpawnSession starts the session actor of one connection.
 func (n *Node) SpawnSession(cfg SessionConfig) *actor.PID {
-	props := actor.PropsFromProducer(func() actor.Actor { return newSession(n, cfg) })
+	props := actor.PropsFromProducer(func() actor.Actor { return newSession(n, cfg) }, actor.WithDispatcher(n.dispatcher))
 	return n.system.Root.Spawn(props)
 }
 
