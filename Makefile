@@ -21,6 +21,7 @@ FUZZTIME ?= 60s
 ## fuzz: run each fuzz target for FUZZTIME (the test target runs them briefly)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./transport/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodersMatchJSON$$' -fuzztime $(FUZZTIME) ./transport/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./transport/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzClaims$$' -fuzztime $(FUZZTIME) ./transport/auth/
 

@@ -275,27 +275,42 @@ func toV1(m Message, typ string) v1Message {
 
 // SeedMessageFrame encodes m exactly as the original server did.
 func SeedMessageFrame(m Message) []byte {
-	return mustMarshal(seedFrame{
-		Message: m.Body, SenderID: m.SenderID, SenderName: m.SenderName,
-		SenderIsAdmin: m.SenderIsAdmin, ConversationID: m.ConversationID,
-	})
+	b := make([]byte, 0, frameSize(m.Body, m.SenderName))
+	b = append(b, `{"message":`...)
+	b = appendString(b, m.Body)
+	b = append(b, `,"sender_id":`...)
+	b = appendInt(b, m.SenderID)
+	b = append(b, `,"sender_name":`...)
+	b = appendString(b, m.SenderName)
+	b = append(b, `,"sender_is_admin":`...)
+	b = appendBool(b, m.SenderIsAdmin)
+	b = append(b, `,"conversation_id":`...)
+	b = appendInt(b, m.ConversationID)
+	return append(b, '}')
 }
 
 // MessageFrame encodes m as a grainchat.v1 message frame: the seed fields plus
 // type, id, seq, created_at and client_msg_id.
-func MessageFrame(m Message) []byte { return mustMarshal(toV1(m, TypeMessage)) }
+func MessageFrame(m Message) []byte {
+	return appendV1Message(make([]byte, 0, frameSize(m.Body, m.SenderName, m.ClientMsgID)), m, TypeMessage)
+}
 
 // AckFrame tells a grainchat.v1 sender that its message is stored.
 func AckFrame(m Message, duplicate bool) []byte {
-	return mustMarshal(struct {
-		Type           string `json:"type"`
-		ClientMsgID    string `json:"client_msg_id"`
-		ID             int64  `json:"id"`
-		ConversationID int64  `json:"conversation_id"`
-		Seq            int64  `json:"seq"`
-		CreatedAt      string `json:"created_at"`
-		Duplicate      bool   `json:"duplicate"`
-	}{"ack", m.ClientMsgID, m.ID, m.ConversationID, m.Seq, formatTime(m.CreatedAt), duplicate})
+	b := make([]byte, 0, frameSize(m.ClientMsgID))
+	b = append(b, `{"type":"ack","client_msg_id":`...)
+	b = appendString(b, m.ClientMsgID)
+	b = append(b, `,"id":`...)
+	b = appendInt(b, m.ID)
+	b = append(b, `,"conversation_id":`...)
+	b = appendInt(b, m.ConversationID)
+	b = append(b, `,"seq":`...)
+	b = appendInt(b, m.Seq)
+	b = append(b, `,"created_at":`...)
+	b = appendTime(b, m.CreatedAt)
+	b = append(b, `,"duplicate":`...)
+	b = appendBool(b, duplicate)
+	return append(b, '}')
 }
 
 // ErrorFrame encodes a refusal.
@@ -405,10 +420,14 @@ func InboxFrame(entries []InboxEntry) []byte {
 
 // InboxUpdateFrame tells admins that one conversation changed.
 func InboxUpdateFrame(e InboxEntry) []byte {
-	return mustMarshal(struct {
-		Type         string         `json:"type"`
-		Conversation inboxEntryJSON `json:"conversation"`
-	}{"inbox_update", toInboxJSON(e)})
+	var texts []string
+	if e.LastMessage != nil {
+		texts = append(texts, e.LastMessage.Body, e.LastMessage.SenderName, e.LastMessage.ClientMsgID)
+	}
+	b := make([]byte, 0, frameSize(append(texts, e.UserExternalID, e.UserName)...))
+	b = append(b, `{"type":"inbox_update","conversation":`...)
+	b = appendInboxEntry(b, e)
+	return append(b, '}')
 }
 
 // OpenedFrame confirms an open: messages of the conversation delivered after
