@@ -368,8 +368,11 @@ func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Con
 	return socket, nc, nil
 }
 
-// readBufferSize is each socket's read buffer, as gws's default.
-const readBufferSize = 4096
+// readBufferSize is each socket's read buffer. Client frames are small (a
+// message is at most a few KiB, read through the buffer in a few calls), and
+// every open socket holds its buffer: 1 KiB instead of gws's 4 KiB saves 3 KiB
+// an idle connection.
+const readBufferSize = 1024
 
 // userState is what the server bounds per user: sockets and frame rate.
 type userState struct {

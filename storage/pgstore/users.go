@@ -21,8 +21,17 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	// Usually the user exists, unchanged: one read, no write (a write on
+	// every connection cost a commit, and its fsync, per connection).
 	var u storage.User
-	err := s.db.GetContext(ctx, &u, `
+	err := s.db.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE external_id = $1`, in.ExternalID)
+	switch {
+	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin:
+		return u, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return storage.User{}, dbError(ctx, "pgstore: upsert user", err)
+	}
+	err = s.db.GetContext(ctx, &u, `
 		INSERT INTO users (external_id, name, is_admin)
 		VALUES ($1, $2, $3)
 		ON CONFLICT (external_id) DO UPDATE
