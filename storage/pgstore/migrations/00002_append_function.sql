@@ -44,9 +44,6 @@ CREATE FUNCTION grainchat_append_messages(
     created_at      timestamptz
 )
 LANGUAGE plpgsql VOLATILE
--- Plan the storing statement for each call's actual array sizes: a generic
--- plan guesses a few rows per array and joins a batch of hundreds in loops.
-SET plan_cache_mode = force_custom_plan
 AS $fn$
 #variable_conflict use_column
 BEGIN
