@@ -65,6 +65,7 @@ type config struct {
 	MaxConnsPerUser  int
 	MessageRate      float64
 	MessageBurst     int
+	StoreWriters     int
 }
 
 // defaultDevSecretFile is where development mode keeps its generated secret,
@@ -121,6 +122,7 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", 20, "open sockets one user may have on this node; more get 429")
 	fs.Float64Var(&cfg.MessageRate, "message-rate", 10, "frames per second one user may send (token bucket); -1 = unlimited")
 	fs.IntVar(&cfg.MessageBurst, "message-burst", 20, "token bucket size of --message-rate")
+	fs.IntVar(&cfg.StoreWriters, "store-writers", 2, "message batches written to the database at the same time (fewer: bigger batches, less database CPU)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
 }
@@ -263,8 +265,8 @@ func (cfg *config) validate() []string {
 	if cfg.MaxFrameBytes < 1024 {
 		p = append(p, "max-frame-bytes: must be at least 1024")
 	}
-	if cfg.MaxConns < 1 || cfg.MaxConnsPerUser < 1 || cfg.MessageBurst < 1 {
-		p = append(p, "max-conns, max-conns-per-user, message-burst: must be positive")
+	if cfg.MaxConns < 1 || cfg.MaxConnsPerUser < 1 || cfg.MessageBurst < 1 || cfg.StoreWriters < 1 {
+		p = append(p, "max-conns, max-conns-per-user, message-burst, store-writers: must be positive")
 	}
 	if cfg.MessageRate == 0 || (cfg.MessageRate < 0 && cfg.MessageRate != -1) {
 		p = append(p, "message-rate: must be positive, or -1 for unlimited")

@@ -87,7 +87,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	var node *actors.Node
 	metric := metrics.New(func() int { return node.Members() }) // scraped only once node is set
-	appender := batch.New(logger.With("component", "batch"), store, batch.Options{Observe: metric.ObserveBatch})
+	appender := batch.New(logger.With("component", "batch"), store, batch.Options{Observe: metric.ObserveBatch, Writers: cfg.StoreWriters})
 	defer appender.Close()
 
 	provider, err := newProvider(cfg)
