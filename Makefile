@@ -22,6 +22,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./transport/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzEncodersMatchJSON$$' -fuzztime $(FUZZTIME) ./transport/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanMatchesUnmarshal$$' -fuzztime $(FUZZTIME) ./transport/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./transport/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzClaims$$' -fuzztime $(FUZZTIME) ./transport/auth/
 

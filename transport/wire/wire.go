@@ -110,16 +110,19 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 		}
 		return Request{}, errorf(CodeInvalidJSON, "the frame is not valid JSON")
 	}
-	var raw rawRequest
-	if err := json.Unmarshal(frame, &raw); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			if typeErr.Field == "" {
-				return Request{}, errorf(CodeInvalidRequest, "a frame must be a JSON object")
+	raw, ok := scanRequest(frame)
+	if !ok {
+		raw = rawRequest{}
+		if err := json.Unmarshal(frame, &raw); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) {
+				if typeErr.Field == "" {
+					return Request{}, errorf(CodeInvalidRequest, "a frame must be a JSON object")
+				}
+				return Request{}, errorf(CodeInvalidRequest, "field %q has the wrong type", typeErr.Field)
 			}
-			return Request{}, errorf(CodeInvalidRequest, "field %q has the wrong type", typeErr.Field)
+			return Request{}, errorf(CodeInvalidJSON, "the frame is not valid JSON")
 		}
-		return Request{}, errorf(CodeInvalidJSON, "the frame is not valid JSON")
 	}
 	req := Request{Type: raw.Type}
 	if req.Type == "" {
@@ -192,6 +195,9 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 func optString(raw json.RawMessage, field string) (string, *Error) {
 	if raw == nil || string(raw) == "null" {
 		return "", nil
+	}
+	if content, next, ok := scanString(raw, 0); ok && next == len(raw) {
+		return string(content), nil // nothing to unescape
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
