@@ -7,8 +7,8 @@ import (
 	"github.com/grainchat/grainchat/storage/internal/rules"
 )
 
-// Inbox implements storage.Store with one query over the partial index
-// conversations_inbox_idx.
+// Inbox implements storage.Store with one query: the conversations with
+// messages, by a top-N sort (migration 00004 explains why no index serves it).
 func (s *Store) Inbox(ctx context.Context, limit int) ([]storage.InboxEntry, error) {
 	limit = rules.InboxLimit(limit)
 	ctx, cancel := s.withTimeout(ctx)

@@ -44,6 +44,13 @@ CREATE FUNCTION grainchat_append_messages(
     created_at      timestamptz
 )
 LANGUAGE plpgsql VOLATILE
+-- A batch touches a few rows of big tables, by key: probe them through their
+-- indexes whatever the statistics say. A hash join over a sequential scan,
+-- which the planner picks for tables it thinks small, reads the whole
+-- messages table on every call once the table has grown.
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $fn$
 #variable_conflict use_column
 BEGIN
