@@ -27,6 +27,18 @@ var roundTripTexts = []string{
 	"inner  double  spaces\nnew line\r\n\ttab and\n\n\nblank lines",
 	"é (precomposed) vs e\u0301 (combining)",
 	"%s %d %v {{.}} ${x} $(rm -rf /)",
+	// PostgreSQL's own syntax: dollar quoting, E'' escapes, COPY's NULL,
+	// LIKE wildcards, casts, comments.
+	`$$; DROP TABLE users; $$ $tag$x$tag$ E'\x27' \N \\N 100% _a_ ::text /* c */ -- c`,
+	// Escapes as text: the characters backslash, u, 0, … not what they name.
+	`\u0000 \x00 \0 %00 &#0; \n \t`,
+	"control\u0001chars\u0007bell\u001b[31mANSI red\u001b[0m\u007fdel\u001ffs",
+	"\ufeffstarts with a byte order mark",
+	"noncharacters \ufffe \uffff \U0010FFFF and the replacement char \ufffd",
+	"Z\u0351\u0352\u0353a\u0354\u0355l\u0356\u0357g\u0358\u0359o\u035a", // stacked combining marks
+	"\u0627\u0644\u0639\u0631\u0628\u064a\u0629 \u05e2\u05d1\u05e8\u05d9\u05ea \u2067isolate\u2069 \u2066ltr\u2069 \u202bembed\u202c",
+	"<!--<script>--></script><svg/onload=alert(1)> javascript:alert(1) \"'><iframe>",
+	strings.Repeat("😀", 4000), // the longest message (4000 characters, 16000 bytes)
 }
 
 // Message text makes the round trip byte for byte (apart from the documented
