@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -361,11 +362,34 @@ func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Con
 		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), raw)
 	}
 	nc := &corkConn{Conn: raw}
-	socket, err := up.UpgradeFromConn(nc, bufio.NewReaderSize(rd, readBufferSize), r)
+	socket, err := up.UpgradeFromConn(nc, bufio.NewReaderSize(quietReader{rd}, readBufferSize), r)
 	if err != nil {
 		return nil, nil, err
 	}
 	return socket, nc, nil
+}
+
+// quietReader replaces the network's read errors, whose texts name the
+// node's addresses, by fixed ones: gws sends a failed read's error text as the
+// reason of its close frame (an idle socket is closed with 1000 and this
+// reason).
+type quietReader struct{ r io.Reader }
+
+var (
+	errIdle = errors.New("idle timeout")
+	errRead = errors.New("connection error")
+)
+
+func (q quietReader) Read(p []byte) (int, error) {
+	n, err := q.r.Read(p)
+	if err != nil && err != io.EOF {
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			err = errIdle
+		} else {
+			err = errRead
+		}
+	}
+	return n, err
 }
 
 // readBufferSize is each socket's read buffer. Client frames are small (a
