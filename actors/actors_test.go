@@ -268,15 +268,17 @@ func TestPostIsStoredAckedAndFannedOut(t *testing.T) {
 // A conversation grain passivates once it has no subscriber and sees no
 // message for the idle timeout, and activates again on demand.
 func TestGrainPassivatesWhenIdleWithoutSubscribers(t *testing.T) {
-	e := newTestEnv(t, Config{GrainIdleTimeout: 200 * time.Millisecond})
+	// The idle timeout is several owner-check periods: the periodic check
+	// must not count as activity (it did, and grains never passivated).
+	e := newTestEnv(t, Config{GrainIdleTimeout: 800 * time.Millisecond, OwnerCheckInterval: 100 * time.Millisecond})
 	u, conv := e.visitor(t, "carol")
 	sink := e.spawn(t, SessionConfig{ConnID: "c", User: u, ConversationID: conv.ID, V1: true})
 	sink.waitFrames(t, 1)
 	if a, _ := e.metrics.get(ConversationKind); a != 1 {
 		t.Fatalf("activations = %d, want 1", a)
 	}
-	// Subscribed: it stays active well past the idle timeout. Poll for 1s.
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	// Subscribed: it stays active well past the idle timeout. Poll for 2s.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if _, p := e.metrics.get(ConversationKind); p != 0 {
 			t.Fatalf("grain passivated while subscribed")
 		}

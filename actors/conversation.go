@@ -32,6 +32,9 @@ type conversationGrain struct {
 	lastSeq int64
 	entry   *chatpb.InboxEntry // the conversation's user, for the inbox
 	subs    map[string]*actor.PID
+	// lastActive is when the grain last received anything but its own
+	// periodic check (see idle).
+	lastActive time.Time
 
 	// Posts on their way to the store. One batch of this conversation is
 	// written at a time (writing), so seqs are assigned, acknowledged and
@@ -78,9 +81,10 @@ func newConversationGrain(n *Node) actor.Actor {
 
 func (g *conversationGrain) Receive(ctx actor.Context) {
 	defer g.recoverPanic(ctx)
+	if _, tick := ctx.Message().(*checkOwner); !tick {
+		g.lastActive = time.Now()
+	}
 	switch msg := ctx.Message().(type) {
-	case *actor.Started:
-		ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
 	case *cluster.ClusterInit:
 		id, err := strconv.ParseInt(msg.Identity.GetIdentity(), 10, 64)
 		if err != nil || id <= 0 {
@@ -106,7 +110,12 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 		g.subscribe(ctx)
 	case *checkOwner:
-		if !g.moved(ctx) {
+		switch {
+		case g.moved(ctx):
+		case g.idle():
+			g.logger.Debug("passivating idle conversation")
+			ctx.Stop(ctx.Self())
+		default:
 			g.scheduleOwnerCheck(ctx)
 		}
 	case *chatpb.Unsubscribe:
@@ -126,20 +135,21 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		delete(g.subs, msg.Who.String())
 	case *appended:
 		g.appended(ctx, msg)
-	case *actor.ReceiveTimeout:
-		// protoactor disarms the timeout once it fires: re-arm it while
-		// sessions are subscribed or posts are being stored, passivate
-		// otherwise.
-		if len(g.subs) > 0 || len(g.writing) > 0 || len(g.queued) > 0 {
-			ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
-			return
-		}
-		g.logger.Debug("passivating idle conversation")
-		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
 		g.abandonPosts(ctx)
 		g.node.metrics.GrainPassivated("conversation")
 	}
+}
+
+// idle reports whether the grain may passivate: no session subscribed, no
+// post waiting for the store, and nothing received for GrainIdleTimeout.
+// Grains passivate at the periodic check (so within OwnerCheckInterval of
+// the timeout) rather than through protoactor's receive timeout, which the
+// periodic check itself would keep resetting, and whose timer touches the
+// actor's context from another goroutine.
+func (g *conversationGrain) idle() bool {
+	return len(g.subs) == 0 && len(g.writing) == 0 && len(g.queued) == 0 &&
+		time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout
 }
 
 // checkOwner makes a grain verify, now and then, that it still owns its

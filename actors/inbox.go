@@ -27,6 +27,9 @@ type inboxGrain struct {
 	loaded  bool
 	entries map[int64]*chatpb.InboxEntry
 	subs    map[string]*actor.PID
+	// lastActive is when the grain last received anything but its periodic
+	// check.
+	lastActive time.Time
 }
 
 func newInboxGrain(n *Node) actor.Actor {
@@ -45,14 +48,21 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 			ctx.Stop(ctx.Self())
 		}
 	}()
+	if _, tick := ctx.Message().(*checkOwner); !tick {
+		g.lastActive = time.Now()
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		g.logger.Debug("inbox activated", "pid", ctx.Self().String())
 		g.node.metrics.GrainActivated("inbox")
-		ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
 		g.scheduleOwnerCheck(ctx)
 	case *checkOwner:
-		if !g.moved(ctx) {
+		switch {
+		case g.moved(ctx):
+		case len(g.subs) == 0 && time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout:
+			// Idle: passivate (see conversationGrain.idle).
+			ctx.Stop(ctx.Self())
+		default:
 			g.scheduleOwnerCheck(ctx)
 		}
 	case *chatpb.InboxSubscribe:
@@ -79,14 +89,6 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.notify(ctx, msg)
 	case *actor.Terminated:
 		delete(g.subs, msg.Who.String())
-	case *actor.ReceiveTimeout:
-		// protoactor disarms the timeout once it fires: re-arm it while
-		// sessions are subscribed, passivate otherwise.
-		if len(g.subs) > 0 {
-			ctx.SetReceiveTimeout(g.node.cfg.GrainIdleTimeout)
-			return
-		}
-		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
 		g.logger.Debug("inbox stopped", "pid", ctx.Self().String())
 		g.node.metrics.GrainPassivated("inbox")
