@@ -12,7 +12,9 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -211,7 +213,7 @@ func (a *Appender) write(batch []request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.WriteTimeout)
 	start := time.Now()
-	results, err := a.store.AppendMessages(ctx, msgs)
+	results, err := a.appendMessages(ctx, msgs)
 	cancel()
 	if err == nil && len(results) != len(msgs) {
 		err = storage.Errorf(storage.EINTERNAL, "store returned %d results for %d messages", len(results), len(msgs))
@@ -234,4 +236,16 @@ func (a *Appender) write(batch []request) {
 		r.done(results[:len(r.msgs):len(r.msgs)], nil)
 		results = results[len(r.msgs):]
 	}
+}
+
+// appendMessages calls the store, turning a panic into EINTERNAL for the
+// batch: a bug in one write must not take the node down with it.
+func (a *Appender) appendMessages(ctx context.Context, msgs []storage.NewMessage) (res []storage.AppendResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.logger.Error("append batch panicked", "batch_size", len(msgs), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			res, err = nil, storage.Errorf(storage.EINTERNAL, "storing the messages failed")
+		}
+	}()
+	return a.store.AppendMessages(ctx, msgs)
 }

@@ -1,6 +1,7 @@
 package batch_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -111,5 +112,34 @@ func TestSubmit_expiredIsNotWritten(t *testing.T) {
 	msgs, err := f.store.Messages(t.Context(), f.convs[0].ID, storage.Page{})
 	if err != nil || len(msgs) != 1 || msgs[0].Body != "first" {
 		t.Fatalf("stored %+v, %v; want only first", msgs, err)
+	}
+}
+
+// panicOnce is a store whose first AppendMessages panics.
+type panicOnce struct {
+	storage.Store
+	done bool
+}
+
+func (p *panicOnce) AppendMessages(ctx context.Context, msgs []storage.NewMessage) ([]storage.AppendResult, error) {
+	if !p.done {
+		p.done = true
+		panic("store bug")
+	}
+	return p.Store.AppendMessages(ctx, msgs)
+}
+
+// TestSubmit_storePanic: a panicking store fails that batch with EINTERNAL
+// and the appender keeps working (the process does not crash).
+func TestSubmit_storePanic(t *testing.T) {
+	f := newFixture(t, 1)
+	a := mustNewAppender(t, &panicOnce{Store: f.store}, nil, batch.Options{Writers: 1})
+	s := awaitSubmitted(t, submit(t, a, time.Time{}, f.msg(0, "lost to a bug", "")))
+	if code := storage.ErrorCode(s.err); code != storage.EINTERNAL || s.res != nil {
+		t.Fatalf("first submission: results %v, error %v (code %q), want %q", s.res, s.err, code, storage.EINTERNAL)
+	}
+	s = awaitSubmitted(t, submit(t, a, time.Time{}, f.msg(0, "stored", "")))
+	if s.err != nil || len(s.res) != 1 || s.res[0].Message.Seq != 1 || s.res[0].Message.Body != "stored" {
+		t.Fatalf("second submission: %+v", s)
 	}
 }
