@@ -255,6 +255,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusUnauthorized, "missing or invalid token")
 		return
 	}
+	if !isUpgrade(r) {
+		// Refused before any store or actor work (gws would refuse it too,
+		// but only after the session was set up).
+		s.refuse(w, http.StatusBadRequest, "not a WebSocket handshake")
+		return
+	}
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
@@ -342,6 +348,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.attach(socket, nc)
 	s.logger.Debug("socket open", "conn_id", c.id, "user_id", user.ID, "v1", v1, "client_ip", clientip.FromRequest(r).Addr)
 	go socket.ReadLoop()
+}
+
+// isUpgrade reports whether r is a WebSocket handshake that gws accepts:
+// GET, Connection: upgrade, Upgrade: websocket, a key and version 13.
+func isUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet &&
+		headerHasToken(r.Header, "Connection", "upgrade") &&
+		strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		r.Header.Get("Sec-WebSocket-Key") != "" &&
+		r.Header.Get("Sec-WebSocket-Version") == "13"
+}
+
+// headerHasToken reports whether a comma-separated header lists token
+// (case-insensitively).
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // upgrade completes the handshake like gws's Upgrader.Upgrade, but over a
