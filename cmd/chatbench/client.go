@@ -65,13 +65,14 @@ type client struct {
 
 	conv int64 // visitors: their conversation, set before welcomed is closed
 
-	mu        sync.Mutex
-	last      map[int64]int64 // conversation → last seq delivered on this connection
-	seen      map[msgKey]struct{}
-	pending   map[string]time.Time // client_msg_id → sent at
-	own       []msgKey             // this connection's own acknowledged messages
-	closeCode int                  // the server's close code when it closed the connection
-	lat       latencies
+	mu         sync.Mutex
+	last       map[int64]int64 // conversation → last seq delivered on this connection
+	seen       map[msgKey]struct{}
+	pending    map[string]time.Time // client_msg_id → sent at
+	own        []msgKey             // this connection's own acknowledged messages
+	replyQueue []int64              // admins: replies waiting for room under maxPending
+	closeCode  int                  // the server's close code when it closed the connection
+	lat        latencies
 }
 
 // latencies are the durations one connection measured.
@@ -258,6 +259,9 @@ func (c *client) handle(data []byte) {
 		c.b.refused(f.Code)
 		if ok {
 			c.freeSlot()
+			if c.id.admin {
+				c.sendQueued()
+			}
 		}
 		c.signal()
 	case "message":
@@ -298,6 +302,9 @@ func (c *client) onAck(f frame, now time.Time) {
 	if ok {
 		c.b.acknowledged(k, c.id.admin, f.Duplicate)
 		c.freeSlot()
+		if c.id.admin {
+			c.sendQueued()
+		}
 	}
 	c.signal()
 }
@@ -338,7 +345,41 @@ func (c *client) onMessage(f frame, now time.Time) {
 	b := c.b
 	if c.id.admin && !f.SenderIsAdmin && b.o.replyEvery > 0 && f.Seq%int64(b.o.replyEvery) == 0 &&
 		int(f.ConversationID%int64(b.o.admins)) == c.id.idx && !b.stopReplies.Load() {
-		c.send(f.ConversationID, "reply")
+		c.reply(f.ConversationID)
+	}
+}
+
+// maxPending is how many posts of one socket the server lets await their
+// ack (more are refused with too_many_pending).
+const maxPending = 64
+
+// reply posts an admin's reply into conv, or queues it while maxPending
+// posts await their ack, as a client that respects the limit would.
+func (c *client) reply(conv int64) {
+	c.mu.Lock()
+	full := len(c.pending) >= maxPending
+	if full {
+		c.replyQueue = append(c.replyQueue, conv)
+	}
+	c.mu.Unlock()
+	if !full {
+		c.send(conv, "reply")
+	}
+}
+
+// sendQueued sends queued replies while the window has room; it runs on the
+// read goroutine after each ack or error.
+func (c *client) sendQueued() {
+	for {
+		c.mu.Lock()
+		if len(c.replyQueue) == 0 || len(c.pending) >= maxPending || c.b.stopReplies.Load() {
+			c.mu.Unlock()
+			return
+		}
+		conv := c.replyQueue[0]
+		c.replyQueue = c.replyQueue[1:]
+		c.mu.Unlock()
+		c.send(conv, "reply")
 	}
 }
 

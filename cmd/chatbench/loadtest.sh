@@ -47,7 +47,7 @@ for _ in $(seq 300); do
 	if ! kill -0 "$pid" 2>/dev/null; then cat "$bin/chatd.log" >&2; exit 1; fi
 	sleep 0.1
 done
-echo "chatd pid $pid on $addr (file limit $(ulimit -n)); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ); tree $(git describe --always --dirty 2>/dev/null || echo ?)${CHATD:+; chatd binary $CHATD}"
+echo "chatd pid $pid on $addr (file limit $(ulimit -n)); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ); tree $(git describe --always --dirty 2>/dev/null || echo ?)${CHATD:+; chatd binary $CHATD}" >&2
 status=0
 "$bin/chatbench" --url "ws://$addr/ws/chat/" --server-pid "$pid" --postgres-cpu "$@" || status=$?
 if grep -qE 'level=(WARN|ERROR)' "$bin/chatd.log"; then

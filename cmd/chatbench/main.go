@@ -87,6 +87,7 @@ type options struct {
 	settle        time.Duration
 	settleTimeout time.Duration
 	settleMargin  int
+	settleGC      bool
 	sampleEvery   time.Duration
 
 	serverPID   int
@@ -101,7 +102,7 @@ var scenarioDefaults = map[string]map[string]string{
 	scenarioAdmins:  {"users": "200", "admins": "50", "duration": "20s", "rate": "200", "connect-rate": "2000"},
 	scenarioIdle:    {"admins": "0", "conns": "1000", "duration": "10s", "settle": "5s"},
 	scenarioConnect: {"admins": "0", "conns": "5000", "rounds": "2"},
-	scenarioChurn:   {"users": "100", "admins": "2", "duration": "60s", "connect-rate": "200", "settle": "5s"},
+	scenarioChurn:   {"users": "100", "admins": "2", "duration": "60s", "connect-rate": "200", "settle": "5s", "settle-gc": "true", "settle-timeout": "150s"},
 }
 
 func parseOptions(args []string, getenv func(string) string) (options, error) {
@@ -117,7 +118,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.admins, "admins", 2, "staff connections (chat 2, admins 50, churn 2, idle and connect 0)")
 	fs.IntVar(&o.conns, "conns", 1000, "idle, connect: visitor connections to open (idle 1000, connect 5000)")
 	fs.Float64Var(&o.rate, "rate", 0, "chat, admins: visitor messages per second in total; 0 = flat out (admins 200)")
-	fs.IntVar(&o.window, "window", 4, "flat out: messages each visitor keeps waiting for their ack")
+	fs.IntVar(&o.window, "window", 4, "flat out: messages each visitor keeps waiting for their ack (the server refuses more than 64)")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "chat, admins, churn: how long visitors send; idle: how long connections are held (idle 10s, churn 60s)")
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for outstanding acks and deliveries at the end")
 	fs.IntVar(&o.replyEvery, "reply-every", 10, "an admin replies to every Nth visitor message of a conversation (the admin conversation_id mod admins); 0 = never")
@@ -127,8 +128,9 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.msgsPerConn, "msgs-per-conn", 2, "churn: messages a visitor posts on each connection")
 
 	fs.DurationVar(&o.settle, "settle", 0, "idle: pause after connecting before the server's RSS is read; churn: pause after closing before the settle check (idle, churn 5s)")
-	fs.DurationVar(&o.settleTimeout, "settle-timeout", 60*time.Second, "churn: how long to wait for the server's goroutines to return to their baseline")
+	fs.DurationVar(&o.settleTimeout, "settle-timeout", 60*time.Second, "churn: how long to wait for the server's goroutines to return to their baseline (churn 150s)")
 	fs.IntVar(&o.settleMargin, "settle-margin", 10, "churn: goroutines above the baseline still counted as back to it")
+	fs.BoolVar(&o.settleGC, "settle-gc", false, "churn: also wait for a garbage collection after the last connection closed, so that the heap figures after are live data (an idle Go process collects at least every 2 minutes; churn true)")
 	fs.DurationVar(&o.sampleEvery, "sample-every", 5*time.Second, "how often the server's goroutines, RSS and connections are sampled during a run")
 
 	fs.IntVar(&o.serverPID, "server-pid", 0, "chatd's pid: read its RSS and CPU time from /proc (same machine only)")

@@ -196,6 +196,8 @@ type serverSample struct {
 	RSSKiB       int64   `json:"rss_kib,omitempty"`
 	Goroutines   int64   `json:"goroutines,omitempty"`
 	HeapInuseKiB int64   `json:"heap_inuse_kib,omitempty"`
+	HeapGoalKiB  int64   `json:"heap_goal_kib,omitempty"` // go_memstats_next_gc_bytes: about twice the heap live at the last GC (GOGC=100)
+	GCs          int64   `json:"gcs,omitempty"`           // garbage collections so far
 	Connections  *int64  `json:"connections,omitempty"`
 	Stored       *int64  `json:"-"` // grainchat_messages_stored_total
 	CPUSeconds   float64 `json:"-"` // process_cpu_seconds_total
@@ -214,6 +216,8 @@ func (b *bench) sampleServer(ctx context.Context, t0 time.Time) serverSample {
 		} else {
 			s.Goroutines = int64(m["go_goroutines"])
 			s.HeapInuseKiB = int64(m["go_memstats_heap_inuse_bytes"]) >> 10
+			s.HeapGoalKiB = int64(m["go_memstats_next_gc_bytes"]) >> 10
+			s.GCs = int64(m["go_gc_duration_seconds_count"])
 			s.RSSKiB = int64(m["process_resident_memory_bytes"]) >> 10
 			s.CPUSeconds = m["process_cpu_seconds_total"]
 			if v, ok := m["grainchat_connections"]; ok {
@@ -306,6 +310,8 @@ func peak(samples []serverSample) serverSample {
 		p.RSSKiB = max(p.RSSKiB, s.RSSKiB)
 		p.Goroutines = max(p.Goroutines, s.Goroutines)
 		p.HeapInuseKiB = max(p.HeapInuseKiB, s.HeapInuseKiB)
+		p.HeapGoalKiB = max(p.HeapGoalKiB, s.HeapGoalKiB)
+		p.GCs = max(p.GCs, s.GCs)
 		if s.Connections != nil && (p.Connections == nil || *s.Connections > *p.Connections) {
 			n := *s.Connections
 			p.Connections = &n

@@ -131,6 +131,7 @@ type churnReport struct {
 	GoroutinesDelta int64        `json:"goroutines_delta"`
 	RSSDeltaKiB     int64        `json:"rss_delta_kib"`
 	HeapDeltaKiB    int64        `json:"heap_inuse_delta_kib"`
+	HeapGoalDelta   int64        `json:"heap_goal_delta_kib"`
 }
 
 // problems lists what makes the run a failure: lost, duplicated or
@@ -173,6 +174,9 @@ func (s serverSample) String() string {
 	parts := []string{"RSS " + kib(s.RSSKiB)}
 	if s.HeapInuseKiB > 0 {
 		parts = append(parts, "heap in use "+kib(s.HeapInuseKiB))
+	}
+	if s.HeapGoalKiB > 0 {
+		parts = append(parts, fmt.Sprintf("GC goal %s after %d GCs", kib(s.HeapGoalKiB), s.GCs))
 	}
 	if s.Goroutines > 0 {
 		parts = append(parts, fmt.Sprintf("%d goroutines", s.Goroutines))
@@ -274,8 +278,8 @@ func (r *report) print(w io.Writer) {
 		if !c.Settled {
 			verdict = "NOT settled"
 		}
-		fmt.Fprintf(w, "soak: %s after %.1fs; goroutines %+d, RSS %+d KiB, heap in use %+d KiB against the baseline\n",
-			verdict, c.SettleSeconds, c.GoroutinesDelta, c.RSSDeltaKiB, c.HeapDeltaKiB)
+		fmt.Fprintf(w, "soak: %s after %.1fs; against the baseline: goroutines %+d, RSS %+d KiB, heap in use %+d KiB, GC goal %+d KiB\n",
+			verdict, c.SettleSeconds, c.GoroutinesDelta, c.RSSDeltaKiB, c.HeapDeltaKiB, c.HeapGoalDelta)
 	}
 	fmt.Fprintf(w, "connections closed by the server: %d", r.ClosedEarly)
 	if len(r.ClosedByCode) > 0 {

@@ -303,8 +303,9 @@ func derefOr(p *int64, def int64) int64 {
 // messages, wait for their acks and for the messages to come back, close.
 // The admins must receive every acknowledged message exactly once, in
 // order. After the admins leave too, it waits --settle, then until the
-// server's goroutines are back within --settle-margin of the baseline and
-// its connections back to the baseline's (at most --settle-timeout).
+// server's goroutines are back within --settle-margin of the baseline, its
+// connections back to the baseline's and (--settle-gc) it has collected
+// garbage once more, at most --settle-timeout.
 func (b *bench) runChurn(ctx context.Context) (*report, error) {
 	r := b.newReport()
 	smp := b.startSampler(ctx)
@@ -389,6 +390,7 @@ func (b *bench) runChurn(ctx context.Context) (*report, error) {
 	b.finished.Store(true)
 	closeAll(b.admins)
 	settleStart := time.Now()
+	gcs := b.sampleServer(ctx, settleStart).GCs // collections before everything closed
 	sleepCtx(ctx, b.o.settle)
 	after := smp.take(ctx)
 	if before.Goroutines == 0 {
@@ -396,7 +398,8 @@ func (b *bench) runChurn(ctx context.Context) (*report, error) {
 	} else {
 		for {
 			ch.Settled = after.Goroutines > 0 && after.Goroutines <= before.Goroutines+int64(b.o.settleMargin) &&
-				(after.Connections == nil || before.Connections == nil || *after.Connections <= *before.Connections)
+				(after.Connections == nil || before.Connections == nil || *after.Connections <= *before.Connections) &&
+				(!b.o.settleGC || after.GCs > gcs)
 			if ch.Settled || time.Since(settleStart) > b.o.settleTimeout || ctx.Err() != nil {
 				break
 			}
@@ -408,6 +411,7 @@ func (b *bench) runChurn(ctx context.Context) (*report, error) {
 	ch.GoroutinesDelta = after.Goroutines - before.Goroutines
 	ch.RSSDeltaKiB = after.RSSKiB - before.RSSKiB
 	ch.HeapDeltaKiB = after.HeapInuseKiB - before.HeapInuseKiB
+	ch.HeapGoalDelta = after.HeapGoalKiB - before.HeapGoalKiB
 	b.finish(r, smp)
 	r.Server.After = after
 	return r, nil

@@ -109,7 +109,7 @@ func TestSmoke(t *testing.T) {
 	})
 	t.Run("churn", func(t *testing.T) {
 		r := bench(t, "--scenario", "churn", "--users", "5", "--duration", "2s", "--connect-rate", "40",
-			"--settle", "200ms", "--settle-timeout", "20s")
+			"--settle", "200ms", "--settle-timeout", "20s", "--settle-gc=false")
 		checkMessages(t, r.Messages)
 		c := r.Churn
 		if c == nil || c.Churned < 20 || c.Connect.Failed != 0 || c.Connect.Held != int(c.Churned) {
