@@ -93,6 +93,8 @@ type options struct {
 	serverPID   int
 	postgresCPU bool
 	metricsURL  string
+	forceGC     bool
+	gcURL       string // derived from url: chatd's pprof heap profile after a collection
 }
 
 // scenarioDefaults are the values of the flags a scenario changes when they
@@ -136,6 +138,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.serverPID, "server-pid", 0, "chatd's pid: read its RSS and CPU time from /proc (same machine only)")
 	fs.BoolVar(&o.postgresCPU, "postgres-cpu", false, "also read the CPU time of every process named postgres from /proc")
 	fs.StringVar(&o.metricsURL, "metrics-url", "", "chatd's Prometheus endpoint; default http://<host of --url>/metrics; \"-\" = none")
+	fs.BoolVar(&o.forceGC, "force-gc", false, "have the server collect garbage before the memory samples that matter (before, settled, after), through /debug/pprof/heap?gc=1: chatd must run with --pprof")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -182,8 +185,11 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	u, err := url.Parse(o.url)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		problems = append(problems, fmt.Sprintf("--url %q is not a ws:// or wss:// URL", o.url))
-	} else if o.metricsURL == "" {
-		o.metricsURL = metricsURLFor(u)
+	} else {
+		if o.metricsURL == "" {
+			o.metricsURL = metricsURLFor(u)
+		}
+		o.gcURL = strings.TrimSuffix(metricsURLFor(u), "/metrics") + "/debug/pprof/heap?gc=1"
 	}
 	if o.metricsURL == "-" {
 		o.metricsURL = ""

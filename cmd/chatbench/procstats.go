@@ -235,10 +235,38 @@ func (b *bench) sampleServer(ctx context.Context, t0 time.Time) serverSample {
 		if err != nil {
 			b.warn("server RSS: %v", err)
 		} else {
+			// The server's own figure, when there is one, must agree.
+			if own := s.RSSKiB; own > 0 && (rss*3 < own*2 || own*3 < rss*2) {
+				b.warn("--server-pid %d has %d KiB resident but the server at --url reports %d KiB: is it the server's pid?", b.o.serverPID, rss, own)
+			}
 			s.RSSKiB = rss
 		}
 	}
 	return s
+}
+
+// collectGarbage has the server run a garbage collection (--force-gc) by
+// asking for its heap profile with gc=1, so that the next sample's heap is
+// live data.
+func (b *bench) collectGarbage(ctx context.Context) {
+	if !b.o.forceGC {
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.o.gcURL, nil)
+	if err != nil {
+		b.warn("force a GC: %v", err)
+		return
+	}
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		b.warn("force a GC: %v", err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.warn("force a GC: GET %s: %s (does chatd run with --pprof?)", b.o.gcURL, resp.Status)
+	}
 }
 
 // sampler samples the server every --sample-every until stopped.
@@ -255,7 +283,7 @@ type sampler struct {
 // --sample-every.
 func (b *bench) startSampler(ctx context.Context) *sampler {
 	s := &sampler{b: b, t0: time.Now(), stopc: make(chan struct{}), done: make(chan struct{})}
-	s.take(ctx)
+	s.takeAfterGC(ctx)
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(b.o.sampleEvery)
@@ -288,6 +316,12 @@ func (s *sampler) first() serverSample {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.samples[0]
+}
+
+// takeAfterGC is take after a garbage collection, with --force-gc.
+func (s *sampler) takeAfterGC(ctx context.Context) serverSample {
+	s.b.collectGarbage(ctx)
+	return s.take(ctx)
 }
 
 // stop ends the periodic sampling and returns every sample.

@@ -261,7 +261,7 @@ func (b *bench) runConnections(ctx context.Context) (*report, error) {
 	if b.o.scenario == scenarioIdle {
 		holdStart := time.Now()
 		sleepCtx(ctx, b.o.settle)
-		settled := smp.take(ctx)
+		settled := smp.takeAfterGC(ctx)
 		sleepCtx(ctx, b.o.duration-time.Since(holdStart))
 		end := smp.take(ctx)
 		d := &idleReport{HoldSeconds: time.Since(holdStart).Seconds(), Settled: settled, End: end}
@@ -392,7 +392,7 @@ func (b *bench) runChurn(ctx context.Context) (*report, error) {
 	settleStart := time.Now()
 	gcs := b.sampleServer(ctx, settleStart).GCs // collections before everything closed
 	sleepCtx(ctx, b.o.settle)
-	after := smp.take(ctx)
+	after := smp.takeAfterGC(ctx)
 	if before.Goroutines == 0 {
 		b.warn("no goroutine count from the metrics: the settle check was skipped")
 	} else {
@@ -404,7 +404,7 @@ func (b *bench) runChurn(ctx context.Context) (*report, error) {
 				break
 			}
 			sleepCtx(ctx, time.Second)
-			after = smp.take(ctx)
+			after = smp.takeAfterGC(ctx)
 		}
 	}
 	ch.SettleSeconds = time.Since(settleStart).Seconds()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestSmoke(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	node, err := chatproc.StartNode(ctx, chatproc.NodeConfig{Binary: bin, LogLimit: 1 << 20,
 		Args: []string{"--database-url", dsn, "--jwt-secret", smokeSecret, "--log-level", "warn",
-			"--message-rate", "-1", "--max-conns-per-user", "100"}})
+			"--message-rate", "-1", "--max-conns-per-user", "100", "--pprof"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +59,12 @@ func TestSmoke(t *testing.T) {
 		}
 		if len(r.Problems) > 0 || r.ClosedEarly > 0 {
 			t.Fatalf("chatbench %v: problems %v, closed early %d", args, r.Problems, r.ClosedEarly)
+		}
+		for _, w := range r.Warnings {
+			// PostgreSQL may run on another machine (CHAT_TEST_DATABASE_URL).
+			if !strings.HasPrefix(w, "PostgreSQL CPU") {
+				t.Errorf("warning: %s", w)
+			}
 		}
 		if r.Server.Before.RSSKiB <= 0 || r.Server.Before.Goroutines <= 0 {
 			t.Errorf("no server sample before the run: %+v", r.Server.Before)
@@ -96,7 +103,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("delivered %d frames of %d messages (%d replies, %d admin→user samples), want 3 each",
 				m.Delivered, m.Acked, m.Replies, m.AdminToUser.N)
 		}
-		if r.CPU == nil || r.CPU.Server == nil || r.CPU.Postgres == nil || r.CPU.Server.Per1000Messages <= 0 {
+		if r.CPU == nil || r.CPU.Server == nil || r.CPU.Server.Per1000Messages <= 0 || r.CPU.Bench == nil {
 			t.Errorf("CPU: %+v", r.CPU)
 		}
 	})
@@ -109,7 +116,7 @@ func TestSmoke(t *testing.T) {
 	})
 	t.Run("churn", func(t *testing.T) {
 		r := bench(t, "--scenario", "churn", "--users", "5", "--duration", "2s", "--connect-rate", "40",
-			"--settle", "200ms", "--settle-timeout", "20s", "--settle-gc=false")
+			"--settle", "200ms", "--settle-timeout", "20s", "--force-gc")
 		checkMessages(t, r.Messages)
 		c := r.Churn
 		if c == nil || c.Churned < 20 || c.Connect.Failed != 0 || c.Connect.Held != int(c.Churned) {
@@ -118,12 +125,17 @@ func TestSmoke(t *testing.T) {
 		if want := c.Churned * 2; r.Messages.Sent != want {
 			t.Errorf("sent %d, want 2 per connection = %d", r.Messages.Sent, want)
 		}
+		// The soak check: with a forced collection the server is back to
+		// its goroutines within a second or so.
+		if !c.Settled || r.Server.After.GCs <= r.Server.Before.GCs {
+			t.Errorf("not settled after %.1fs: before %+v, after %+v", c.SettleSeconds, r.Server.Before, r.Server.After)
+		}
 		if r.Server.Peak.Goroutines < r.Server.Before.Goroutines || r.Server.After.Connections == nil || *r.Server.After.Connections != 0 {
 			t.Errorf("server before %+v, peak %+v, after %+v", r.Server.Before, r.Server.Peak, r.Server.After)
 		}
 	})
 	t.Run("idle", func(t *testing.T) {
-		r := bench(t, "--scenario", "idle", "--conns", "50", "--concurrency", "10", "--duration", "1500ms", "--settle", "500ms")
+		r := bench(t, "--scenario", "idle", "--conns", "50", "--concurrency", "10", "--duration", "1500ms", "--settle", "500ms", "--force-gc")
 		if len(r.Connect) != 1 || r.Connect[0].Held != 50 || r.Connect[0].PerSecond <= 0 {
 			t.Fatalf("connect: %+v", r.Connect)
 		}
