@@ -284,7 +284,7 @@ func (b *bench) runConnections(ctx context.Context) (*report, error) {
 	b.finished.Store(true)
 	closeAll(append(users, b.admins...))
 	b.waitConnections(ctx, derefOr(before.Connections, 0))
-	smp.take(ctx)
+	smp.takeAfterGC(ctx)
 	b.finish(r, smp)
 	return r, nil
 }
