@@ -373,11 +373,18 @@ func (s *session) stop(ctx actor.Context) {
 	for _, p := range s.pending {
 		p.timer.Stop()
 	}
+	// Unwatch too: a watched actor keeps its watchers' PIDs until it stops,
+	// so a grain that outlives many short sessions would accumulate them.
 	if s.inbox.pid != nil {
+		ctx.Unwatch(s.inbox.pid)
 		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
 	}
 	for conv, l := range s.links {
-		if l.pid != nil && s.subscribedTo(conv) {
+		if l.pid == nil {
+			continue
+		}
+		ctx.Unwatch(l.pid)
+		if s.subscribedTo(conv) {
 			ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
 		}
 	}
