@@ -51,13 +51,20 @@ var listenLine = regexp.MustCompile(`chatd: listening on http://(\S+)`)
 // and a quiet log) and waits until it listens.
 func startServer(t testing.TB, args ...string) *testServer {
 	t.Helper()
+	full := append([]string{"--addr", "127.0.0.1:0", "--jwt-secret", testSecret, "--log-level", "warn", "--message-rate", "-1", "--max-conns-per-user", "1000"}, args...)
+	return startRun(t, listenLine, full)
+}
+
+// startRun runs chatd in-process with args and waits for the line of its
+// output that listen matches, whose first group is the address.
+func startRun(t testing.TB, listen *regexp.Regexp, args []string) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &testServer{t: t, cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
-	full := append([]string{"--addr", "127.0.0.1:0", "--jwt-secret", testSecret, "--log-level", "warn", "--message-rate", "-1", "--max-conns-per-user", "1000"}, args...)
 	getenv := func(string) string { return "" }
 	go func() {
-		err := run(ctx, full, getenv, pw)
+		err := run(ctx, args, getenv, pw)
 		pw.CloseWithError(fmt.Errorf("chatd exited: %v", err))
 		s.done <- err
 	}()
@@ -67,7 +74,7 @@ func startServer(t testing.TB, args ...string) *testServer {
 		for sc.Scan() {
 			line := sc.Text()
 			_, _ = s.out.Write([]byte(line + "\n"))
-			if m := listenLine.FindStringSubmatch(line); m != nil {
+			if m := listen.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}
 		}

@@ -4,8 +4,6 @@ package main
 // cookie and trusted proxies (--trusted-proxies), each against a real chatd.
 
 import (
-	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,7 +13,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -100,36 +97,9 @@ var listenLineTLS = regexp.MustCompile(`chatd: listening on https://(\S+) \(WebS
 // for an http:// listen line, which a TLS server does not print.
 func startServerTLS(t testing.TB, cert testCert, args ...string) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	s := &testServer{t: t, cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
 	full := append([]string{"--addr", "127.0.0.1:0", "--jwt-secret", testSecret, "--log-level", "warn", "--message-rate", "-1",
 		"--tls-cert", cert.CertFile, "--tls-key", cert.KeyFile}, args...)
-	go func() {
-		err := run(ctx, full, func(string) string { return "" }, pw)
-		pw.CloseWithError(fmt.Errorf("chatd exited: %v", err))
-		s.done <- err
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			_, _ = s.out.Write([]byte(line + "\n"))
-			if m := listenLineTLS.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case s.Addr = <-addr:
-	case err := <-s.done:
-		t.Fatalf("chatd did not start: %v\n%s", err, s.out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("chatd did not listen within 30s\n%s", s.out.String())
-	}
-	t.Cleanup(s.Stop)
-	return s
+	return startRun(t, listenLineTLS, full)
 }
 
 // devArgs turn startServer's production secret off: development mode, with
