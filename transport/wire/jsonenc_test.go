@@ -6,6 +6,16 @@ import (
 	"time"
 )
 
+// seedFrame is the seed dialect's message frame as a struct, for the
+// reference encoding.
+type seedFrame struct {
+	Message        string `json:"message"`
+	SenderID       int64  `json:"sender_id"`
+	SenderName     string `json:"sender_name"`
+	SenderIsAdmin  bool   `json:"sender_is_admin"`
+	ConversationID int64  `json:"conversation_id"`
+}
+
 // reference encodings: what encoding/json gives for the frame structs that
 // the hand-written encoders replace.
 func refSeed(m Message) []byte {

@@ -240,14 +240,6 @@ type Message struct {
 	CreatedAt      time.Time
 }
 
-type seedFrame struct {
-	Message        string `json:"message"`
-	SenderID       int64  `json:"sender_id"`
-	SenderName     string `json:"sender_name"`
-	SenderIsAdmin  bool   `json:"sender_is_admin"`
-	ConversationID int64  `json:"conversation_id"`
-}
-
 type v1Message struct {
 	Type           string `json:"type,omitempty"`
 	ID             int64  `json:"id"`
