@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,8 @@ const (
 //
 // Frames wait in pending; one flush job at a time (in gws's write queue, so
 // never concurrently with another write job) takes all of them and writes
-// them corked: a burst of frames for one client is one system call.
+// them through frameConn.writeFrames: a burst of frames for one client is one
+// system call.
 type conn struct {
 	id     string
 	server *Server
@@ -38,7 +40,7 @@ type conn struct {
 	// socket is nil until the handshake completes; frames written before
 	// wait in pending and are flushed by attach.
 	socket   *gws.Conn
-	net      *corkConn
+	net      *frameConn
 	pending  [][]byte
 	flushing bool // a flush job is scheduled or running
 
@@ -78,7 +80,7 @@ func (c *conn) Write(frame []byte) {
 }
 
 // attach binds the upgraded socket and flushes the frames written before.
-func (c *conn) attach(socket *gws.Conn, nc *corkConn) {
+func (c *conn) attach(socket *gws.Conn, nc *frameConn) {
 	c.mu.Lock()
 	c.socket, c.net = socket, nc
 	schedule := len(c.pending) > 0 && !c.flushing
@@ -105,24 +107,26 @@ func (c *conn) flush() {
 		}
 		c.mu.Unlock()
 
-		_ = c.socket.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
-		c.net.cork()
-		written := 0
-		for _, f := range frames {
-			if err := c.socket.WriteMessage(gws.OpcodeText, f); err != nil {
-				break
-			}
-			written++
-		}
-		if err := c.net.uncork(); err != nil {
+		_ = c.net.SetWriteDeadline(time.Now().Add(c.server.cfg.WriteTimeout))
+		written, err := c.net.writeFrames(frames)
+		if err != nil && !errors.Is(err, errClosedFrame) {
 			// The client is gone or did not read within WriteTimeout: the
 			// read loop sees the closed socket and ends the session.
 			_ = c.net.Close()
-			written = 0
 		}
 		c.server.metrics.FramesOut(written)
+		c.mu.Lock()
+		if c.pending == nil && cap(frames) <= maxReusedQueue {
+			// Reuse the slice for the next frames rather than grow a new one.
+			clear(frames)
+			c.pending = frames[:0]
+		}
+		c.mu.Unlock()
 	}
 }
+
+// maxReusedQueue keeps a queue slice grown by a burst from being kept.
+const maxReusedQueue = 64
 
 // Close sends a close frame with code and reason, then closes the socket. It
 // is idempotent and never blocks the caller.

@@ -374,8 +374,8 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // upgrade completes the handshake like gws's Upgrader.Upgrade, but over a
-// corkConn, so that the conn can coalesce its writes.
-func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Conn, *corkConn, error) {
+// frameConn, so that the conn can write its frames itself, coalesced.
+func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Conn, *frameConn, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("upgrade: the response cannot be hijacked")
@@ -390,7 +390,7 @@ func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Con
 		early, _ := brw.Reader.Peek(n)
 		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), raw)
 	}
-	nc := &corkConn{Conn: raw}
+	nc := &frameConn{Conn: raw}
 	socket, err := up.UpgradeFromConn(nc, bufio.NewReaderSize(quietReader{rd}, readBufferSize), r)
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,179 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+)
+
+// readTextFrames parses n server frames from r, checking that each is a
+// final, unmasked text frame, and returns their payloads.
+func readTextFrames(t *testing.T, r io.Reader, n int) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for range n {
+		var h [2]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			t.Fatalf("frame %d header: %v", len(out), err)
+		}
+		if h[0] != 0x81 || h[1]&0x80 != 0 {
+			t.Fatalf("frame %d: header % x, want a final unmasked text frame", len(out), h)
+		}
+		size := uint64(h[1])
+		switch size {
+		case 126:
+			var ext [2]byte
+			if _, err := io.ReadFull(r, ext[:]); err != nil {
+				t.Fatal(err)
+			}
+			size = uint64(binary.BigEndian.Uint16(ext[:]))
+			if size < 126 {
+				t.Fatalf("frame %d: 16-bit length %d should have been 7-bit", len(out), size)
+			}
+		case 127:
+			var ext [8]byte
+			if _, err := io.ReadFull(r, ext[:]); err != nil {
+				t.Fatal(err)
+			}
+			size = binary.BigEndian.Uint64(ext[:])
+			if size <= 0xffff {
+				t.Fatalf("frame %d: 64-bit length %d should have been 16-bit", len(out), size)
+			}
+		}
+		p := make([]byte, size)
+		if _, err := io.ReadFull(r, p); err != nil {
+			t.Fatalf("frame %d payload: %v", len(out), err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// countingConn counts the Write calls that reach the network.
+type countingConn struct {
+	net.Conn
+	writes int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Conn.Write(p)
+}
+
+func TestWriteFramesEncodesEveryLengthInOrder(t *testing.T) {
+	payloads := [][]byte{
+		[]byte(`{"type":"ack"}`),
+		[]byte(""),
+		bytes.Repeat([]byte("a"), 125),
+		bytes.Repeat([]byte("b"), 126),
+		bytes.Repeat([]byte("c"), 0xffff),
+		bytes.Repeat([]byte("d"), 0x10000),
+		[]byte(`{"message":"é ✓ 😀"}`),
+		bytes.Repeat([]byte("e"), frameBufferSize-2),
+		bytes.Repeat([]byte("f"), 3000),
+	}
+	server, client := net.Pipe()
+	defer client.Close()
+	counted := &countingConn{Conn: server}
+	fc := &frameConn{Conn: counted}
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := fc.writeFrames(payloads)
+		done <- result{n, err}
+		server.Close()
+	}()
+	got := readTextFrames(t, client, len(payloads))
+	if rest, _ := io.ReadAll(client); len(rest) != 0 {
+		t.Fatalf("%d bytes after the last frame", len(rest))
+	}
+	r := <-done
+	if r.err != nil || r.n != len(payloads) {
+		t.Fatalf("writeFrames = %d, %v; want %d, nil", r.n, r.err, len(payloads))
+	}
+	for i := range payloads {
+		if !bytes.Equal(got[i], payloads[i]) {
+			t.Fatalf("frame %d: got %d bytes %.20q, want %d bytes %.20q", i, len(got[i]), got[i], len(payloads[i]), payloads[i])
+		}
+	}
+	// Small frames share writes; the big ones go alone (a writev on a
+	// real socket; two writes through net.Pipe).
+	if counted.writes >= 2*len(payloads) {
+		t.Errorf("%d writes for %d frames: not coalesced", counted.writes, len(payloads))
+	}
+}
+
+func TestWriteFramesCoalescesASmallBurstIntoOneWrite(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	counted := &countingConn{Conn: server}
+	fc := &frameConn{Conn: counted}
+	var payloads [][]byte
+	for i := range 50 {
+		payloads = append(payloads, []byte(strings.Repeat("x", i)))
+	}
+	go func() { _, _ = fc.writeFrames(payloads); server.Close() }()
+	got := readTextFrames(t, client, len(payloads))
+	for i := range payloads {
+		if !bytes.Equal(got[i], payloads[i]) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+	if counted.writes != 1 {
+		t.Errorf("%d writes for a 1.3 KiB burst, want 1", counted.writes)
+	}
+}
+
+func TestWriteFramesStopsAfterTheCloseFrame(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	fc := &frameConn{Conn: server}
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	// The handshake response must not count as a close frame.
+	if _, err := fc.Write([]byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := fc.writeFrames([][]byte{[]byte("before")}); n != 1 || err != nil {
+		t.Fatalf("before the close frame: %d, %v", n, err)
+	}
+	if _, err := fc.Write([]byte{closeFrameByte, 2, 0x03, 0xe8}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := fc.writeFrames([][]byte{[]byte("after")}); n != 0 || !errors.Is(err, errClosedFrame) {
+		t.Fatalf("after the close frame: %d, %v; want 0, errClosedFrame", n, err)
+	}
+	server.Close()
+}
+
+func TestWriteFramesReportsWhatWasWrittenBeforeAnError(t *testing.T) {
+	server, client := net.Pipe()
+	fc := &frameConn{Conn: server}
+	client.Close()
+	n, err := fc.writeFrames([][]byte{[]byte("a"), []byte("b")})
+	if n != 0 || err == nil {
+		t.Fatalf("to a closed peer: %d, %v; want 0 and an error", n, err)
+	}
+}
+
+func BenchmarkWriteFrames(b *testing.B) {
+	payload := bytes.Repeat([]byte("m"), 300)
+	frames := [][]byte{payload, payload, payload, payload}
+	fc := &frameConn{Conn: discardConn{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := fc.writeFrames(frames); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
