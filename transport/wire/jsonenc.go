@@ -83,9 +83,45 @@ func appendString(dst []byte, s string) []byte {
 func appendTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, '"')
 	if !t.IsZero() {
-		dst = t.UTC().AppendFormat(dst, TimeFormat)
+		dst = appendTimeFormat(dst, t)
 	}
 	return append(dst, '"')
+}
+
+// appendTimeFormat appends t.UTC().AppendFormat(dst, TimeFormat) without
+// the general formatter's work (a few times per message).
+func appendTimeFormat(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, TimeFormat)
+	}
+	hour, minute, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond()/1000, 6)
+	return append(dst, 'Z')
+}
+
+// appendDigits appends v (0 ≤ v < 10^width) as exactly width decimal digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	n := len(dst) + width
+	dst = append(dst, make([]byte, width)...)
+	for i := n - 1; i >= n-width; i-- {
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return dst
 }
 
 func appendBool(dst []byte, v bool) []byte { return strconv.AppendBool(dst, v) }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -104,4 +105,31 @@ func FuzzEncodersMatchJSON(f *testing.F) {
 		m, e := sampleFor(body, name, clientID, id, admin, micros)
 		checkEncoders(t, m, e)
 	})
+}
+
+func TestAppendTimeFormatMatchesAppendFormat(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		paris = time.FixedZone("CET", 3600)
+	}
+	times := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 2, 28, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2024, 2, 29, 12, 0, 0, 1_000, time.UTC),
+		time.Date(2026, 11, 26, 0, 30, 5, 123_456_789, paris),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 6, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 500, time.FixedZone("", -5*3600)),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10_000 {
+		times = append(times, time.Unix(r.Int64N(300_000_000_000)-62_000_000_000, r.Int64N(1e9)))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat([]byte("x"), TimeFormat)
+		if got := appendTimeFormat([]byte("x"), tm); string(got) != string(want) {
+			t.Fatalf("%v: got %s, want %s", tm, got, want)
+		}
+	}
 }
