@@ -72,24 +72,29 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: append messages: prepare", err)
 	}
-	var rows []appendedRow
-	err = stmt.SelectContext(ctx, &rows,
+	rows, err := stmt.QueryContext(ctx,
 		pq.Int64Array(cols.conversationID), pq.Int64Array(cols.senderID), pq.StringArray(cols.senderName),
 		pq.BoolArray(cols.senderIsAdmin), pq.StringArray(cols.body), pq.StringArray(cols.clientMsgID))
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: append messages", err)
 	}
-	if len(rows) != len(index) {
-		return nil, storage.Errorf(storage.EINTERNAL, "pgstore: append messages: %d rows returned for %d messages", len(rows), len(index))
-	}
-	for k, r := range rows {
-		if r.Ord != k+1 {
-			return nil, storage.Errorf(storage.EINTERNAL, "pgstore: append messages: row %d has ord %d", k+1, r.Ord)
+	defer rows.Close()
+	k := 0
+	for rows.Next() {
+		var r appendedRow
+		if err := rows.Scan(&r.Ord, &r.Outcome, &r.ID, &r.Seq, &r.CreatedAt,
+			&r.SenderID, &r.SenderName, &r.SenderIsAdmin, &r.Body, &r.ClientMsgID); err != nil {
+			return nil, dbError(ctx, "pgstore: append messages: scan", err)
+		}
+		if k >= len(index) || r.Ord != k+1 {
+			return nil, storage.Errorf(storage.EINTERNAL, "pgstore: append messages: row %d has ord %d (%d messages)", k+1, r.Ord, len(index))
 		}
 		i := index[k]
-		switch r.Outcome {
-		case "new", "duplicate":
-			results[i] = storage.AppendResult{Message: r.message(), Duplicate: r.Outcome == "duplicate"}
+		switch string(r.Outcome) {
+		case "new":
+			results[i] = storage.AppendResult{Message: r.newMessage(cols, k)}
+		case "duplicate":
+			results[i] = storage.AppendResult{Message: r.storedMessage(cols.conversationID[k]), Duplicate: true}
 		case "missing_conversation":
 			results[i].Err = storage.Errorf(storage.ENOTFOUND, "conversation %d not found", msgs[i].ConversationID)
 		case "missing_sender":
@@ -97,6 +102,13 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 		default:
 			return nil, storage.Errorf(storage.EINTERNAL, "pgstore: append messages: unknown outcome %q", r.Outcome)
 		}
+		k++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(ctx, "pgstore: append messages", err)
+	}
+	if k != len(index) {
+		return nil, storage.Errorf(storage.EINTERNAL, "pgstore: append messages: %d rows returned for %d messages", k, len(index))
 	}
 	return results, nil
 }
@@ -110,8 +122,14 @@ func (s *Store) appendStatement(ctx context.Context) (*sqlx.Stmt, error) {
 	if s.appendStmt != nil {
 		return s.appendStmt, nil
 	}
-	stmt, err := s.db.PreparexContext(ctx, `SELECT ord, outcome, id, conversation_id, seq, sender_id, sender_name,
-		sender_is_admin, body, COALESCE(client_msg_id, '') AS client_msg_id, created_at
+	// A new message's columns are the ones sent: only a duplicate's (the
+	// message stored first under its key) come back.
+	stmt, err := s.db.PreparexContext(ctx, `SELECT ord, outcome, id, seq, created_at,
+		CASE WHEN outcome = 'duplicate' THEN sender_id END,
+		CASE WHEN outcome = 'duplicate' THEN sender_name END,
+		CASE WHEN outcome = 'duplicate' THEN sender_is_admin END,
+		CASE WHEN outcome = 'duplicate' THEN body END,
+		CASE WHEN outcome = 'duplicate' THEN COALESCE(client_msg_id, '') END
 		FROM grainchat_append_messages($1, $2, $3, $4, $5, $6)`)
 	if err != nil {
 		return nil, err
@@ -140,26 +158,44 @@ func (c *appendColumns) add(m storage.NewMessage) {
 	c.clientMsgID = append(c.clientMsgID, m.ClientMsgID)
 }
 
-// appendedRow is one row of grainchat_append_messages. The message columns
-// are NULL for the missing_* outcomes.
+// appendedRow is one row of grainchat_append_messages. id, seq and
+// created_at are NULL for the missing_* outcomes; the other message columns
+// are NULL unless the outcome is duplicate.
 type appendedRow struct {
-	Ord            int            `db:"ord"`
-	Outcome        string         `db:"outcome"`
-	ID             sql.NullInt64  `db:"id"`
-	ConversationID sql.NullInt64  `db:"conversation_id"`
-	Seq            sql.NullInt64  `db:"seq"`
-	SenderID       sql.NullInt64  `db:"sender_id"`
-	SenderName     sql.NullString `db:"sender_name"`
-	SenderIsAdmin  sql.NullBool   `db:"sender_is_admin"`
-	Body           sql.NullString `db:"body"`
-	ClientMsgID    sql.NullString `db:"client_msg_id"`
-	CreatedAt      sql.NullTime   `db:"created_at"`
+	Ord           int
+	Outcome       sql.RawBytes
+	ID            sql.NullInt64
+	Seq           sql.NullInt64
+	CreatedAt     sql.NullTime
+	SenderID      sql.NullInt64
+	SenderName    sql.NullString
+	SenderIsAdmin sql.NullBool
+	Body          sql.NullString
+	ClientMsgID   sql.NullString
 }
 
-func (r appendedRow) message() storage.Message {
+// newMessage is the stored message of a new row: the k-th one sent, with
+// the columns the database assigned.
+func (r *appendedRow) newMessage(cols appendColumns, k int) storage.Message {
 	return storage.Message{
 		ID:             r.ID.Int64,
-		ConversationID: r.ConversationID.Int64,
+		ConversationID: cols.conversationID[k],
+		Seq:            r.Seq.Int64,
+		SenderID:       cols.senderID[k],
+		SenderName:     cols.senderName[k],
+		SenderIsAdmin:  cols.senderIsAdmin[k],
+		Body:           cols.body[k],
+		ClientMsgID:    cols.clientMsgID[k],
+		CreatedAt:      r.CreatedAt.Time,
+	}
+}
+
+// storedMessage is the message a duplicate row names: the one stored first
+// under the same key in conversationID.
+func (r *appendedRow) storedMessage(conversationID int64) storage.Message {
+	return storage.Message{
+		ID:             r.ID.Int64,
+		ConversationID: conversationID,
 		Seq:            r.Seq.Int64,
 		SenderID:       r.SenderID.Int64,
 		SenderName:     r.SenderName.String,
