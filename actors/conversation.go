@@ -48,6 +48,12 @@ type conversationGrain struct {
 	inbox          *actor.PID
 	inboxResolving bool
 	inboxQueue     []*chatpb.InboxNotify
+	// lastNotify is the newest notification sent to the inbox. It is sent
+	// again to the next inbox activation when the one it went to stops:
+	// that one may have dropped it (stopping, or an activation that is no
+	// longer the owner), and without a later message admins would not learn
+	// of it. The inbox ignores it if it knows it already.
+	lastNotify *chatpb.InboxNotify
 }
 
 // grainPost is a post waiting for the store, with the session to answer.
@@ -130,6 +136,10 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		if g.inbox != nil && msg.Who.Equal(g.inbox) {
 			g.inbox = nil
+			if g.lastNotify != nil && len(g.inboxQueue) == 0 {
+				g.inboxQueue = append(g.inboxQueue, g.lastNotify)
+				g.resolveInbox(ctx)
+			}
 			return
 		}
 		delete(g.subs, msg.Who.String())
@@ -339,6 +349,7 @@ func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessa
 		LastMessage:            msg,
 	}
 	n := &chatpb.InboxNotify{Entry: entry, Delivery: d}
+	g.lastNotify = n
 	if g.inbox != nil {
 		ctx.Send(g.inbox, n)
 		return

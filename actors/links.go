@@ -40,13 +40,15 @@ type link struct {
 type pendingPost struct {
 	conversationID int64
 	post           *chatpb.Post
-	clientMsgID    string // as the client sent it ("" when it sent none)
-	timer          *time.Timer
+	clientMsgID    string    // as the client sent it ("" when it sent none)
+	deadline       time.Time // when the post times out (see sweepPosts)
 	sentTo         *actor.PID
 	resent         bool
 }
 
-type postTimeout struct{ ref uint64 }
+// sweepPosts makes a session time out the posts whose deadline passed. A
+// session arms one such timer at a time, not one per post.
+type sweepPosts struct{}
 type grainResolved struct {
 	conversationID int64
 	pid            *actor.PID
@@ -295,11 +297,10 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 		// Posts are resent when a grain moves; a key makes that safe.
 		key = "~" + s.nonce + "." + strconv.FormatUint(ref, 36)
 	}
-	self, root := ctx.Self(), s.node.system.Root
 	s.pending[ref] = &pendingPost{
 		conversationID: conv,
 		clientMsgID:    req.ClientMsgID,
-		timer:          time.AfterFunc(s.node.cfg.PostTimeout, func() { root.Send(self, &postTimeout{ref: ref}) }),
+		deadline:       time.Now().Add(s.node.cfg.PostTimeout),
 		post: &chatpb.Post{
 			Ref:           ref,
 			SenderId:      s.cfg.User.ID,
@@ -309,7 +310,34 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 			ClientMsgId:   key,
 		},
 	}
+	if !s.sweepArmed {
+		s.sweepArmed = true
+		s.after(ctx, s.node.cfg.PostTimeout, &sweepPosts{})
+	}
 	s.dispatch(ctx, ref)
+}
+
+// sweepPosts times out the pending posts whose deadline passed and arms the
+// next sweep for the earliest remaining deadline.
+func (s *session) sweepPosts(ctx actor.Context) {
+	s.sweepArmed = false
+	if s.stopped {
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	for ref, p := range s.pending {
+		switch {
+		case !p.deadline.After(now):
+			s.postTimedOut(ctx, ref)
+		case next.IsZero() || p.deadline.Before(next):
+			next = p.deadline
+		}
+	}
+	if !next.IsZero() {
+		s.sweepArmed = true
+		s.after(ctx, next.Sub(now), &sweepPosts{})
+	}
 }
 
 // dispatch sends a pending post to its grain, or queues it until the grain
@@ -341,7 +369,6 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 		return // resent once the grain is found again
 	}
 	delete(s.pending, r.GetRef())
-	p.timer.Stop()
 	if code := r.GetErrorCode(); code != "" {
 		s.fail(&wire.Error{Code: code, Message: r.GetErrorMessage(), ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
 		return
@@ -370,9 +397,6 @@ func (s *session) postTimedOut(ctx actor.Context, ref uint64) {
 
 func (s *session) stop(ctx actor.Context) {
 	s.stopped = true
-	for _, p := range s.pending {
-		p.timer.Stop()
-	}
 	// Unwatch too: a watched actor keeps its watchers' PIDs until it stops,
 	// so a grain that outlives many short sessions would accumulate them.
 	if s.inbox.pid != nil {

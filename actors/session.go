@@ -67,7 +67,9 @@ type session struct {
 	inbox   link            // admins: the inbox grain
 	pending map[uint64]*pendingPost
 	nextRef uint64
-	stopped bool
+	// sweepArmed is set while a sweepPosts timer is pending.
+	sweepArmed bool
+	stopped    bool
 }
 
 func newSession(n *Node, cfg SessionConfig) *session {
@@ -109,8 +111,8 @@ func (s *session) Receive(ctx actor.Context) {
 		s.inboxUpdate(msg)
 	case *chatpb.PostResult:
 		s.postResult(ctx, msg)
-	case *postTimeout:
-		s.postTimedOut(ctx, msg.ref)
+	case *sweepPosts:
+		s.sweepPosts(ctx)
 	case *subscribeCheck:
 		s.subscribeChecked(ctx, msg)
 	case *inboxCheck:
