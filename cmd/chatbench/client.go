@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,18 +18,24 @@ import (
 	"github.com/grainchat/grainchat/transport/wire"
 )
 
-// frame is the part of a server frame chatbench reads.
+// frame is the part of a server frame chatbench reads; decodeFrame (in
+// frame.go) decodes it. Of the message text chatbench only needs the send
+// time it ends with.
 type frame struct {
 	Type           string       `json:"type"`
 	Code           string       `json:"code"`
 	ConversationID int64        `json:"conversation_id"`
 	Seq            int64        `json:"seq"`
 	LastSeq        int64        `json:"last_seq"`
-	Message        string       `json:"message"`
 	SenderIsAdmin  bool         `json:"sender_is_admin"`
 	ClientMsgID    string       `json:"client_msg_id"`
 	Duplicate      bool         `json:"duplicate"`
 	Conversations  []inboxEntry `json:"conversations"`
+
+	// sentAt is parseSentAt of the message text; timed reports whether
+	// the text ended with a send time.
+	sentAt time.Time
+	timed  bool
 }
 
 type inboxEntry struct {
@@ -66,8 +71,8 @@ type client struct {
 	conv int64 // visitors: their conversation, set before welcomed is closed
 
 	mu         sync.Mutex
-	last       map[int64]int64 // conversation → last seq delivered on this connection
-	seen       map[msgKey]struct{}
+	last       map[int64]int64      // conversation → last seq delivered on this connection
+	seen       seenSet              // the messages delivered on this connection
 	pending    map[string]time.Time // client_msg_id → sent at
 	own        []msgKey             // this connection's own acknowledged messages
 	replyQueue []int64              // admins: replies waiting for room under maxPending
@@ -223,8 +228,8 @@ func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 
 // handle reads one server frame.
 func (c *client) handle(data []byte) {
-	var f frame
-	if err := json.Unmarshal(data, &f); err != nil {
+	f, err := decodeFrame(data)
+	if err != nil {
 		c.b.badFrames.Add(1)
 		return
 	}
@@ -311,15 +316,11 @@ func (c *client) onAck(f frame, now time.Time) {
 
 func (c *client) onMessage(f frame, now time.Time) {
 	k := msgKey{f.ConversationID, f.Seq}
-	sentAt, timed := parseSentAt(f.Message)
+	sentAt, timed := f.sentAt, f.timed
 	c.mu.Lock()
-	if c.seen == nil {
-		c.seen = map[msgKey]struct{}{}
-	}
-	_, dup := c.seen[k]
+	dup := !c.seen.add(k)
 	last, known := c.last[f.ConversationID]
 	if !dup {
-		c.seen[k] = struct{}{}
 		c.last[f.ConversationID] = max(last, f.Seq)
 		if timed {
 			switch {
@@ -440,7 +441,7 @@ func (c *client) ownMissing() int64 {
 	defer c.mu.Unlock()
 	var n int64
 	for _, k := range c.own {
-		if _, ok := c.seen[k]; !ok {
+		if !c.seen.has(k) {
 			n++
 		}
 	}
@@ -453,7 +454,7 @@ func (c *client) missingOf(keys []msgKey) int64 {
 	defer c.mu.Unlock()
 	var n int64
 	for _, k := range keys {
-		if _, ok := c.seen[k]; !ok {
+		if !c.seen.has(k) {
 			n++
 		}
 	}
@@ -464,7 +465,7 @@ func (c *client) missingOf(keys []msgKey) int64 {
 func (c *client) seenCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.seen)
+	return c.seen.len()
 }
 
 // takeLatencies returns the connection's latencies and forgets them.

@@ -37,6 +37,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -95,6 +96,7 @@ type options struct {
 	metricsURL  string
 	forceGC     bool
 	gcURL       string // derived from url: chatd's pprof heap profile after a collection
+	cpuProfile  string
 }
 
 // scenarioDefaults are the values of the flags a scenario changes when they
@@ -115,6 +117,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.secret, "jwt-secret", getenv("CHAT_JWT_SECRET"), "chatd's HS256 secret (default CHAT_JWT_SECRET)")
 	fs.StringVar(&o.prefix, "prefix", "bench-"+strconv.FormatInt(time.Now().UnixNano(), 36), "prefix of the users' subs (the same prefix reconnects the same users)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write chatbench's own CPU profile to this file (to see what the load program costs)")
 
 	fs.IntVar(&o.users, "users", 300, "chat, admins, churn: visitors, one conversation each (chat 300, admins 200, churn 100)")
 	fs.IntVar(&o.admins, "admins", 2, "staff connections (chat 2, admins 50, churn 2, idle and connect 0)")
@@ -236,6 +239,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	b.fileLimit = limit
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var rep *report
 	switch o.scenario {
 	case scenarioChat, scenarioAdmins:
