@@ -25,6 +25,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanMatchesUnmarshal$$' -fuzztime $(FUZZTIME) ./transport/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./transport/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzClaims$$' -fuzztime $(FUZZTIME) ./transport/auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzFastFrameMatchesUnmarshal$$' -fuzztime $(FUZZTIME) ./cmd/chatbench/
 
 ## generate: regenerate protobuf code (needs Debian's protobuf-compiler and protoc-gen-go)
 generate:
