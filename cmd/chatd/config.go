@@ -122,7 +122,7 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", 20, "open sockets one user may have on this node; more get 429")
 	fs.Float64Var(&cfg.MessageRate, "message-rate", 10, "frames per second one user may send (token bucket); -1 = unlimited")
 	fs.IntVar(&cfg.MessageBurst, "message-burst", 20, "token bucket size of --message-rate")
-	fs.IntVar(&cfg.StoreWriters, "store-writers", 2, "message batches written to the database at the same time (fewer: bigger batches, less database CPU)")
+	fs.IntVar(&cfg.StoreWriters, "store-writers", 1, "message batches written to the database at the same time (fewer: bigger batches, less database CPU)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
 }
