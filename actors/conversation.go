@@ -24,14 +24,14 @@ import (
 // store: PostgreSQL, not the grain, is the source of truth for seq.
 type conversationGrain struct {
 	node   *Node
-	logger *slog.Logger
+	logger *slog.Logger // built on first use: see log
 
 	id     int64
 	loaded bool
 	// lastSeq is the newest seq this activation has delivered or loaded.
 	lastSeq int64
 	entry   *chatpb.InboxEntry // the conversation's user, for the inbox
-	subs    map[string]*actor.PID
+	subs    map[pidKey]*actor.PID
 	// lastActive is when the grain last received anything but its own
 	// periodic check (see idle).
 	lastActive time.Time
@@ -82,7 +82,15 @@ const (
 const maxInboxQueue = 1000
 
 func newConversationGrain(n *Node) actor.Actor {
-	return &conversationGrain{node: n, subs: make(map[string]*actor.PID)}
+	return &conversationGrain{node: n, subs: make(map[pidKey]*actor.PID)}
+}
+
+// log returns the grain's logger, built on first use (see session.log).
+func (g *conversationGrain) log() *slog.Logger {
+	if g.logger == nil {
+		g.logger = g.node.logger.With("component", "conversation", "conversation_id", g.id)
+	}
+	return g.logger
 }
 
 func (g *conversationGrain) Receive(ctx actor.Context) {
@@ -99,8 +107,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		g.id = id
-		g.logger = g.node.logger.With("component", "conversation", "conversation_id", id)
-		g.logger.Debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
+		g.log().Debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
 		g.scheduleOwnerCheck(ctx)
 	case *chatpb.Post:
@@ -119,14 +126,14 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		switch {
 		case g.moved(ctx):
 		case g.idle():
-			g.logger.Debug("passivating idle conversation")
+			g.log().Debug("passivating idle conversation")
 			ctx.Stop(ctx.Self())
 		default:
 			g.scheduleOwnerCheck(ctx)
 		}
 	case *chatpb.Unsubscribe:
 		if s := ctx.Sender(); s != nil {
-			delete(g.subs, s.String())
+			delete(g.subs, keyOf(s))
 			ctx.Unwatch(s)
 		}
 	case *inboxResolved:
@@ -142,7 +149,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			}
 			return
 		}
-		delete(g.subs, msg.Who.String())
+		delete(g.subs, keyOf(msg.Who))
 	case *appended:
 		g.appended(ctx, msg)
 	case *actor.Stopped:
@@ -177,7 +184,7 @@ func (g *conversationGrain) moved(ctx actor.Context) bool {
 	if g.node.owns(conversationIdentity(g.id), ConversationKind) {
 		return false
 	}
-	g.logger.Debug("conversation owned by another node: stopping this activation")
+	g.log().Debug("conversation owned by another node: stopping this activation")
 	ctx.Stop(ctx.Self())
 	return true
 }
@@ -318,7 +325,7 @@ func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 func (g *conversationGrain) failPost(ctx actor.Context, pp grainPost, err error) {
 	code := codeFromStorage(err)
 	if code == wire.CodeInternal || code == wire.CodeUnavailable {
-		g.logger.Warn("post failed", "err", err)
+		g.log().Warn("post failed", "err", err)
 	}
 	if pp.from != nil {
 		ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), ErrorCode: code, ErrorMessage: messageForCode(code)})
@@ -356,7 +363,7 @@ func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessa
 	}
 	if len(g.inboxQueue) >= maxInboxQueue {
 		g.inboxQueue = g.inboxQueue[1:]
-		g.logger.Warn("inbox unreachable: dropped the oldest queued notification; admins will fill the gap")
+		g.log().Warn("inbox unreachable: dropped the oldest queued notification; admins will fill the gap")
 	}
 	g.inboxQueue = append(g.inboxQueue, n)
 	g.resolveInbox(ctx)
@@ -401,8 +408,8 @@ func (g *conversationGrain) subscribe(ctx actor.Context) {
 		}
 		return
 	}
-	if _, ok := g.subs[sender.String()]; !ok {
-		g.subs[sender.String()] = sender
+	if _, ok := g.subs[keyOf(sender)]; !ok {
+		g.subs[keyOf(sender)] = sender
 		ctx.Watch(sender)
 	}
 	reply(ctx, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})

@@ -26,7 +26,7 @@ type inboxGrain struct {
 	logger  *slog.Logger
 	loaded  bool
 	entries map[int64]*chatpb.InboxEntry
-	subs    map[string]*actor.PID
+	subs    map[pidKey]*actor.PID
 	// lastActive is when the grain last received anything but its periodic
 	// check.
 	lastActive time.Time
@@ -37,7 +37,7 @@ func newInboxGrain(n *Node) actor.Actor {
 		node:    n,
 		logger:  n.logger.With("component", "inbox"),
 		entries: make(map[int64]*chatpb.InboxEntry),
-		subs:    make(map[string]*actor.PID),
+		subs:    make(map[pidKey]*actor.PID),
 	}
 }
 
@@ -53,7 +53,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		g.logger.Debug("inbox activated", "pid", ctx.Self().String())
+		g.logger.Debug("inbox activated", "pid", pidValue{ctx.Self()})
 		g.node.metrics.GrainActivated("inbox")
 		g.scheduleOwnerCheck(ctx)
 	case *checkOwner:
@@ -72,8 +72,8 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		}
 		snap := g.snapshot()
 		if snap.GetErrorCode() == "" && ctx.Sender() != nil {
-			if _, ok := g.subs[ctx.Sender().String()]; !ok {
-				g.subs[ctx.Sender().String()] = ctx.Sender()
+			if _, ok := g.subs[keyOf(ctx.Sender())]; !ok {
+				g.subs[keyOf(ctx.Sender())] = ctx.Sender()
 				ctx.Watch(ctx.Sender())
 			}
 		}
@@ -82,15 +82,15 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		reply(ctx, g.snapshot())
 	case *chatpb.InboxUnsubscribe:
 		if s := ctx.Sender(); s != nil {
-			delete(g.subs, s.String())
+			delete(g.subs, keyOf(s))
 			ctx.Unwatch(s)
 		}
 	case *chatpb.InboxNotify:
 		g.notify(ctx, msg)
 	case *actor.Terminated:
-		delete(g.subs, msg.Who.String())
+		delete(g.subs, keyOf(msg.Who))
 	case *actor.Stopped:
-		g.logger.Debug("inbox stopped", "pid", ctx.Self().String())
+		g.logger.Debug("inbox stopped", "pid", pidValue{ctx.Self()})
 		g.node.metrics.GrainPassivated("inbox")
 	}
 }

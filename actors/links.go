@@ -3,6 +3,7 @@ package actors
 import (
 	crand "crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -117,7 +118,7 @@ func (s *session) resolved(ctx actor.Context, msg *grainResolved) {
 	if l.pid != nil && l.pid.Equal(msg.pid) {
 		return // unchanged (periodic refresh)
 	}
-	s.logger.Debug("grain resolved", "conversation_id", conv, "pid", msg.pid.String(), "previous", pidString(l.pid))
+	s.log().Debug("grain resolved", "conversation_id", conv, "pid", pidValue{msg.pid}, "previous", pidValue{l.pid})
 	if l.pid != nil {
 		// The grain moved (or two activations exist): leave the old one.
 		ctx.Unwatch(l.pid)
@@ -156,7 +157,7 @@ func (s *session) inboxResolvedMsg(ctx actor.Context, msg *inboxResolved) {
 	if s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
 		return
 	}
-	s.logger.Debug("inbox resolved", "pid", msg.pid.String(), "previous", pidString(s.inbox.pid))
+	s.log().Debug("inbox resolved", "pid", pidValue{msg.pid}, "previous", pidValue{s.inbox.pid})
 	if s.inbox.pid != nil {
 		ctx.Unwatch(s.inbox.pid)
 		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
@@ -230,7 +231,7 @@ func (s *session) scheduleRefresh(ctx actor.Context) {
 
 func (s *session) subscribeChecked(ctx actor.Context, msg *subscribeCheck) {
 	if l := s.links[msg.conversationID]; l != nil && !l.confirmed && l.pid != nil && l.pid.Equal(msg.pid) {
-		s.logger.Debug("grain did not confirm the subscription", "conversation_id", msg.conversationID)
+		s.log().Debug("grain did not confirm the subscription", "conversation_id", msg.conversationID)
 		s.forget(ctx, msg.conversationID, msg.pid)
 	}
 }
@@ -258,15 +259,25 @@ func (s *session) refresh(ctx actor.Context) {
 
 // grainTerminated handles the death of a watched grain: look it up again,
 // re-subscribe, and resend the posts it had not answered.
-func pidString(p *actor.PID) string {
-	if p == nil {
-		return ""
+// pidKey identifies an actor in the maps of subscribers: PID.String goes
+// through protobuf's text format, far too costly for every subscription.
+type pidKey struct{ address, id string }
+
+func keyOf(p *actor.PID) pidKey { return pidKey{p.GetAddress(), p.GetId()} }
+
+// pidValue logs a PID as address/id, formatted only if the record is
+// logged.
+type pidValue struct{ p *actor.PID }
+
+func (v pidValue) LogValue() slog.Value {
+	if v.p == nil {
+		return slog.StringValue("")
 	}
-	return p.String()
+	return slog.StringValue(v.p.GetAddress() + "/" + v.p.GetId())
 }
 
 func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
-	s.logger.Debug("grain terminated", "pid", who.String())
+	s.log().Debug("grain terminated", "pid", pidValue{who})
 	if s.inbox.pid != nil && who.Equal(s.inbox.pid) {
 		s.inbox.pid = nil
 		s.resolveInbox(ctx)

@@ -52,7 +52,7 @@ type Inbound struct{ Req wire.Request }
 type session struct {
 	node   *Node
 	cfg    SessionConfig
-	logger *slog.Logger
+	logger *slog.Logger // built on first use: see log
 	// nonce makes the idempotency keys this session invents for posts without
 	// a client_msg_id unique across sessions, nodes and restarts.
 	nonce string
@@ -76,12 +76,20 @@ func newSession(n *Node, cfg SessionConfig) *session {
 	return &session{
 		node:    n,
 		cfg:     cfg,
-		logger:  n.logger.With("component", "session", "conn_id", cfg.ConnID, "user_id", cfg.User.ID),
 		nonce:   newNonce(),
 		cursor:  make(map[int64]int64),
 		links:   make(map[int64]*link),
 		pending: make(map[uint64]*pendingPost),
 	}
+}
+
+// log returns the session's logger, built on first use: most sessions never
+// log, and slog's With allocates a handler with its attributes formatted.
+func (s *session) log() *slog.Logger {
+	if s.logger == nil {
+		s.logger = s.node.logger.With("component", "session", "conn_id", s.cfg.ConnID, "user_id", s.cfg.User.ID)
+	}
+	return s.logger
 }
 
 func (s *session) Receive(ctx actor.Context) {
@@ -136,7 +144,7 @@ func (s *session) Receive(ctx actor.Context) {
 
 func (s *session) recoverPanic(ctx actor.Context) {
 	if r := recover(); r != nil {
-		s.logger.Error("session panicked", "panic", fmt.Sprint(r))
+		s.log().Error("session panicked", "panic", fmt.Sprint(r))
 		s.cfg.Sink.Close(CloseInternal, "internal error")
 		ctx.Stop(ctx.Self())
 	}
@@ -324,7 +332,7 @@ func (s *session) fill(conv, after, before int64) bool {
 			err = fmt.Errorf("seq %d..%d missing from the store", after+1, before-1)
 		}
 		if err != nil {
-			s.logger.Warn("fill gap", "conversation_id", conv, "after_seq", after, "before_seq", before, "err", err)
+			s.log().Warn("fill gap", "conversation_id", conv, "after_seq", after, "before_seq", before, "err", err)
 			s.cfg.Sink.Close(CloseResync, "resync: reconnect and resume")
 			return false
 		}
