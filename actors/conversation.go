@@ -93,9 +93,18 @@ func (g *conversationGrain) log() *slog.Logger {
 	return g.logger
 }
 
+// debug logs at debug level, building the logger only if that level is on.
+func (g *conversationGrain) debug(msg string, args ...any) {
+	if g.node.logger.Enabled(context.Background(), slog.LevelDebug) {
+		g.log().Debug(msg, args...)
+	}
+}
+
 func (g *conversationGrain) Receive(ctx actor.Context) {
 	defer g.recoverPanic(ctx)
-	if _, tick := ctx.Message().(*checkOwner); !tick {
+	switch ctx.Message().(type) {
+	case *checkOwner, *checkIdle:
+	default:
 		g.lastActive = time.Now()
 	}
 	switch msg := ctx.Message().(type) {
@@ -107,9 +116,14 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		g.id = id
-		g.log().Debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
+		g.debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
-		g.scheduleOwnerCheck(ctx)
+		g.node.addGrain(ctx.Self())
+		// The node tells its grains to check their owner when the topology
+		// changes; one check soon after activation covers a change that
+		// raced with it.
+		g.after(ctx, g.node.cfg.OwnerCheckInterval, &checkOwner{})
+		g.after(ctx, g.node.cfg.GrainIdleTimeout, &checkIdle{})
 	case *chatpb.Post:
 		if g.moved(ctx) {
 			reply(ctx, &chatpb.PostResult{Ref: msg.GetRef(), ErrorCode: wire.CodeMoved})
@@ -123,13 +137,18 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 		g.subscribe(ctx)
 	case *checkOwner:
+		g.moved(ctx)
+	case *checkIdle:
 		switch {
 		case g.moved(ctx):
 		case g.idle():
-			g.log().Debug("passivating idle conversation")
+			g.debug("passivating idle conversation")
 			ctx.Stop(ctx.Self())
 		default:
-			g.scheduleOwnerCheck(ctx)
+			// Check again when the grain will have been idle long enough,
+			// if nothing comes meanwhile.
+			wait := max(g.node.cfg.GrainIdleTimeout-time.Since(g.lastActive), g.node.cfg.GrainIdleTimeout/10)
+			g.after(ctx, wait, &checkIdle{})
 		}
 	case *chatpb.Unsubscribe:
 		if s := ctx.Sender(); s != nil {
@@ -153,6 +172,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *appended:
 		g.appended(ctx, msg)
 	case *actor.Stopped:
+		g.node.removeGrain(ctx.Self())
 		g.abandonPosts(ctx)
 		g.node.metrics.GrainPassivated("conversation")
 	}
@@ -160,22 +180,25 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 
 // idle reports whether the grain may passivate: no session subscribed, no
 // post waiting for the store, and nothing received for GrainIdleTimeout.
-// Grains passivate at the periodic check (so within OwnerCheckInterval of
-// the timeout) rather than through protoactor's receive timeout, which the
-// periodic check itself would keep resetting, and whose timer touches the
-// actor's context from another goroutine.
+// Grains check it with a timer of their own (checkIdle) rather than through
+// protoactor's receive timeout, whose timer touches the actor's context from
+// another goroutine.
 func (g *conversationGrain) idle() bool {
 	return len(g.subs) == 0 && len(g.writing) == 0 && len(g.queued) == 0 &&
 		time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout
 }
 
-// checkOwner makes a grain verify, now and then, that it still owns its
-// identity (see Node.owns).
-type checkOwner struct{}
+// checkOwner makes a grain verify that it still owns its identity (see
+// Node.owns and Node.checkGrainOwners); checkIdle makes it passivate if idle.
+type (
+	checkOwner struct{}
+	checkIdle  struct{}
+)
 
-func (g *conversationGrain) scheduleOwnerCheck(ctx actor.Context) {
+// after sends msg to the grain after d.
+func (g *conversationGrain) after(ctx actor.Context, d time.Duration, msg any) {
 	self, root := ctx.Self(), g.node.system.Root
-	time.AfterFunc(g.node.cfg.OwnerCheckInterval, func() { root.Send(self, &checkOwner{}) })
+	time.AfterFunc(d, func() { root.Send(self, msg) })
 }
 
 // moved reports whether another node owns this conversation now; if so the
@@ -184,7 +207,7 @@ func (g *conversationGrain) moved(ctx actor.Context) bool {
 	if g.node.owns(conversationIdentity(g.id), ConversationKind) {
 		return false
 	}
-	g.log().Debug("conversation owned by another node: stopping this activation")
+	g.debug("conversation owned by another node: stopping this activation")
 	ctx.Stop(ctx.Self())
 	return true
 }

@@ -118,7 +118,7 @@ func (s *session) resolved(ctx actor.Context, msg *grainResolved) {
 	if l.pid != nil && l.pid.Equal(msg.pid) {
 		return // unchanged (periodic refresh)
 	}
-	s.log().Debug("grain resolved", "conversation_id", conv, "pid", pidValue{msg.pid}, "previous", pidValue{l.pid})
+	s.debug("grain resolved", "conversation_id", conv, "pid", pidValue{msg.pid}, "previous", pidValue{l.pid})
 	if l.pid != nil {
 		// The grain moved (or two activations exist): leave the old one.
 		ctx.Unwatch(l.pid)
@@ -157,7 +157,7 @@ func (s *session) inboxResolvedMsg(ctx actor.Context, msg *inboxResolved) {
 	if s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
 		return
 	}
-	s.log().Debug("inbox resolved", "pid", pidValue{msg.pid}, "previous", pidValue{s.inbox.pid})
+	s.debug("inbox resolved", "pid", pidValue{msg.pid}, "previous", pidValue{s.inbox.pid})
 	if s.inbox.pid != nil {
 		ctx.Unwatch(s.inbox.pid)
 		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
@@ -231,7 +231,7 @@ func (s *session) scheduleRefresh(ctx actor.Context) {
 
 func (s *session) subscribeChecked(ctx actor.Context, msg *subscribeCheck) {
 	if l := s.links[msg.conversationID]; l != nil && !l.confirmed && l.pid != nil && l.pid.Equal(msg.pid) {
-		s.log().Debug("grain did not confirm the subscription", "conversation_id", msg.conversationID)
+		s.debug("grain did not confirm the subscription", "conversation_id", msg.conversationID)
 		s.forget(ctx, msg.conversationID, msg.pid)
 	}
 }
@@ -277,7 +277,7 @@ func (v pidValue) LogValue() slog.Value {
 }
 
 func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
-	s.log().Debug("grain terminated", "pid", pidValue{who})
+	s.debug("grain terminated", "pid", pidValue{who})
 	if s.inbox.pid != nil && who.Equal(s.inbox.pid) {
 		s.inbox.pid = nil
 		s.resolveInbox(ctx)

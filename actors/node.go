@@ -173,6 +173,11 @@ type Node struct {
 	// owners answers "which member owns this identity" under the latest
 	// topology this node has seen, as the identity lookup computes it.
 	owners atomic.Pointer[cluster.Rendezvous]
+
+	// grains are this node's conversation activations: when the topology
+	// changes, each is told to check that its node still owns it.
+	grainsMu sync.Mutex
+	grains   map[pidKey]*actor.PID
 }
 
 // The dispatcher of the node's actors (see workerDispatcher): enough idle
@@ -192,7 +197,8 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	if metrics == nil {
 		metrics = noMetrics{}
 	}
-	n := &Node{logger: logger, cfg: cfg, store: store, appender: appender, metrics: metrics}
+	n := &Node{logger: logger, cfg: cfg, store: store, appender: appender, metrics: metrics,
+		grains: make(map[pidKey]*actor.PID)}
 	// protoactor is chatty at info: its records get their own threshold.
 	actorLogger := slog.New(minLevel{logger.With("component", "protoactor").Handler(), cfg.RuntimeLogLevel})
 	n.system = actor.NewActorSystemWithConfig(actor.Configure(
@@ -232,6 +238,7 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 			rdv := cluster.NewRendezvous()
 			rdv.UpdateMembers(topo.GetMembers())
 			n.owners.Store(rdv)
+			n.checkGrainOwners()
 		}
 	})
 	return n, nil
@@ -313,6 +320,36 @@ func (n *Node) owns(identity, kind string) bool {
 	}
 	owner := rdv.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind))
 	return owner == "" || owner == n.system.Address()
+}
+
+// addGrain and removeGrain keep the registry of this node's conversation
+// activations.
+func (n *Node) addGrain(pid *actor.PID) {
+	n.grainsMu.Lock()
+	n.grains[keyOf(pid)] = pid
+	n.grainsMu.Unlock()
+}
+
+func (n *Node) removeGrain(pid *actor.PID) {
+	n.grainsMu.Lock()
+	delete(n.grains, keyOf(pid))
+	n.grainsMu.Unlock()
+}
+
+// checkGrainOwners tells every local conversation activation to check that
+// this node still owns it (the topology changed). Ownership changes only with
+// the topology, so grains need no periodic check of their own: this replaces
+// a timer per grain per OwnerCheckInterval.
+func (n *Node) checkGrainOwners() {
+	n.grainsMu.Lock()
+	pids := make([]*actor.PID, 0, len(n.grains))
+	for _, pid := range n.grains {
+		pids = append(pids, pid)
+	}
+	n.grainsMu.Unlock()
+	for _, pid := range pids {
+		n.system.Root.Send(pid, &checkOwner{})
+	}
 }
 
 // SpawnSession starts the session actor of one connection.

@@ -92,6 +92,13 @@ func (s *session) log() *slog.Logger {
 	return s.logger
 }
 
+// debug logs at debug level, building the logger only if that level is on.
+func (s *session) debug(msg string, args ...any) {
+	if s.node.logger.Enabled(context.Background(), slog.LevelDebug) {
+		s.log().Debug(msg, args...)
+	}
+}
+
 func (s *session) Receive(ctx actor.Context) {
 	defer s.recoverPanic(ctx)
 	switch msg := ctx.Message().(type) {

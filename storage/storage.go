@@ -181,6 +181,12 @@ type Store interface {
 	// Conversation returns one conversation, ENOTFOUND if there is none.
 	Conversation(ctx context.Context, id int64) (Conversation, error)
 
+	// Connect is what a connecting user needs: UpsertUser(in), then, for a
+	// visitor (not in.IsAdmin), EnsureConversation of that user; staff get
+	// a zero Conversation. Errors as those methods'. A store answers a
+	// returning user with an unchanged name and role in one round trip.
+	Connect(ctx context.Context, in UserInput) (User, Conversation, error)
+
 	// AppendMessages stores msgs in one transaction and returns one result per
 	// input, in input order. Seq is assigned inside that transaction, so it
 	// stays unique and gap-free even when several processes append to the same

@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/lxzan/gws"
 )
 
 // readTextFrames parses n server frames from r, checking that each is a
@@ -177,3 +179,28 @@ func BenchmarkWriteFrames(b *testing.B) {
 type discardConn struct{ net.Conn }
 
 func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestConnSessionStoresLikeAMap(t *testing.T) {
+	var s gws.SessionStorage = &connSession{}
+	if _, ok := s.Load(connKey); ok || s.Len() != 0 {
+		t.Fatal("a new session storage is not empty")
+	}
+	s.Store(connKey, 1)
+	s.Store("other", 2)
+	if v, ok := s.Load(connKey); !ok || v != 1 {
+		t.Fatalf("Load(connKey) = %v, %v", v, ok)
+	}
+	if v, ok := s.Load("other"); !ok || v != 2 || s.Len() != 2 {
+		t.Fatalf("Load(other) = %v, %v; Len %d", v, ok, s.Len())
+	}
+	seen := map[string]any{}
+	s.Range(func(k string, v any) bool { seen[k] = v; return true })
+	if len(seen) != 2 || seen[connKey] != 1 || seen["other"] != 2 {
+		t.Fatalf("Range saw %v", seen)
+	}
+	s.Delete(connKey)
+	s.Delete("other")
+	if _, ok := s.Load(connKey); ok || s.Len() != 0 {
+		t.Fatal("Delete left entries")
+	}
+}

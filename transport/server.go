@@ -177,6 +177,7 @@ func New(logger *slog.Logger, cfg Config, verifier *auth.Verifier, origins *auth
 			HandshakeTimeout:   5 * time.Second,
 			SubProtocols:       subprotocols,
 			Logger:             gwsLogger{s.logger},
+			NewSession:         func() gws.SessionStorage { return &connSession{} },
 		}
 	}
 	s.plain = gws.NewUpgrader(s, opt(nil))
@@ -270,13 +271,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
-	user, err := s.store.UpsertUser(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, IsAdmin: ident.Admin})
-	var convID int64
-	if err == nil && !user.IsAdmin {
-		var conv storage.Conversation
-		conv, err = s.store.EnsureConversation(ctx, user.ID)
-		convID = conv.ID
-	}
+	user, conv, err := s.store.Connect(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, IsAdmin: ident.Admin})
+	convID := conv.ID
 	if err != nil {
 		if storage.ErrorCode(err) == storage.EINVALID {
 			s.refuse(w, http.StatusUnauthorized, "invalid identity in token")

@@ -148,6 +148,16 @@ func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
 	return u, nil
 }
 
+// Connect implements storage.Store.
+func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User, storage.Conversation, error) {
+	u, err := s.UpsertUser(ctx, in)
+	if err != nil || u.IsAdmin {
+		return u, storage.Conversation{}, err
+	}
+	c, err := s.EnsureConversation(ctx, u.ID)
+	return u, c, err
+}
+
 // EnsureConversation implements storage.Store.
 func (s *Store) EnsureConversation(ctx context.Context, userID int64) (storage.Conversation, error) {
 	s.mu.Lock()

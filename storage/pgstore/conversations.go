@@ -50,7 +50,7 @@ func (s *Store) EnsureConversation(ctx context.Context, userID int64) (storage.C
 
 func (s *Store) conversationByUser(ctx context.Context, userID int64) (storage.Conversation, error) {
 	var c storage.Conversation
-	err := s.db.GetContext(ctx, &c, `SELECT `+conversationColumns+` FROM conversations WHERE user_id = $1`, userID)
+	err := s.getPrepared(ctx, &c, `SELECT `+conversationColumns+` FROM conversations WHERE user_id = $1`, userID)
 	return c, err
 }
 
@@ -59,7 +59,7 @@ func (s *Store) Conversation(ctx context.Context, id int64) (storage.Conversatio
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var c storage.Conversation
-	err := s.db.GetContext(ctx, &c, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, id)
+	err := s.getPrepared(ctx, &c, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.Conversation{}, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", id)
 	}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/grainchat/grainchat/storage"
@@ -68,7 +67,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	stmt, err := s.appendStatement(ctx)
+	stmt, err := s.prepared(ctx, appendQuery)
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: append messages: prepare", err)
 	}
@@ -113,30 +112,16 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 	return results, nil
 }
 
-// appendStatement returns the prepared call of grainchat_append_messages,
-// preparing it on first use (database/sql then prepares it again on each new
-// pooled connection by itself).
-func (s *Store) appendStatement(ctx context.Context) (*sqlx.Stmt, error) {
-	s.appendMu.Lock()
-	defer s.appendMu.Unlock()
-	if s.appendStmt != nil {
-		return s.appendStmt, nil
-	}
-	// A new message's columns are the ones sent: only a duplicate's (the
-	// message stored first under its key) come back.
-	stmt, err := s.db.PreparexContext(ctx, `SELECT ord, outcome, id, seq, created_at,
-		CASE WHEN outcome = 'duplicate' THEN sender_id END,
-		CASE WHEN outcome = 'duplicate' THEN sender_name END,
-		CASE WHEN outcome = 'duplicate' THEN sender_is_admin END,
-		CASE WHEN outcome = 'duplicate' THEN body END,
-		CASE WHEN outcome = 'duplicate' THEN COALESCE(client_msg_id, '') END
-		FROM grainchat_append_messages($1, $2, $3, $4, $5, $6)`)
-	if err != nil {
-		return nil, err
-	}
-	s.appendStmt = stmt
-	return stmt, nil
-}
+// appendQuery calls grainchat_append_messages. A new message's columns are
+// the ones sent: only a duplicate's (the message stored first under its key)
+// come back.
+const appendQuery = `SELECT ord, outcome, id, seq, created_at,
+	CASE WHEN outcome = 'duplicate' THEN sender_id END,
+	CASE WHEN outcome = 'duplicate' THEN sender_name END,
+	CASE WHEN outcome = 'duplicate' THEN sender_is_admin END,
+	CASE WHEN outcome = 'duplicate' THEN body END,
+	CASE WHEN outcome = 'duplicate' THEN COALESCE(client_msg_id, '') END
+	FROM grainchat_append_messages($1, $2, $3, $4, $5, $6)`
 
 // appendColumns holds valid new messages column by column, to be sent as
 // arrays.

@@ -86,8 +86,38 @@ type Store struct {
 	logger *slog.Logger
 	opts   Options
 
-	appendMu   sync.Mutex
-	appendStmt *sqlx.Stmt // see appendStatement
+	stmtMu sync.Mutex
+	stmts  map[string]*sqlx.Stmt // see prepared
+}
+
+// prepared returns query prepared, preparing it on first use; database/sql
+// then prepares it again by itself on each pooled connection. The queries
+// of every connection and every message are prepared: the server parses and
+// plans them once per connection instead of once per call.
+func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts == nil {
+		s.stmts = make(map[string]*sqlx.Stmt)
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// getPrepared is sqlx's GetContext through a prepared statement.
+func (s *Store) getPrepared(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return err
+	}
+	return st.GetContext(ctx, dest, args...)
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a
@@ -198,11 +228,12 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements storage.Store. It waits for running queries to finish.
 func (s *Store) Close() error {
-	s.appendMu.Lock()
-	if s.appendStmt != nil {
-		_ = s.appendStmt.Close()
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		_ = st.Close()
 	}
-	s.appendMu.Unlock()
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return &storage.Error{Code: storage.EINTERNAL, Message: "pgstore: close", Err: err}
 	}

@@ -24,7 +24,7 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 	// Usually the user exists, unchanged: one read, no write (a write on
 	// every connection cost a commit, and its fsync, per connection).
 	var u storage.User
-	err := s.db.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE external_id = $1`, in.ExternalID)
+	err := s.getPrepared(ctx, &u, `SELECT `+userColumns+` FROM users WHERE external_id = $1`, in.ExternalID)
 	switch {
 	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin:
 		return u, nil
@@ -49,7 +49,7 @@ func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var u storage.User
-	err := s.db.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
+	err := s.getPrepared(ctx, &u, `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.User{}, storage.Errorf(storage.ENOTFOUND, "user %d not found", id)
 	}
@@ -57,4 +57,56 @@ func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
 		return storage.User{}, dbError(ctx, "pgstore: get user", err)
 	}
 	return u, nil
+}
+
+// connectQuery reads a user by external id with their conversation, if any.
+const connectQuery = `SELECT u.id, u.external_id, u.name, u.is_admin, u.created_at,
+	c.id, c.last_seq, c.last_message_at, c.created_at
+	FROM users u LEFT JOIN conversations c ON c.user_id = u.id
+	WHERE u.external_id = $1`
+
+// Connect implements storage.Store: one prepared read for a returning user
+// whose name and role are unchanged (and, for a visitor, whose conversation
+// exists); UpsertUser and EnsureConversation otherwise.
+func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User, storage.Conversation, error) {
+	if err := rules.ExternalID(in.ExternalID); err != nil {
+		return storage.User{}, storage.Conversation{}, err
+	}
+	name := rules.Name(in.Name, in.ExternalID)
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := s.prepared(qctx, connectQuery)
+	if err != nil {
+		return storage.User{}, storage.Conversation{}, dbError(qctx, "pgstore: connect: prepare", err)
+	}
+	var (
+		u         storage.User
+		convID    sql.NullInt64
+		lastSeq   sql.NullInt64
+		lastAt    sql.NullTime
+		convSince sql.NullTime
+	)
+	err = st.QueryRowContext(qctx, in.ExternalID).Scan(&u.ID, &u.ExternalID, &u.Name, &u.IsAdmin, &u.CreatedAt,
+		&convID, &lastSeq, &lastAt, &convSince)
+	switch {
+	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && (in.IsAdmin || convID.Valid):
+		var c storage.Conversation
+		if !in.IsAdmin {
+			c = storage.Conversation{ID: convID.Int64, UserID: u.ID, LastSeq: lastSeq.Int64, CreatedAt: convSince.Time}
+			if lastAt.Valid {
+				t := lastAt.Time
+				c.LastMessageAt = &t
+			}
+		}
+		return u, c, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return storage.User{}, storage.Conversation{}, dbError(qctx, "pgstore: connect", err)
+	}
+	// New, changed, or without a conversation yet.
+	u, err = s.UpsertUser(ctx, in)
+	if err != nil || u.IsAdmin {
+		return u, storage.Conversation{}, err
+	}
+	c, err := s.EnsureConversation(ctx, u.ID)
+	return u, c, err
 }

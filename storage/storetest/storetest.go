@@ -35,6 +35,9 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"EnsureConversation/Concurrent", testEnsureConversationConcurrent},
 		{"EnsureConversation/UnknownUser", testEnsureConversationUnknownUser},
 		{"Conversation/NotFound", testConversationNotFound},
+		{"Connect/Visitor", testConnectVisitor},
+		{"Connect/Staff", testConnectStaff},
+		{"Connect/InvalidExternalID", testConnectInvalidExternalID},
 		{"AppendMessages/Empty", testAppendEmpty},
 		{"AppendMessages/SeqAcrossConversations", testAppendSeqAcrossConversations},
 		{"AppendMessages/StoredFields", testAppendStoredFields},
@@ -926,5 +929,82 @@ func testInboxEmpty(t *testing.T, s storage.Store) {
 func testPing(t *testing.T, s storage.Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func mustConnect(t *testing.T, s storage.Store, in storage.UserInput) (storage.User, storage.Conversation) {
+	t.Helper()
+	u, c, err := s.Connect(t.Context(), in)
+	if err != nil {
+		t.Fatalf("Connect(%+v): %v", in, err)
+	}
+	return u, c
+}
+
+// Connect gives a visitor what UpsertUser and EnsureConversation give,
+// whether the user and their conversation are new, returning, changed, or
+// the user exists without a conversation.
+func testConnectVisitor(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	in := storage.UserInput{ExternalID: "visitor-1", Name: "Marie"}
+	u, c := mustConnect(t, s, in)
+	if u.ID <= 0 || u.Name != "Marie" || u.IsAdmin || c.ID <= 0 || c.UserID != u.ID || c.LastSeq != 0 || c.LastMessageAt != nil {
+		t.Fatalf("new visitor: user %+v, conversation %+v", u, c)
+	}
+	// Returning, after messages: the conversation as Conversation reads it.
+	w := &world{t: t, users: []storage.User{u}, convs: []storage.Conversation{c}, owner: map[int64]storage.User{c.ID: u}}
+	mustAppend(t, s, []storage.NewMessage{w.msg(c, "one"), w.msg(c, "two")})
+	u2, c2 := mustConnect(t, s, in)
+	if d := diffUser(u2, u); d != "" {
+		t.Fatalf("returning visitor: %s", d)
+	}
+	want, err := s.Conversation(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("Conversation: %v", err)
+	}
+	if d := diffConversation(c2, want); d != "" || c2.LastSeq != 2 || c2.LastMessageAt == nil {
+		t.Fatalf("returning visitor's conversation %+v: %s (want last_seq 2)", c2, d)
+	}
+	// A new name is stored and returned.
+	u3, c3 := mustConnect(t, s, storage.UserInput{ExternalID: "visitor-1", Name: "Marie D."})
+	if u3.ID != u.ID || u3.Name != "Marie D." || c3.ID != c.ID {
+		t.Fatalf("renamed visitor: user %+v, conversation %+v", u3, c3)
+	}
+	if again := mustUser(t, s, storage.UserInput{ExternalID: "visitor-1", Name: "Marie D."}); again.Name != "Marie D." {
+		t.Fatalf("the new name was not stored: %+v", again)
+	}
+	// A user without a conversation gets one.
+	bare := mustUser(t, s, storage.UserInput{ExternalID: "visitor-2"})
+	u4, c4 := mustConnect(t, s, storage.UserInput{ExternalID: "visitor-2"})
+	if u4.ID != bare.ID || c4.ID <= 0 || c4.UserID != bare.ID {
+		t.Fatalf("user without a conversation: user %+v, conversation %+v", u4, c4)
+	}
+	if d := diffConversation(mustConversation(t, s, bare.ID), c4); d != "" {
+		t.Fatalf("EnsureConversation after Connect: %s", d)
+	}
+}
+
+func testConnectStaff(t *testing.T, s storage.Store) {
+	u, c := mustConnect(t, s, storage.UserInput{ExternalID: "staff-1", Name: "Bob", IsAdmin: true})
+	if u.ID <= 0 || !u.IsAdmin || c != (storage.Conversation{}) {
+		t.Fatalf("staff: user %+v, conversation %+v (want none)", u, c)
+	}
+	u2, c2 := mustConnect(t, s, storage.UserInput{ExternalID: "staff-1", Name: "Bob", IsAdmin: true})
+	if d := diffUser(u2, u); d != "" || c2 != (storage.Conversation{}) {
+		t.Fatalf("returning staff: %s, conversation %+v", d, c2)
+	}
+	// Demoted: now a visitor, with a conversation.
+	u3, c3 := mustConnect(t, s, storage.UserInput{ExternalID: "staff-1", Name: "Bob"})
+	if u3.ID != u.ID || u3.IsAdmin || c3.ID <= 0 || c3.UserID != u.ID {
+		t.Fatalf("demoted staff: user %+v, conversation %+v", u3, c3)
+	}
+}
+
+func testConnectInvalidExternalID(t *testing.T, s storage.Store) {
+	for _, ext := range []string{"", strings.Repeat("x", storage.MaxExternalIDBytes+1), "a\x00b", "\xff"} {
+		_, _, err := s.Connect(t.Context(), storage.UserInput{ExternalID: ext})
+		if storage.ErrorCode(err) != storage.EINVALID {
+			t.Errorf("Connect(%q): %v, want EINVALID", ext, err)
+		}
 	}
 }
