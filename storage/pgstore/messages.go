@@ -89,17 +89,17 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 			return nil, storage.Errorf(storage.EINTERNAL, "pgstore: append messages: row %d has ord %d (%d messages)", k+1, r.Ord, len(index))
 		}
 		i := index[k]
-		switch string(r.Outcome) {
-		case "new":
+		switch r.Outcome {
+		case outcomeNew:
 			results[i] = storage.AppendResult{Message: r.newMessage(cols, k)}
-		case "duplicate":
+		case outcomeDuplicate:
 			results[i] = storage.AppendResult{Message: r.storedMessage(cols.conversationID[k]), Duplicate: true}
-		case "missing_conversation":
+		case outcomeMissingConversation:
 			results[i].Err = storage.Errorf(storage.ENOTFOUND, "conversation %d not found", msgs[i].ConversationID)
-		case "missing_sender":
+		case outcomeMissingSender:
 			results[i].Err = storage.Errorf(storage.ENOTFOUND, "sender %d not found", msgs[i].SenderID)
 		default:
-			return nil, storage.Errorf(storage.EINTERNAL, "pgstore: append messages: unknown outcome %q", r.Outcome)
+			return nil, storage.Errorf(storage.EINTERNAL, "pgstore: append messages: unknown outcome (%d)", r.Outcome)
 		}
 		k++
 	}
@@ -115,7 +115,10 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 // appendQuery calls grainchat_append_messages. A new message's columns are
 // the ones sent: only a duplicate's (the message stored first under its key)
 // come back.
-const appendQuery = `SELECT ord, outcome, id, seq, created_at,
+const appendQuery = `SELECT ord,
+	CASE outcome WHEN 'new' THEN 0 WHEN 'duplicate' THEN 1
+		WHEN 'missing_conversation' THEN 2 WHEN 'missing_sender' THEN 3 ELSE -1 END,
+	id, seq, created_at,
 	CASE WHEN outcome = 'duplicate' THEN sender_id END,
 	CASE WHEN outcome = 'duplicate' THEN sender_name END,
 	CASE WHEN outcome = 'duplicate' THEN sender_is_admin END,
@@ -143,12 +146,20 @@ func (c *appendColumns) add(m storage.NewMessage) {
 	c.clientMsgID = append(c.clientMsgID, m.ClientMsgID)
 }
 
+// The outcomes of grainchat_append_messages, as appendQuery numbers them.
+const (
+	outcomeNew = iota
+	outcomeDuplicate
+	outcomeMissingConversation
+	outcomeMissingSender
+)
+
 // appendedRow is one row of grainchat_append_messages. id, seq and
 // created_at are NULL for the missing_* outcomes; the other message columns
 // are NULL unless the outcome is duplicate.
 type appendedRow struct {
 	Ord           int
-	Outcome       sql.RawBytes
+	Outcome       int // see appendQuery
 	ID            sql.NullInt64
 	Seq           sql.NullInt64
 	CreatedAt     sql.NullTime

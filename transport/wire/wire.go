@@ -418,11 +418,12 @@ func InboxFrame(entries []InboxEntry) []byte {
 
 // InboxUpdateFrame tells admins that one conversation changed.
 func InboxUpdateFrame(e InboxEntry) []byte {
-	var texts []string
+	size := frameSize(e.UserExternalID, e.UserName)
 	if e.LastMessage != nil {
-		texts = append(texts, e.LastMessage.Body, e.LastMessage.SenderName, e.LastMessage.ClientMsgID)
+		// The entry's fields and the whole message frame.
+		size += frameSize(e.LastMessage.Body, e.LastMessage.SenderName, e.LastMessage.ClientMsgID)
 	}
-	b := make([]byte, 0, frameSize(append(texts, e.UserExternalID, e.UserName)...))
+	b := make([]byte, 0, size)
 	b = append(b, `{"type":"inbox_update","conversation":`...)
 	b = appendInboxEntry(b, e)
 	return append(b, '}')
