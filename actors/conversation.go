@@ -31,7 +31,10 @@ type conversationGrain struct {
 	// lastSeq is the newest seq this activation has delivered or loaded.
 	lastSeq int64
 	entry   *chatpb.InboxEntry // the conversation's user, for the inbox
-	subs    map[pidKey]*actor.PID
+	// subs are the subscribed sessions: usually one (a visitor's socket), a
+	// few with more tabs or staff who opened the conversation. A slice costs
+	// a tenth of a map for the one-subscriber case of every idle visitor.
+	subs []*actor.PID
 	// lastActive is when the grain last received anything but its own
 	// periodic check (see idle).
 	lastActive time.Time
@@ -82,7 +85,7 @@ const (
 const maxInboxQueue = 1000
 
 func newConversationGrain(n *Node) actor.Actor {
-	return &conversationGrain{node: n, subs: make(map[pidKey]*actor.PID)}
+	return &conversationGrain{node: n}
 }
 
 // log returns the grain's logger, built on first use (see session.log).
@@ -152,7 +155,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 	case *chatpb.Unsubscribe:
 		if s := ctx.Sender(); s != nil {
-			delete(g.subs, keyOf(s))
+			g.removeSub(s)
 			ctx.Unwatch(s)
 		}
 	case *inboxResolved:
@@ -168,7 +171,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			}
 			return
 		}
-		delete(g.subs, keyOf(msg.Who))
+		g.removeSub(msg.Who)
 	case *appended:
 		g.appended(ctx, msg)
 	case *actor.Stopped:
@@ -431,9 +434,32 @@ func (g *conversationGrain) subscribe(ctx actor.Context) {
 		}
 		return
 	}
-	if _, ok := g.subs[keyOf(sender)]; !ok {
-		g.subs[keyOf(sender)] = sender
+	if g.subIndex(sender) < 0 {
+		g.subs = append(g.subs, sender)
 		ctx.Watch(sender)
 	}
 	reply(ctx, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
+}
+
+// subIndex returns the position of pid in subs, -1 if absent.
+func (g *conversationGrain) subIndex(pid *actor.PID) int {
+	for i, s := range g.subs {
+		if s.Id == pid.Id && s.Address == pid.Address {
+			return i
+		}
+	}
+	return -1
+}
+
+// removeSub drops pid from subs.
+func (g *conversationGrain) removeSub(pid *actor.PID) {
+	if i := g.subIndex(pid); i >= 0 {
+		last := len(g.subs) - 1
+		g.subs[i] = g.subs[last]
+		g.subs[last] = nil
+		g.subs = g.subs[:last]
+		if len(g.subs) == 0 {
+			g.subs = nil
+		}
+	}
 }
