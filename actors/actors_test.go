@@ -283,8 +283,12 @@ func TestGrainPassivatesWhenIdleWithoutSubscribers(t *testing.T) {
 			t.Fatalf("grain passivated while subscribed")
 		}
 	}
+	if got := e.localGrains(); got != 1 {
+		t.Fatalf("the node registers %d local grains, want 1", got)
+	}
 	e.node.StopSession(e.sessions[0])
 	waitUntil(t, 5*time.Second, func() bool { _, p := e.metrics.get(ConversationKind); return p == 1 })
+	waitUntil(t, 5*time.Second, func() bool { return e.localGrains() == 0 })
 
 	// It comes back on demand, with its state from the store.
 	e.appendDirect(t, u, conv.ID, "x")
@@ -295,6 +299,14 @@ func TestGrainPassivatesWhenIdleWithoutSubscribers(t *testing.T) {
 	if a, _ := e.metrics.get(ConversationKind); a != 2 {
 		t.Fatalf("activations = %d, want 2", a)
 	}
+}
+
+// localGrains is how many conversation activations the node's registry
+// holds (see Node.checkGrainOwners).
+func (e *testEnv) localGrains() int {
+	e.node.grainsMu.Lock()
+	defer e.node.grainsMu.Unlock()
+	return len(e.node.grains)
 }
 
 func waitUntil(t *testing.T, d time.Duration, cond func() bool) {

@@ -51,12 +51,16 @@ type conversationGrain struct {
 	inbox          *actor.PID
 	inboxResolving bool
 	inboxQueue     []*chatpb.InboxNotify
-	// lastNotify is the newest notification sent to the inbox. It is sent
-	// again to the next inbox activation when the one it went to stops:
-	// that one may have dropped it (stopping, or an activation that is no
-	// longer the owner), and without a later message admins would not learn
-	// of it. The inbox ignores it if it knows it already.
-	lastNotify *chatpb.InboxNotify
+	// lastNotify is the newest notification sent to the inbox, at
+	// lastNotifyAt. It is sent again to the next inbox activation when the
+	// one it went to stops within GrainIdleTimeout of it: that one may have
+	// dropped it (stopping, or an activation that is no longer the owner),
+	// and without a later message admins would not learn of it. The inbox
+	// ignores it if it knows it already. An inbox that stops later stopped
+	// idle, having dropped nothing; the grain forgets lastNotify then (see
+	// checkIdle), so that a quiet grain neither holds it nor wakes the inbox.
+	lastNotify   *chatpb.InboxNotify
+	lastNotifyAt time.Time
 }
 
 // grainPost is a post waiting for the store, with the session to answer.
@@ -142,6 +146,9 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *checkOwner:
 		g.moved(ctx)
 	case *checkIdle:
+		if g.lastNotify != nil && time.Since(g.lastNotifyAt) >= g.node.cfg.GrainIdleTimeout {
+			g.lastNotify = nil
+		}
 		switch {
 		case g.moved(ctx):
 		case g.idle():
@@ -165,7 +172,8 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		if g.inbox != nil && msg.Who.Equal(g.inbox) {
 			g.inbox = nil
-			if g.lastNotify != nil && len(g.inboxQueue) == 0 {
+			if g.lastNotify != nil && len(g.inboxQueue) == 0 &&
+				time.Since(g.lastNotifyAt) < g.node.cfg.GrainIdleTimeout {
 				g.inboxQueue = append(g.inboxQueue, g.lastNotify)
 				g.resolveInbox(ctx)
 			}
@@ -382,7 +390,7 @@ func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessa
 		LastMessage:            msg,
 	}
 	n := &chatpb.InboxNotify{Entry: entry, Delivery: d}
-	g.lastNotify = n
+	g.lastNotify, g.lastNotifyAt = n, time.Now()
 	if g.inbox != nil {
 		ctx.Send(g.inbox, n)
 		return

@@ -257,8 +257,6 @@ func (s *session) refresh(ctx actor.Context) {
 	s.scheduleRefresh(ctx)
 }
 
-// grainTerminated handles the death of a watched grain: look it up again,
-// re-subscribe, and resend the posts it had not answered.
 // pidKey identifies an actor in the maps of subscribers: PID.String goes
 // through protobuf's text format, far too costly for every subscription.
 type pidKey struct{ address, id string }
@@ -276,6 +274,8 @@ func (v pidValue) LogValue() slog.Value {
 	return slog.StringValue(v.p.GetAddress() + "/" + v.p.GetId())
 }
 
+// grainTerminated handles the death of a watched grain: look it up again,
+// re-subscribe, and resend the posts it had not answered.
 func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
 	s.debug("grain terminated", "pid", pidValue{who})
 	if s.inbox.pid != nil && who.Equal(s.inbox.pid) {

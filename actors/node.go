@@ -67,8 +67,9 @@ type Config struct {
 	// SubscribeTimeout is how long a session waits for a grain to confirm a
 	// subscription before looking it up again. Zero means 3s.
 	SubscribeTimeout time.Duration
-	// OwnerCheckInterval is how often a grain checks that its node still owns
-	// it. Zero means 1s.
+	// OwnerCheckInterval is how long after activating a conversation grain
+	// checks that its node owns it (later checks come with topology
+	// changes), and how often the inbox grain checks. Zero means 1s.
 	OwnerCheckInterval time.Duration
 	// MaxPendingPosts bounds a session's posts waiting for an answer. Zero means 64.
 	MaxPendingPosts int
@@ -238,7 +239,8 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 			rdv := cluster.NewRendezvous()
 			rdv.UpdateMembers(topo.GetMembers())
 			n.owners.Store(rdv)
-			n.checkGrainOwners()
+			// Not under the library's topology lock: one send per grain.
+			go n.checkGrainOwners()
 		}
 	})
 	return n, nil

@@ -42,7 +42,8 @@ type conn struct {
 	socket   *gws.Conn
 	net      *frameConn
 	pending  [][]byte
-	flushing bool // a flush job is scheduled or running
+	spare    [][]byte // the last written queue's slice, emptied, for reuse
+	flushing bool     // a flush job is scheduled or running
 
 	closing atomic.Bool
 	once    sync.Once
@@ -67,6 +68,9 @@ func (c *conn) Write(frame []byte) {
 		c.server.metrics.SlowConsumer()
 		c.Close(CloseSlowConsumer, "slow consumer: reconnect and resume")
 		return
+	}
+	if c.pending == nil && c.spare != nil {
+		c.pending, c.spare = c.spare, nil
 	}
 	c.pending = append(c.pending, frame)
 	schedule := c.socket != nil && !c.flushing
@@ -115,13 +119,13 @@ func (c *conn) flush() {
 			_ = c.net.Close()
 		}
 		c.server.metrics.FramesOut(written)
-		c.mu.Lock()
-		if c.pending == nil && cap(frames) <= maxReusedQueue {
-			// Reuse the slice for the next frames rather than grow a new one.
+		if cap(frames) <= maxReusedQueue {
+			// Keep the slice for the next frames rather than grow a new one.
 			clear(frames)
-			c.pending = frames[:0]
+			c.mu.Lock()
+			c.spare = frames[:0]
+			c.mu.Unlock()
 		}
-		c.mu.Unlock()
 	}
 }
 

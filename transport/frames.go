@@ -19,11 +19,16 @@ import (
 type frameConn struct {
 	net.Conn
 	mu     sync.Mutex
-	closed bool // a close frame was written
+	closed bool // a close frame was written, or a write failed
+	broken bool // a write of writeFrames failed
 }
 
-// errClosedFrame is writeFrames' error after the close frame.
-var errClosedFrame = errors.New("close frame sent")
+// errClosedFrame is writeFrames' error after the close frame; errBroken is
+// Write's after a failed write of writeFrames.
+var (
+	errClosedFrame = errors.New("close frame sent")
+	errBroken      = errors.New("connection broken by a failed write")
+)
 
 // frameBufferSize is the most one write system call carries from
 // writeFrames; a bigger frame is sent on its own.
@@ -41,6 +46,9 @@ const closeFrameByte = 0x88
 func (c *frameConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.broken {
+		return 0, errBroken
+	}
 	if len(p) > 0 && p[0] == closeFrameByte {
 		c.closed = true
 	}
@@ -48,8 +56,11 @@ func (c *frameConn) Write(p []byte) (int, error) {
 }
 
 // writeFrames writes each payload as an unmasked, unfragmented text frame, in
-// order, and returns how many it wrote. The payloads must be valid UTF-8 (the
-// wire encoders' output is).
+// order, and returns how many it wrote. It does not check the payloads as gws
+// does: they must be valid UTF-8, which the wire encoders' output is (they
+// escape invalid bytes as encoding/json does; FuzzEncodersMatchJSON checks
+// it), and are far below any frame limit. After a failed write (possibly
+// part of a frame) nothing more is written: the caller closes the socket.
 func (c *frameConn) writeFrames(payloads [][]byte) (int, error) {
 	bp := frameBuffers.Get().(*[]byte)
 	buf := (*bp)[:0]
@@ -62,6 +73,16 @@ func (c *frameConn) writeFrames(payloads [][]byte) (int, error) {
 	if c.closed {
 		return 0, errClosedFrame
 	}
+	n, err := c.writeLocked(payloads, buf)
+	if err != nil {
+		// Part of a frame may have gone out: nothing may follow it.
+		c.closed, c.broken = true, true
+	}
+	return n, err
+}
+
+// writeLocked is writeFrames under c.mu, packing frames into buf.
+func (c *frameConn) writeLocked(payloads [][]byte, buf []byte) (int, error) {
 	written, buffered := 0, 0
 	for _, p := range payloads {
 		size := frameHeaderSize(len(p)) + len(p)

@@ -154,6 +154,21 @@ func TestWriteFramesStopsAfterTheCloseFrame(t *testing.T) {
 	server.Close()
 }
 
+// failingConn accepts ok writes, then fails every one.
+type failingConn struct {
+	net.Conn
+	ok     int
+	writes int
+}
+
+func (c *failingConn) Write(p []byte) (int, error) {
+	c.writes++
+	if c.writes > c.ok {
+		return 0, errors.New("broken pipe")
+	}
+	return len(p), nil
+}
+
 func TestWriteFramesReportsWhatWasWrittenBeforeAnError(t *testing.T) {
 	server, client := net.Pipe()
 	fc := &frameConn{Conn: server}
@@ -161,6 +176,21 @@ func TestWriteFramesReportsWhatWasWrittenBeforeAnError(t *testing.T) {
 	n, err := fc.writeFrames([][]byte{[]byte("a"), []byte("b")})
 	if n != 0 || err == nil {
 		t.Fatalf("to a closed peer: %d, %v; want 0 and an error", n, err)
+	}
+
+	// Two frames fill the first write; the third fails with the second
+	// write: two written. Then nothing more goes out, not even gws's close.
+	half := bytes.Repeat([]byte("x"), frameBufferSize/2-8)
+	fc = &frameConn{Conn: &failingConn{ok: 1}}
+	n, err = fc.writeFrames([][]byte{half, half, half})
+	if n != 2 || err == nil {
+		t.Fatalf("with the second write failing: %d, %v; want 2 and an error", n, err)
+	}
+	if n, err := fc.writeFrames([][]byte{[]byte("more")}); n != 0 || !errors.Is(err, errClosedFrame) {
+		t.Fatalf("after a failed write: %d, %v; want 0, errClosedFrame", n, err)
+	}
+	if _, err := fc.Write([]byte{closeFrameByte, 0}); !errors.Is(err, errBroken) {
+		t.Fatalf("gws's close frame after a failed write: %v, want errBroken", err)
 	}
 }
 

@@ -75,7 +75,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 		pq.Int64Array(cols.conversationID), pq.Int64Array(cols.senderID), pq.StringArray(cols.senderName),
 		pq.BoolArray(cols.senderIsAdmin), pq.StringArray(cols.body), pq.StringArray(cols.clientMsgID))
 	if err != nil {
-		return nil, dbError(ctx, "pgstore: append messages", err)
+		return nil, dbError(ctx, "pgstore: append messages", s.checkPrepared(appendQuery, err))
 	}
 	defer rows.Close()
 	k := 0

@@ -93,16 +93,25 @@ type Store struct {
 // prepared returns query prepared, preparing it on first use; database/sql
 // then prepares it again by itself on each pooled connection. The queries
 // of every connection and every message are prepared: the server parses and
-// plans them once per connection instead of once per call.
+// plans them once per connection instead of once per call. The round trip of
+// a first prepare runs outside the lock, so that a slow one (the database
+// unreachable) holds up only its own callers.
 func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if st, ok := s.stmts[query]; ok {
+	st, ok := s.stmts[query]
+	s.stmtMu.Unlock()
+	if ok {
 		return st, nil
 	}
 	st, err := s.db.PreparexContext(ctx, query)
 	if err != nil {
 		return nil, err
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if first, ok := s.stmts[query]; ok {
+		_ = st.Close() // another caller prepared it meanwhile
+		return first, nil
 	}
 	if s.stmts == nil {
 		s.stmts = make(map[string]*sqlx.Stmt)
@@ -111,13 +120,32 @@ func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) 
 	return st, nil
 }
 
+// checkPrepared drops query's statement when err says the server no longer
+// accepts it (another node's migration changed what it reads), so that the
+// next call prepares it again. It returns err.
+func (s *Store) checkPrepared(query string, err error) error {
+	// 0A000: "cached plan must not change result type"; 26000: no such
+	// prepared statement.
+	if pq.As(err, "0A000", "26000") == nil {
+		return err
+	}
+	s.stmtMu.Lock()
+	st, ok := s.stmts[query]
+	delete(s.stmts, query)
+	s.stmtMu.Unlock()
+	if ok {
+		_ = st.Close()
+	}
+	return err
+}
+
 // getPrepared is sqlx's GetContext through a prepared statement.
 func (s *Store) getPrepared(ctx context.Context, dest any, query string, args ...any) error {
 	st, err := s.prepared(ctx, query)
 	if err != nil {
 		return err
 	}
-	return st.GetContext(ctx, dest, args...)
+	return s.checkPrepared(query, st.GetContext(ctx, dest, args...))
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a

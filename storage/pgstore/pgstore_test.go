@@ -240,6 +240,12 @@ func TestUnavailable_proxyCut(t *testing.T) {
 	if r, err := appendOne("before the cut"); err != nil || r.Message.Seq != 1 {
 		t.Fatalf("append before the cut: %+v, %v", r, err)
 	}
+	// Connect's statement is prepared before the cut; Conversation's is
+	// first prepared during it: both must fail as unavailable.
+	visitor := storage.UserInput{ExternalID: "visitor"}
+	if _, got, err := s.Connect(ctx, visitor); err != nil || got.ID != c.ID {
+		t.Fatalf("Connect before the cut: conversation %+v, %v", got, err)
+	}
 
 	proxy.SetDown(true)
 	for _, call := range []struct {
@@ -251,6 +257,8 @@ func TestUnavailable_proxyCut(t *testing.T) {
 		{"Messages", func() error { _, err := s.Messages(ctx, c.ID, storage.Page{}); return err }},
 		{"Inbox", func() error { _, err := s.Inbox(ctx, 0); return err }},
 		{"User", func() error { _, err := s.User(ctx, u.ID); return err }},
+		{"Connect", func() error { _, _, err := s.Connect(ctx, visitor); return err }},
+		{"Conversation", func() error { _, err := s.Conversation(ctx, c.ID); return err }},
 	} {
 		start := time.Now()
 		err := call.fn()
@@ -272,6 +280,12 @@ func TestUnavailable_proxyCut(t *testing.T) {
 	})
 	if r.Message.Seq != 2 {
 		t.Fatalf("append after the cut = %+v, want seq 2", r)
+	}
+	if _, got, err := s.Connect(ctx, visitor); err != nil || got.ID != c.ID || got.LastSeq != 2 {
+		t.Fatalf("Connect after the cut: conversation %+v, %v", got, err)
+	}
+	if got, err := s.Conversation(ctx, c.ID); err != nil || got.LastSeq != 2 {
+		t.Fatalf("Conversation after the cut: %+v, %v", got, err)
 	}
 }
 

@@ -100,7 +100,7 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 		}
 		return u, c, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
-		return storage.User{}, storage.Conversation{}, dbError(qctx, "pgstore: connect", err)
+		return storage.User{}, storage.Conversation{}, dbError(qctx, "pgstore: connect", s.checkPrepared(connectQuery, err))
 	}
 	// New, changed, or without a conversation yet.
 	u, err = s.UpsertUser(ctx, in)

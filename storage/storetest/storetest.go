@@ -951,6 +951,11 @@ func testConnectVisitor(t *testing.T, s storage.Store) {
 	if u.ID <= 0 || u.Name != "Marie" || u.IsAdmin || c.ID <= 0 || c.UserID != u.ID || c.LastSeq != 0 || c.LastMessageAt != nil {
 		t.Fatalf("new visitor: user %+v, conversation %+v", u, c)
 	}
+	// Returning before any message: no last message time.
+	u1, c1 := mustConnect(t, s, in)
+	if d := diffUser(u1, u); d != "" || c1.ID != c.ID || c1.LastSeq != 0 || c1.LastMessageAt != nil {
+		t.Fatalf("returning visitor without messages: %s, conversation %+v", d, c1)
+	}
 	// Returning, after messages: the conversation as Conversation reads it.
 	w := &world{t: t, users: []storage.User{u}, convs: []storage.Conversation{c}, owner: map[int64]storage.User{c.ID: u}}
 	mustAppend(t, s, []storage.NewMessage{w.msg(c, "one"), w.msg(c, "two")})
@@ -997,6 +1002,12 @@ func testConnectStaff(t *testing.T, s storage.Store) {
 	u3, c3 := mustConnect(t, s, storage.UserInput{ExternalID: "staff-1", Name: "Bob"})
 	if u3.ID != u.ID || u3.IsAdmin || c3.ID <= 0 || c3.UserID != u.ID {
 		t.Fatalf("demoted staff: user %+v, conversation %+v", u3, c3)
+	}
+	// Promoted again: staff, and no conversation in the answer although
+	// one exists.
+	u4, c4 := mustConnect(t, s, storage.UserInput{ExternalID: "staff-1", Name: "Bob", IsAdmin: true})
+	if u4.ID != u.ID || !u4.IsAdmin || c4 != (storage.Conversation{}) {
+		t.Fatalf("promoted visitor: user %+v, conversation %+v (want none)", u4, c4)
 	}
 }
 
