@@ -37,6 +37,9 @@ func TestBrowserVisitorAndAdminExchange(t *testing.T) {
 	visitor.typeAndSend("Thank you!")
 	admin.waitMessageText("Thank you!")
 	admin.waitInbox("Alice [] Thank you!")
+	// The sender's page shows its message as stored once the ack arrives,
+	// which can be after the other side shows it.
+	visitor.waitMessageText("Thank you!")
 
 	want := []shownMessage{
 		{1, "Hello, my order has not arrived", "You", "ours"},

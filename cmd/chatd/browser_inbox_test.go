@@ -70,6 +70,7 @@ func TestBrowserInboxTwoAdmins(t *testing.T) {
 	waitMessage(t, alice, "bob-reply")
 	ann.waitInbox("Alice [] Bob: bob-reply", "Bruno [1] b1")
 	bob.waitInbox("Alice [] You: bob-reply", "Bruno [1] b1")
+	bob.waitMessageText("bob-reply") // stored on Bob's page too: his ack may come after the others see it
 
 	want := []shownMessage{
 		{1, "a1", "Alice", "theirs"}, {2, "a2", "Alice", "theirs"}, {3, "a3", "Alice", "theirs"}, {4, "a4", "Alice", "theirs"},

@@ -108,6 +108,10 @@ func TestBrowserServerRestart(t *testing.T) {
 	admin.waitMessageText("after 2")
 	want = append(want, "after", "after 2")
 	for _, p := range []*tab{visitor, admin} {
+		// The other side can show a message before its sender's page has
+		// the ack (they travel separately): wait for both.
+		p.waitMessageText("after 2")
+		p.waitJS("nothing pending", `document.querySelectorAll('#messages .msg.pending, #messages .msg.failed').length === 0`)
 		checkThread(t, p, want)
 	}
 	admin.waitInbox("Alice [] after 2")
