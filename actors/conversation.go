@@ -31,9 +31,9 @@ type conversationGrain struct {
 	// lastSeq is the newest seq this activation has delivered or loaded.
 	lastSeq int64
 	entry   *chatpb.InboxEntry // the conversation's user, for the inbox
-	// subs are the subscribed sessions: usually one (a visitor's socket), a
-	// few with more tabs or staff who opened the conversation. A slice costs
-	// a tenth of a map for the one-subscriber case of every idle visitor.
+	// subs are the subscribers: the hubs of the nodes where the visitor is
+	// connected (usually one), and admin sessions that opened the
+	// conversation. Only the sessions keep the grain active (see idle).
 	subs []*actor.PID
 	// lastActive is when the grain last received anything but its own
 	// periodic check (see idle).
@@ -110,7 +110,7 @@ func (g *conversationGrain) debug(msg string, args ...any) {
 func (g *conversationGrain) Receive(ctx actor.Context) {
 	defer g.recoverPanic(ctx)
 	switch ctx.Message().(type) {
-	case *checkOwner, *checkIdle:
+	case *checkOwner, *checkIdle, *topologyChanged:
 	default:
 		g.lastActive = time.Now()
 	}
@@ -126,6 +126,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
 		g.node.addGrain(ctx.Self())
+		g.announce(ctx)
 		// The node tells its grains to check their owner when the topology
 		// changes; one check soon after activation covers a change that
 		// raced with it.
@@ -145,6 +146,10 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.subscribe(ctx)
 	case *checkOwner:
 		g.moved(ctx)
+	case *topologyChanged:
+		if !g.moved(ctx) {
+			g.announce(ctx)
+		}
 	case *checkIdle:
 		if g.lastNotify != nil && time.Since(g.lastNotifyAt) >= g.node.cfg.GrainIdleTimeout {
 			g.lastNotify = nil
@@ -189,22 +194,52 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	}
 }
 
-// idle reports whether the grain may passivate: no session subscribed, no
-// post waiting for the store, and nothing received for GrainIdleTimeout.
+// idle reports whether the grain may passivate: no session subscribed (hubs
+// do not count: they hear of the next activation from its announce), no post
+// waiting for the store, and nothing received for GrainIdleTimeout.
 // Grains check it with a timer of their own (checkIdle) rather than through
 // protoactor's receive timeout, whose timer touches the actor's context from
 // another goroutine.
 func (g *conversationGrain) idle() bool {
-	return len(g.subs) == 0 && len(g.writing) == 0 && len(g.queued) == 0 &&
+	return !g.sessionSubscribed() && len(g.writing) == 0 && len(g.queued) == 0 &&
 		time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout
 }
 
+// sessionSubscribed reports whether a session (not a hub) subscribes.
+func (g *conversationGrain) sessionSubscribed() bool {
+	for _, s := range g.subs {
+		if s.Id != hubName {
+			return true
+		}
+	}
+	return false
+}
+
 // checkOwner makes a grain verify that it still owns its identity (see
-// Node.owns and Node.checkGrainOwners); checkIdle makes it passivate if idle.
+// Node.owns); topologyChanged (see Node.checkGrainOwners) makes it check and
+// announce itself again; checkIdle makes it passivate if idle.
 type (
-	checkOwner struct{}
-	checkIdle  struct{}
+	checkOwner      struct{}
+	topologyChanged struct{}
+	checkIdle       struct{}
 )
+
+// announce tells every member's hub, this node's included, that this is the
+// conversation's activation (see hub).
+func (g *conversationGrain) announce(ctx actor.Context) {
+	a := &chatpb.Announce{ConversationId: g.id}
+	self, hub := g.node.system.Address(), g.node.hub.Load()
+	for _, addr := range g.node.memberAddrs() {
+		if addr != self {
+			ctx.Request(actor.NewPID(addr, hubName), a)
+		}
+	}
+	// The local hub even before the topology lists this node; none before
+	// Node.Start spawned it, which then makes local grains announce again.
+	if hub != nil {
+		ctx.Request(hub, a)
+	}
+}
 
 // after sends msg to the grain after d.
 func (g *conversationGrain) after(ctx actor.Context, d time.Duration, msg any) {

@@ -408,6 +408,9 @@ func (s *session) postTimedOut(ctx actor.Context, ref uint64) {
 
 func (s *session) stop(ctx actor.Context) {
 	s.stopped = true
+	if s.cfg.ConversationID != 0 {
+		ctx.Send(s.node.hub.Load(), &hubLeave{conversationID: s.cfg.ConversationID, session: ctx.Self()})
+	}
 	// Unwatch too: a watched actor keeps its watchers' PIDs until it stops,
 	// so a grain that outlives many short sessions would accumulate them.
 	if s.inbox.pid != nil {

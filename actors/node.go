@@ -51,8 +51,9 @@ type Config struct {
 	AdvertisedHost string
 	// Provider is the cluster membership provider. Required.
 	Provider cluster.ClusterProvider
-	// GrainIdleTimeout is how long a grain with no subscribers stays active
-	// without messages before it passivates. Zero means 2 minutes.
+	// GrainIdleTimeout is how long a grain with no session subscribed (hubs
+	// do not count) stays active without messages before it passivates.
+	// Zero means 2 minutes.
 	GrainIdleTimeout time.Duration
 	// StoreTimeout bounds each store call made by an actor. Zero means 5s.
 	StoreTimeout time.Duration
@@ -76,8 +77,9 @@ type Config struct {
 	// MaxOpenPerSession bounds the conversations an admin session follows
 	// explicitly. Zero means 50.
 	MaxOpenPerSession int
-	// RefreshInterval is how often a session looks up the grains it subscribes
-	// to again, to leave a stale activation. Zero means 30s (plus jitter).
+	// RefreshInterval is how often a staff session looks up the grains it
+	// subscribes to again, to leave a stale activation. Zero means 30s (plus
+	// jitter).
 	RefreshInterval time.Duration
 	// MaxMessageChars is announced to grainchat.v1 clients. Zero means 4000.
 	MaxMessageChars int
@@ -175,8 +177,16 @@ type Node struct {
 	// topology this node has seen, as the identity lookup computes it.
 	owners atomic.Pointer[cluster.Rendezvous]
 
+	// hub subscribes to conversation grains for this node's visitor
+	// sessions (see hub); addrs are the members' addresses in the latest
+	// topology, whose hubs a grain announces itself to.
+	hub      atomic.Pointer[actor.PID]
+	hubProps *actor.Props
+	addrs    atomic.Pointer[[]string]
+
 	// grains are this node's conversation activations: when the topology
-	// changes, each is told to check that its node still owns it.
+	// changes, each is told to check that its node still owns it and to
+	// announce itself to the members' hubs.
 	grainsMu sync.Mutex
 	grains   map[pidKey]*actor.PID
 }
@@ -221,6 +231,7 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 		cluster.WithRequestTimeout(cfg.StoreTimeout),
 	)
 	n.cluster = cluster.New(n.system, clusterCfg)
+	n.hubProps = actor.PropsFromProducer(func() actor.Actor { return newHub(n) }, withDispatcher)
 	// Readiness follows the topology events rather than reading the
 	// library's member list, which is not safe for concurrent reads.
 	// Members are matched by address: providers name members differently
@@ -229,11 +240,14 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 		if topo, ok := evt.(*cluster.ClusterTopology); ok {
 			self := n.system.Address()
 			in := false
+			addrs := make([]string, 0, len(topo.GetMembers()))
 			for _, m := range topo.GetMembers() {
 				if m.Address() == self {
 					in = true
 				}
+				addrs = append(addrs, m.Address())
 			}
+			n.addrs.Store(&addrs)
 			n.member.Store(in)
 			n.members.Store(int32(len(topo.GetMembers())))
 			rdv := cluster.NewRendezvous()
@@ -255,6 +269,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}()
 	n.cluster.StartMember()
+	// The hub is spawned once remoting runs: an actor spawned before has
+	// the address "nonhost", which other nodes read as their own. Grains
+	// activated meanwhile could not announce themselves to it: the topology
+	// check makes every local grain announce itself again.
+	hub, err := n.system.Root.SpawnNamed(n.hubProps, hubName)
+	if err != nil {
+		return fmt.Errorf("spawn the node's hub: %w", err)
+	}
+	n.hub.Store(hub)
+	go n.checkGrainOwners()
 	n.logger.Info("cluster member started", "node", n.system.ID, "address", n.system.Address())
 	return nil
 }
@@ -338,10 +362,11 @@ func (n *Node) removeGrain(pid *actor.PID) {
 	n.grainsMu.Unlock()
 }
 
-// checkGrainOwners tells every local conversation activation to check that
-// this node still owns it (the topology changed). Ownership changes only with
-// the topology, so grains need no periodic check of their own: this replaces
-// a timer per grain per OwnerCheckInterval.
+// checkGrainOwners tells every local conversation activation that the
+// topology changed: each checks that this node still owns it, and announces
+// itself to the members' hubs (new members need it). Ownership changes only
+// with the topology, so grains need no periodic check of their own: this
+// replaces a timer per grain per OwnerCheckInterval.
 func (n *Node) checkGrainOwners() {
 	n.grainsMu.Lock()
 	pids := make([]*actor.PID, 0, len(n.grains))
@@ -350,8 +375,16 @@ func (n *Node) checkGrainOwners() {
 	}
 	n.grainsMu.Unlock()
 	for _, pid := range pids {
-		n.system.Root.Send(pid, &checkOwner{})
+		n.system.Root.Send(pid, &topologyChanged{})
 	}
+}
+
+// memberAddrs returns the members' addresses in the latest topology.
+func (n *Node) memberAddrs() []string {
+	if p := n.addrs.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // SpawnSession starts the session actor of one connection.

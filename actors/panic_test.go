@@ -217,8 +217,10 @@ func TestConversationGrainPanicAnswersInternal(t *testing.T) {
 			if got := storedTexts(t, store, aliceConv.ID); !reflect.DeepEqual(got, []string{"after"}) {
 				t.Errorf("alice's conversation holds %q, want only %q", got, "after")
 			}
-			if a, _ := e.metrics.get(ConversationKind); a != before+2 {
-				t.Errorf("conversation activations %d, want %d (the panicked one and a fresh one)", a, before+2)
+			// Bob's post activated his conversation's grain too (a
+			// connected visitor costs none until then).
+			if a, _ := e.metrics.get(ConversationKind); a != before+3 {
+				t.Errorf("conversation activations %d, want %d (the panicked one and a fresh one for alice, one for bob)", a, before+3)
 			}
 			// Alice can connect and sees the stored message's seq.
 			aliceSink := e.spawn(t, SessionConfig{ConnID: "al", User: alice, ConversationID: aliceConv.ID, V1: true})
@@ -232,30 +234,49 @@ func TestConversationGrainPanicAnswersInternal(t *testing.T) {
 	}
 }
 
-// A conversation grain that panics while a session subscribes stops without
-// answering; the session sees it terminate, subscribes to a fresh activation
-// and becomes ready: the client is welcomed, not left hanging.
-func TestConversationGrainPanicOnSubscribe(t *testing.T) {
+// A conversation grain that panics while the visitor's hub subscribes (the
+// first load of its activation) stops; the visitor's post, sent to it
+// meanwhile, is resent to a fresh activation, which announces itself to the
+// hub: the post is acknowledged once and delivered, nothing hangs.
+func TestConversationGrainPanicOnHubSubscribe(t *testing.T) {
 	e, store := newPanicEnv(t)
 	alice, conv := e.visitor(t, "alice")
 	e.appendDirect(t, alice, conv.ID, "one", "two")
-	store.arm("Conversation", 1)
 	sink := e.spawn(t, SessionConfig{ConnID: "a", User: alice, ConversationID: conv.ID, V1: true})
 	if w := sink.waitFrames(t, 1)[0]; w["type"] != "welcome" || w["last_seq"] != float64(2) {
 		t.Fatalf("welcome %v, want last_seq 2", w)
 	}
+	if a, _ := e.metrics.get(ConversationKind); a != 0 {
+		t.Fatalf("activations before the post: %d, want 0 (a connected visitor costs none)", a)
+	}
+	store.arm("Conversation", 1)
+	e.postAs(e.sessions[0], 0, "three", "c3")
+	// The activation's first load panics: the hub's subscription's (the post
+	// is resent to a fresh activation and acknowledged) or, when the post
+	// reached the grain first, the post's (answered internal; the client
+	// retries with the same client_msg_id).
+	f, at := sink.waitFrame(t, 0, "answer to c3", answerTo("c3"))
+	if f["type"] == "error" && f["code"] == wire.CodeInternal {
+		e.postAs(e.sessions[0], 0, "three", "c3")
+		f, _ = sink.waitFrame(t, at+1, "answer to the retry of c3", answerTo("c3"))
+	}
+	if f["type"] != "ack" || f["seq"] != float64(3) {
+		t.Fatalf("post: %v, want ack seq 3", f)
+	}
 	if n := store.firedCount("Conversation"); n != 1 {
 		t.Fatalf("Store.Conversation panicked %d times, want 1", n)
 	}
-	if a, _ := e.metrics.get(ConversationKind); a != 2 {
-		t.Errorf("conversation activations %d, want 2", a)
-	}
-	e.postAs(e.sessions[0], 0, "three", "c3")
-	if f, _ := sink.waitFrame(t, 0, "answer to c3", answerTo("c3")); f["type"] != "ack" || f["seq"] != float64(3) {
-		t.Fatalf("post after the panic: %v, want ack seq 3", f)
-	}
 	// The message is delivered to the session through the new activation.
-	sink.waitFrame(t, 0, "message three", func(f map[string]any) bool { return f["type"] == "message" && f["message"] == "three" })
+	f, _ = sink.waitFrame(t, 0, "message three", func(f map[string]any) bool { return f["type"] == "message" && f["message"] == "three" })
+	if f["seq"] != float64(3) {
+		t.Errorf("delivered %v, want seq 3", f)
+	}
+	if a, _ := e.metrics.get(ConversationKind); a != 2 {
+		t.Errorf("conversation activations %d, want 2 (the one that panicked, a fresh one)", a)
+	}
+	if got := storedTexts(t, store, conv.ID); !reflect.DeepEqual(got, []string{"one", "two", "three"}) {
+		t.Errorf("stored %q, want one, two, three", got)
+	}
 }
 
 // A session that panics closes its socket with 1011 and stops; the grain

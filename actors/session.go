@@ -34,10 +34,14 @@ type SessionConfig struct {
 	User   storage.User
 	// ConversationID is the visitor's own conversation; 0 for admins.
 	ConversationID int64
+	// LastSeq is the newest seq of ConversationID when the visitor connected
+	// (read with the user): where its deliveries start.
+	LastSeq int64
 	// V1 is set when the client chose the grainchat.v1 subprotocol.
 	V1 bool
-	// Ready, if not nil, is closed once the session is subscribed (visitors:
-	// to their conversation; admins: to the inbox).
+	// Ready, if not nil, is closed once the session follows what it shows
+	// (visitors: their conversation, through the node's hub, at once; admins:
+	// the inbox, once its snapshot arrived).
 	Ready chan struct{}
 }
 
@@ -109,14 +113,28 @@ func (s *session) Receive(ctx actor.Context) {
 			}
 			s.welcomed = true
 			s.resolveInbox(ctx)
+			s.scheduleRefresh(ctx)
 		} else {
-			s.resolve(ctx, s.cfg.ConversationID)
+			// The node's hub delivers the conversation's messages and
+			// catches the session up with any stored since LastSeq was
+			// read; no grain is needed until the visitor posts.
+			conv := s.cfg.ConversationID
+			s.cursor[conv] = s.cfg.LastSeq
+			ctx.Send(s.node.hub.Load(), &hubJoin{conversationID: conv, session: ctx.Self()})
+			if s.cfg.V1 {
+				s.write(wire.WelcomeFrame(s.welcome(conv, s.cfg.LastSeq)))
+			}
+			s.welcomed = true
+			s.markReady()
 		}
-		s.scheduleRefresh(ctx)
 	case *Inbound:
 		s.handle(ctx, msg.Req)
 	case *chatpb.Subscribed:
 		s.subscribed(ctx, msg)
+	case *caughtUp:
+		if _, known := s.cursor[msg.conversationID]; known {
+			s.catchUp(msg.conversationID, msg.lastSeq)
+		}
 	case *chatpb.InboxSnapshot:
 		s.inboxSnapshot(ctx, msg)
 	case *chatpb.Delivery:
@@ -185,9 +203,11 @@ func (s *session) welcome(conv, lastSeq int64) wire.Welcome {
 	}
 }
 
-// subscribedTo reports whether the session holds a subscription to conv's grain.
+// subscribedTo reports whether the session holds a subscription to conv's
+// grain: an admin's opened conversation. (A visitor follows its own
+// conversation through the node's hub.)
 func (s *session) subscribedTo(conv int64) bool {
-	return conv == s.cfg.ConversationID || s.opened[conv]
+	return s.opened[conv]
 }
 
 func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
@@ -226,14 +246,7 @@ func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 	if !s.catchUp(conv, msg.GetLastSeq()) {
 		return
 	}
-	switch {
-	case conv == s.cfg.ConversationID && !s.welcomed:
-		s.welcomed = true
-		if s.cfg.V1 {
-			s.write(wire.WelcomeFrame(s.welcome(conv, s.cursor[conv])))
-		}
-		s.markReady()
-	case s.opened[conv] && s.cfg.V1:
+	if s.cfg.V1 {
 		s.write(wire.OpenedFrame(conv, s.cursor[conv]))
 	}
 }

@@ -283,7 +283,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// The session subscribes before the handshake completes, so that every
+	// The session follows its conversation (visitors: through the node's
+	// hub; admins: the inbox) before the handshake completes, so that every
 	// message stored after the client sees its connection open reaches it.
 	v1 := offersSubprotocol(r, wire.Subprotocol)
 	us, status := s.reserve(user.ID)
@@ -307,7 +308,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ready := make(chan struct{})
 	c.pid = s.node.SpawnSession(actors.SessionConfig{
-		ConnID: c.id, Sink: c, User: user, ConversationID: convID, V1: v1, Ready: ready,
+		ConnID: c.id, Sink: c, User: user, ConversationID: convID, LastSeq: conv.LastSeq, V1: v1, Ready: ready,
 	})
 	select {
 	case <-ready:

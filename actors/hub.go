@@ -1,0 +1,314 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/grainchat/grainchat/actors/chatpb"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// hubName is the name of every node's hub actor: a grain reaches the hub of
+// the node at address a as actor.NewPID(a, hubName).
+const hubName = "grainchat-hub"
+
+// hub is a node's subscription to conversation grains on behalf of its
+// visitor sessions. A visitor's session joins its node's hub, not the grain:
+// an idle visitor then costs no grain activation (memory, and a lookup at
+// every connect), and a conversation grain passivates when its conversation is
+// quiet even while its visitor stays connected.
+//
+// How deliveries still reach every connected visitor:
+//
+//   - A conversation grain announces itself (Announce) to the hub of every
+//     member when it activates and again when the topology changes. The hub
+//     remembers, and watches, the announced activations of each conversation
+//     (usually one; two while the topology changes, until the one on the
+//     wrong node stops).
+//   - A hub with sessions of an announced conversation subscribes to its
+//     activations (Subscribe, with the hub as the sender) and fans their
+//     deliveries out to those sessions. It subscribes again each time a
+//     session joins, and the grain's answer, Subscribed{last_seq}, goes to the
+//     conversation's sessions, which fill from the store whatever they lack up
+//     to it: messages stored between a session's connect and its join, or
+//     before an activation's announce arrived.
+//   - When the announced grain terminates (passivation, crash, node death,
+//     ownership moved), the hub reads the conversation's last seq from the
+//     store and hands it to its sessions the same way, so a message the grain
+//     stored but could not deliver is not missed.
+//
+// Sessions dedupe by seq and fill gaps (see session.deliver), so a delivery
+// that arrives twice, or after the store read, is harmless.
+type hub struct {
+	node *Node
+	// sessions are this node's sessions of each conversation.
+	sessions map[int64][]*actor.PID
+	// grains are the announced activations of each conversation, watched;
+	// byGrain is the reverse index for Terminated.
+	grains  map[int64][]*actor.PID
+	byGrain map[pidKey]int64
+	// reading holds the conversations whose last seq is being read from the
+	// store after an activation terminated: readOnce, or readAgain when
+	// another one terminated during the read (which may predate its last
+	// commits).
+	reading map[int64]readState
+}
+
+// hubJoin and hubLeave are a session joining and leaving its node's hub for
+// one conversation.
+type (
+	hubJoin struct {
+		conversationID int64
+		session        *actor.PID
+	}
+	hubLeave struct {
+		conversationID int64
+		session        *actor.PID
+	}
+)
+
+// caughtUp tells a session the newest seq of a conversation it follows: it
+// fills from the store what it has not delivered up to there.
+type caughtUp struct{ conversationID, lastSeq int64 }
+
+// hubLastSeq is the store's answer to a hub's read after a grain terminated;
+// hubRetry retries a failed read or subscription.
+type (
+	hubLastSeq struct {
+		conversationID, lastSeq int64
+		err                     error
+	}
+	hubRetry struct {
+		conversationID int64
+		grain          *actor.PID // subscribe to it again; nil: read the store again
+	}
+)
+
+type readState uint8
+
+const (
+	readOnce readState = iota + 1
+	readAgain
+)
+
+func newHub(n *Node) actor.Actor {
+	return &hub{
+		node:     n,
+		sessions: make(map[int64][]*actor.PID),
+		grains:   make(map[int64][]*actor.PID),
+		byGrain:  make(map[pidKey]int64),
+		reading:  make(map[int64]readState),
+	}
+}
+
+func (h *hub) Receive(ctx actor.Context) {
+	defer func() {
+		// A hub that stopped would leave its node's visitors deaf: log
+		// and go on with the next message.
+		if r := recover(); r != nil {
+			h.node.logger.Error("hub panicked", "panic", r)
+		}
+	}()
+	switch msg := ctx.Message().(type) {
+	case *hubJoin:
+		h.join(ctx, msg.conversationID, msg.session)
+	case *hubLeave:
+		h.leave(ctx, msg.conversationID, msg.session)
+	case *chatpb.Announce:
+		h.announced(ctx, msg.GetConversationId(), ctx.Sender())
+	case *chatpb.Subscribed:
+		h.subscribed(ctx, msg)
+	case *chatpb.Delivery:
+		for _, s := range h.sessions[msg.GetMessage().GetConversationId()] {
+			ctx.Send(s, msg)
+		}
+	case *actor.Terminated:
+		h.grainTerminated(ctx, msg.Who)
+	case *hubLastSeq:
+		h.lastSeqRead(ctx, msg)
+	case *hubRetry:
+		h.retry(ctx, msg)
+	}
+}
+
+func (h *hub) join(ctx actor.Context, conv int64, s *actor.PID) {
+	if s == nil || conv <= 0 {
+		return
+	}
+	if indexOf(h.sessions[conv], s) < 0 {
+		h.sessions[conv] = append(h.sessions[conv], s)
+	}
+	// Subscribing again is harmless, and its answer catches the new
+	// session up with what was stored since it connected.
+	for _, g := range h.grains[conv] {
+		ctx.Request(g, &chatpb.Subscribe{ConversationId: conv})
+	}
+}
+
+func (h *hub) leave(ctx actor.Context, conv int64, s *actor.PID) {
+	if s == nil {
+		return
+	}
+	subs := h.sessions[conv]
+	i := indexOf(subs, s)
+	if i < 0 {
+		return
+	}
+	subs[i] = subs[len(subs)-1]
+	subs[len(subs)-1] = nil
+	subs = subs[:len(subs)-1]
+	if len(subs) > 0 {
+		h.sessions[conv] = subs
+		return
+	}
+	delete(h.sessions, conv)
+	for _, g := range h.grains[conv] {
+		ctx.Request(g, &chatpb.Unsubscribe{ConversationId: conv})
+	}
+}
+
+// announced records g as an activation of conv. Two activations of one
+// conversation are both followed until one terminates: sessions drop what
+// they have already delivered and fill gaps, so neither costs a message.
+func (h *hub) announced(ctx actor.Context, conv int64, g *actor.PID) {
+	if g == nil || conv <= 0 {
+		return
+	}
+	if indexOf(h.grains[conv], g) >= 0 {
+		return // announced again (a topology change): nothing new
+	}
+	h.grains[conv] = append(h.grains[conv], g)
+	h.byGrain[keyOf(g)] = conv
+	ctx.Watch(g)
+	if len(h.sessions[conv]) > 0 {
+		ctx.Request(g, &chatpb.Subscribe{ConversationId: conv})
+	}
+}
+
+// subscribed passes the grain's last seq on to the conversation's sessions,
+// or retries a subscription the grain could not take (its store was down).
+func (h *hub) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
+	conv, g := msg.GetConversationId(), ctx.Sender()
+	if g == nil || indexOf(h.grains[conv], g) < 0 || len(h.sessions[conv]) == 0 {
+		return // from an activation that has ended, or no one to tell
+	}
+	switch msg.GetErrorCode() {
+	case "":
+	case wire.CodeMoved, wire.CodeConversationNotFound:
+		// The activation stops; its Terminated makes the hub read the store.
+		return
+	default:
+		// Its store failed: try again.
+		h.node.logger.Warn("hub: subscription refused", "conversation_id", conv, "code", msg.GetErrorCode())
+		h.after(ctx, max(h.node.cfg.RetryInterval, time.Second), &hubRetry{conversationID: conv, grain: g})
+		return
+	}
+	h.tell(ctx, conv, msg.GetLastSeq())
+}
+
+func (h *hub) tell(ctx actor.Context, conv, lastSeq int64) {
+	c := &caughtUp{conversationID: conv, lastSeq: lastSeq}
+	for _, s := range h.sessions[conv] {
+		ctx.Send(s, c)
+	}
+}
+
+// grainTerminated forgets a conversation's activation and, if sessions
+// follow the conversation, reads its last seq from the store: the grain may
+// have stored messages it did not deliver.
+func (h *hub) grainTerminated(ctx actor.Context, who *actor.PID) {
+	k := keyOf(who)
+	conv, ok := h.byGrain[k]
+	if !ok {
+		return
+	}
+	delete(h.byGrain, k)
+	gs := h.grains[conv]
+	if i := indexOf(gs, who); i >= 0 {
+		gs[i] = gs[len(gs)-1]
+		gs[len(gs)-1] = nil
+		gs = gs[:len(gs)-1]
+	}
+	if len(gs) == 0 {
+		delete(h.grains, conv)
+	} else {
+		h.grains[conv] = gs
+	}
+	h.readLastSeq(ctx, conv)
+}
+
+func (h *hub) readLastSeq(ctx actor.Context, conv int64) {
+	if len(h.sessions[conv]) == 0 {
+		return
+	}
+	if h.reading[conv] != 0 {
+		h.reading[conv] = readAgain
+		return
+	}
+	h.reading[conv] = readOnce
+	self, root, n := ctx.Self(), h.node.system.Root, h.node
+	go func() {
+		var (
+			info storage.Conversation
+			err  error
+		)
+		defer func() {
+			// Not under an actor's recovery: a store that panics must
+			// not take the node down (see conversationGrain.recoverPanic).
+			if r := recover(); r != nil {
+				err = fmt.Errorf("read conversation %d: panic: %v", conv, r)
+			}
+			root.Send(self, &hubLastSeq{conversationID: conv, lastSeq: info.LastSeq, err: err})
+		}()
+		c, cancel := context.WithTimeout(context.Background(), n.cfg.StoreTimeout)
+		defer cancel()
+		info, err = n.store.Conversation(c, conv)
+	}()
+}
+
+func (h *hub) lastSeqRead(ctx actor.Context, msg *hubLastSeq) {
+	conv := msg.conversationID
+	again := h.reading[conv] == readAgain
+	delete(h.reading, conv)
+	if again {
+		h.readLastSeq(ctx, conv)
+	}
+	if msg.err != nil {
+		h.node.logger.Warn("hub: read a conversation's last seq", "conversation_id", conv, "err", msg.err)
+		if !again {
+			h.after(ctx, max(h.node.cfg.RetryInterval, time.Second), &hubRetry{conversationID: conv})
+		}
+		return
+	}
+	h.tell(ctx, conv, msg.lastSeq)
+}
+
+func (h *hub) retry(ctx actor.Context, msg *hubRetry) {
+	conv := msg.conversationID
+	if msg.grain == nil {
+		h.readLastSeq(ctx, conv)
+		return
+	}
+	if indexOf(h.grains[conv], msg.grain) >= 0 && len(h.sessions[conv]) > 0 {
+		ctx.Request(msg.grain, &chatpb.Subscribe{ConversationId: conv})
+	}
+}
+
+func (h *hub) after(ctx actor.Context, d time.Duration, msg any) {
+	self, root := ctx.Self(), h.node.system.Root
+	time.AfterFunc(d, func() { root.Send(self, msg) })
+}
+
+// indexOf returns the position of pid in pids, -1 if absent.
+func indexOf(pids []*actor.PID, pid *actor.PID) int {
+	for i, p := range pids {
+		if p.Id == pid.Id && p.Address == pid.Address {
+			return i
+		}
+	}
+	return -1
+}
