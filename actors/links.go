@@ -44,6 +44,7 @@ type pendingPost struct {
 	clientMsgID    string    // as the client sent it ("" when it sent none)
 	deadline       time.Time // when the post times out (see sweepPosts)
 	sentTo         *actor.PID
+	sentAt         time.Time
 	resent         bool
 }
 
@@ -323,13 +324,16 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 	}
 	if !s.sweepArmed {
 		s.sweepArmed = true
-		s.after(ctx, s.node.cfg.PostTimeout, &sweepPosts{})
+		s.after(ctx, min(s.node.cfg.PostTimeout, s.node.cfg.SubscribeTimeout), &sweepPosts{})
 	}
 	s.dispatch(ctx, ref)
 }
 
-// sweepPosts times out the pending posts whose deadline passed and arms the
-// next sweep for the earliest remaining deadline.
+// sweepPosts times out the pending posts whose deadline passed, resends those
+// sent SubscribeTimeout ago to a grain whose node has left the topology (a
+// lookup right after a node died can still answer with its PID, and the
+// watch of an unreachable node may take long to report it), and arms the
+// next sweep for the earliest remaining deadline or check.
 func (s *session) sweepPosts(ctx actor.Context) {
 	s.sweepArmed = false
 	if s.stopped {
@@ -337,12 +341,31 @@ func (s *session) sweepPosts(ctx actor.Context) {
 	}
 	now := time.Now()
 	var next time.Time
+	soonest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
 	for ref, p := range s.pending {
-		switch {
-		case !p.deadline.After(now):
+		if !p.deadline.After(now) {
 			s.postTimedOut(ctx, ref)
-		case next.IsZero() || p.deadline.Before(next):
-			next = p.deadline
+			continue
+		}
+		soonest(p.deadline)
+		if p.sentTo == nil {
+			continue
+		}
+		check := p.sentAt.Add(s.node.cfg.SubscribeTimeout)
+		switch {
+		case check.After(now):
+			soonest(check)
+		case !s.node.isMember(p.sentTo.GetAddress()):
+			// Resent with its idempotency key once the grain is
+			// found again; the client hears nothing unless the
+			// deadline passes.
+			s.forget(ctx, p.conversationID, p.sentTo)
+		default:
+			soonest(now.Add(s.node.cfg.SubscribeTimeout))
 		}
 	}
 	if !next.IsZero() {
@@ -364,7 +387,7 @@ func (s *session) dispatch(ctx actor.Context, ref uint64) {
 		s.resolve(ctx, p.conversationID)
 		return
 	}
-	p.sentTo = l.pid
+	p.sentTo, p.sentAt = l.pid, time.Now()
 	ctx.Request(l.pid, p.post)
 }
 

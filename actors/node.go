@@ -66,7 +66,9 @@ type Config struct {
 	// LookupTimeout bounds one grain lookup. Zero means 1.5s.
 	LookupTimeout time.Duration
 	// SubscribeTimeout is how long a session waits for a grain to confirm a
-	// subscription before looking it up again. Zero means 3s.
+	// subscription before looking it up again, and after how long it resends
+	// an unanswered post to a fresh lookup if the grain's node has left the
+	// topology. Zero means 3s.
 	SubscribeTimeout time.Duration
 	// OwnerCheckInterval is how long after activating a conversation grain
 	// checks that its node owns it (later checks come with topology
@@ -377,6 +379,21 @@ func (n *Node) checkGrainOwners() {
 	for _, pid := range pids {
 		n.system.Root.Send(pid, &topologyChanged{})
 	}
+}
+
+// isMember reports whether addr is a member's in the latest topology (true
+// before the first topology is known).
+func (n *Node) isMember(addr string) bool {
+	addrs := n.addrs.Load()
+	if addrs == nil {
+		return true
+	}
+	for _, a := range *addrs {
+		if a == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // memberAddrs returns the members' addresses in the latest topology.
