@@ -356,3 +356,31 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A post committed by an activation that stopped before delivering it (here:
+// stored behind the grain's back), then resent to the current activation with
+// the same key, is answered as a duplicate and delivered: before, a duplicate
+// was never delivered, and such a message reached no one until the next one.
+func TestResentDuplicateIsDeliveredIfNew(t *testing.T) {
+	e := newTestEnv(t, Config{})
+	u, conv := e.visitor(t, "gus")
+	sink := e.spawn(t, SessionConfig{ConnID: "g", User: u, ConversationID: conv.ID, V1: true})
+	pid := e.sessions[0]
+	e.node.Deliver(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "one", ClientMsgID: "k1"}})
+	sink.waitFrame(t, 1, "message one", func(f map[string]any) bool { return f["type"] == "message" && f["message"] == "one" })
+
+	res, err := e.store.AppendMessages(context.Background(), []storage.NewMessage{{
+		ConversationID: conv.ID, SenderID: u.ID, SenderName: u.Name, Body: "two", ClientMsgID: "k2"}})
+	if err != nil || res[0].Err != nil || res[0].Message.Seq != 2 {
+		t.Fatalf("stored %+v, %v; want seq 2", res, err)
+	}
+	e.node.Deliver(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "two", ClientMsgID: "k2"}})
+	ack, _ := sink.waitFrame(t, 1, "ack of k2", answerTo("k2"))
+	if ack["type"] != "ack" || ack["seq"] != float64(2) || ack["duplicate"] != true {
+		t.Fatalf("answer %v, want a duplicate ack of seq 2", ack)
+	}
+	f, _ := sink.waitFrame(t, 0, "message two", func(f map[string]any) bool { return f["type"] == "message" && f["message"] == "two" })
+	if f["seq"] != float64(2) {
+		t.Fatalf("delivered %v, want seq 2", f)
+	}
+}

@@ -374,13 +374,18 @@ func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 		if pp.from != nil {
 			ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), Message: msg, Duplicate: res.Duplicate})
 		}
-		if res.Duplicate || msg.GetSeq() <= g.lastSeq {
-			// Already delivered (a resend, or stored by another activation
-			// whose deliveries sessions fill from the store).
+		if msg.GetSeq() <= g.lastSeq {
+			// Delivered already by this activation, or older than what
+			// it loaded.
 			continue
 		}
+		// A duplicate newer than that is a resend of a post that an
+		// activation which stopped committed without delivering it:
+		// deliver it now (sessions drop what they have already).
 		g.lastSeq = msg.GetSeq()
-		g.node.metrics.MessageStored()
+		if !res.Duplicate {
+			g.node.metrics.MessageStored()
+		}
 		d := newDelivery(msg)
 		for _, pid := range g.subs {
 			ctx.Send(pid, d)

@@ -56,7 +56,21 @@ type hub struct {
 	// another one terminated during the read (which may predate its last
 	// commits).
 	reading map[int64]readState
+	// ended holds when an activation of a conversation without sessions
+	// here terminated: a session joining soon after (its join may have
+	// waited behind the Terminated, a system message) still gets a store
+	// read. Entries older than endedFor are dropped by a sweep.
+	ended      map[int64]time.Time
+	sweepArmed bool
 }
+
+// endedFor is how long the hub remembers an activation's end for sessions
+// that join after it: longer than a handshake takes between its store read
+// and the session's join.
+const endedFor = 10 * time.Second
+
+// hubSweep drops old entries of ended.
+type hubSweep struct{}
 
 // hubJoin and hubLeave are a session joining and leaving its node's hub for
 // one conversation.
@@ -102,6 +116,7 @@ func newHub(n *Node) actor.Actor {
 		grains:   make(map[int64][]*actor.PID),
 		byGrain:  make(map[pidKey]int64),
 		reading:  make(map[int64]readState),
+		ended:    make(map[int64]time.Time),
 	}
 }
 
@@ -118,6 +133,16 @@ func (h *hub) Receive(ctx actor.Context) {
 		h.join(ctx, msg.conversationID, msg.session)
 	case *hubLeave:
 		h.leave(ctx, msg.conversationID, msg.session)
+	case *actor.Started:
+		h.started(ctx)
+	case *chatpb.HubStarted:
+		// Another node's hub is new: this node's grains announced
+		// themselves to it before it existed.
+		if from := ctx.Sender(); from != nil && from.GetAddress() != h.node.system.Address() {
+			go h.node.checkGrainOwners()
+		}
+	case *hubSweep:
+		h.sweepEnded(ctx)
 	case *chatpb.Announce:
 		h.announced(ctx, msg.GetConversationId(), ctx.Sender())
 	case *chatpb.Subscribed:
@@ -146,6 +171,36 @@ func (h *hub) join(ctx actor.Context, conv int64, s *actor.PID) {
 	// session up with what was stored since it connected.
 	for _, g := range h.grains[conv] {
 		ctx.Request(g, &chatpb.Subscribe{ConversationId: conv})
+	}
+	if t, ok := h.ended[conv]; ok {
+		delete(h.ended, conv)
+		if time.Since(t) < endedFor {
+			h.readLastSeq(ctx, conv)
+		}
+	}
+}
+
+// started tells the other members' hubs that this one exists (see
+// chatpb.HubStarted).
+func (h *hub) started(ctx actor.Context) {
+	self := h.node.system.Address()
+	for _, addr := range h.node.memberAddrs() {
+		if addr != self {
+			ctx.Request(actor.NewPID(addr, hubName), &chatpb.HubStarted{})
+		}
+	}
+}
+
+func (h *hub) sweepEnded(ctx actor.Context) {
+	h.sweepArmed = false
+	for conv, t := range h.ended {
+		if time.Since(t) >= endedFor {
+			delete(h.ended, conv)
+		}
+	}
+	if len(h.ended) > 0 {
+		h.sweepArmed = true
+		h.after(ctx, endedFor, &hubSweep{})
 	}
 }
 
@@ -179,7 +234,13 @@ func (h *hub) announced(ctx actor.Context, conv int64, g *actor.PID) {
 		return
 	}
 	if indexOf(h.grains[conv], g) >= 0 {
-		return // announced again (a topology change): nothing new
+		// Announced again (a topology change): subscribe again, in case
+		// the grain dropped this hub (it saw this node's connection
+		// fail); harmless otherwise.
+		if len(h.sessions[conv]) > 0 {
+			ctx.Request(g, &chatpb.Subscribe{ConversationId: conv})
+		}
+		return
 	}
 	h.grains[conv] = append(h.grains[conv], g)
 	h.byGrain[keyOf(g)] = conv
@@ -237,6 +298,14 @@ func (h *hub) grainTerminated(ctx actor.Context, who *actor.PID) {
 		delete(h.grains, conv)
 	} else {
 		h.grains[conv] = gs
+	}
+	if len(h.sessions[conv]) == 0 {
+		h.ended[conv] = time.Now()
+		if !h.sweepArmed {
+			h.sweepArmed = true
+			h.after(ctx, endedFor, &hubSweep{})
+		}
+		return
 	}
 	h.readLastSeq(ctx, conv)
 }

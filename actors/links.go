@@ -363,7 +363,16 @@ func (s *session) sweepPosts(ctx actor.Context) {
 			// Resent with its idempotency key once the grain is
 			// found again; the client hears nothing unless the
 			// deadline passes.
-			s.forget(ctx, p.conversationID, p.sentTo)
+			if l := s.links[p.conversationID]; l != nil && l.pid != nil && l.pid.Equal(p.sentTo) {
+				s.forget(ctx, p.conversationID, p.sentTo)
+			} else {
+				// The link moved on already (a refresh): resend there.
+				p.sentTo, p.resent = nil, true
+				s.dispatch(ctx, ref)
+				if q := s.pending[ref]; q != nil && q.sentTo != nil {
+					soonest(q.sentAt.Add(s.node.cfg.SubscribeTimeout))
+				}
+			}
 		default:
 			soonest(now.Add(s.node.cfg.SubscribeTimeout))
 		}
