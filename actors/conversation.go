@@ -482,32 +482,14 @@ func (g *conversationGrain) subscribe(ctx actor.Context) {
 		}
 		return
 	}
-	if g.subIndex(sender) < 0 {
+	if indexOf(g.subs, sender) < 0 {
 		g.subs = append(g.subs, sender)
 		ctx.Watch(sender)
 	}
 	reply(ctx, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
 }
 
-// subIndex returns the position of pid in subs, -1 if absent.
-func (g *conversationGrain) subIndex(pid *actor.PID) int {
-	for i, s := range g.subs {
-		if s.Id == pid.Id && s.Address == pid.Address {
-			return i
-		}
-	}
-	return -1
-}
-
 // removeSub drops pid from subs.
 func (g *conversationGrain) removeSub(pid *actor.PID) {
-	if i := g.subIndex(pid); i >= 0 {
-		last := len(g.subs) - 1
-		g.subs[i] = g.subs[last]
-		g.subs[last] = nil
-		g.subs = g.subs[:last]
-		if len(g.subs) == 0 {
-			g.subs = nil
-		}
-	}
+	g.subs, _ = removePID(g.subs, pid)
 }

@@ -208,14 +208,10 @@ func (h *hub) leave(ctx actor.Context, conv int64, s *actor.PID) {
 	if s == nil {
 		return
 	}
-	subs := h.sessions[conv]
-	i := indexOf(subs, s)
-	if i < 0 {
+	subs, ok := removePID(h.sessions[conv], s)
+	if !ok {
 		return
 	}
-	subs[i] = subs[len(subs)-1]
-	subs[len(subs)-1] = nil
-	subs = subs[:len(subs)-1]
 	if len(subs) > 0 {
 		h.sessions[conv] = subs
 		return
@@ -288,12 +284,7 @@ func (h *hub) grainTerminated(ctx actor.Context, who *actor.PID) {
 		return
 	}
 	delete(h.byGrain, k)
-	gs := h.grains[conv]
-	if i := indexOf(gs, who); i >= 0 {
-		gs[i] = gs[len(gs)-1]
-		gs[len(gs)-1] = nil
-		gs = gs[:len(gs)-1]
-	}
+	gs, _ := removePID(h.grains[conv], who)
 	if len(gs) == 0 {
 		delete(h.grains, conv)
 	} else {
@@ -380,4 +371,20 @@ func indexOf(pids []*actor.PID, pid *actor.PID) int {
 		}
 	}
 	return -1
+}
+
+// removePID drops pid from pids (order is not kept), reporting whether it
+// was there; the result is nil when empty.
+func removePID(pids []*actor.PID, pid *actor.PID) ([]*actor.PID, bool) {
+	i := indexOf(pids, pid)
+	if i < 0 {
+		return pids, false
+	}
+	last := len(pids) - 1
+	pids[i] = pids[last]
+	pids[last] = nil
+	if last == 0 {
+		return nil, true
+	}
+	return pids[:last], true
 }
