@@ -35,10 +35,15 @@ type Options struct {
 type Store struct {
 	now func() time.Time
 
-	mu        sync.RWMutex
-	closed    bool
-	lastNow   time.Time
-	lastID    int64 // last id handed out, shared by users, conversations and messages
+	mu      sync.RWMutex
+	closed  bool
+	lastNow time.Time
+
+	// The last id handed out in each sequence (see New).
+	lastUserID int64
+	lastConvID int64
+	lastMsgID  int64
+
 	users     map[int64]storage.User
 	userByExt map[string]int64
 	convs     map[int64]*conversation
@@ -58,18 +63,39 @@ type clientKey struct {
 	clientMsgID string
 }
 
+// MaxIDOrigin caps the origin of a Store's id sequences (see New): 2^52,
+// which leaves 2^52 ids per sequence below 2^53, the largest integer a
+// JavaScript number holds exactly. The clock reaches it in 2112.
+const MaxIDOrigin = 1 << 52
+
 // New returns an empty Store.
+//
+// Users, conversations and messages are numbered by three independent
+// sequences, each starting after the same origin: the time of New in
+// microseconds since 1970 (Options.Now; clamped to 0..MaxIDOrigin). So the
+// ids of a Store never meet those of a Store created earlier (by this
+// process or by an earlier run of the program) as long as that earlier Store
+// handed out fewer ids of each kind than microseconds passed between the two
+// calls of New, that is fewer than one per microsecond of its life, and the
+// clock did not step back across the restart. A restarted development server
+// thus never gives a new visitor an old visitor's conversation id, which a
+// page or a staff member may still hold. Ids stay below 2^53 (JavaScript's
+// safe integers) until 2112.
 func New(opts Options) *Store {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
+	origin := min(max(now().UnixMicro(), 0), MaxIDOrigin)
 	return &Store{
-		now:       now,
-		users:     make(map[int64]storage.User),
-		userByExt: make(map[string]int64),
-		convs:     make(map[int64]*conversation),
-		convByUsr: make(map[int64]int64),
+		now:        now,
+		lastUserID: origin,
+		lastConvID: origin,
+		lastMsgID:  origin,
+		users:      make(map[int64]storage.User),
+		userByExt:  make(map[string]int64),
+		convs:      make(map[int64]*conversation),
+		convByUsr:  make(map[int64]int64),
 	}
 }
 
@@ -84,9 +110,11 @@ func (s *Store) timestamp() time.Time {
 	return t
 }
 
-func (s *Store) nextID() int64 {
-	s.lastID++
-	return s.lastID
+// nextID advances the sequence *last and returns its new value. The caller
+// holds s.mu for writing.
+func nextID(last *int64) int64 {
+	*last++
+	return *last
 }
 
 var errClosed = storage.Errorf(storage.EUNAVAILABLE, "memstore: store is closed")
@@ -123,7 +151,7 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 		return u, nil
 	}
 	u := storage.User{
-		ID:         s.nextID(),
+		ID:         nextID(&s.lastUserID),
 		ExternalID: in.ExternalID,
 		Name:       name,
 		IsAdmin:    in.IsAdmin,
@@ -173,7 +201,7 @@ func (s *Store) EnsureConversation(ctx context.Context, userID int64) (storage.C
 	}
 	c := &conversation{
 		Conversation: storage.Conversation{
-			ID:        s.nextID(),
+			ID:        nextID(&s.lastConvID),
 			UserID:    userID,
 			CreatedAt: s.timestamp(),
 		},
@@ -241,7 +269,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 			}
 		}
 		stored := storage.Message{
-			ID:             s.nextID(),
+			ID:             nextID(&s.lastMsgID),
 			ConversationID: c.ID,
 			Seq:            c.LastSeq + 1,
 			SenderID:       m.SenderID,
