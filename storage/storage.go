@@ -70,6 +70,8 @@ const (
 	MaxPageSize         = 200  // Messages returns at most this many rows
 	DefaultPageSize     = 50   // Messages' page size when Page.Limit is 0
 	MaxInboxSize        = 1000 // Inbox returns at most this many conversations
+	DefaultInboxPage    = 50   // InboxPage's page size when its limit is 0
+	MaxInboxPage        = 200  // InboxPage returns at most this many conversations
 )
 
 // User is a person known to the host site, identified there by ExternalID
@@ -159,6 +161,38 @@ type InboxEntry struct {
 	LastMessage *Message `db:"-"`
 }
 
+// Cursor returns e's position in the inbox: InboxPage(ctx, e.Cursor(), n)
+// continues after e. An entry without LastMessageAt (no Store returns one)
+// gives a cursor with a zero time, which InboxPage refuses.
+func (e InboxEntry) Cursor() InboxCursor {
+	c := InboxCursor{ConversationID: e.ConversationID}
+	if e.LastMessageAt != nil {
+		c.LastMessageAt = *e.LastMessageAt
+	}
+	return c
+}
+
+// InboxCursor positions an inbox page: a page holds the conversations
+// strictly after the cursor in inbox order (most recent activity first:
+// last_message_at descending, then conversation id descending). The zero
+// InboxCursor means "from the top".
+//
+// A cursor other than the zero one has a ConversationID > 0 and a non-zero
+// LastMessageAt in whole microseconds (the precision at which stores keep
+// times; InboxEntry.Cursor gives such cursors). Compare times with Equal,
+// not ==: the location does not matter. Whoever carries a cursor outside
+// the process must keep its time to the microsecond: a JavaScript Date keeps
+// milliseconds only (its UnixMicro, below 2^53, is a safe JavaScript number).
+type InboxCursor struct {
+	LastMessageAt  time.Time
+	ConversationID int64
+}
+
+// IsZero reports whether c is the zero cursor: the top of the inbox.
+func (c InboxCursor) IsZero() bool {
+	return c.LastMessageAt.IsZero() && c.ConversationID == 0
+}
+
 // Store is grainchat's persistence. All methods are safe for concurrent use.
 // Every error is an *Error (see ErrorCode): EUNAVAILABLE when the backing
 // database cannot be reached, so callers can refuse instead of losing data.
@@ -214,7 +248,52 @@ type Store interface {
 	// Inbox returns up to limit conversations that have at least one message,
 	// most recent activity first (ties by descending conversation id), each with
 	// its user and newest message. limit <= 0 or > MaxInboxSize means MaxInboxSize.
+	// It is the first page of InboxPage, with a larger cap.
 	Inbox(ctx context.Context, limit int) ([]InboxEntry, error)
+
+	// InboxPage returns up to limit conversations (that have at least one
+	// message) after `after`, in inbox order, each with its user and newest
+	// message, like Inbox. limit 0 means DefaultInboxPage; more than
+	// MaxInboxPage is capped. EINVALID for a negative limit or an invalid
+	// cursor (see InboxCursor).
+	//
+	// Walking the inbox page by page (each page after the previous page's
+	// last entry's Cursor) while messages arrive: a conversation moves to the
+	// top of the inbox when it gets a message, so above the cursor. The walk
+	// therefore returns no conversation twice, and returns every conversation
+	// that got no message during the walk, in inbox order. A conversation
+	// that got a message during the walk may be missing from it (it moved
+	// above the cursor before the walk reached it): a client that walks the
+	// inbox learns of those from the live inbox_update frames, which it must
+	// follow from before its first page. This rests on a conversation's
+	// last_message_at never decreasing, which both stores guarantee.
+	InboxPage(ctx context.Context, after InboxCursor, limit int) ([]InboxEntry, error)
+
+	// StoreID identifies the data set this store serves: a non-empty, opaque
+	// string fixed when the store is opened, the same on every call, and the
+	// same for every process that opens the same data. Ids (of users,
+	// conversations, messages) and seqs mean something only within one data
+	// set: a page keeps the StoreID it cached data under and drops that data
+	// when the server reports another.
+	//
+	// storage/memstore: a fresh random id per New (a restarted development
+	// server is a new, empty data set). storage/pgstore: a value stored in the
+	// database (table grainchat_store, created with a random UUID by
+	// migration 00005), the same across restarts and on every node.
+	//
+	// Restoring a PostgreSQL backup: the restored data carries the StoreID it
+	// had when the backup was taken, but its id sequences are rewound to that
+	// moment, so the ids handed out after the backup will be handed out again,
+	// to other users, conversations and messages, and pages that cached them
+	// would show one visitor's conversation under another's id. After a
+	// restore, and before any chatd serves the restored database, an operator
+	// must give it a new StoreID: with every chatd stopped, run pgstore's
+	// Store.ResetStoreID (or in SQL: UPDATE grainchat_store SET id =
+	// gen_random_uuid()::text), then start the nodes. The same applies to
+	// any copy of the database that takes the original's place (a replica
+	// promoted after losing recent commits, a clone made with CREATE DATABASE
+	// … TEMPLATE).
+	StoreID() string
 
 	// Ping reports whether the store is reachable (nil) or not (EUNAVAILABLE).
 	Ping(ctx context.Context) error

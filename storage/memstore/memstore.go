@@ -10,6 +10,7 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"slices"
 	"sync"
 	"time"
@@ -34,6 +35,7 @@ type Options struct {
 // not usable; call New.
 type Store struct {
 	now func() time.Time
+	id  string // StoreID
 
 	mu      sync.RWMutex
 	closed  bool
@@ -89,6 +91,7 @@ func New(opts Options) *Store {
 	origin := min(max(now().UnixMicro(), 0), MaxIDOrigin)
 	return &Store{
 		now:        now,
+		id:         "mem-" + rand.Text(),
 		lastUserID: origin,
 		lastConvID: origin,
 		lastMsgID:  origin,
@@ -328,23 +331,38 @@ func (s *Store) Messages(ctx context.Context, conversationID int64, p storage.Pa
 
 // Inbox implements storage.Store.
 func (s *Store) Inbox(ctx context.Context, limit int) ([]storage.InboxEntry, error) {
-	limit = rules.InboxLimit(limit)
+	return s.inboxPage(ctx, storage.InboxCursor{}, rules.InboxLimit(limit))
+}
+
+// InboxPage implements storage.Store. It sorts the conversations after the
+// cursor on each call: fine for the development store.
+func (s *Store) InboxPage(ctx context.Context, after storage.InboxCursor, limit int) ([]storage.InboxEntry, error) {
+	limit, err := rules.InboxPageLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := rules.InboxCursor(after); err != nil {
+		return nil, err
+	}
+	return s.inboxPage(ctx, after, limit)
+}
+
+// inboxPage returns up to limit (resolved) conversations with messages
+// after the (valid) cursor, in inbox order.
+func (s *Store) inboxPage(ctx context.Context, after storage.InboxCursor, limit int) ([]storage.InboxEntry, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
 	}
-	active := make([]*conversation, 0, len(s.convs))
+	active := make([]*conversation, 0, min(len(s.convs), 4*limit))
 	for _, c := range s.convs {
-		if c.LastSeq > 0 {
+		if c.LastSeq > 0 && (after.IsZero() || inboxCompare(c, after) > 0) {
 			active = append(active, c)
 		}
 	}
 	slices.SortFunc(active, func(a, b *conversation) int {
-		if c := b.LastMessageAt.Compare(*a.LastMessageAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.ID, a.ID)
+		return inboxCompare(a, b.Cursor())
 	})
 	if len(active) > limit {
 		active = active[:limit]
@@ -366,6 +384,25 @@ func (s *Store) Inbox(ctx context.Context, limit int) ([]storage.InboxEntry, err
 	}
 	return entries, nil
 }
+
+// Cursor is the conversation's position in the inbox; it has a message.
+func (c *conversation) Cursor() storage.InboxCursor {
+	return storage.InboxCursor{LastMessageAt: *c.LastMessageAt, ConversationID: c.ID}
+}
+
+// inboxCompare compares the inbox positions of c (which has a message) and
+// p: negative when c comes first (more recent activity, or the same and a
+// higher id), positive when it comes after p.
+func inboxCompare(c *conversation, p storage.InboxCursor) int {
+	if d := p.LastMessageAt.Compare(*c.LastMessageAt); d != 0 {
+		return d
+	}
+	return cmp.Compare(p.ConversationID, c.ID)
+}
+
+// StoreID implements storage.Store: "mem-" and 26 random characters, new
+// for each Store.
+func (s *Store) StoreID() string { return s.id }
 
 // Ping implements storage.Store: nil until the store is closed.
 func (s *Store) Ping(ctx context.Context) error {

@@ -88,6 +88,9 @@ type Store struct {
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sqlx.Stmt // see prepared
+
+	idMu sync.RWMutex
+	id   string // see StoreID
 }
 
 // prepared returns query prepared, preparing it on first use; database/sql
@@ -150,7 +153,8 @@ func (s *Store) getPrepared(ctx context.Context, dest any, query string, args ..
 
 // Open connects to the database named by dsn (a postgres:// URL or a
 // key=value string, as lib/pq accepts), applies pending migrations unless
-// opts.SkipMigrations, and checks that the database answers. A nil logger
+// opts.SkipMigrations, checks that the database answers and reads its store
+// id (StoreID; a schema without it is EINTERNAL). A nil logger
 // discards logs. Errors are *storage.Error: EUNAVAILABLE when the server
 // cannot be reached, EINTERNAL otherwise (a bad DSN, a failed migration).
 func Open(ctx context.Context, logger *slog.Logger, dsn string, opts Options) (*Store, error) {
@@ -174,9 +178,13 @@ func Open(ctx context.Context, logger *slog.Logger, dsn string, opts Options) (*
 			return nil, err
 		}
 	}
+	if s.id, err = s.readStoreID(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	logger.Info("pgstore: opened",
 		"host", cfg.Host, "port", cfg.Port, "database", cfg.Database, "user", cfg.User,
-		"max_open_conns", opts.MaxOpenConns, "migrations", !opts.SkipMigrations)
+		"max_open_conns", opts.MaxOpenConns, "migrations", !opts.SkipMigrations, "store_id", s.id)
 	return s, nil
 }
 

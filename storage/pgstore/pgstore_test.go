@@ -256,6 +256,8 @@ func TestUnavailable_proxyCut(t *testing.T) {
 		{"Ping", func() error { return s.Ping(ctx) }},
 		{"Messages", func() error { _, err := s.Messages(ctx, c.ID, storage.Page{}); return err }},
 		{"Inbox", func() error { _, err := s.Inbox(ctx, 0); return err }},
+		{"InboxPage", func() error { _, err := s.InboxPage(ctx, storage.InboxCursor{}, 0); return err }},
+		{"ResetStoreID", func() error { _, err := s.ResetStoreID(ctx); return err }},
 		{"User", func() error { _, err := s.User(ctx, u.ID); return err }},
 		{"Connect", func() error { _, _, err := s.Connect(ctx, visitor); return err }},
 		{"Conversation", func() error { _, err := s.Conversation(ctx, c.ID); return err }},

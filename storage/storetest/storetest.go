@@ -57,6 +57,12 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Messages/NotFoundAndEmpty", testMessagesNotFoundAndEmpty},
 		{"Inbox/OrderAndContent", testInboxOrderAndContent},
 		{"Inbox/Empty", testInboxEmpty},
+		{"InboxPage/Walk", testInboxPageWalk},
+		{"InboxPage/Ties", testInboxPageTies},
+		{"InboxPage/Invalid", testInboxPageInvalid},
+		{"InboxPage/MovesDuringWalk", testInboxPageMovesDuringWalk},
+		{"StoreID", testStoreID},
+		{"IDs/SafeIntegers", testIDsSafeIntegers},
 		{"Ping", testPing},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ package rules
 
 import (
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/grainchat/grainchat/storage"
@@ -122,4 +123,46 @@ func InboxLimit(limit int) int {
 		return storage.MaxInboxSize
 	}
 	return limit
+}
+
+// InboxPageLimit resolves InboxPage's limit: 0 means
+// storage.DefaultInboxPage, more than storage.MaxInboxPage is capped, and a
+// negative limit is EINVALID.
+func InboxPageLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, storage.Errorf(storage.EINVALID, "inbox page limit must not be negative")
+	case limit == 0:
+		return storage.DefaultInboxPage, nil
+	case limit > storage.MaxInboxPage:
+		return storage.MaxInboxPage, nil
+	}
+	return limit, nil
+}
+
+// Cursor times must lie within what both stores keep exactly: PostgreSQL's
+// timestamptz reaches further, but these years are more than any activity
+// time needs, and Go formats them without surprises.
+var (
+	minCursorTime = time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC)
+	maxCursorTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// InboxCursor checks an InboxPage cursor: the zero cursor, or a
+// ConversationID > 0 with a LastMessageAt in whole microseconds between the
+// years 1 and 9999. It returns an EINVALID *storage.Error otherwise.
+func InboxCursor(c storage.InboxCursor) error {
+	switch {
+	case c.IsZero():
+		return nil
+	case c.ConversationID <= 0:
+		return storage.Errorf(storage.EINVALID, "inbox cursor: conversation id must be positive")
+	case c.LastMessageAt.IsZero():
+		return storage.Errorf(storage.EINVALID, "inbox cursor: time is missing")
+	case c.LastMessageAt.Nanosecond()%1000 != 0:
+		return storage.Errorf(storage.EINVALID, "inbox cursor: time must be in whole microseconds")
+	case c.LastMessageAt.Before(minCursorTime) || c.LastMessageAt.After(maxCursorTime):
+		return storage.Errorf(storage.EINVALID, "inbox cursor: time out of range")
+	}
+	return nil
 }

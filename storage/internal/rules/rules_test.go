@@ -3,6 +3,7 @@ package rules
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/grainchat/grainchat/storage"
@@ -70,6 +71,49 @@ func TestInboxLimit(t *testing.T) {
 		storage.MaxInboxSize: storage.MaxInboxSize, storage.MaxInboxSize + 1: storage.MaxInboxSize} {
 		if got := InboxLimit(in); got != want {
 			t.Errorf("InboxLimit(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestInboxPageLimit(t *testing.T) {
+	for _, tt := range []struct{ in, want int }{
+		{0, storage.DefaultInboxPage},
+		{1, 1},
+		{storage.MaxInboxPage, storage.MaxInboxPage},
+		{storage.MaxInboxPage + 1, storage.MaxInboxPage},
+	} {
+		if got, err := InboxPageLimit(tt.in); got != tt.want || err != nil {
+			t.Errorf("InboxPageLimit(%d) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := InboxPageLimit(-1); storage.ErrorCode(err) != storage.EINVALID {
+		t.Errorf("InboxPageLimit(-1): %v, want EINVALID", err)
+	}
+}
+
+func TestInboxCursor(t *testing.T) {
+	at := time.Date(2026, 12, 5, 8, 0, 0, 123456000, time.UTC)
+	for _, c := range []storage.InboxCursor{
+		{},
+		{LastMessageAt: at, ConversationID: 1},
+		{LastMessageAt: at.In(time.FixedZone("x", 3600)), ConversationID: 1 << 62},
+		{LastMessageAt: time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC), ConversationID: 1},
+	} {
+		if err := InboxCursor(c); err != nil {
+			t.Errorf("InboxCursor(%+v): %v", c, err)
+		}
+	}
+	for _, c := range []storage.InboxCursor{
+		{ConversationID: 1},
+		{LastMessageAt: at},
+		{LastMessageAt: at, ConversationID: -1},
+		{LastMessageAt: at.Add(1), ConversationID: 1},
+		{LastMessageAt: at.Add(999), ConversationID: 1},
+		{LastMessageAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), ConversationID: 1},
+		{LastMessageAt: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), ConversationID: 1},
+	} {
+		if err := InboxCursor(c); storage.ErrorCode(err) != storage.EINVALID {
+			t.Errorf("InboxCursor(%+v): %v, want EINVALID", c, err)
 		}
 	}
 }
