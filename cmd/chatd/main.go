@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,10 +20,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chatd:", err)
-		os.Exit(1)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode is the process's exit status for run's answer: 0 when it
+// succeeded or only printed the usage asked for (-h, --help), else 1 after
+// the error is written to stderr.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(stderr, "chatd:", err)
+	return 1
 }
 
 // run is chatd's whole program; tests call it directly.
