@@ -52,7 +52,7 @@ func TestBrowserErrorsInWords(t *testing.T) {
 		if (retry) retry.click();
 		return document.querySelectorAll('#messages .msg[data-seq]').length === 2;
 	})()`)
-	checkThread(t, p, []string{"first", "during the outage"})
+	checkThread(t, p.page, []string{"first", "during the outage"})
 	conv := waitMessage(t, staff, "first").Int("conversation_id")
 	waitMsg(t, staff, conv, "during the outage")
 	post(t, staff, conv, "marker", "m1")

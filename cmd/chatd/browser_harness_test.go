@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log"
 	"net"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -108,11 +110,10 @@ func browserErrorf(format string, args ...any) {
 	}
 }
 
-// tab is a page in its own browser context.
+// tab is a page in its own browser context, driven by chromedp.
 type tab struct {
-	t    testing.TB
-	name string
-	ctx  context.Context
+	*page
+	ctx context.Context
 }
 
 // newTab opens a tab in a new browser context: its own cookies and storage.
@@ -123,10 +124,144 @@ func (b *browser) newTab(name string) *tab {
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("%s: open tab: %v", name, err)
 	}
-	return &tab{t: b.t, name: name, ctx: ctx}
+	return newChromeTab(b.t, name, ctx)
 }
 
-// timed runs f with a context bounded by browserWait.
+// newPage is newTab for the flows written once for every browser.
+func (b *browser) newPage(name string) *page { return b.newTab(name).page }
+
+func newChromeTab(t testing.TB, name string, ctx context.Context) *tab {
+	return &tab{page: &page{t: t, name: name, d: chromeDriver{ctx}}, ctx: ctx}
+}
+
+// chromeDriver drives one chromedp target.
+type chromeDriver struct{ ctx context.Context }
+
+var _ driver = chromeDriver{}
+
+// bound is the target's context, ending when ctx ends too.
+func (c chromeDriver) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	tctx, cancel := context.WithCancel(c.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	return tctx, func() { stop(); cancel() }
+}
+
+// on runs actions on the target within ctx.
+func (c chromeDriver) on(ctx context.Context, actions ...chromedp.Action[chromedp.Void]) error {
+	deadline, _ := ctx.Deadline()
+	tctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	return chromedp.Do(tctx, actions...)
+}
+
+func (c chromeDriver) navigate(ctx context.Context, url string) error {
+	return c.on(ctx, chromedp.Navigate(url))
+}
+
+func (c chromeDriver) reload(ctx context.Context) error { return c.on(ctx, chromedp.Reload()) }
+
+func (c chromeDriver) eval(ctx context.Context, expr string, out any) error {
+	deadline, _ := ctx.Deadline()
+	tctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	raw, err := chromedp.Run(tctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode %.200s: %w", raw, err)
+	}
+	return nil
+}
+
+func (c chromeDriver) run(ctx context.Context, script string) error {
+	return c.on(ctx, chromedp.Evaluate[chromedp.Void](script))
+}
+
+func (c chromeDriver) click(ctx context.Context, selector string) error {
+	return c.on(ctx, chromedp.Click(chromedp.CSS(selector)))
+}
+
+func (c chromeDriver) typeKeys(ctx context.Context, text string) error {
+	return c.on(ctx, chromedp.KeyEvent(text))
+}
+
+func (c chromeDriver) pressEnter(ctx context.Context, shift bool) error {
+	return c.on(ctx, pressEnterMod(shift))
+}
+
+func (c chromeDriver) screenshot(ctx context.Context) ([]byte, error) {
+	deadline, _ := ctx.Deadline()
+	tctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	return chromedp.Run(tctx, chromedp.CaptureScreenshot())
+}
+
+func (c chromeDriver) setToken(ctx context.Context, addr, token string) error {
+	return c.on(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.SetCookie, network.SetCookieParams{
+			Name:     "chat_token",
+			Value:    token,
+			URL:      "http://" + addr + "/",
+			Path:     "/",
+			HTTPOnly: new(true),
+			SameSite: network.CookieSameSiteLax,
+		})
+		return err
+	}))
+}
+
+func (c chromeDriver) console(ctx context.Context) (func() (consoleEntry, error), error) {
+	cctx, cancel := c.bound(ctx)
+	next, stop := iter.Pull2(chromedp.Console(cctx))
+	context.AfterFunc(cctx, func() { cancel(); stop() })
+	return func() (consoleEntry, error) {
+		m, err, ok := next()
+		if !ok {
+			if ctx.Err() != nil {
+				return consoleEntry{}, ctx.Err()
+			}
+			return consoleEntry{}, errors.New("the console subscription ended")
+		}
+		if err != nil {
+			return consoleEntry{}, err
+		}
+		e := consoleEntry{Method: string(m.Type), Text: m.Text}
+		if m.IsException() {
+			e.Method = "exception"
+		}
+		for _, a := range m.Args {
+			arg := consoleArg{Type: string(a.Type)}
+			if a.Type == runtime.RemoteObjectTypeString {
+				_ = json.Unmarshal(a.Value, &arg.Text)
+			} else if len(a.Value) > 0 {
+				arg.Text = string(a.Value)
+			} else {
+				arg.Text = a.Description
+			}
+			if a.Type == runtime.RemoteObjectTypeObject && a.Preview != nil {
+				arg.Values = map[string]string{}
+				for _, prop := range a.Preview.Properties {
+					arg.Keys = append(arg.Keys, prop.Name)
+					arg.Values[prop.Name] = prop.Value
+				}
+			}
+			e.Args = append(e.Args, arg)
+		}
+		return e, nil
+	}, nil
+}
+
+func (c chromeDriver) gone() error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// timed runs f with the tab's chromedp context, bounded by browserWait.
 func (p *tab) timed(f func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(p.ctx, browserWait)
 	defer cancel()
@@ -138,108 +273,6 @@ func (p *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	if err := p.timed(func(ctx context.Context) error { return chromedp.Do(ctx, actions...) }); err != nil {
 		p.t.Fatalf("%s: %s: %v%s", p.name, what, err, p.debugState())
-	}
-}
-
-// evalJSON evaluates expr and decodes its JSON-able value into out.
-func (p *tab) evalJSON(expr string, out any) {
-	p.t.Helper()
-	raw, err := p.evalRaw(expr)
-	if err != nil {
-		p.t.Fatalf("%s: evaluate %s: %v", p.name, expr, err)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		p.t.Fatalf("%s: decode %s: %v (%s)", p.name, expr, err, raw)
-	}
-}
-
-func (p *tab) evalRaw(expr string) ([]byte, error) {
-	var raw []byte
-	err := p.timed(func(ctx context.Context) error {
-		var err error
-		raw, err = chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr))
-		return err
-	})
-	return raw, err
-}
-
-// evalString evaluates expr to a string.
-func (p *tab) evalString(expr string) string {
-	p.t.Helper()
-	var s string
-	p.evalJSON(expr, &s)
-	return s
-}
-
-// waitJS polls expr (every 50ms) until it is truthy.
-func (p *tab) waitJS(what, expr string) {
-	p.t.Helper()
-	err := p.timed(func(ctx context.Context) error {
-		for {
-			_, err := chromedp.Run(ctx, chromedp.Poll[json.RawMessage](expr,
-				chromedp.WithPollingInterval(50*time.Millisecond),
-				chromedp.WithPollingTimeout(browserWait)))
-			// A navigation destroys the context the poll ran in: poll again
-			// in the new document.
-			if err == nil || ctx.Err() != nil || !navigatedAway(err) {
-				return err
-			}
-		}
-	})
-	if err != nil {
-		p.t.Fatalf("%s: waiting for %s (%s): %v%s", p.name, what, expr, err, p.debugState())
-	}
-}
-
-func navigatedAway(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "context with specified id") || strings.Contains(msg, "Execution context was destroyed") ||
-		strings.Contains(msg, "Inspected target navigated or closed")
-}
-
-// debugState describes the page for a failure message.
-func (p *tab) debugState() string {
-	ctx, cancel := context.WithTimeout(p.ctx, 3*time.Second)
-	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](`({
-		url: location.href,
-		error: document.querySelector('.form-error')?.textContent,
-		title: document.title,
-		state: document.getElementById('state')?.textContent,
-		banner: document.getElementById('banner')?.hidden === false ? document.getElementById('banner').textContent : '',
-		notice: document.getElementById('notice')?.hidden === false ? document.getElementById('notice').textContent : '',
-		messages: [...document.querySelectorAll('#messages .msg')].map(li => (li.dataset.seq || 'pending') + ': ' + li.querySelector('.text')?.textContent),
-		inbox: [...document.querySelectorAll('#inbox .conv')].map(b => b.querySelector('.conv-name')?.textContent + ' [' + (b.querySelector('.badge')?.textContent || '') + '] ' + b.querySelector('.conv-preview')?.textContent),
-	})`))
-	if err != nil {
-		return fmt.Sprintf("\n  (page state unavailable: %v)", err)
-	}
-	return "\n  page: " + string(raw)
-}
-
-// navigate loads url and waits for the load event.
-func (p *tab) navigate(url string) {
-	p.t.Helper()
-	p.do("navigate to "+url, chromedp.Navigate(url))
-}
-
-// setToken gives the tab the chat_token cookie for the server at addr, as
-// the host site would (HttpOnly, SameSite=Lax).
-func (p *tab) setToken(addr, token string) {
-	p.t.Helper()
-	err := p.timed(func(ctx context.Context) error {
-		_, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{
-			Name:     "chat_token",
-			Value:    token,
-			URL:      "http://" + addr + "/",
-			Path:     "/",
-			HTTPOnly: new(true),
-			SameSite: network.CookieSameSiteLax,
-		})
-		return err
-	})
-	if err != nil {
-		p.t.Fatalf("%s: set cookie: %v", p.name, err)
 	}
 }
 
@@ -260,11 +293,17 @@ func (p *tab) cookies(url string) []*network.Cookie {
 
 // pressEnter sends the Enter key the way a keyboard does (keydown, keyup),
 // without the extra char event of SendKeys("\n").
-func pressEnter() chromedp.Action[chromedp.Void] {
+func pressEnter() chromedp.Action[chromedp.Void] { return pressEnterMod(false) }
+
+func pressEnterMod(shift bool) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		var mods int64
+		if shift {
+			mods = 8 // Shift
+		}
 		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
 			_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
-				Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
+				Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13, Modifiers: mods,
 			})
 			if err != nil {
 				return err
@@ -272,19 +311,6 @@ func pressEnter() chromedp.Action[chromedp.Void] {
 		}
 		return nil
 	})
-}
-
-// waitOnline waits until the page's connection state says Connected.
-func (p *tab) waitOnline() {
-	p.t.Helper()
-	p.waitJS("the connection to be up", `document.getElementById('state')?.dataset.state === 'online'`)
-}
-
-// typeAndSend types text into the composer and presses Enter.
-func (p *tab) typeAndSend(text string) {
-	p.t.Helper()
-	p.waitJS("the composer to be enabled", `!document.getElementById('text').disabled`)
-	p.do("type "+text, chromedp.SendKeys(chromedp.ID("text"), text), pressEnter())
 }
 
 // pasteAndSend puts text into the composer at once (long texts) and presses Enter.
@@ -298,74 +324,6 @@ func (p *tab) pasteAndSend(text string) {
 		pressEnter())
 }
 
-// shownMessage is a message as the page shows it.
-type shownMessage struct {
-	Seq  int64  `json:"seq"`
-	Text string `json:"text"`
-	Who  string `json:"who"`
-	Side string `json:"side"`
-}
-
-// messages returns the stored messages the page shows, in page order.
-func (p *tab) messages() []shownMessage {
-	p.t.Helper()
-	var out []shownMessage
-	p.evalJSON(`[...document.querySelectorAll('#messages .msg[data-seq]')].map(li => ({
-		seq: Number(li.dataset.seq),
-		text: li.querySelector('.text').textContent,
-		who: li.querySelector('.who')?.textContent || '',
-		side: li.classList.contains('ours') ? 'ours' : 'theirs',
-	}))`, &out)
-	return out
-}
-
-// waitMessageText waits until a stored message with exactly text is shown.
-func (p *tab) waitMessageText(text string) {
-	p.t.Helper()
-	p.waitJS(fmt.Sprintf("message %q", text), fmt.Sprintf(
-		`[...document.querySelectorAll('#messages .msg[data-seq] .text')].some(e => e.textContent === %s)`, jsString(text)))
-}
-
-// shownConv is a conversation as the inbox shows it.
-type shownConv struct {
-	Conv    int64  `json:"conv"`
-	Name    string `json:"name"`
-	Preview string `json:"preview"`
-	Unread  string `json:"unread"`
-	Time    string `json:"time"`
-}
-
-func (p *tab) inbox() []shownConv {
-	p.t.Helper()
-	var out []shownConv
-	p.evalJSON(`[...document.querySelectorAll('#inbox .conv')].map(b => ({
-		conv: Number(b.dataset.conv),
-		name: b.querySelector('.conv-name').textContent,
-		preview: b.querySelector('.conv-preview').textContent,
-		unread: b.querySelector('.badge')?.textContent || '',
-		time: b.querySelector('.conv-time').textContent,
-	}))`, &out)
-	return out
-}
-
-// waitInbox waits until the inbox, as "name [unread] preview" lines in page
-// order, equals want.
-func (p *tab) waitInbox(want ...string) {
-	p.t.Helper()
-	w, _ := json.Marshal(want)
-	p.waitJS("inbox "+strings.Join(want, " | "), fmt.Sprintf(`JSON.stringify([...document.querySelectorAll('#inbox .conv')].map(b =>
-		b.querySelector('.conv-name').textContent + ' [' + (b.querySelector('.badge')?.textContent || '') + '] ' +
-		b.querySelector('.conv-preview').textContent)) === JSON.stringify(JSON.parse(%s))`, jsString(string(w))))
-}
-
-// openConversation clicks the inbox entry of conv.
-func (p *tab) openConversation(conv int64) {
-	p.t.Helper()
-	p.do(fmt.Sprintf("open conversation %d", conv), chromedp.Click(chromedp.CSS(fmt.Sprintf(`#inbox .conv[data-conv="%d"]`, conv))))
-	p.waitJS("the conversation to load", fmt.Sprintf(
-		`document.querySelector('#inbox .conv.active')?.dataset.conv === '%d' && !document.getElementById('pane').hidden`, conv))
-}
-
 // viewport sets the page's size: a desktop window, or a phone screen.
 func (p *tab) viewport(width, height int64, phone bool) {
 	p.t.Helper()
@@ -374,27 +332,6 @@ func (p *tab) viewport(width, height int64, phone bool) {
 		return
 	}
 	p.do("desktop viewport", chromedp.EmulateViewport(width, height))
-}
-
-// screenshot saves the visible page as artifactsDir()/name.
-func (p *tab) screenshot(name string) string {
-	p.t.Helper()
-	var png []byte
-	err := p.timed(func(ctx context.Context) error {
-		var err error
-		png, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		return err
-	})
-	if err != nil {
-		p.t.Fatalf("%s: screenshot: %v", p.name, err)
-	}
-	dir := artifactsDir(p.t)
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		p.t.Fatalf("save screenshot: %v", err)
-	}
-	p.t.Logf("screenshot: %s", path)
-	return path
 }
 
 // artifactsDir is $ARTIFACTS_DIR, or artifacts/screenshots at the

@@ -51,6 +51,6 @@ func TestBrowserHistoryPages(t *testing.T) {
 		for i := 1; i <= total; i++ {
 			texts = append(texts, fmt.Sprintf("message %d", i))
 		}
-		checkThread(t, p, texts)
+		checkThread(t, p.page, texts)
 	}
 }

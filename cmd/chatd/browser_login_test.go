@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/grainchat/grainchat/transport/auth"
@@ -33,7 +33,7 @@ func (p *tab) devLogin(addr, name string, staff bool) {
 		want = "/admin/"
 	}
 	err := p.timed(func(ctx context.Context) error {
-		_, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Submit(chromedp.CSS("form.login-form"))))
+		_, err := chromedp.Run(ctx, chromedp.WaitEvent(cdppage.LoadEventFired, nil, chromedp.Submit(chromedp.CSS("form.login-form"))))
 		return err
 	})
 	if err != nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"reflect"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
@@ -97,7 +95,7 @@ func TestBrowserServerRestart(t *testing.T) {
 	for _, p := range []*tab{visitor, admin} {
 		p.waitMessageText("typed while down")
 		p.waitJS("nothing pending", `document.querySelectorAll('#messages .msg.pending, #messages .msg.failed').length === 0`)
-		checkThread(t, p, want)
+		checkThread(t, p.page, want)
 	}
 	waitMessage(t, otherDevice, "typed while down")
 
@@ -112,26 +110,7 @@ func TestBrowserServerRestart(t *testing.T) {
 		// the ack (they travel separately): wait for both.
 		p.waitMessageText("after 2")
 		p.waitJS("nothing pending", `document.querySelectorAll('#messages .msg.pending, #messages .msg.failed').length === 0`)
-		checkThread(t, p, want)
+		checkThread(t, p.page, want)
 	}
 	admin.waitInbox("Alice [] after 2")
-}
-
-// checkThread checks that p shows exactly texts, with seqs 1…n, each once.
-func checkThread(t *testing.T, p *tab, texts []string) {
-	t.Helper()
-	got := p.messages()
-	var gotTexts []string
-	var seqs, wantSeqs []int64
-	for i, m := range got {
-		gotTexts = append(gotTexts, m.Text)
-		seqs = append(seqs, m.Seq)
-		wantSeqs = append(wantSeqs, int64(i+1))
-	}
-	if !reflect.DeepEqual(gotTexts, texts) || !reflect.DeepEqual(seqs, wantSeqs) {
-		t.Errorf("%s shows %q (seqs %v), want %q with seqs 1…%d", p.name, gotTexts, seqs, texts, len(texts))
-	}
-	if n := p.evalString(`String(document.querySelectorAll('#messages .msg').length)`); n != fmt.Sprint(len(texts)) {
-		t.Errorf("%s has %s message elements, want %d", p.name, n, len(texts))
-	}
 }

@@ -115,7 +115,7 @@ func (p *tab) frameTab(prefix string) *tab {
 				if err := chromedp.Do(ctx); err != nil {
 					p.t.Fatalf("attach to the frame: %v", err)
 				}
-				return &tab{t: p.t, name: p.name + " frame", ctx: ctx}
+				return newChromeTab(p.t, p.name+" frame", ctx)
 			}
 		}
 		if time.Now().After(deadline) {
