@@ -405,3 +405,58 @@ func testIDsSafeIntegers(t *testing.T, s storage.Store) {
 		}
 	}
 }
+
+// testAppendTimesNeverGoBack appends to one conversation from several
+// goroutines at once. Invariant (relied on by InboxPage's walk): created_at
+// never decreases along a conversation's seqs, and last_message_at is the
+// newest message's, so a conversation only ever moves up the inbox.
+func testAppendTimesNeverGoBack(t *testing.T, s storage.Store) {
+	const (
+		writers = 8
+		calls   = 25
+	)
+	w := newWorld(t, s, 2)
+	a, b := w.convs[0], w.convs[1]
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for k := range writers {
+		wg.Go(func() {
+			for i := range calls {
+				// Half the calls also touch b, so that they wait on two locks.
+				msgs := []storage.NewMessage{w.msg(a, fmt.Sprintf("w%d c%d", k, i))}
+				if i%2 == 0 {
+					msgs = append(msgs, w.msg(b, fmt.Sprintf("w%d c%d", k, i)))
+				}
+				res, err := s.AppendMessages(t.Context(), msgs)
+				if err == nil {
+					err = res[0].Err
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("AppendMessages: %v", err)
+	}
+	for _, c := range []storage.Conversation{a, b} {
+		msgs := allMessages(t, s, c.ID)
+		for i := 1; i < len(msgs); i++ {
+			if msgs[i].CreatedAt.Before(msgs[i-1].CreatedAt) {
+				t.Fatalf("conversation %d: seq %d stored at %v, before seq %d at %v",
+					c.ID, msgs[i].Seq, msgs[i].CreatedAt, msgs[i-1].Seq, msgs[i-1].CreatedAt)
+			}
+		}
+		got, err := s.Conversation(t.Context(), c.ID)
+		if err != nil {
+			t.Fatalf("Conversation: %v", err)
+		}
+		if last := msgs[len(msgs)-1]; got.LastMessageAt == nil || !got.LastMessageAt.Equal(last.CreatedAt) {
+			t.Fatalf("conversation %d: last_message_at %v, newest message at %v", c.ID, got.LastMessageAt, last.CreatedAt)
+		}
+	}
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"AppendMessages/RoundTrip", testAppendRoundTrip},
 		{"AppendMessages/Concurrent", testAppendConcurrent},
 		{"AppendMessages/ConcurrentSameClientID", testAppendConcurrentSameClientID},
+		{"AppendMessages/TimesNeverGoBack", testAppendTimesNeverGoBack},
 		{"Messages/Pages", testMessagesPages},
 		{"Messages/Caps", testMessagesCaps},
 		{"Messages/Invalid", testMessagesInvalid},
