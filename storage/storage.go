@@ -270,8 +270,9 @@ type Store interface {
 	InboxPage(ctx context.Context, after InboxCursor, limit int) ([]InboxEntry, error)
 
 	// StoreID identifies the data set this store serves: a non-empty, opaque
-	// string fixed when the store is opened, the same on every call, and the
-	// same for every process that opens the same data. Ids (of users,
+	// string fixed when the store is opened, the same on every call (the one
+	// exception is an operator's tool: pgstore's ResetStoreID), and the same
+	// for every process that opens the same data. Ids (of users,
 	// conversations, messages) and seqs mean something only within one data
 	// set: a page keeps the StoreID it cached data under and drops that data
 	// when the server reports another.
