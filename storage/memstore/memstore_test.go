@@ -35,6 +35,18 @@ func TestClose(t *testing.T) {
 	if code := storage.ErrorCode(err); code != storage.EUNAVAILABLE {
 		t.Fatalf("AppendMessages after Close: code %q, want %q", code, storage.EUNAVAILABLE)
 	}
+	_, err = s.InboxPage(t.Context(), storage.InboxCursor{}, 0)
+	if code := storage.ErrorCode(err); code != storage.EUNAVAILABLE {
+		t.Fatalf("InboxPage after Close: code %q, want %q", code, storage.EUNAVAILABLE)
+	}
+}
+
+// TestStoreID_perStore: each Store is a data set of its own, with its own id.
+func TestStoreID_perStore(t *testing.T) {
+	a, b := memstore.New(memstore.Options{}), memstore.New(memstore.Options{})
+	if a.StoreID() == "" || a.StoreID() == b.StoreID() {
+		t.Fatalf("two stores: StoreID %q and %q", a.StoreID(), b.StoreID())
+	}
 }
 
 // issued is what one fixture run handed out: ids of each kind in order.
