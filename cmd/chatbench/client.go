@@ -68,7 +68,9 @@ type client struct {
 	closing  atomic.Bool   // we are closing it: its end is expected
 	once     sync.Once
 
-	conv int64 // visitors: their conversation, set before welcomed is closed
+	conv int64 // visitors: their conversation, set before welcomed is closed (seed: see seedState)
+
+	seed *seedState // the seed dialect's state; nil in v1
 
 	mu         sync.Mutex
 	last       map[int64]int64      // conversation → last seq delivered on this connection
@@ -114,10 +116,15 @@ func (b *bench) dial(ctx context.Context, id identity) (*client, error) {
 	}
 	c := &client{b: b, id: id, start: time.Now(), welcomed: make(chan struct{}), closed: make(chan struct{}),
 		notify: make(chan struct{}, 1), last: map[int64]int64{}, pending: map[string]time.Time{}}
-	if !id.admin && b.o.rate == 0 && (b.o.scenario == scenarioChat || b.o.scenario == scenarioAdmins) {
+	if !id.admin && b.o.rate == 0 && b.o.window > 0 && (b.o.scenario == scenarioChat || b.o.scenario == scenarioAdmins) {
 		c.window = make(chan struct{}, b.o.window)
 	}
 	h := map[string][]string{"Authorization": {"Bearer " + tok}, "Sec-WebSocket-Protocol": {wire.Subprotocol}}
+	if b.o.dialect == dialectSeed {
+		// No subprotocol: the seed dialect, whose only frames are messages.
+		delete(h, "Sec-WebSocket-Protocol")
+		c.seed = newSeedState()
+	}
 	conn, resp, err := gws.NewClient(c, &gws.ClientOption{Addr: b.o.url, RequestHeader: h,
 		HandshakeTimeout: dialTimeout, ReadBufferSize: 2048})
 	if err != nil {
@@ -128,6 +135,14 @@ func (b *bench) dial(ctx context.Context, id identity) (*client, error) {
 		return nil, &dialError{class, err}
 	}
 	c.conn = conn
+	if c.seed != nil {
+		// No welcome in seed: the server subscribed the socket before it
+		// answered the upgrade, so it is ready now.
+		if id.admin {
+			c.seed.startReplier(c)
+		}
+		c.markWelcomed()
+	}
 	go conn.ReadLoop()
 	t := time.NewTimer(dialTimeout)
 	defer t.Stop()
@@ -217,6 +232,9 @@ func (c *client) OnClose(_ *gws.Conn, err error) {
 		c.b.closedEarly(code)
 	}
 	c.once.Do(func() { close(c.closed) })
+	if c.seed != nil {
+		c.seed.stopReplier()
+	}
 	c.signal()
 }
 
@@ -231,6 +249,10 @@ const inboxUpdatePrefix = `{"type":"inbox_update",`
 
 // handle reads one server frame.
 func (c *client) handle(data []byte) {
+	if c.seed != nil {
+		c.handleSeed(data)
+		return
+	}
 	if len(data) >= len(inboxUpdatePrefix) && string(data[:len(inboxUpdatePrefix)]) == inboxUpdatePrefix {
 		// Staff get one per message; chatbench counts messages by their
 		// message frames and does not read these (decoding their nested

@@ -1,9 +1,8 @@
-// Command chatbench is grainchat's load program. It speaks the grainchat.v1
-// protocol to a running chatd over real WebSockets, as real clients do
-// (tokens minted with the server's secret, visitors and admins, each message
-// carrying its send time and a unique client_msg_id), and reports what the
-// server sustained and whether every acknowledged message reached its
-// receivers exactly once, in seq order.
+// Command chatbench is grainchat's load program. It speaks to a running chatd
+// over real WebSockets, as real clients do (tokens minted with the server's
+// secret, visitors and admins, each message carrying its send time and a
+// unique id), and reports what the server sustained and whether every
+// message reached its receivers exactly once, in order.
 //
 // Scenarios (--scenario):
 //
@@ -15,14 +14,39 @@
 //	         while admins verify every acknowledged message; the server's goroutines and RSS
 //	         before, during and after (the soak of issue #6)
 //
+// Dialects (--dialect, chat and admins): v1 (the default) offers the
+// grainchat.v1 subprotocol, tags every post with a client_msg_id and counts
+// acks and error frames; flat out (--rate 0) each visitor keeps --window posts
+// awaiting their ack. seed speaks only the original document's JSON
+// ({"message"} from visitors, {"message","conversation_id"} from staff), gets
+// no acks and no errors, and sends without a window (--window 0): each
+// visitor writes its --messages all at once. A seed message counts as stored
+// when it comes back to its sender (the server delivers only what it
+// stored); it must also reach every admin (and a reply its visitor), once,
+// in the order its sender sent it.
+//
+// The secret: --jwt-secret, else CHAT_JWT_SECRET, else the development
+// secret a chatd started without one wrote (--dev-secret-file, else
+// CHAT_DEV_SECRET_FILE, else ~/.local/state/grainchat/dev-jwt-secret), the
+// same file `chatd token` reads: chatbench runs against the README's
+// `go run ./cmd/chatd` as it is.
+//
 // Given the server's pid (--server-pid) it reads the server's RSS and CPU
 // time from /proc; with --postgres-cpu also PostgreSQL's (every process named
 // postgres); --metrics-url (by default http://<host of --url>/metrics) gives
-// the server's goroutines and heap. It exits non-zero when a message was lost,
-// duplicated or delivered out of order, when connections failed, or when the
-// server closed connections it should have kept.
+// the server's goroutines and heap.
 //
-//	chatbench --url ws://127.0.0.1:8080/ws/chat/ --jwt-secret S --users 300 --admins 2 --duration 20s
+// The verdict, on the last line (OK or FAIL) and in the exit status (0 or
+// 1): a run fails when any message was lost (acknowledged or echoed but not
+// delivered to every receiver), duplicated or delivered out of order; when a
+// post got no answer (v1: neither ack nor error; seed: never came back to
+// its sender) by the end of the drain; when more than --allow-refused (a
+// fraction, default 0) of the posts were refused (v1 error frames such as
+// rate_limited); when connections failed; or when the server closed
+// connections it should have kept.
+//
+//	chatbench --users 300 --admins 2 --rate 300 --reply-every 30 --duration 20s
+//	chatbench --dialect seed --window 0 --users 200 --messages 100
 //	chatbench --scenario idle --conns 19000 --server-pid 1234
 //	chatbench --scenario churn --duration 3m --server-pid 1234 --json
 package main
@@ -42,17 +66,26 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/grainchat/grainchat/cmd/internal/devsecret"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
 	stop()
-	if err != nil {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
 		fmt.Fprintln(os.Stderr, "chatbench:", err)
 		os.Exit(1)
 	}
 }
+
+// errFailed is run's answer when the run was made but its report lists
+// problems (the report, already written, says which; main repeats them on
+// stderr).
+var errFailed = errors.New("the run failed")
 
 // Scenario names.
 const (
@@ -63,20 +96,29 @@ const (
 	scenarioChurn   = "churn"
 )
 
+// Dialects.
+const (
+	dialectV1   = "v1"
+	dialectSeed = "seed"
+)
+
 // options are chatbench's flags, resolved: each scenario has its own
 // defaults for the flags not given (see scenarioDefaults).
 type options struct {
-	scenario string
-	url      string
-	secret   string
-	prefix   string
-	jsonOut  bool
+	scenario   string
+	dialect    string
+	url        string
+	secret     string
+	secretFile string
+	prefix     string
+	jsonOut    bool
 
 	users       int
 	admins      int
 	conns       int
 	rate        float64
 	window      int
+	messages    int
 	duration    time.Duration
 	drain       time.Duration
 	replyEvery  int
@@ -84,6 +126,8 @@ type options struct {
 	concurrency int
 	rounds      int
 	msgsPerConn int
+
+	allowRefused float64
 
 	settle        time.Duration
 	settleTimeout time.Duration
@@ -113,8 +157,10 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
 	fs.StringVar(&o.scenario, "scenario", scenarioChat, "chat, admins, idle, connect or churn")
+	fs.StringVar(&o.dialect, "dialect", dialectV1, "chat, admins: v1 (grainchat.v1: acks, errors, windowed) or seed (the original JSON only: no acks, no window, --window 0)")
 	fs.StringVar(&o.url, "url", "ws://127.0.0.1:8080/ws/chat/", "chatd WebSocket URL")
-	fs.StringVar(&o.secret, "jwt-secret", getenv("CHAT_JWT_SECRET"), "chatd's HS256 secret (default CHAT_JWT_SECRET)")
+	fs.StringVar(&o.secret, "jwt-secret", getenv(devsecret.EnvSecret), "chatd's HS256 secret (default CHAT_JWT_SECRET, else the development secret file)")
+	fs.StringVar(&o.secretFile, "dev-secret-file", devsecret.DefaultSecretFile(getenv), "the development secret a chatd without --jwt-secret wrote, read when no --jwt-secret is given (default CHAT_DEV_SECRET_FILE, else this; as `chatd token`)")
 	fs.StringVar(&o.prefix, "prefix", "bench-"+strconv.FormatInt(time.Now().UnixNano(), 36), "prefix of the users' subs (the same prefix reconnects the same users)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write chatbench's own CPU profile to this file (to see what the load program costs)")
@@ -123,14 +169,16 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.admins, "admins", 2, "staff connections (chat 2, admins 50, churn 2, idle and connect 0)")
 	fs.IntVar(&o.conns, "conns", 1000, "idle, connect: visitor connections to open (idle 1000, connect 5000)")
 	fs.Float64Var(&o.rate, "rate", 0, "chat, admins: visitor messages per second in total; 0 = flat out (admins 200)")
-	fs.IntVar(&o.window, "window", 4, "flat out: messages each visitor keeps waiting for their ack (the server refuses more than 64)")
+	fs.IntVar(&o.window, "window", 4, "v1 flat out: messages each visitor keeps waiting for their ack (the server refuses more than 64); 0 = no window: each visitor sends its --messages at once (seed: always 0)")
+	fs.IntVar(&o.messages, "messages", 0, "chat, admins: messages each visitor sends, then the run drains and ends (--duration is then not used); 0 = send for --duration. Required with --window 0")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "chat, admins, churn: how long visitors send; idle: how long connections are held (idle 10s, churn 60s)")
-	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for outstanding acks and deliveries at the end")
+	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for outstanding acks and deliveries at the end (seed: how long without any new frame)")
 	fs.IntVar(&o.replyEvery, "reply-every", 10, "an admin replies to every Nth visitor message of a conversation (the admin conversation_id mod admins); 0 = never")
 	fs.Float64Var(&o.connectRate, "connect-rate", 0, "connections opened per second; 0 = as fast as --concurrency dialers can (chat, admins 2000 at start; churn 200 throughout)")
 	fs.IntVar(&o.concurrency, "concurrency", 100, "dialers opening connections at the same time (churn: at most --users)")
 	fs.IntVar(&o.rounds, "rounds", 1, "connect: times the same --conns visitors connect (round 1 creates their conversations; connect 2)")
 	fs.IntVar(&o.msgsPerConn, "msgs-per-conn", 2, "churn: messages a visitor posts on each connection")
+	fs.Float64Var(&o.allowRefused, "allow-refused", 0, "fraction (0 to 1) of the posts the server may refuse (v1 error frames: rate_limited, too_many_pending, …) without failing the run; 0 = any refusal fails it")
 
 	fs.DurationVar(&o.settle, "settle", 0, "idle: pause after connecting before the server's RSS is read; churn: pause after closing before the settle check (idle, churn 5s)")
 	fs.DurationVar(&o.settleTimeout, "settle-timeout", 60*time.Second, "churn: how long to wait for the server's goroutines to return to their baseline (churn 150s)")
@@ -163,8 +211,37 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	}
 
 	var problems []string
-	if len(o.secret) < 32 {
-		problems = append(problems, "--jwt-secret (or CHAT_JWT_SECRET) of at least 32 bytes is required")
+	if secret, err := devsecret.Resolve(o.secret, o.secretFile); err != nil {
+		problems = append(problems, err.Error())
+	} else if len(secret) < devsecret.MinLength {
+		problems = append(problems, fmt.Sprintf("--jwt-secret (or CHAT_JWT_SECRET) must be at least %d bytes", devsecret.MinLength))
+	} else {
+		o.secret = secret
+	}
+	switch o.dialect {
+	case dialectV1:
+		if o.window == 0 && o.messages == 0 && o.rate == 0 {
+			problems = append(problems, "--window 0 sends without waiting: give --messages (how many each visitor sends)")
+		}
+	case dialectSeed:
+		if o.scenario != scenarioChat && o.scenario != scenarioAdmins {
+			problems = append(problems, "--dialect seed is for the chat and admins scenarios")
+		}
+		if given["window"] && o.window != 0 {
+			problems = append(problems, "--dialect seed: seed clients get no acks to keep a window on: --window must be 0")
+		}
+		o.window = 0
+		if o.messages == 0 && o.rate == 0 {
+			problems = append(problems, "--dialect seed sends without a window: give --messages (how many each visitor sends) or --rate")
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("unknown --dialect %q (v1 or seed)", o.dialect))
+	}
+	if o.allowRefused < 0 || o.allowRefused > 1 {
+		problems = append(problems, "--allow-refused is a fraction between 0 and 1")
+	}
+	if o.messages < 0 {
+		problems = append(problems, "--messages cannot be negative")
 	}
 	switch o.scenario {
 	case scenarioChat, scenarioAdmins, scenarioChurn:
@@ -176,8 +253,8 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 			problems = append(problems, "--conns must be at least 1 and --admins at least 0")
 		}
 	}
-	if o.concurrency < 1 || o.rounds < 1 || o.msgsPerConn < 1 || o.window < 1 {
-		problems = append(problems, "--concurrency, --rounds, --msgs-per-conn and --window must be at least 1")
+	if o.concurrency < 1 || o.rounds < 1 || o.msgsPerConn < 1 || o.window < 0 {
+		problems = append(problems, "--concurrency, --rounds and --msgs-per-conn must be at least 1, --window at least 0")
 	}
 	if o.rate < 0 || o.connectRate < 0 || o.replyEvery < 0 || o.settleMargin < 0 {
 		problems = append(problems, "--rate, --connect-rate, --reply-every and --settle-margin cannot be negative")
@@ -273,7 +350,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		rep.print(stdout)
 	}
 	if len(rep.Problems) > 0 {
-		return errors.New(strings.Join(rep.Problems, "; "))
+		return fmt.Errorf("%w: %s", errFailed, strings.Join(rep.Problems, "; "))
 	}
 	return nil
 }

@@ -63,11 +63,14 @@ type report struct {
 
 type reportConfig struct {
 	URL           string  `json:"url"`
+	Dialect       string  `json:"dialect,omitempty"`
+	Messages      int     `json:"messages,omitempty"` // per visitor, when fixed
+	AllowRefused  float64 `json:"allow_refused"`
 	Users         int     `json:"users,omitempty"`
 	Admins        int     `json:"admins"`
 	Conns         int     `json:"conns,omitempty"`
 	Rate          float64 `json:"rate,omitempty"`
-	Window        int     `json:"window,omitempty"`
+	Window        *int    `json:"window,omitempty"` // flat out; 0: none
 	DurationS     float64 `json:"duration_s,omitempty"`
 	ReplyEvery    int     `json:"reply_every,omitempty"`
 	ConnectRate   float64 `json:"connect_rate,omitempty"`
@@ -101,19 +104,21 @@ type idleReport struct {
 
 type messageReport struct {
 	SendSeconds        float64        `json:"send_s"`
-	Sent               int64          `json:"sent"`    // visitor posts
-	Replies            int64          `json:"replies"` // admin posts
-	Acked              int64          `json:"acked"`
+	CompleteSeconds    float64        `json:"complete_s,omitempty"` // --messages: from the first post until everything was delivered (or the drain gave up)
+	Sent               int64          `json:"sent"`                 // visitor posts
+	Replies            int64          `json:"replies"`              // admin posts
+	Acked              int64          `json:"acked"`                // v1: acks; seed: messages back at their sender (stored)
 	Refused            int64          `json:"refused"`
 	RefusedByCode      map[string]int `json:"refused_by_code,omitempty"`
-	Unanswered         int64          `json:"unanswered"` // posts of open connections with neither ack nor error at the end
+	Unanswered         int64          `json:"unanswered"` // posts of open connections with neither ack nor error at the end (seed: never back at their sender)
 	StoredPerSecond    float64        `json:"stored_per_s"`
 	ServerStored       *int64         `json:"server_stored,omitempty"` // grainchat_messages_stored_total over the send phase and drain
 	Delivered          int64          `json:"delivered"`
 	DeliveredPerSecond float64        `json:"delivered_per_s"`
-	Lost               int64          `json:"lost"`
+	Lost               int64          `json:"lost"` // (stored message, receiver) pairs not delivered
 	Duplicates         int64          `json:"duplicates"`
-	OutOfOrder         int64          `json:"out_of_order"` // includes gaps
+	OutOfOrder         int64          `json:"out_of_order"`        // includes gaps
+	Misrouted          int64          `json:"misrouted,omitempty"` // seed: frames whose conversation or sender does not match their text
 	DoubleAcked        int64          `json:"double_acked"`
 	Ack                latency        `json:"ack"`
 	UserToAdmin        latency        `json:"user_to_admin"`
@@ -134,14 +139,33 @@ type churnReport struct {
 	HeapGoalDelta   int64        `json:"heap_goal_delta_kib"`
 }
 
-// problems lists what makes the run a failure: lost, duplicated or
-// out-of-order messages, failed connections, connections the server closed.
+// problems lists what makes the run a failure (each a line of the FAIL
+// summary): lost, duplicated or out-of-order messages; posts never answered
+// (v1: neither ack nor error; seed: never back at their sender); more
+// refused posts than --allow-refused lets through; failed connections;
+// connections the server closed.
 func (r *report) problems() []string {
 	var p []string
 	if m := r.Messages; m != nil {
-		if m.Lost > 0 || m.Duplicates > 0 || m.OutOfOrder > 0 || m.DoubleAcked > 0 {
-			p = append(p, fmt.Sprintf("delivery errors: lost=%d duplicates=%d out_of_order=%d double_acked=%d",
-				m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked))
+		if m.Lost > 0 || m.Duplicates > 0 || m.OutOfOrder > 0 || m.DoubleAcked > 0 || m.Misrouted > 0 {
+			p = append(p, fmt.Sprintf("delivery errors: lost=%d duplicates=%d out_of_order=%d double_acked=%d misrouted=%d",
+				m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked, m.Misrouted))
+		}
+		posts := m.Sent + m.Replies
+		if m.Unanswered > 0 {
+			what := "neither acknowledged nor refused"
+			if r.Config.Dialect == dialectSeed {
+				what = "never came back to their sender (not stored, or not delivered)"
+			}
+			p = append(p, fmt.Sprintf("%d of %d posts %s by the end of the drain", m.Unanswered, posts, what))
+		}
+		if m.Refused > 0 && float64(m.Refused) > r.Config.AllowRefused*float64(posts) {
+			p = append(p, fmt.Sprintf("the server refused %d of %d posts (%.1f%%) %v; --allow-refused %g lets through %d%s",
+				m.Refused, posts, 100*float64(m.Refused)/float64(max(posts, 1)), m.RefusedByCode,
+				r.Config.AllowRefused, int64(r.Config.AllowRefused*float64(posts)), refusalHint(m.RefusedByCode)))
+		}
+		if posts == 0 && r.Churn == nil {
+			p = append(p, "no message was sent")
 		}
 	}
 	failed := 0
@@ -158,6 +182,17 @@ func (r *report) problems() []string {
 		p = append(p, fmt.Sprintf("the server closed %d connections (by close code: %v)", r.ClosedEarly, r.ClosedByCode))
 	}
 	return p
+}
+
+// refusalHint says what to change for the usual refusals.
+func refusalHint(by map[string]int) string {
+	switch {
+	case by["rate_limited"] > 0:
+		return " (rate_limited: chatd's --message-rate and --message-burst bound each user; lower --rate or raise --reply-every, or run chatd with --message-rate -1)"
+	case by["too_many_pending"] > 0:
+		return " (too_many_pending: chatd lets 64 posts of a socket await their store; use a --window of at most 64)"
+	}
+	return ""
 }
 
 func kib(k int64) string {
@@ -219,7 +254,11 @@ func (c *cpuReport) print(w io.Writer, what string) {
 // print writes the human summary.
 func (r *report) print(w io.Writer) {
 	cfg := r.Config
-	fmt.Fprintf(w, "chatbench %s against %s, %s (file limit %d", r.Scenario, cfg.URL, r.Date, r.FileLimit)
+	fmt.Fprintf(w, "chatbench %s", r.Scenario)
+	if cfg.Dialect != "" {
+		fmt.Fprintf(w, " (%s dialect)", cfg.Dialect)
+	}
+	fmt.Fprintf(w, " against %s, %s (file limit %d", cfg.URL, r.Date, r.FileLimit)
 	if cfg.ServerFileMax > 0 {
 		fmt.Fprintf(w, ", server's %d", cfg.ServerFileMax)
 	}
@@ -246,8 +285,15 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if m := r.Messages; m != nil {
-		fmt.Fprintf(w, "sent %d visitor messages + %d admin replies in %.2fs; acked %d (%.0f msg/s stored)",
-			m.Sent, m.Replies, m.SendSeconds, m.Acked, m.StoredPerSecond)
+		acked, ackLabel := "acked", "ack"
+		if cfg.Dialect == dialectSeed {
+			acked, ackLabel = "back at their sender", "echo"
+		}
+		fmt.Fprintf(w, "sent %d visitor messages + %d admin replies in %.2fs", m.Sent, m.Replies, m.SendSeconds)
+		if m.CompleteSeconds > 0 {
+			fmt.Fprintf(w, ", all delivered after %.2fs", m.CompleteSeconds)
+		}
+		fmt.Fprintf(w, "; %s %d (%.0f msg/s stored)", acked, m.Acked, m.StoredPerSecond)
 		if m.ServerStored != nil {
 			fmt.Fprintf(w, "; server stored %d", *m.ServerStored)
 		}
@@ -257,10 +303,10 @@ func (r *report) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "; unanswered %d\n", m.Unanswered)
 		fmt.Fprintf(w, "delivered %d message frames (%.0f/s)\n", m.Delivered, m.DeliveredPerSecond)
-		fmt.Fprintf(w, "%-12s %s\n", "ack", m.Ack)
+		fmt.Fprintf(w, "%-12s %s\n", ackLabel, m.Ack)
 		fmt.Fprintf(w, "%-12s %s\n", "user→admin", m.UserToAdmin)
 		fmt.Fprintf(w, "%-12s %s\n", "admin→user", m.AdminToUser)
-		fmt.Fprintf(w, "lost=%d duplicates=%d out_of_order=%d double_acked=%d\n", m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked)
+		fmt.Fprintf(w, "lost=%d duplicates=%d out_of_order=%d double_acked=%d misrouted=%d\n", m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked, m.Misrouted)
 	}
 	if c := r.Churn; c != nil {
 		fmt.Fprintf(w, "churned %d connections in %.1fs (%.0f/s) with %d visitors at a time\n", c.Churned, c.Seconds, c.PerSecond, c.Workers)
@@ -289,10 +335,20 @@ func (r *report) print(w io.Writer) {
 	for _, s := range r.Warnings {
 		fmt.Fprintln(w, "warning:", s)
 	}
-	if len(r.Problems) == 0 {
-		fmt.Fprintln(w, "OK")
-	}
 	for _, p := range r.Problems {
 		fmt.Fprintln(w, "PROBLEM:", p)
 	}
+	fmt.Fprintln(w, r.verdict())
+}
+
+// verdict is the summary's last line: OK, or FAIL with the number of
+// problems listed above it.
+func (r *report) verdict() string {
+	if len(r.Problems) > 0 {
+		return fmt.Sprintf("FAIL: %d problem(s) above; chatbench exits 1", len(r.Problems))
+	}
+	if m := r.Messages; m != nil {
+		return fmt.Sprintf("OK: %d posts, every one stored and delivered to every receiver once, in order; refused %d", m.Sent+m.Replies, m.Refused)
+	}
+	return "OK"
 }

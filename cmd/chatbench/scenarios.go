@@ -14,12 +14,17 @@ func (b *bench) newReport() *report {
 	o := b.o
 	r := &report{Scenario: o.scenario, Date: time.Now().UTC().Format(time.RFC3339), FileLimit: b.fileLimit,
 		Config: reportConfig{URL: o.url, Admins: o.admins, Concurrency: o.concurrency, ConnectRate: o.connectRate,
-			ServerPID: o.serverPID, MetricsURL: o.metricsURL, DurationS: o.duration.Seconds()}}
+			ServerPID: o.serverPID, MetricsURL: o.metricsURL, DurationS: o.duration.Seconds(), AllowRefused: o.allowRefused}}
 	switch o.scenario {
 	case scenarioChat, scenarioAdmins:
 		r.Config.Users, r.Config.Rate, r.Config.ReplyEvery = o.users, o.rate, o.replyEvery
+		r.Config.Dialect, r.Config.Messages = o.dialect, o.messages
 		if o.rate == 0 {
-			r.Config.Window = o.window
+			w := o.window
+			r.Config.Window = &w
+		}
+		if o.messages > 0 {
+			r.Config.DurationS = 0
 		}
 	case scenarioIdle:
 		r.Config.Conns = o.conns
@@ -102,7 +107,8 @@ func (b *bench) messageReport(sendDur time.Duration, lost int64) *messageReport 
 		Sent: b.sent.Load(), Replies: b.replies.Load(), Acked: b.acked.Load(), Refused: b.refusedN.Load(),
 		Unanswered: b.unanswered(), Delivered: b.delivered.Load(),
 		Lost: lost, Duplicates: b.dups.Load(), OutOfOrder: b.outOfOrder.Load(), DoubleAcked: b.doubleAcked.Load(),
-		Ack: summarize(b.lat.ack), UserToAdmin: summarize(b.lat.userToAdmin), AdminToUser: summarize(b.lat.adminToUser)}
+		Misrouted: b.misrouted.Load(),
+		Ack:       summarize(b.lat.ack), UserToAdmin: summarize(b.lat.userToAdmin), AdminToUser: summarize(b.lat.adminToUser)}
 	if len(b.refusedBy) > 0 {
 		m.RefusedByCode = map[string]int{}
 		for k, v := range b.refusedBy {
@@ -139,10 +145,35 @@ func (b *bench) runChat(ctx context.Context) (*report, error) {
 	start := time.Now()
 	b.sendMessages(ctx)
 	sendDur := time.Since(start)
+	if b.o.messages == 0 {
+		// Timed runs stop replying with the visitors; with --messages
+		// the replies to the last messages are part of the run.
+		b.stopReplies.Store(true)
+	}
+	if b.o.dialect == dialectSeed {
+		b.drainSeed(ctx)
+	} else {
+		b.drain(ctx)
+	}
+	completeDur := time.Since(start)
 	b.stopReplies.Store(true)
-	b.drain(ctx)
 	c1 := b.cpuNow(ctx)
-	r.Messages = b.messageReport(sendDur, b.missing())
+	if b.o.dialect == dialectSeed {
+		t := b.seedTally()
+		r.Messages = b.messageReport(sendDur, t.missing)
+		r.Messages.Unanswered = t.unanswered
+		r.Messages.Acked = r.Messages.Sent + r.Messages.Replies - t.unanswered
+		r.Messages.StoredPerSecond = float64(r.Messages.Acked) / sendDur.Seconds()
+	} else {
+		r.Messages = b.messageReport(sendDur, b.missing())
+	}
+	if b.o.messages > 0 {
+		// The run's length is the time everything took to arrive.
+		m := r.Messages
+		m.CompleteSeconds = completeDur.Seconds()
+		m.StoredPerSecond = float64(m.Acked) / m.CompleteSeconds
+		m.DeliveredPerSecond = float64(m.Delivered) / m.CompleteSeconds
+	}
 	if c0.stored != nil && c1.stored != nil {
 		d := *c1.stored - *c0.stored
 		r.Messages.ServerStored = &d
@@ -157,13 +188,22 @@ func (b *bench) runChat(ctx context.Context) (*report, error) {
 	return r, nil
 }
 
-// sendMessages has the visitors post for --duration.
+// sendMessages has the visitors post: for --duration, or --messages each.
+// At --rate the posts are spread over the visitors in turn; flat out each
+// visitor keeps --window posts awaiting their ack (v1), or with no window
+// (--window 0, and always in seed) writes all its --messages at once, each
+// write waiting only for the socket (the server may slow it down).
 func (b *bench) sendMessages(ctx context.Context) {
-	sendCtx, cancel := context.WithTimeout(ctx, b.o.duration)
-	defer cancel()
+	sendCtx := ctx
+	if b.o.messages == 0 {
+		var cancel context.CancelFunc
+		sendCtx, cancel = context.WithTimeout(ctx, b.o.duration)
+		defer cancel()
+	}
 	if b.o.rate > 0 {
 		// Each tick sends what the rate calls for by now, so that timer
 		// granularity does not lower the rate.
+		total := b.o.messages * len(b.users) // 0: no bound but the duration
 		start := time.Now()
 		t := time.NewTicker(time.Millisecond)
 		defer t.Stop()
@@ -174,10 +214,20 @@ func (b *bench) sendMessages(ctx context.Context) {
 				return
 			case now := <-t.C:
 				due := int(b.o.rate * now.Sub(start).Seconds())
+				if total > 0 {
+					due = min(due, total)
+				}
 				for ; n < due; n++ {
 					if u := b.users[n%len(b.users)]; !u.ended() {
-						u.send(0, "msg")
+						if u.seed != nil {
+							_ = u.sendSeed(false)
+						} else {
+							u.send(0, "msg")
+						}
 					}
+				}
+				if total > 0 && n >= total {
+					return
 				}
 			}
 		}
@@ -187,18 +237,26 @@ func (b *bench) sendMessages(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case c.window <- struct{}{}:
-				case <-sendCtx.Done():
-					return
-				case <-c.closed:
+			for i := 0; b.o.messages == 0 || i < b.o.messages; i++ {
+				if c.window != nil {
+					select {
+					case c.window <- struct{}{}:
+					case <-sendCtx.Done():
+						return
+					case <-c.closed:
+						return
+					}
+				}
+				if sendCtx.Err() != nil || c.ended() {
 					return
 				}
-				if sendCtx.Err() != nil {
-					return
+				if c.seed != nil {
+					if c.sendSeed(true) != nil {
+						return
+					}
+				} else {
+					c.send(0, "msg")
 				}
-				c.send(0, "msg")
 			}
 		}()
 	}
