@@ -25,7 +25,9 @@ type fakeSink struct {
 	mu     sync.Mutex
 	frames []map[string]any
 	closed []uint16
-	notify chan struct{}
+	// settled counts PostSettled calls.
+	settled int
+	notify  chan struct{}
 }
 
 func newFakeSink() *fakeSink { return &fakeSink{notify: make(chan struct{}, 1)} }
@@ -44,9 +46,15 @@ func (f *fakeSink) Write(frame []byte) {
 	}
 }
 
-func (f *fakeSink) Close(code uint16, _ string) {
+func (f *fakeSink) Close(d wire.Disconnect) {
 	f.mu.Lock()
-	f.closed = append(f.closed, code)
+	f.closed = append(f.closed, d.Code)
+	f.mu.Unlock()
+}
+
+func (f *fakeSink) PostSettled() {
+	f.mu.Lock()
+	f.settled++
 	f.mu.Unlock()
 }
 
@@ -260,7 +268,8 @@ func TestPostIsStoredAckedAndFannedOut(t *testing.T) {
 		t.Fatalf("tab1 frame 2 = %v, want the message", f1[2])
 	}
 	f2 := tab2.waitFrames(t, 1) // seed dialect: the message only
-	want := fmt.Sprintf(`map[conversation_id:%d message:hello sender_id:%d sender_is_admin:false sender_name:bob]`, conv.ID, u.ID)
+	// JSON numbers decode as float64 (ids stay below 2^53, so exactly).
+	want := fmt.Sprintf(`map[conversation_id:%v message:hello sender_id:%v sender_is_admin:false sender_name:bob]`, float64(conv.ID), float64(u.ID))
 	if fmt.Sprint(f2[0]) != want {
 		t.Fatalf("tab2 got %v, want %s", f2[0], want)
 	}

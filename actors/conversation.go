@@ -45,6 +45,11 @@ type conversationGrain struct {
 	// and go together in the next batch.
 	writing []grainPost
 	queued  []grainPost
+	// retries counts the store failures in a row of the batch at the head
+	// of queued; while retryArmed, a retryFlush is pending and nothing is
+	// written before it (see appended).
+	retries    int
+	retryArmed bool
 
 	// The inbox grain, looked up in the background; notifications wait in
 	// inboxQueue (bounded) meanwhile.
@@ -67,7 +72,14 @@ type conversationGrain struct {
 type grainPost struct {
 	from *actor.PID
 	post *chatpb.Post
+	// received is when the grain received the post: it retries storing it
+	// until PostTimeout after that.
+	received time.Time
 }
+
+// retryFlush makes a grain write its queued posts again after the store
+// failed.
+type retryFlush struct{}
 
 // appended is the store's answer to the batch being written (see flush).
 type appended struct {
@@ -110,7 +122,7 @@ func (g *conversationGrain) debug(msg string, args ...any) {
 func (g *conversationGrain) Receive(ctx actor.Context) {
 	defer g.recoverPanic(ctx)
 	switch ctx.Message().(type) {
-	case *checkOwner, *checkIdle, *topologyChanged:
+	case *checkOwner, *checkIdle, *topologyChanged, *retryFlush:
 	default:
 		g.lastActive = time.Now()
 	}
@@ -187,6 +199,9 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.removeSub(msg.Who)
 	case *appended:
 		g.appended(ctx, msg)
+	case *retryFlush:
+		g.retryArmed = false
+		g.flush(ctx)
 	case *actor.Stopped:
 		g.node.removeGrain(ctx.Self())
 		g.abandonPosts(ctx)
@@ -201,7 +216,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 // protoactor's receive timeout, whose timer touches the actor's context from
 // another goroutine.
 func (g *conversationGrain) idle() bool {
-	return !g.sessionSubscribed() && len(g.writing) == 0 && len(g.queued) == 0 &&
+	return !g.sessionSubscribed() && len(g.writing) == 0 && len(g.queued) == 0 && !g.retryArmed &&
 		time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout
 }
 
@@ -307,22 +322,20 @@ func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
 		}
 		return
 	}
-	pp := grainPost{from: ctx.Sender(), post: p}
+	pp := grainPost{from: ctx.Sender(), post: p, received: time.Now()}
 	if len(g.queued) >= maxQueuedPosts {
 		g.failPost(ctx, pp, storage.Errorf(storage.EUNAVAILABLE, "conversation %d has too many messages waiting to be stored", g.id))
 		return
 	}
 	g.queued = append(g.queued, pp)
-	if g.writing == nil {
-		g.flush(ctx)
-	}
+	g.flush(ctx)
 }
 
 // flush submits the queued posts (up to maxPostsPerBatch) as the next batch;
 // the appender answers with an appended message. The grain keeps serving
 // other messages meanwhile.
 func (g *conversationGrain) flush(ctx actor.Context) {
-	for len(g.queued) > 0 && g.writing == nil {
+	for len(g.queued) > 0 && g.writing == nil && !g.retryArmed {
 		n := min(len(g.queued), maxPostsPerBatch)
 		batch := g.queued[:n:n]
 		g.queued = g.queued[n:]
@@ -360,6 +373,10 @@ func (g *conversationGrain) flush(ctx actor.Context) {
 func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 	batch := g.writing
 	g.writing = nil
+	if a.err != nil && g.retry(ctx, batch, a.err) {
+		return
+	}
+	g.retries = 0
 	for i, pp := range batch {
 		if a.err != nil {
 			g.failPost(ctx, pp, a.err)
@@ -393,6 +410,27 @@ func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 		g.notifyInbox(ctx, msg, d)
 	}
 	g.flush(ctx)
+}
+
+// retry puts a batch that the store failed back at the head of the queue and
+// writes it again after a backoff, unless the store's error is final or its
+// oldest post has waited PostTimeout. Retrying here, not in the sessions,
+// keeps the conversation's order: later posts wait behind the batch. A batch
+// whose commit was lost may be stored already; its posts' idempotency keys
+// make the retry store them once.
+func (g *conversationGrain) retry(ctx actor.Context, batch []grainPost, err error) bool {
+	if codeFromStorage(err) != wire.CodeUnavailable || time.Since(batch[0].received) >= g.node.cfg.PostTimeout {
+		return false
+	}
+	g.retries++
+	if g.retries == 1 {
+		g.log().Warn("store failed; retrying the batch", "posts", len(batch), "err", err)
+	}
+	backoff := min(g.node.cfg.RetryInterval<<min(g.retries-1, 4), 2*time.Second)
+	g.queued = append(batch[:len(batch):len(batch)], g.queued...)
+	g.retryArmed = true
+	g.after(ctx, backoff, &retryFlush{})
+	return true
 }
 
 // failPost answers pp with the wire code of err.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -196,8 +197,8 @@ func (s *session) forget(ctx actor.Context, conv int64, pid *actor.PID) {
 	}
 	ctx.Unwatch(l.pid)
 	l.pid = nil
-	for ref, p := range s.pending {
-		if p.conversationID == conv && p.sentTo != nil && p.sentTo.Equal(pid) {
+	for _, ref := range s.pendingRefs() {
+		if p := s.pending[ref]; p.conversationID == conv && p.sentTo != nil && p.sentTo.Equal(pid) {
 			p.sentTo = nil
 			p.resent = true
 			l.waiting = append(l.waiting, ref)
@@ -294,14 +295,13 @@ func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
 func (s *session) post(ctx actor.Context, req wire.Request) {
 	conv, werr := s.conversationFor(req)
 	if werr != nil {
+		s.cfg.Sink.PostSettled()
 		s.fail(werr)
 		return
 	}
-	if len(s.pending) >= s.node.cfg.MaxPendingPosts {
-		s.fail(&wire.Error{Code: wire.CodeTooManyPending, Message: "too many messages are waiting for their ack; wait and retry",
-			ClientMsgID: req.ClientMsgID, ConversationID: conv})
-		return
-	}
+	// The transport bounds the unsettled posts of a socket
+	// (Sink.PostSettled): it stops reading the socket rather than hand
+	// the session more, so no post is refused here for being one too many.
 	s.nextRef++
 	ref := s.nextRef
 	key := req.ClientMsgID
@@ -346,7 +346,11 @@ func (s *session) sweepPosts(ctx actor.Context) {
 			next = t
 		}
 	}
-	for ref, p := range s.pending {
+	for _, ref := range s.pendingRefs() {
+		p := s.pending[ref]
+		if p == nil {
+			continue // settled by an earlier step of this sweep
+		}
 		if !p.deadline.After(now) {
 			s.postTimedOut(ctx, ref)
 			continue
@@ -383,6 +387,18 @@ func (s *session) sweepPosts(ctx actor.Context) {
 	}
 }
 
+// pendingRefs lists the pending posts' refs in the order the client sent
+// them: resends must keep it, or a conversation would store them out of
+// order.
+func (s *session) pendingRefs() []uint64 {
+	refs := make([]uint64, 0, len(s.pending))
+	for ref := range s.pending {
+		refs = append(refs, ref)
+	}
+	slices.Sort(refs)
+	return refs
+}
+
 // dispatch sends a pending post to its grain, or queues it until the grain
 // is resolved.
 func (s *session) dispatch(ctx actor.Context, ref uint64) {
@@ -403,7 +419,7 @@ func (s *session) dispatch(ctx actor.Context, ref uint64) {
 func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 	p, ok := s.pending[r.GetRef()]
 	if !ok {
-		return // timed out already; the client was told to retry
+		return // timed out already; the client was told
 	}
 	if r.GetErrorCode() == wire.CodeMoved {
 		if from := ctx.Sender(); from != nil && p.sentTo != nil && p.sentTo.Equal(from) {
@@ -411,9 +427,9 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 		}
 		return // resent once the grain is found again
 	}
-	delete(s.pending, r.GetRef())
+	s.settle(r.GetRef())
 	if code := r.GetErrorCode(); code != "" {
-		s.fail(&wire.Error{Code: code, Message: r.GetErrorMessage(), ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
+		s.refused(p, code, r.GetErrorMessage())
 		return
 	}
 	if s.cfg.V1 {
@@ -424,18 +440,44 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 	}
 }
 
+// settle forgets a pending post and frees its place in the transport's
+// bound.
+func (s *session) settle(ref uint64) {
+	delete(s.pending, ref)
+	s.cfg.Sink.PostSettled()
+}
+
+// refused tells the client that p was not stored. A grainchat.v1 client gets
+// an error frame and retries by itself. A seed client sees no error frames:
+// a valid message the server could not store (unavailable: the grain, which
+// retries the store, gave up at --post-timeout; internal) closes its socket,
+// so that it does not carry on as if the message had been stored; refusals of
+// an invalid request are not a reason to close (the original server ignored
+// them too).
+func (s *session) refused(p *pendingPost, code, msg string) {
+	if s.cfg.V1 {
+		s.write(wire.ErrorFrame(&wire.Error{Code: code, Message: msg, ClientMsgID: p.clientMsgID, ConversationID: p.conversationID}))
+		return
+	}
+	switch code {
+	case wire.CodeUnavailable:
+		s.cfg.Sink.Close(wire.DisconnectUnavailable)
+	case wire.CodeInternal:
+		s.cfg.Sink.Close(wire.DisconnectInternal)
+	}
+}
+
 func (s *session) postTimedOut(ctx actor.Context, ref uint64) {
 	p, ok := s.pending[ref]
 	if !ok {
 		return
 	}
-	delete(s.pending, ref)
+	s.settle(ref)
 	if p.sentTo != nil {
 		// The grain did not answer: do not trust its PID for the next post.
 		s.forget(ctx, p.conversationID, p.sentTo)
 	}
-	s.fail(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),
-		ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
+	s.refused(p, wire.CodeUnavailable, messageForCode(wire.CodeUnavailable))
 }
 
 func (s *session) stop(ctx actor.Context) {

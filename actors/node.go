@@ -36,6 +36,10 @@ const (
 // MaxHistoryPage bounds one history page.
 const MaxHistoryPage = 100
 
+// DefaultInboxPage is the size of an inbox page when the staff client names
+// none (at most storage.MaxInboxPage).
+const DefaultInboxPage = 100
+
 func conversationIdentity(id int64) string { return strconv.FormatInt(id, 10) }
 
 // Config configures a Node. Zero values mean the documented defaults.
@@ -74,8 +78,6 @@ type Config struct {
 	// checks that its node owns it (later checks come with topology
 	// changes), and how often the inbox grain checks. Zero means 1s.
 	OwnerCheckInterval time.Duration
-	// MaxPendingPosts bounds a session's posts waiting for an answer. Zero means 64.
-	MaxPendingPosts int
 	// MaxOpenPerSession bounds the conversations an admin session follows
 	// explicitly. Zero means 50.
 	MaxOpenPerSession int
@@ -130,9 +132,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.RefreshInterval <= 0 {
 		c.RefreshInterval = 30 * time.Second
-	}
-	if c.MaxPendingPosts <= 0 {
-		c.MaxPendingPosts = 64
 	}
 	if c.MaxOpenPerSession <= 0 {
 		c.MaxOpenPerSession = 50

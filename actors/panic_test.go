@@ -310,7 +310,7 @@ func TestSessionPanicClosesWith1011(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the session that panicked did not stop within 10s")
 			}
-			if got := victim.closeCodes(); !reflect.DeepEqual(got, []uint16{CloseInternal}) {
+			if got := victim.closeCodes(); !reflect.DeepEqual(got, []uint16{wire.DisconnectInternal.Code}) {
 				t.Fatalf("the session's socket was closed with %v, want [1011]", got)
 			}
 			if n := store.firedCount(tc.method); n != 1 {

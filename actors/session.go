@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -12,20 +15,22 @@ import (
 	"github.com/grainchat/grainchat/transport/wire"
 )
 
-// Sink is a session's connection: the transport implements it.
+// Sink is a session's connection: the transport implements it. Its methods
+// are safe for concurrent use and never block.
 type Sink interface {
-	// Write queues one text frame. It never blocks; when the connection's
-	// bounded queue is full the sink closes the connection itself ("slow").
+	// Write queues one text frame. When the connection's bounded queue is
+	// full the sink closes the connection itself (wire.DisconnectSlowConsumer).
 	Write(frame []byte)
-	// Close closes the connection with a WebSocket close code and reason.
-	Close(code uint16, reason string)
+	// Close closes the connection with d's code and reason.
+	Close(d wire.Disconnect)
+	// PostSettled tells the transport that one message frame it handed to the
+	// session is settled (acknowledged, refused, or given up with a close):
+	// the transport holds at most Config.MaxPendingPosts unsettled message
+	// frames per socket and stops reading the socket while it has that many
+	// (back-pressure). The session calls it exactly once per Inbound whose
+	// request is a message.
+	PostSettled()
 }
-
-// Close codes a session uses. 4000–4099 mean "reconnect and resume".
-const (
-	CloseInternal = 1011 // the session failed; reconnect
-	CloseResync   = 4001 // the session could not fill a gap; reconnect and resume by seq
-)
 
 // SessionConfig describes one connected socket.
 type SessionConfig struct {
@@ -39,6 +44,9 @@ type SessionConfig struct {
 	LastSeq int64
 	// V1 is set when the client chose the grainchat.v1 subprotocol.
 	V1 bool
+	// TokenExpiresAt is the socket's token's expiry, announced in the
+	// welcome frame (the transport closes the socket then).
+	TokenExpiresAt time.Time
 	// Ready, if not nil, is closed once the session follows what it shows
 	// (visitors: their conversation, through the node's hub, at once; admins:
 	// the inbox, once its snapshot arrived).
@@ -61,9 +69,11 @@ type session struct {
 	// a client_msg_id unique across sessions, nodes and restarts.
 	nonce string
 
-	welcomed bool
 	isReady  bool
 	cursor   map[int64]int64 // conversation → last seq delivered
+	// inboxPageSize is the page size of the staff client's last inbox
+	// request; 0 until it asks (see pageSize).
+	inboxPageSize int
 	opened   map[int64]bool  // conversations an admin follows explicitly
 	updated  map[int64]int64 // conversation → last_seq of the last inbox_update sent
 
@@ -111,7 +121,6 @@ func (s *session) Receive(ctx actor.Context) {
 			if s.cfg.V1 {
 				s.write(wire.WelcomeFrame(s.welcome(0, 0)))
 			}
-			s.welcomed = true
 			s.resolveInbox(ctx)
 			s.scheduleRefresh(ctx)
 		} else {
@@ -124,7 +133,6 @@ func (s *session) Receive(ctx actor.Context) {
 			if s.cfg.V1 {
 				s.write(wire.WelcomeFrame(s.welcome(conv, s.cfg.LastSeq)))
 			}
-			s.welcomed = true
 			s.markReady()
 		}
 	case *Inbound:
@@ -170,7 +178,7 @@ func (s *session) Receive(ctx actor.Context) {
 func (s *session) recoverPanic(ctx actor.Context) {
 	if r := recover(); r != nil {
 		s.log().Error("session panicked", "panic", fmt.Sprint(r))
-		s.cfg.Sink.Close(CloseInternal, "internal error")
+		s.cfg.Sink.Close(wire.DisconnectInternal)
 		ctx.Stop(ctx.Self())
 	}
 }
@@ -200,6 +208,8 @@ func (s *session) welcome(conv, lastSeq int64) wire.Welcome {
 		ConversationID:  conv,
 		LastSeq:         lastSeq,
 		MaxMessageChars: s.node.cfg.MaxMessageChars,
+		StoreID:         s.node.store.StoreID(),
+		TokenExpiresAt:  s.cfg.TokenExpiresAt,
 	}
 }
 
@@ -282,15 +292,25 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 		s.retryLater(ctx, &retryInbox{})
 		return
 	}
-	entries := make([]wire.InboxEntry, 0, len(snap.GetEntries()))
-	for _, e := range snap.GetEntries() {
+	// The first page of the inbox (the snapshot is sorted, and holds all
+	// of it up to storage.MaxInboxSize); inboxPage serves the next ones.
+	all := snap.GetEntries()
+	first := all[:min(len(all), s.pageSize())]
+	entries := make([]wire.InboxEntry, 0, len(first))
+	for _, e := range first {
 		if !s.catchUp(e.GetConversationId(), e.GetLastSeq()) {
 			return
 		}
 		entries = append(entries, inboxEntryToWire(e))
 	}
 	if s.cfg.V1 {
-		s.write(wire.InboxFrame(entries))
+		page := wire.InboxPage{Entries: entries, HasMore: len(all) > len(first), StoreID: s.node.store.StoreID()}
+		if page.HasMore {
+			last := first[len(first)-1]
+			page.NextCursor = encodeInboxCursor(storage.InboxCursor{
+				LastMessageAt: time.UnixMicro(last.GetLastMessageAtUnixMicro()), ConversationID: last.GetConversationId()})
+		}
+		s.write(wire.InboxFrame(page))
 	}
 	s.markReady()
 }
@@ -341,7 +361,7 @@ func (s *session) deliver(d *chatpb.Delivery) bool {
 
 // fill writes conv's messages with after < seq < before from the store and
 // advances the cursor. On failure the client cannot be given a gap-free
-// stream: the connection is closed with CloseResync so that it reconnects and
+// stream: the connection is closed with wire.DisconnectResync so that it reconnects and
 // resumes by seq.
 func (s *session) fill(conv, after, before int64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.StoreTimeout)
@@ -353,7 +373,7 @@ func (s *session) fill(conv, after, before int64) bool {
 		}
 		if err != nil {
 			s.log().Warn("fill gap", "conversation_id", conv, "after_seq", after, "before_seq", before, "err", err)
-			s.cfg.Sink.Close(CloseResync, "resync: reconnect and resume")
+			s.cfg.Sink.Close(wire.DisconnectResync)
 			return false
 		}
 		for _, m := range msgs {
@@ -382,12 +402,21 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 			s.fail(&wire.Error{Code: wire.CodeForbidden, Message: "only staff can read the inbox"})
 			return
 		}
+		s.inboxPageSize = inboxPageSize(req.Limit)
+		if req.Cursor != "" {
+			s.inboxPage(req.Cursor)
+			return
+		}
 		if s.inbox.pid != nil {
 			ctx.Request(s.inbox.pid, &chatpb.InboxQuery{})
 		}
 	case wire.TypeOpen:
 		s.open(ctx, req.ConversationID)
 	case wire.TypeLeave:
+		if !s.cfg.User.IsAdmin && req.ConversationID != s.cfg.ConversationID {
+			s.fail(&wire.Error{Code: wire.CodeForbidden, Message: "visitors can only use their own conversation", ConversationID: req.ConversationID})
+			return
+		}
 		if s.opened[req.ConversationID] {
 			delete(s.opened, req.ConversationID)
 			if l := s.links[req.ConversationID]; l != nil && l.pid != nil {
@@ -414,6 +443,76 @@ func (s *session) conversationFor(req wire.Request) (int64, *wire.Error) {
 			ClientMsgID: req.ClientMsgID}
 	}
 	return req.ConversationID, nil
+}
+
+// inboxPage answers a request for the inbox page after cursor from the store:
+// pages after the first are read there, not from the inbox grain. Live
+// inbox_update frames cover what moves above the cursor meanwhile.
+func (s *session) inboxPage(cursor string) {
+	after, ok := decodeInboxCursor(cursor)
+	if !ok {
+		s.fail(&wire.Error{Code: wire.CodeInvalidRequest, Message: "cursor is not one the server gave"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.StoreTimeout)
+	defer cancel()
+	size := s.pageSize()
+	rows, err := s.node.store.InboxPage(ctx, after, size+1) // one more: is there a next page?
+	if err != nil {
+		code := codeFromStorage(err)
+		s.fail(&wire.Error{Code: code, Message: messageForCode(code)})
+		return
+	}
+	page := wire.InboxPage{Cursor: cursor, HasMore: len(rows) > size, StoreID: s.node.store.StoreID()}
+	rows = rows[:min(len(rows), size)]
+	page.Entries = make([]wire.InboxEntry, len(rows))
+	for i, e := range rows {
+		if _, known := s.cursor[e.ConversationID]; !known {
+			s.cursor[e.ConversationID] = e.LastSeq // deliveries start after it
+		}
+		page.Entries[i] = inboxEntryToWire(inboxEntryToProto(e))
+	}
+	if page.HasMore {
+		page.NextCursor = encodeInboxCursor(rows[len(rows)-1].Cursor())
+	}
+	if s.cfg.V1 {
+		s.write(wire.InboxFrame(page))
+	}
+}
+
+// pageSize is the staff client's inbox page size.
+func (s *session) pageSize() int {
+	if s.inboxPageSize == 0 {
+		return DefaultInboxPage
+	}
+	return s.inboxPageSize
+}
+
+// inboxPageSize is the page size an inbox request's limit asks for.
+func inboxPageSize(limit int) int {
+	if limit <= 0 {
+		return DefaultInboxPage
+	}
+	return min(limit, storage.MaxInboxPage)
+}
+
+// An inbox cursor on the wire is "<last_message_at in Unix microseconds>.<conversation id>":
+// opaque to clients, exact for the store.
+func encodeInboxCursor(c storage.InboxCursor) string {
+	return strconv.FormatInt(c.LastMessageAt.UnixMicro(), 10) + "." + strconv.FormatInt(c.ConversationID, 10)
+}
+
+func decodeInboxCursor(s string) (storage.InboxCursor, bool) {
+	at, id, ok := strings.Cut(s, ".")
+	if !ok {
+		return storage.InboxCursor{}, false
+	}
+	micros, err1 := strconv.ParseInt(at, 10, 64)
+	conv, err2 := strconv.ParseInt(id, 10, 64)
+	if err1 != nil || err2 != nil || micros <= 0 || conv <= 0 {
+		return storage.InboxCursor{}, false
+	}
+	return storage.InboxCursor{LastMessageAt: time.UnixMicro(micros).UTC(), ConversationID: conv}, true
 }
 
 func (s *session) history(req wire.Request) {

@@ -11,13 +11,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/grainchat/grainchat/actors"
-)
-
-// Close codes of the transport (see docs/PROTOCOL.md).
-const (
-	CloseGoingAway    = 1001 // the server is shutting down: reconnect elsewhere
-	ClosePolicy       = 1008 // the client broke a rule the protocol cannot express otherwise
-	CloseSlowConsumer = 4008 // the client did not read fast enough; reconnect and resume by seq
+	"github.com/grainchat/grainchat/transport/wire"
 )
 
 // conn is one WebSocket: it implements actors.Sink with a bounded write queue.
@@ -35,6 +29,10 @@ type conn struct {
 	maxQueued int
 	pid       *actor.PID
 	v1        bool
+	// subject and admin are the token's identity: a fresh token in an auth
+	// frame must carry the same.
+	subject string
+	admin   bool
 
 	mu sync.Mutex
 	// socket is nil until the handshake completes; frames written before
@@ -44,6 +42,15 @@ type conn struct {
 	pending  [][]byte
 	spare    [][]byte // the last written queue's slice, emptied, for reuse
 	flushing bool     // a flush job is scheduled or running
+
+	// Flow control (see Server.OnMessage): unsettled counts the message
+	// frames handed to the session and not yet settled (PostSettled); the
+	// read goroutine, the only one that waits, waits on wake, made on first
+	// need, for room or for the close.
+	unsettled int
+	wake      chan struct{}
+	// expiry closes the socket when its token expires.
+	expiry *time.Timer
 
 	closing atomic.Bool
 	once    sync.Once
@@ -66,7 +73,7 @@ func (c *conn) Write(frame []byte) {
 	if len(c.pending) >= c.maxQueued {
 		c.mu.Unlock()
 		c.server.metrics.SlowConsumer()
-		c.Close(CloseSlowConsumer, "slow consumer: reconnect and resume")
+		c.Close(wire.DisconnectSlowConsumer)
 		return
 	}
 	if c.pending == nil && c.spare != nil {
@@ -132,11 +139,11 @@ func (c *conn) flush() {
 // maxReusedQueue keeps a queue slice grown by a burst from being kept.
 const maxReusedQueue = 64
 
-// Close sends a close frame with code and reason, then closes the socket. It
-// is idempotent and never blocks the caller.
-func (c *conn) Close(code uint16, reason string) {
+// Close sends a close frame with d's code and reason, then closes the socket.
+// It is idempotent and never blocks the caller.
+func (c *conn) Close(d wire.Disconnect) {
 	c.once.Do(func() {
-		c.closing.Store(true)
+		c.closed()
 		c.mu.Lock()
 		socket := c.socket
 		c.mu.Unlock()
@@ -147,10 +154,135 @@ func (c *conn) Close(code uint16, reason string) {
 			// The deadline also ends a write blocked on a client that does
 			// not read, which holds gws's write lock.
 			_ = socket.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = socket.WriteClose(code, []byte(reason))
+			_ = socket.WriteClose(d.Code, []byte(d.Reason))
 			_ = socket.NetConn().Close()
 		}()
 	})
+}
+
+// PostSettled implements actors.Sink: one message frame's place is free.
+func (c *conn) PostSettled() {
+	c.mu.Lock()
+	c.unsettled--
+	c.mu.Unlock()
+	c.signal()
+}
+
+// signal wakes the read goroutine if it waits (see waitForRoom).
+func (c *conn) signal() {
+	c.mu.Lock()
+	w := c.wake
+	c.mu.Unlock()
+	if w != nil {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitForRoom counts one more unsettled message frame, first waiting while
+// max are unsettled. It reports false when the socket closes meanwhile or
+// when no frame settled for stall (the socket is then closed).
+func (c *conn) waitForRoom(max int, stall time.Duration) bool {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	c.mu.Lock()
+	for c.unsettled >= max {
+		if c.wake == nil {
+			c.wake = make(chan struct{}, 1)
+		}
+		w := c.wake
+		c.mu.Unlock()
+		if c.closing.Load() {
+			return false
+		}
+		if timer == nil {
+			timer = time.NewTimer(stall)
+		}
+		select {
+		case <-w:
+		case <-timer.C:
+			c.server.logger.Warn("no post settled in time: closing", "conn_id", c.id, "user_id", c.userID, "stall", stall)
+			c.Close(wire.DisconnectUnavailable)
+			return false
+		}
+		c.mu.Lock()
+	}
+	c.unsettled++
+	c.mu.Unlock()
+	return !c.closing.Load()
+}
+
+// expireAt arranges for the socket to close at t, when its token expires
+// (replacing an earlier expiry).
+func (c *conn) expireAt(t time.Time) {
+	d := time.Until(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expiry == nil {
+		c.expiry = time.AfterFunc(d, c.expired)
+		return
+	}
+	c.expiry.Reset(d)
+}
+
+// expired closes the socket whose token expired: grainchat.v1 clients get an
+// error frame first. The close is queued behind the frames already queued
+// (gws runs a socket's write jobs in order).
+func (c *conn) expired() {
+	if c.v1 {
+		c.Write(wire.ErrorFrame(&wire.Error{Code: wire.CodeTokenExpired,
+			Message: "the token expired; reconnect with a fresh one, or send an auth frame before expiry"}))
+	}
+	c.mu.Lock()
+	socket := c.socket
+	c.mu.Unlock()
+	socket.Async(func() { c.Close(wire.DisconnectTokenExpired) })
+}
+
+// closed records that the socket is gone: waits end, the expiry is off.
+func (c *conn) closed() {
+	c.closing.Store(true)
+	c.signal()
+	c.mu.Lock()
+	expiry := c.expiry
+	c.mu.Unlock()
+	if expiry != nil {
+		expiry.Stop()
+	}
+}
+
+// full reports whether max message frames are unsettled.
+func (c *conn) full(max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unsettled >= max
+}
+
+// wait blocks for d unless the socket closes first; it reports whether the
+// socket is still open.
+func (c *conn) wait(d time.Duration) bool {
+	c.mu.Lock()
+	if c.wake == nil {
+		c.wake = make(chan struct{}, 1)
+	}
+	w := c.wake
+	c.mu.Unlock()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for !c.closing.Load() {
+		select {
+		case <-timer.C:
+			return !c.closing.Load()
+		case <-w: // a settled post or the close: check again
+		}
+	}
+	return false
 }
 
 func (c *conn) ping() {

@@ -55,13 +55,36 @@ type Config struct {
 	// MaxConnsPerUser bounds one user's open sockets on this node; beyond it
 	// handshakes get 429. Zero means 20.
 	MaxConnsPerUser int
-	// MessageRate is how many frames per second one user may send, over all
-	// their sockets on this node (token bucket); frames beyond it are refused
-	// with rate_limited. Zero means 10; negative means unlimited.
+	// MessageRate is how many frames per second one visitor may send, over
+	// all their sockets on this node (token bucket). Beyond it the server
+	// reads the user's sockets no faster (back-pressure): nothing is
+	// refused. Zero means 10; negative means unlimited.
 	MessageRate float64
 	// MessageBurst is the bucket's size. Zero means 20.
 	MessageBurst int
+	// StaffMessageRate and StaffMessageBurst are the same for staff. Zero
+	// means 30 and 120: a reply macro sent to 120 conversations goes out at
+	// once.
+	StaffMessageRate  float64
+	StaffMessageBurst int
+	// MaxPendingPosts bounds the message frames of one socket handed to its
+	// session and not yet settled (stored or refused); while a socket has
+	// that many the server does not read it. Zero means 64.
+	MaxPendingPosts int
+	// StallTimeout closes (wire.DisconnectUnavailable) a socket whose reading
+	// has been paused this long because none of its posts settled. Zero
+	// means 20s (chatd: twice --post-timeout).
+	StallTimeout time.Duration
 }
+
+// Defaults of Config's zero values.
+const (
+	DefaultMessageRate       = 10
+	DefaultMessageBurst      = 20
+	DefaultStaffMessageRate  = 30
+	DefaultStaffMessageBurst = 120
+	DefaultMaxPendingPosts   = 64
+)
 
 func (c *Config) setDefaults() {
 	if c.MaxFrameBytes <= 0 {
@@ -95,10 +118,22 @@ func (c *Config) setDefaults() {
 		c.MaxConnsPerUser = 20
 	}
 	if c.MessageRate == 0 {
-		c.MessageRate = 10
+		c.MessageRate = DefaultMessageRate
 	}
 	if c.MessageBurst <= 0 {
-		c.MessageBurst = 20
+		c.MessageBurst = DefaultMessageBurst
+	}
+	if c.StaffMessageRate == 0 {
+		c.StaffMessageRate = DefaultStaffMessageRate
+	}
+	if c.StaffMessageBurst <= 0 {
+		c.StaffMessageBurst = DefaultStaffMessageBurst
+	}
+	if c.MaxPendingPosts <= 0 {
+		c.MaxPendingPosts = DefaultMaxPendingPosts
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 20 * time.Second
 	}
 }
 
@@ -111,6 +146,10 @@ type Metrics interface {
 	FrameRefused(code string)
 	SlowConsumer()
 	HandshakeRefused(status int)
+	// ReadPaused counts the times a socket's reading paused: reason "rate"
+	// (its user is over the message rate) or "pending" (MaxPendingPosts
+	// posts unsettled).
+	ReadPaused(reason string)
 }
 
 type noMetrics struct{}
@@ -122,6 +161,7 @@ func (noMetrics) FramesOut(int)        {}
 func (noMetrics) FrameRefused(string)  {}
 func (noMetrics) SlowConsumer()        {}
 func (noMetrics) HandshakeRefused(int) {}
+func (noMetrics) ReadPaused(string)    {}
 
 // Server is the /ws/chat/ endpoint.
 type Server struct {
@@ -223,7 +263,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.drained)
 	}
 	for _, c := range s.conns {
-		c.Close(CloseGoingAway, "server shutting down")
+		c.Close(wire.DisconnectShutdown)
 	}
 	drained := s.drained
 	s.mu.Unlock()
@@ -287,7 +327,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// hub; admins: the inbox) before the handshake completes, so that every
 	// message stored after the client sees its connection open reaches it.
 	v1 := offersSubprotocol(r, wire.Subprotocol)
-	us, status := s.reserve(user.ID)
+	us, status := s.reserve(user.ID, user.IsAdmin)
 	switch status {
 	case http.StatusTooManyRequests:
 		s.refuse(w, status, "too many connections for this user")
@@ -302,13 +342,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.release(user.ID)
 		}
 	}()
-	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue, user: us}
+	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue, user: us,
+		subject: ident.Subject, admin: ident.Admin}
 	if user.IsAdmin {
 		c.maxQueued = s.cfg.AdminWriteQueue
 	}
 	ready := make(chan struct{})
 	c.pid = s.node.SpawnSession(actors.SessionConfig{
 		ConnID: c.id, Sink: c, User: user, ConversationID: convID, LastSeq: conv.LastSeq, V1: v1, Ready: ready,
+		TokenExpiresAt: ident.ExpiresAt,
 	})
 	select {
 	case <-ready:
@@ -332,7 +374,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.closing || c.closing.Load() {
 		s.mu.Unlock()
 		s.node.StopSession(c.pid)
-		_ = socket.WriteClose(CloseGoingAway, []byte("server shutting down"))
+		_ = socket.WriteClose(wire.DisconnectShutdown.Code, []byte(wire.DisconnectShutdown.Reason))
 		_ = socket.NetConn().Close()
 		return
 	}
@@ -343,6 +385,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.ConnOpened()
 	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	c.attach(socket, nc)
+	c.expireAt(ident.ExpiresAt)
 	s.logger.Debug("socket open", "conn_id", c.id, "user_id", user.ID, "v1", v1, "client_ip", clientip.FromRequest(r).Addr)
 	go socket.ReadLoop()
 }
@@ -433,7 +476,7 @@ type userState struct {
 
 // reserve counts a socket for user before it opens; the caller must release
 // it when the socket closes or fails to open.
-func (s *Server) reserve(userID int64) (*userState, int) {
+func (s *Server) reserve(userID int64, admin bool) (*userState, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -444,11 +487,15 @@ func (s *Server) reserve(userID int64) (*userState, int) {
 	}
 	u := s.users[userID]
 	if u == nil {
-		limit := rate.Inf
-		if s.cfg.MessageRate > 0 {
-			limit = rate.Limit(s.cfg.MessageRate)
+		perSecond, burst := s.cfg.MessageRate, s.cfg.MessageBurst
+		if admin {
+			perSecond, burst = s.cfg.StaffMessageRate, s.cfg.StaffMessageBurst
 		}
-		u = &userState{limiter: rate.NewLimiter(limit, s.cfg.MessageBurst)}
+		limit := rate.Inf
+		if perSecond > 0 {
+			limit = rate.Limit(perSecond)
+		}
+		u = &userState{limiter: rate.NewLimiter(limit, burst)}
 		s.users[userID] = u
 	}
 	if u.conns >= s.cfg.MaxConnsPerUser {
@@ -518,7 +565,7 @@ func (s *Server) OnClose(socket *gws.Conn, err error) {
 	if c == nil {
 		return
 	}
-	c.closing.Store(true)
+	c.closed()
 	s.release(c.userID)
 	s.metrics.ConnClosed()
 	if c.pid != nil {
@@ -566,13 +613,58 @@ func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		}
 		return
 	}
-	if !c.user.limiter.Allow() {
-		s.metrics.FrameRefused(wire.CodeRateLimited)
-		if c.v1 {
-			c.Write(wire.ErrorFrame(&wire.Error{Code: wire.CodeRateLimited, Message: "too many messages; slow down and retry",
-				ClientMsgID: req.ClientMsgID, ConversationID: req.ConversationID}))
-		}
+	if !s.pace(c, req) {
+		return // the socket closed while it waited
+	}
+	// A socket quiet only because the server stopped reading it is not
+	// idle: its deadline starts again when reading resumes.
+	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	if req.Type == wire.TypeAuth {
+		s.reauth(c, req.Token)
 		return
 	}
 	s.node.Deliver(c.pid, &actors.Inbound{Req: req})
+}
+
+// reauth handles an auth frame: a fresh token for the same user (subject and
+// role) moves the socket's expiry; anything else is refused with
+// invalid_token and changes nothing.
+func (s *Server) reauth(c *conn, token string) {
+	id, err := s.verifier.Verify(token)
+	if err != nil || id.Subject != c.subject || id.Admin != c.admin {
+		s.metrics.FrameRefused(wire.CodeInvalidToken)
+		if c.v1 {
+			c.Write(wire.ErrorFrame(&wire.Error{Code: wire.CodeInvalidToken,
+				Message: "the token is invalid, expired, or not this user's; the socket keeps its current expiry"}))
+		}
+		return
+	}
+	c.expireAt(id.ExpiresAt)
+	if c.v1 {
+		c.Write(wire.AuthFrame(id.ExpiresAt))
+	}
+}
+
+// pace is flow control: it returns once c may hand req to its session,
+// having waited (this is the socket's read goroutine: waiting stops reading
+// the socket, so a flooding client fills its own send buffer) while the user
+// is over the message rate and, for a message, while MaxPendingPosts of the
+// socket's posts are unsettled. Nothing is refused for being too fast, in
+// either dialect. It reports false if the socket closed meanwhile.
+func (s *Server) pace(c *conn, req wire.Request) bool {
+	if r := c.user.limiter.Reserve(); r.OK() {
+		if d := r.Delay(); d > 0 {
+			s.metrics.ReadPaused("rate")
+			if !c.wait(d) {
+				return false
+			}
+		}
+	}
+	if req.Type != wire.TypeMessage {
+		return true
+	}
+	if c.full(s.cfg.MaxPendingPosts) {
+		s.metrics.ReadPaused("pending")
+	}
+	return c.waitForRoom(s.cfg.MaxPendingPosts, s.cfg.StallTimeout)
 }

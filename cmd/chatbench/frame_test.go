@@ -143,7 +143,7 @@ func wireFrames() [][]byte {
 		wire.WelcomeFrame(wire.Welcome{User: wire.User{ID: 1, Name: "Visitor"}, ConversationID: 7, LastSeq: 2,
 			MaxMessageChars: 2000}),
 		wire.WelcomeFrame(wire.Welcome{User: wire.User{ID: 2, Name: "Staff", IsAdmin: true}}),
-		wire.InboxFrame([]wire.InboxEntry{{ConversationID: 7, LastSeq: 2}, {ConversationID: 8, LastSeq: 5}}),
+		wire.InboxFrame(wire.InboxPage{Entries: []wire.InboxEntry{{ConversationID: 7, LastSeq: 2}, {ConversationID: 8, LastSeq: 5}}}),
 		wire.OpenedFrame(7, 9), wire.LeftFrame(7))
 	return out
 }
@@ -205,7 +205,7 @@ func TestScanFrame(t *testing.T) {
 		}
 	}
 	for _, data := range [][]byte{wire.InboxUpdateFrame(wire.InboxEntry{ConversationID: 3}),
-		wire.WelcomeFrame(wire.Welcome{ConversationID: 7, LastSeq: 2}), wire.InboxFrame(nil)} {
+		wire.WelcomeFrame(wire.Welcome{ConversationID: 7, LastSeq: 2}), wire.InboxFrame(wire.InboxPage{})} {
 		if _, ok := scanFrame(data); ok {
 			t.Errorf("scanFrame(%q) took the fast path", data)
 		}

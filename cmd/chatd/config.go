@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/clientip"
 )
 
@@ -65,6 +66,8 @@ type config struct {
 	MaxConnsPerUser  int
 	MessageRate      float64
 	MessageBurst     int
+	StaffRate        float64
+	StaffBurst       int
 	StoreWriters     int
 }
 
@@ -120,8 +123,10 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&cfg.PostTimeout, "post-timeout", 10*time.Second, "how long a post may wait to be stored before the client is told to retry")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 20000, "open sockets this node accepts; more get 503")
 	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", 20, "open sockets one user may have on this node; more get 429")
-	fs.Float64Var(&cfg.MessageRate, "message-rate", 10, "frames per second one user may send (token bucket); -1 = unlimited")
-	fs.IntVar(&cfg.MessageBurst, "message-burst", 20, "token bucket size of --message-rate")
+	fs.Float64Var(&cfg.MessageRate, "message-rate", transport.DefaultMessageRate, "frames per second one visitor may send over their sockets on a node (token bucket); beyond it the server reads their sockets no faster; -1 = unlimited")
+	fs.IntVar(&cfg.MessageBurst, "message-burst", transport.DefaultMessageBurst, "token bucket size of --message-rate")
+	fs.Float64Var(&cfg.StaffRate, "staff-message-rate", transport.DefaultStaffMessageRate, "the same as --message-rate for staff; -1 = unlimited")
+	fs.IntVar(&cfg.StaffBurst, "staff-message-burst", transport.DefaultStaffMessageBurst, "token bucket size of --staff-message-rate")
 	fs.IntVar(&cfg.StoreWriters, "store-writers", 1, "message batches written to the database at the same time (fewer: bigger batches, less database CPU)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
@@ -265,11 +270,14 @@ func (cfg *config) validate() []string {
 	if cfg.MaxFrameBytes < 1024 {
 		p = append(p, "max-frame-bytes: must be at least 1024")
 	}
-	if cfg.MaxConns < 1 || cfg.MaxConnsPerUser < 1 || cfg.MessageBurst < 1 || cfg.StoreWriters < 1 {
-		p = append(p, "max-conns, max-conns-per-user, message-burst, store-writers: must be positive")
+	if cfg.MaxConns < 1 || cfg.MaxConnsPerUser < 1 || cfg.MessageBurst < 1 || cfg.StaffBurst < 1 || cfg.StoreWriters < 1 {
+		p = append(p, "max-conns, max-conns-per-user, message-burst, staff-message-burst, store-writers: must be positive")
 	}
 	if cfg.MessageRate == 0 || (cfg.MessageRate < 0 && cfg.MessageRate != -1) {
 		p = append(p, "message-rate: must be positive, or -1 for unlimited")
+	}
+	if cfg.StaffRate == 0 || (cfg.StaffRate < 0 && cfg.StaffRate != -1) {
+		p = append(p, "staff-message-rate: must be positive, or -1 for unlimited")
 	}
 	if cfg.WriteQueue < 1 || cfg.AdminWriteQueue < 1 {
 		p = append(p, "write-queue, admin-write-queue: must be positive")

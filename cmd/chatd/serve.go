@@ -96,7 +96,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var actorLevel slog.Level
 	_ = actorLevel.UnmarshalText([]byte(cfg.ActorLogLevel)) // validated
-	node, err = actors.New(logger, actors.Config{
+	node, err = actors.New(membership.Logs(logger, provider), actors.Config{
 		ClusterName:      cfg.ClusterName,
 		Host:             cfg.ClusterHost,
 		Port:             cfg.ClusterPort,
@@ -128,16 +128,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer stopNode(context.Background())
 
 	ws := transport.New(logger, transport.Config{
-		MaxFrameBytes:   cfg.MaxFrameBytes,
-		MaxMessageChars: cfg.MaxMessageChars,
-		IdleTimeout:     cfg.IdleTimeout,
-		PingInterval:    cfg.PingInterval,
-		WriteQueue:      cfg.WriteQueue,
-		AdminWriteQueue: cfg.AdminWriteQueue,
-		MaxConns:        cfg.MaxConns,
-		MaxConnsPerUser: cfg.MaxConnsPerUser,
-		MessageRate:     cfg.MessageRate,
-		MessageBurst:    cfg.MessageBurst,
+		MaxFrameBytes:     cfg.MaxFrameBytes,
+		MaxMessageChars:   cfg.MaxMessageChars,
+		IdleTimeout:       cfg.IdleTimeout,
+		PingInterval:      cfg.PingInterval,
+		WriteQueue:        cfg.WriteQueue,
+		AdminWriteQueue:   cfg.AdminWriteQueue,
+		MaxConns:          cfg.MaxConns,
+		MaxConnsPerUser:   cfg.MaxConnsPerUser,
+		MessageRate:       cfg.MessageRate,
+		MessageBurst:      cfg.MessageBurst,
+		StaffMessageRate:  cfg.StaffRate,
+		StaffMessageBurst: cfg.StaffBurst,
+		StallTimeout:      2 * cfg.PostTimeout,
 	}, verifier, origins, store, node, metric)
 	ws.Start()
 

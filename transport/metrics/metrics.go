@@ -25,6 +25,7 @@ type Metrics struct {
 	framesOut        prometheus.Counter
 	framesRefused    *prometheus.CounterVec
 	slowConsumers    prometheus.Counter
+	readsPaused      *prometheus.CounterVec
 	handshakeRefused *prometheus.CounterVec
 	messagesStored   prometheus.Counter
 	storeLatency     prometheus.Histogram
@@ -53,6 +54,8 @@ func New(members func() int) *Metrics {
 		framesOut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_frames_out_total", Help: "Frames written to clients."}),
 		framesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_frames_refused_total",
 			Help: "Client frames refused, by error code."}, []string{"code"}),
+		readsPaused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_reads_paused_total",
+			Help: "Times the server paused reading a socket (flow control): reason rate (over the message rate) or pending (too many posts unsettled)."}, []string{"reason"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_slow_consumers_total",
 			Help: "Sockets closed because their write queue overflowed."}),
 		handshakeRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_handshakes_refused_total",
@@ -74,7 +77,7 @@ func New(members func() int) *Metrics {
 		grainMoved: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_grain_moves_total",
 			Help: "Times a session found its grain at a new PID."}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.framesRefused, m.slowConsumers,
+	for _, c := range []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.framesRefused, m.slowConsumers, m.readsPaused,
 		m.handshakeRefused, m.messagesStored, m.storeLatency, m.batchSize, m.batchFailures, m.activations,
 		m.passivations, m.gapFilled, m.grainMoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -109,6 +112,9 @@ func (m *Metrics) FrameRefused(code string) { m.framesRefused.WithLabelValues(co
 
 // SlowConsumer implements transport.Metrics.
 func (m *Metrics) SlowConsumer() { m.slowConsumers.Inc() }
+
+// ReadPaused implements transport.Metrics.
+func (m *Metrics) ReadPaused(reason string) { m.readsPaused.WithLabelValues(reason).Inc() }
 
 // HandshakeRefused implements transport.Metrics.
 func (m *Metrics) HandshakeRefused(status int) {

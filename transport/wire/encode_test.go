@@ -284,7 +284,7 @@ func TestInboxFrames(t *testing.T) {
 			LastMessage   map[string]any `json:"last_message"`
 		} `json:"conversations"`
 	}
-	mustUnmarshal(t, wire.InboxFrame([]wire.InboxEntry{e}), &inbox)
+	mustUnmarshal(t, wire.InboxFrame(wire.InboxPage{Entries: []wire.InboxEntry{e}}), &inbox)
 	if inbox.Type != "inbox" || len(inbox.Conversations) != 1 {
 		t.Fatalf("inbox frame %+v", inbox)
 	}
@@ -296,7 +296,7 @@ func TestInboxFrames(t *testing.T) {
 	if _, ok := c.LastMessage["type"]; ok {
 		t.Errorf("inbox last_message has a type")
 	}
-	if frame := wire.InboxFrame(nil); string(frame) != `{"type":"inbox","conversations":[]}` {
+	if frame := wire.InboxFrame(wire.InboxPage{}); string(frame) != `{"type":"inbox","conversations":[],"has_more":false}` {
 		t.Errorf("empty inbox frame %s", frame)
 	}
 	if keys := jsonKeys(t, wire.InboxUpdateFrame(e)); !slices.Equal(keys, []string{"type", "conversation"}) {

@@ -31,6 +31,7 @@ const (
 	TypeInbox   = "inbox"
 	TypeOpen    = "open"
 	TypeLeave   = "leave"
+	TypeAuth    = "auth"
 )
 
 // Error codes of the error frame. They are stable; docs/PROTOCOL.md lists them.
@@ -49,6 +50,8 @@ const (
 	CodeTooManyOpen          = "too_many_open"
 	CodeRateLimited          = "rate_limited"
 	CodeInternal             = "internal"
+	CodeInvalidToken         = "invalid_token"
+	CodeTokenExpired         = "token_expired"
 	// CodeMoved never reaches clients: a grain answers it when it no longer
 	// owns its identity, and the session looks the grain up again.
 	CodeMoved = "moved"
@@ -56,6 +59,10 @@ const (
 
 // MaxClientMsgIDBytes bounds client_msg_id.
 const MaxClientMsgIDBytes = 100
+
+// maxCursorBytes bounds an inbox request's cursor (the server's cursors are
+// far shorter).
+const maxCursorBytes = 100
 
 // Error is a refusal of one client frame. It becomes an error frame for
 // grainchat.v1 clients; the connection stays usable.
@@ -84,6 +91,11 @@ type Request struct {
 	BeforeSeq      int64
 	AfterSeq       int64
 	Limit          int
+	// Cursor is an inbox request's page position (a next_cursor the server
+	// gave); "" asks for the first page.
+	Cursor string
+	// Token is an auth request's fresh JWT.
+	Token string
 }
 
 type rawRequest struct {
@@ -94,6 +106,8 @@ type rawRequest struct {
 	BeforeSeq      json.RawMessage `json:"before_seq"`
 	AfterSeq       json.RawMessage `json:"after_seq"`
 	Limit          json.RawMessage `json:"limit"`
+	Cursor         json.RawMessage `json:"cursor"`
+	Token          json.RawMessage `json:"token"`
 }
 
 // Decoder decodes client frames under configured limits.
@@ -182,6 +196,24 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 		}
 		req.Limit = int(limit)
 	case TypeInbox:
+		if req.Cursor, err = optString(raw.Cursor, "cursor"); err != nil {
+			return fail(err)
+		}
+		if len(req.Cursor) > maxCursorBytes {
+			return fail(errorf(CodeInvalidRequest, "cursor is longer than %d bytes", maxCursorBytes))
+		}
+		limit, err := optID(raw.Limit, "limit")
+		if err != nil {
+			return fail(err)
+		}
+		req.Limit = int(min(limit, 1000))
+	case TypeAuth:
+		if req.Token, err = optString(raw.Token, "token"); err != nil {
+			return fail(err)
+		}
+		if req.Token == "" {
+			return fail(errorf(CodeInvalidToken, "auth needs a token"))
+		}
 	case TypeOpen, TypeLeave:
 		if req.ConversationID == 0 {
 			return fail(errorf(CodeConversationRequired, "%s needs a conversation_id", req.Type))
@@ -337,6 +369,12 @@ type Welcome struct {
 	ConversationID  int64
 	LastSeq         int64
 	MaxMessageChars int
+	// StoreID identifies the server's data set (storage.Store.StoreID): a
+	// client that cached ids from a different one must drop them.
+	StoreID string
+	// TokenExpiresAt is when the socket's token expires; the socket is
+	// closed then unless an auth frame brings a fresh token.
+	TokenExpiresAt time.Time
 }
 
 // WelcomeFrame encodes w.
@@ -348,7 +386,26 @@ func WelcomeFrame(w Welcome) []byte {
 		ConversationID  int64  `json:"conversation_id,omitempty"`
 		LastSeq         int64  `json:"last_seq"`
 		MaxMessageChars int    `json:"max_message_chars"`
-	}{"welcome", Subprotocol, w.User, w.ConversationID, w.LastSeq, w.MaxMessageChars})
+		StoreID         string `json:"store_id,omitempty"`
+		TokenExpiresAt  string `json:"token_expires_at,omitempty"`
+	}{"welcome", Subprotocol, w.User, w.ConversationID, w.LastSeq, w.MaxMessageChars, w.StoreID, optTime(w.TokenExpiresAt)})
+}
+
+// optTime formats t, or "" for the zero time.
+func optTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return formatTime(t)
+}
+
+// AuthFrame answers an accepted auth frame: the socket now expires at
+// expiresAt.
+func AuthFrame(expiresAt time.Time) []byte {
+	return mustMarshal(struct {
+		Type      string `json:"type"`
+		ExpiresAt string `json:"expires_at"`
+	}{TypeAuth, formatTime(expiresAt)})
 }
 
 // HistoryFrame answers a history request with messages in ascending seq.
@@ -404,16 +461,32 @@ func toInboxJSON(e InboxEntry) inboxEntryJSON {
 	return out
 }
 
-// InboxFrame lists conversations, most recent activity first.
-func InboxFrame(entries []InboxEntry) []byte {
-	out := make([]inboxEntryJSON, len(entries))
-	for i, e := range entries {
+// InboxPage is one page of the inbox as an inbox frame carries it.
+type InboxPage struct {
+	Entries []InboxEntry
+	// Cursor is the cursor the client asked for; "" for the first page,
+	// which replaces what the client shows (a later page adds to it).
+	Cursor string
+	// NextCursor asks for the page after this one; "" when HasMore is false.
+	NextCursor string
+	HasMore    bool
+	StoreID    string
+}
+
+// InboxFrame lists a page of conversations, most recent activity first.
+func InboxFrame(p InboxPage) []byte {
+	out := make([]inboxEntryJSON, len(p.Entries))
+	for i, e := range p.Entries {
 		out[i] = toInboxJSON(e)
 	}
 	return mustMarshal(struct {
 		Type          string           `json:"type"`
 		Conversations []inboxEntryJSON `json:"conversations"`
-	}{TypeInbox, out})
+		Cursor        string           `json:"cursor,omitempty"`
+		HasMore       bool             `json:"has_more"`
+		NextCursor    string           `json:"next_cursor,omitempty"`
+		StoreID       string           `json:"store_id,omitempty"`
+	}{TypeInbox, out, p.Cursor, p.HasMore, p.NextCursor, p.StoreID})
 }
 
 // InboxUpdateFrame tells admins that one conversation changed.

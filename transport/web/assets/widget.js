@@ -21,7 +21,15 @@
  * open the chat open no WebSocket.
  *
  * window.GrainChat: open(), close(), toggle(), setToken(token) — give a
- * fresh token before the old one expires; the chat reconnects with it.
+ * fresh token before the old one expires; the frame hands it to its open
+ * connection in band (no reconnect), and uses it for the next ones.
+ *
+ * The frame says "ready" (a postMessage) once its page runs; until then the
+ * widget holds its own messages to the frame (posting to a frame that is
+ * still on about:blank would only make the browser warn). When no "ready"
+ * comes (chatd refuses to be framed by this site because it is not in
+ * --allowed-origins, or chatd cannot be reached), the panel says "Chat is
+ * unavailable", with its own close button, and the console says why.
  *
  * This is a classic script (document.currentScript, no module) that builds
  * its elements with DOM calls and styles them through the CSSOM, so it works
@@ -109,13 +117,86 @@
 
   var frame = null;
   var isOpen = false;
+  var ready = false; // the frame's page said it runs
+  var held = []; // messages for the frame until it is ready
+  var watchdog = null;
+  var failed = null; // the "Chat is unavailable" panel, once shown
+  // How long the frame may take to say it is ready: after its load event
+  // (the page runs before it, so this only covers the message's delivery),
+  // and at most from its creation (a load event that never comes).
+  var READY_AFTER_LOAD_MS = 2500;
+  var READY_MAX_MS = 10000;
 
   function frameURL() {
     return origin + '/embed/' + (token ? '#token=' + encodeURIComponent(token) : '');
   }
 
   function tell(msg) {
-    if (frame && frame.contentWindow) frame.contentWindow.postMessage(msg, origin);
+    if (!frame) return;
+    if (!ready) {
+      if (msg.type === 'grainchat:panel') {
+        held = held.filter(function (m) {
+          return m.type !== 'grainchat:panel';
+        });
+      }
+      held.push(msg);
+      return;
+    }
+    if (frame.contentWindow) frame.contentWindow.postMessage(msg, origin);
+  }
+
+  function frameReady() {
+    ready = true;
+    clearTimeout(watchdog);
+    if (failed) {
+      failed.style.display = 'none';
+      frame.style.display = 'block';
+    }
+    var msgs = held;
+    held = [];
+    for (var i = 0; i < msgs.length; i++) tell(msgs[i]);
+    tell({ type: 'grainchat:panel', open: isOpen });
+  }
+
+  function unavailable() {
+    if (ready || (failed && failed.style.display !== 'none')) return;
+    if (!failed) {
+      console.error(
+        'grainchat widget: the chat (' + origin + '/embed/) did not load in its frame on ' + location.origin + '. ' +
+          'Most likely chatd does not let this site frame it: add ' + location.origin +
+          ' to chatd\'s --allowed-origins (CHAT_ALLOWED_ORIGINS; a comma-separated list of origins). ' +
+          'Otherwise chatd is unreachable, or this page\'s Content-Security-Policy does not allow frame-src ' + origin + '.'
+      );
+      failed = document.createElement('div');
+      failed.className = 'grainchat-unavailable';
+      failed.setAttribute('role', 'alert');
+      css(failed, {
+        display: 'flex', 'flex-direction': 'column', 'align-items': 'center', 'justify-content': 'center', gap: '10px',
+        height: '100%', padding: '24px', 'box-sizing': 'border-box', 'text-align': 'center', color: '#1a2233',
+        font: '15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
+      });
+      var heading = document.createElement('strong');
+      heading.textContent = 'Chat is unavailable';
+      css(heading, { 'font-size': '18px' });
+      var text = document.createElement('p');
+      text.textContent = 'The chat cannot be shown on this site right now. Please try again later.';
+      css(text, { margin: '0', color: '#5f6b80' });
+      var shut = document.createElement('button');
+      shut.type = 'button';
+      shut.className = 'grainchat-unavailable-close';
+      shut.textContent = 'Close';
+      css(shut, {
+        'margin-top': '6px', padding: '8px 22px', border: '0', 'border-radius': '18px', cursor: 'pointer',
+        background: color, color: '#fff', font: '600 14px/1 system-ui, sans-serif',
+      });
+      shut.addEventListener('click', close);
+      failed.appendChild(heading);
+      failed.appendChild(text);
+      failed.appendChild(shut);
+      panel.appendChild(failed);
+    }
+    frame.style.display = 'none';
+    failed.style.display = 'flex';
   }
 
   function open() {
@@ -125,9 +206,13 @@
       frame.src = frameURL();
       frame.setAttribute('referrerpolicy', 'no-referrer');
       css(frame, { border: '0', width: '100%', height: '100%', display: 'block' });
+      ready = false;
       frame.addEventListener('load', function () {
-        tell({ type: 'grainchat:panel', open: isOpen });
+        if (ready) return;
+        clearTimeout(watchdog);
+        watchdog = setTimeout(unavailable, READY_AFTER_LOAD_MS);
       });
+      watchdog = setTimeout(unavailable, READY_MAX_MS);
       panel.appendChild(frame);
     }
     isOpen = true;
@@ -171,7 +256,8 @@
   window.addEventListener('message', function (ev) {
     if (ev.origin !== origin || !frame || ev.source !== frame.contentWindow) return;
     var msg = ev.data || {};
-    if (msg.type === 'grainchat:close') close();
+    if (msg.type === 'grainchat:ready') frameReady();
+    else if (msg.type === 'grainchat:close') close();
     else if (msg.type === 'grainchat:unread' && !isOpen) setBadge(Number(msg.count) || 0);
   });
 
@@ -187,7 +273,10 @@
     },
     setToken: function (t) {
       token = String(t || '');
-      if (frame) frame.src = frameURL();
+      // The frame's address keeps its first token (the frame dropped it from
+      // its address); the new one travels by postMessage, to chatd's origin
+      // only.
+      if (frame && token) tell({ type: 'grainchat:token', token: token });
     },
   };
 

@@ -11,12 +11,32 @@
 // member saw on screen, not counting their own. What was seen is kept in
 // localStorage (per staff user), so it survives reloads and is shared by the
 // user's tabs; it is not shared with other staff members.
+//
+// Paging: the inbox frame holds the first page (most recent activity first)
+// and, when there are more, has_more and next_cursor; the page asks for the
+// next page ({"type":"inbox","cursor":…}) when the end of the list scrolls
+// into view. An inbox frame that echoes a cursor continues the list; one
+// without is a fresh first page (after a reconnect) and replaces it. Live
+// updates add conversations that no page has brought yet at the top; every
+// conversation is listed once (the entry with the newest last_seq wins).
+//
+// Replies go through the Outbox (outbox.js), a queue per conversation: in
+// order, one at a time, sent again by themselves after a refusal that passes
+// and after a reconnect; the page warns before a reload loses them.
+//
+// Store identity: welcome and inbox name the server's store (store_id).
+// When it changes (or the inbox says a conversation ends before what the page
+// holds: a restored database) every conversation, message, read mark and
+// queued reply the page holds belongs to a past that no longer exists (its
+// ids may now name other people): all of it is dropped, and the page says so.
 
 import { Connection } from './connection.js';
 import { Thread } from './thread.js';
-import { $, el, chars, errorText, listTime, newClientMsgId, StatusView, fetchSession, autoGrow } from './ui.js';
+import { Outbox } from './outbox.js';
+import { $, el, chars, errorText, listTime, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
+const INBOX_PAGE = 50;
 
 let me = null;
 let maxChars = 4000;
@@ -26,6 +46,8 @@ let followed = null; // the conversation `open`ed on the current socket
 let loaded = false; // has the conversation on screen had its first page?
 let pendingHistory = []; // { conv, kind } awaiting their history frame, in order
 let reads = {}; // conversation id -> last seq seen (localStorage)
+let nextCursor = null; // the inbox page after the loaded ones, when has_more
+let loadingCursor = null; // the cursor asked for, until its page arrives
 
 const status = new StatusView({ pill: $('state'), banner: $('banner') });
 const thread = new Thread({
@@ -35,7 +57,25 @@ const thread = new Thread({
   older: $('older'),
   viewer: 'staff',
   onOlder: (beforeSeq) => requestHistory(openId, { before_seq: beforeSeq, limit: PAGE }, 'older'),
-  onRetry: (cmid, text) => conn.send({ message: text, conversation_id: openId, client_msg_id: cmid }),
+  onRetry: (cmid) => outbox.retryNow(cmid),
+  onDiscard: (cmid) => outbox.discard(cmid),
+});
+
+const outbox = new Outbox({
+  send: (item) => conn.send({ message: item.text, conversation_id: item.conv, client_msg_id: item.cmid }),
+  onChange: (item, state, detail) => {
+    if (state === 'done' || item.conv !== openId) return; // the thread settles it from the ack or the message
+    thread.setPending(item.cmid, state, { code: detail.code, text: detail.frame && errorText(detail.frame, maxChars) });
+  },
+});
+
+// Leaving the page (reload, close, sign out) would lose what is not stored
+// yet: the browser asks first.
+addEventListener('beforeunload', (ev) => {
+  if (outbox.hasUnsent() || input.value.trim()) {
+    ev.preventDefault();
+    ev.returnValue = '';
+  }
 });
 
 const conn = new Connection({
@@ -48,8 +88,10 @@ const conn = new Connection({
   onDown: () => {
     followed = null;
     pendingHistory = [];
+    loadingCursor = null;
     thread.loadingOlder = false;
     thread.refresh();
+    outbox.down();
   },
 });
 status.retryNow = () => conn.reconnectNow();
@@ -128,15 +170,83 @@ function welcome(w) {
     return;
   }
   loadReads();
+  checkStore(w.store_id);
+  outbox.up();
   // The inbox frame follows.
+}
+
+function storeKey() {
+  return `grainchat.store.${me.id}`;
+}
+
+// checkStore starts over when the server names another store than the one
+// this page's state (or this staff member's read marks) came from.
+function checkStore(storeId) {
+  if (rememberStore(storeId, storeKey(), 'local') === 'changed') startOver();
+}
+
+// startOver drops every conversation, message, read mark and queued reply.
+function startOver() {
+  for (const e of entries.values()) if (e.li) e.li.remove();
+  entries.clear();
+  reads = {};
+  try {
+    localStorage.removeItem(readsKey());
+  } catch {
+    // denied: nothing was kept either
+  }
+  outbox.reset();
+  nextCursor = null;
+  loadingCursor = null;
+  if (openId !== null) {
+    openId = null;
+    followed = null;
+    loaded = false;
+    pendingHistory = [];
+    thread.reset();
+    $('pane').hidden = true;
+    $('pane-empty').hidden = false;
+    $('conv-name').textContent = '';
+    $('conv-sub').textContent = '';
+    hide();
+    if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  }
+  setComposerEnabled(false);
+  renderList();
+  showResetNote($('reset-note'));
 }
 
 function frame(f) {
   switch (f.type) {
-    case 'inbox':
-      for (const c of Array.isArray(f.conversations) ? f.conversations : []) update(c);
+    case 'inbox': {
+      const convs = Array.isArray(f.conversations) ? f.conversations : [];
+      checkStore(f.store_id);
+      if (f.cursor !== undefined && f.cursor !== null) {
+        // A continuation: the page after the loaded ones, if still wanted.
+        if (f.cursor !== loadingCursor) return;
+        loadingCursor = null;
+        for (const c of convs) update(c);
+      } else {
+        // A fresh first page: it replaces the list (the conversation on
+        // screen stays). A conversation that ends before what the page holds
+        // means a restored database: start over.
+        if (convs.some((c) => entries.has(c.conversation_id) && (c.last_seq || 0) < entries.get(c.conversation_id).last_seq)) {
+          startOver();
+        }
+        const fresh = new Set(convs.map((c) => c.conversation_id));
+        for (const [id, e] of entries) {
+          if (!fresh.has(id) && id !== openId) {
+            if (e.li) e.li.remove();
+            entries.delete(id);
+          }
+        }
+        loadingCursor = null;
+        for (const c of convs) update(c);
+      }
+      nextCursor = f.has_more && typeof f.next_cursor === 'string' && f.next_cursor ? f.next_cursor : null;
       $('inbox-loading').hidden = true;
       renderList();
+      watchEnd();
       if (openId === null) {
         const fromHash = conversationFromHash();
         if (fromHash !== null && entries.has(fromHash)) show(fromHash, false);
@@ -144,6 +254,7 @@ function frame(f) {
         follow();
       }
       return;
+    }
     case 'inbox_update':
       if (f.conversation) {
         update(f.conversation);
@@ -153,6 +264,7 @@ function frame(f) {
     case 'message':
     case undefined:
       if (typeof f.message !== 'string' || typeof f.conversation_id !== 'number') return;
+      if (me && f.sender_id === me.id) outbox.stored(f.client_msg_id);
       update({
         conversation_id: f.conversation_id,
         last_seq: f.seq,
@@ -168,6 +280,10 @@ function frame(f) {
       return;
     case 'opened':
       if (f.conversation_id !== openId || followed !== openId) return;
+      if (loaded && typeof f.last_seq === 'number' && f.last_seq < thread.maxSeq) {
+        startOver(); // the conversation ends before what is shown: a restored database
+        return;
+      }
       if (!loaded) {
         if (f.last_seq > 0) requestHistory(openId, { before_seq: f.last_seq + 1, limit: PAGE }, 'latest');
         else {
@@ -176,9 +292,6 @@ function frame(f) {
         }
       } else {
         requestHistory(openId, { after_seq: thread.maxSeq, limit: 100 }, 'after');
-      }
-      for (const { cmid, text } of thread.unsent()) {
-        conn.send({ message: text, conversation_id: openId, client_msg_id: cmid });
       }
       return;
     case 'history': {
@@ -201,9 +314,14 @@ function frame(f) {
     }
     case 'ack':
       thread.ack(f);
+      outbox.stored(f.client_msg_id);
       return;
+    case 'auth':
+      return; // a fresh token was accepted
     case 'error':
-      if (f.client_msg_id && thread.fail(f.client_msg_id, errorText(f, maxChars), retryable(f.code))) return;
+      if (f.client_msg_id && outbox.refused(f)) return;
+      if (f.code === 'token_expired') return; // the close (4401) follows and says so
+      if (loadingCursor !== null && !f.client_msg_id && !f.conversation_id) loadingCursor = null; // a page request was refused
       if (!f.client_msg_id && f.conversation_id && pendingHistory.length && pendingHistory[0].conv === f.conversation_id) {
         pendingHistory.shift();
         thread.loadingOlder = false;
@@ -214,10 +332,6 @@ function frame(f) {
     default:
       return; // left, and frame types this page does not know
   }
-}
-
-function retryable(code) {
-  return code === 'unavailable' || code === 'internal' || code === 'too_many_pending' || code === 'rate_limited';
 }
 
 let noticeTimer = null;
@@ -332,8 +446,31 @@ function renderList() {
     else expected = expected.nextElementSibling;
   }
   $('inbox-empty').hidden = entries.size > 0;
-  $('inbox-count').textContent = entries.size === 1 ? '1 conversation' : `${entries.size} conversations`;
+  const more = nextCursor !== null ? '+' : '';
+  $('inbox-count').textContent = entries.size === 1 && !more ? '1 conversation' : `${entries.size}${more} conversations`;
+  $('inbox-more').hidden = nextCursor === null;
   renderTitle();
+}
+
+// Infinite scroll: the next page is asked for when the end of the list
+// (#inbox-more, shown while there are more) scrolls into view.
+const endObserver = new IntersectionObserver(
+  (records) => {
+    if (records.some((r) => r.isIntersecting)) loadMore();
+  },
+  { root: document.querySelector('.inbox-pane'), rootMargin: '0px 0px 200px 0px' },
+);
+
+// watchEnd observes the end of the list again, which reports at once
+// whether it is in view (a page that did not fill the pane asks for the next).
+function watchEnd() {
+  endObserver.unobserve($('inbox-more'));
+  if (nextCursor !== null) endObserver.observe($('inbox-more'));
+}
+
+function loadMore() {
+  if (nextCursor === null || loadingCursor !== null) return;
+  if (conn.send({ type: 'inbox', cursor: nextCursor, limit: INBOX_PAGE })) loadingCursor = nextCursor;
 }
 
 function renderTitle() {
@@ -362,6 +499,11 @@ function show(id, push) {
   openId = id;
   loaded = false;
   thread.reset();
+  // Replies to this conversation not stored yet, in the order written.
+  for (const item of outbox.items(id)) {
+    thread.addPending(item.cmid, item.text);
+    thread.setPending(item.cmid, item.state === 'new' ? 'sending' : item.state);
+  }
   if (previous) renderEntry(previous);
   const e = entries.get(id);
   $('conv-name').textContent = displayName(e);
@@ -425,8 +567,8 @@ function submit() {
     return;
   }
   const cmid = newClientMsgId();
-  const sent = conn.send({ message: text, conversation_id: openId, client_msg_id: cmid });
-  thread.addPending(cmid, text, !sent); // if not sent: sent after the conversation is reopened
+  thread.addPending(cmid, text);
+  outbox.push(openId, text, cmid); // sent now, or after the replies before it, or after the next welcome
   input.value = '';
   fit();
   updateCounter();
@@ -446,6 +588,9 @@ input.addEventListener('keydown', (ev) => {
 });
 
 fetchSession('').then((s) => {
-  if (s && s.dev) $('dev-banner').hidden = false;
+  if (s && s.dev) {
+    $('dev-banner').hidden = false;
+    $('signout').hidden = false;
+  }
 });
 conn.start();

@@ -3,12 +3,21 @@
 // Resume (docs/PROTOCOL.md, "Resuming after a reconnect"): on every welcome
 // the page asks for the history after the last seq it shows (L); the first
 // welcome loads the newest page instead. Live messages and history pages are
-// merged by seq, so nothing is shown twice, and messages not yet acknowledged
-// are sent again with the same client_msg_id, which the server stores once.
+// merged by seq, so nothing is shown twice. What the visitor writes goes
+// through the Outbox (outbox.js): in order, one at a time, sent again by
+// itself (same client_msg_id, stored once) after a refusal that passes and
+// after a reconnect; the page warns before a reload loses it.
+//
+// Store identity: the welcome names the server's store (store_id). When a
+// reconnect's welcome names another store, or says the conversation ends
+// before the newest message shown (a database restored from a backup), what
+// the page shows belongs to a past that no longer exists: it is dropped, the
+// page says so, and starts over.
 
 import { Connection } from './connection.js';
 import { Thread } from './thread.js';
-import { $, el, chars, errorText, newClientMsgId, StatusView, fetchSession, autoGrow } from './ui.js';
+import { Outbox } from './outbox.js';
+import { $, el, chars, errorText, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
 const embedded = location.pathname.startsWith('/embed/');
@@ -58,6 +67,11 @@ if (embedded) {
         clearUnread();
         $('text').focus();
       }
+    } else if (ev.data.type === 'grainchat:token' && typeof ev.data.token === 'string' && ev.data.token) {
+      // The host site's fresh token (GrainChat.setToken): kept for the
+      // next connections, and given to the open socket in band.
+      token = ev.data.token;
+      conn.setToken(token);
     }
   });
   addEventListener('hashchange', () => {
@@ -84,8 +98,39 @@ const thread = new Thread({
   older: $('older'),
   viewer: 'visitor',
   onOlder: (beforeSeq) => requestHistory({ before_seq: beforeSeq, limit: PAGE }, 'older'),
-  onRetry: (cmid, text) => conn.send({ message: text, client_msg_id: cmid }),
+  onRetry: (cmid) => outbox.retryNow(cmid),
+  onDiscard: (cmid) => outbox.discard(cmid),
 });
+
+const outbox = new Outbox({
+  send: (item) => conn.send({ message: item.text, client_msg_id: item.cmid }),
+  onChange: (item, state, detail) => {
+    if (state === 'done') return; // the thread settles it from the ack or the message
+    thread.setPending(item.cmid, state, { code: detail.code, text: detail.frame && errorText(detail.frame, maxChars) });
+  },
+});
+
+// Leaving the page (reload, close, another address) would lose what is not
+// stored yet: the browser asks first.
+addEventListener('beforeunload', (ev) => {
+  if (outbox.hasUnsent() || input.value.trim()) {
+    ev.preventDefault();
+    ev.returnValue = '';
+  }
+});
+
+// startOver drops everything shown: the server's store is not the one it
+// came from. Messages still queued go to the visitor's (new) conversation.
+function startOver() {
+  thread.reset();
+  loaded = false;
+  pendingHistory = [];
+  for (const item of outbox.items(null)) {
+    thread.addPending(item.cmid, item.text);
+    thread.setPending(item.cmid, 'waiting');
+  }
+  showResetNote($('reset-note'));
+}
 
 const conn = new Connection({
   token,
@@ -101,6 +146,7 @@ const conn = new Connection({
     pendingHistory = [];
     thread.loadingOlder = false;
     thread.refresh();
+    outbox.down();
   },
 });
 status.retryNow = () => conn.reconnectNow();
@@ -127,9 +173,13 @@ function welcome(w) {
     setComposerEnabled(false);
     return;
   }
-  if (conversation !== null && conversation !== w.conversation_id) {
+  if (rememberStore(w.store_id) === 'changed') {
+    startOver();
+  } else if (conversation !== null && conversation !== w.conversation_id) {
     thread.reset(); // another person
     loaded = false;
+  } else if (loaded && typeof w.last_seq === 'number' && w.last_seq < thread.maxSeq) {
+    startOver(); // the conversation ends before what is shown: a restored database
   }
   conversation = w.conversation_id;
   pendingHistory = [];
@@ -143,7 +193,7 @@ function welcome(w) {
   } else {
     requestHistory({ after_seq: thread.maxSeq, limit: 100 }, 'after');
   }
-  for (const { cmid, text } of thread.unsent()) conn.send({ message: text, client_msg_id: cmid });
+  outbox.up();
   setComposerEnabled(true);
 }
 
@@ -152,6 +202,7 @@ function frame(f) {
     case 'message':
     case undefined:
       if (f.conversation_id !== conversation || typeof f.message !== 'string') return;
+      if (me && f.sender_id === me.id) outbox.stored(f.client_msg_id);
       if (thread.add(f) && f.sender_is_admin && (document.hidden || (embedded && !panelOpen))) {
         unread++;
         if (embedded) tellHost({ type: 'grainchat:unread', count: unread });
@@ -175,9 +226,13 @@ function frame(f) {
     }
     case 'ack':
       thread.ack(f);
+      outbox.stored(f.client_msg_id);
       return;
+    case 'auth':
+      return; // the fresh token was accepted
     case 'error':
-      if (f.client_msg_id && thread.fail(f.client_msg_id, errorText(f, maxChars), retryable(f.code))) return;
+      if (f.client_msg_id && outbox.refused(f)) return;
+      if (f.code === 'token_expired') return; // the close (4401) follows and says so
       if (!f.client_msg_id && f.conversation_id && pendingHistory.length) {
         pendingHistory.shift(); // a history request was refused
         thread.loadingOlder = false;
@@ -188,10 +243,6 @@ function frame(f) {
     default:
       return; // v1 clients ignore frame types they do not know
   }
-}
-
-function retryable(code) {
-  return code === 'unavailable' || code === 'internal' || code === 'too_many_pending' || code === 'rate_limited';
 }
 
 let noticeTimer = null;
@@ -230,8 +281,8 @@ function submit() {
     return;
   }
   const cmid = newClientMsgId();
-  const sent = conn.send({ message: text, client_msg_id: cmid }); // if not: sent after the next welcome
-  thread.addPending(cmid, text, !sent);
+  thread.addPending(cmid, text);
+  outbox.push(null, text, cmid); // sent now, or after the messages before it, or after the next welcome
   input.value = '';
   fit();
   updateCounter();
@@ -251,6 +302,13 @@ input.addEventListener('keydown', (ev) => {
 });
 
 fetchSession(token).then((s) => {
-  if (s && s.dev && !embedded) $('dev-banner').hidden = false;
+  if (s && s.dev && !embedded) {
+    $('dev-banner').hidden = false;
+    $('signout').hidden = false;
+  }
 });
 conn.start();
+// The widget's host page learns that the chat loaded (it shows "Chat is
+// unavailable" otherwise, e.g. when its site may not frame chatd) and only
+// then posts to the frame.
+tellHost({ type: 'grainchat:ready' });

@@ -1,17 +1,26 @@
 // The WebSocket connection to chatd, speaking grainchat.v1 (docs/PROTOCOL.md).
 //
-// It reconnects by itself with exponential back-off and jitter; the pages
-// resume by seq on every welcome (see "Resuming after a reconnect"). When a
-// socket fails before it opens, the browser does not say why (401, 403, 503
-// and "server down" all look alike), so the connection asks GET /session to
-// tell "not signed in" from "unavailable" and "unreachable".
+// It reconnects by itself with exponential back-off and full jitter (the
+// first retry within 250 ms, doubling up to 10 s; a connection that stayed up
+// resets it), and at once when the page becomes visible or the network comes
+// back; the pages resume by seq on every welcome (see "Resuming after a
+// reconnect"). When a socket fails before it opens, the browser does not say
+// why (401, 403, 503 and "server down" all look alike), so the connection
+// asks GET /session to tell "not signed in" from "unavailable" and
+// "unreachable". A socket closed because its token expired (4401) or by
+// policy (1008) is not reopened with the same token: a new one is needed
+// (setToken).
 
 export const PROTOCOL = 'grainchat.v1';
 
-const FIRST_DELAY_MS = 500;
-const MAX_DELAY_MS = 30000;
+const FIRST_DELAY_MS = 250;
+const MAX_DELAY_MS = 10000;
 // A connection that lived this long resets the back-off.
 const STABLE_MS = 10000;
+
+// Close codes after which the same token must not reconnect.
+const CLOSE_TOKEN_EXPIRED = 4401;
+const CLOSE_POLICY = 1008;
 
 // States reported to onState(state, detail):
 //   connecting   opening a socket
@@ -34,6 +43,7 @@ export class Connection {
     this.stopped = true;
     this.online = false;
     this.session = null; // the last GET /session answer
+    this.refused = false; // closed for its token (4401, 1008): needs a new one
     addEventListener('online', () => this.kick());
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible') this.kick();
@@ -55,20 +65,25 @@ export class Connection {
     this.onState('stopped', {});
   }
 
-  // setToken replaces the token and reconnects with it.
+  // setToken replaces the token. A live socket keeps going and is told in
+  // band ({"type":"auth"}, answered auth or error); a socket that is down
+  // (or was closed for its token) reconnects with the new one at once.
   setToken(token) {
     this.token = token;
+    this.refused = false;
+    if (this.online && this.send({ type: 'auth', token })) return;
     this.reconnectNow();
   }
 
   // kick reconnects at once when a retry is pending (the network came back,
   // the tab became visible).
   kick() {
-    if (!this.stopped && !this.ws && this.timer) this.reconnectNow();
+    if (!this.stopped && !this.refused && !this.ws && this.timer) this.reconnectNow();
   }
 
   reconnectNow() {
     if (this.stopped) this.stopped = false;
+    this.refused = false;
     clearTimeout(this.timer);
     this.timer = null;
     const ws = this.ws;
@@ -142,6 +157,12 @@ export class Connection {
       if (wasOnline) this.onDown();
       if (this.stopped) return;
       if (welcomedAt && Date.now() - welcomedAt > STABLE_MS) this.attempt = 0;
+      if (ev.code === CLOSE_TOKEN_EXPIRED || ev.code === CLOSE_POLICY) {
+        // The same token would be refused again: wait for a new one.
+        this.refused = true;
+        this.onState('signed-out', { reason: ev.code === CLOSE_TOKEN_EXPIRED ? 'expired' : 'policy', code: ev.code, session: this.session });
+        return;
+      }
       if (!opened) {
         this.diagnose();
         return;
@@ -172,9 +193,11 @@ export class Connection {
   }
 
   retry(state, detail) {
+    // Full jitter: anywhere between 0 and the attempt's ceiling, so that the
+    // pages of a restarted server do not come back all at once.
     const base = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this.attempt);
     this.attempt++;
-    const delay = base / 2 + Math.random() * (base / 2);
+    const delay = Math.random() * base;
     const retryAt = Date.now() + delay;
     this.onState(state, { ...detail, retryAt });
     this.timer = setTimeout(() => {
@@ -192,6 +215,7 @@ export function closeReason(code) {
     case 1006:
       return 'The connection was lost.';
     case 1008:
+      return 'The server closed the connection by policy.';
     case 1009:
       return 'The server refused a message that was too large.';
     case 1011:
@@ -200,6 +224,8 @@ export function closeReason(code) {
       return 'The server asked to resynchronize.';
     case 4008:
       return 'The connection fell behind.';
+    case 4401:
+      return 'Your session expired.';
     default:
       return 'The connection closed.';
   }

@@ -1,15 +1,16 @@
 // Thread: one conversation's messages on screen, in seq order, each seq
 // once. Messages come from history pages and live frames in any order and
 // possibly twice (a resume overlaps what is shown); a seq already shown is
-// ignored. Messages the user sent wait as "pending" (keyed by client_msg_id)
-// until their ack or their own frame arrives.
+// ignored. Messages the user wrote wait as "pending" (keyed by
+// client_msg_id, in the order written, below the stored ones) until their
+// ack or their own frame arrives; the page's Outbox sends them.
 
 import { el, shortTime, fullTime } from './ui.js';
 
 export class Thread {
   // viewer: 'visitor' (own messages on the right) or 'staff' (every staff
   // message on the right, the visitor's on the left).
-  constructor({ scroller, list, empty, older, viewer, onOlder, onRetry }) {
+  constructor({ scroller, list, empty, older, viewer, onOlder, onRetry, onDiscard }) {
     this.scroller = scroller;
     this.list = list;
     this.empty = empty;
@@ -17,6 +18,7 @@ export class Thread {
     this.viewer = viewer;
     this.onOlder = onOlder;
     this.onRetry = onRetry;
+    this.onDiscard = onDiscard;
     this.me = null;
     this.reset();
     scroller.addEventListener('scroll', () => this.maybeLoadOlder(), { passive: true });
@@ -160,14 +162,14 @@ export class Thread {
     );
   }
 
-  // addPending shows a message the user just sent, before its ack; queued
-  // when the connection is down (it is sent after the next welcome).
-  addPending(clientMsgId, text, queued = false) {
+  // addPending shows a message the user wrote, before it is stored; the
+  // page's Outbox sends it and reports its state through setPending.
+  addPending(clientMsgId, text) {
     const li = el(
       'li',
       { class: 'msg ours mine pending', dataset: { cmid: clientMsgId } },
       el('div', { class: 'bubble' }, el('p', { class: 'text', text })),
-      el('div', { class: 'meta' }, el('span', { class: 'status', text: queued ? 'Waiting for the connection…' : 'Sending…' })),
+      el('div', { class: 'meta' }, el('span', { class: 'status', text: 'Sending…' })),
     );
     this.list.append(li);
     this.pending.set(clientMsgId, { li, text, failed: false });
@@ -193,59 +195,56 @@ export class Thread {
     this.refresh();
   }
 
-  // fail marks a pending message as refused, with the reason in words and,
-  // when retrying can help, a button to send it again.
-  fail(clientMsgId, text, retryable) {
+  // setPending shows a pending message's state in words: 'sending',
+  // 'queued', 'waiting' (for the connection), 'retrying' (detail.code) or
+  // 'failed' (detail.text: the reason in words).
+  setPending(clientMsgId, state, detail = {}) {
     const p = this.pending.get(clientMsgId);
     if (!p) return false;
-    p.failed = true;
-    p.li.classList.add('failed');
-    p.li.classList.remove('pending');
     const meta = p.li.querySelector('.meta');
-    meta.replaceChildren(el('span', { class: 'status error', text }));
-    if (retryable) {
-      meta.append(
-        ' ',
-        el('button', {
-          type: 'button',
-          class: 'link',
-          text: 'Retry',
-          onclick: () => {
-            p.failed = false;
-            p.li.classList.remove('failed');
-            p.li.classList.add('pending');
-            meta.replaceChildren(el('span', { class: 'status', text: 'Sending…' }));
-            this.onRetry(clientMsgId, p.text);
-          },
-        }),
-      );
+    p.failed = state === 'failed';
+    p.li.classList.toggle('failed', p.failed);
+    p.li.classList.toggle('pending', !p.failed);
+    p.li.classList.toggle('retrying', state === 'retrying');
+    p.li.dataset.state = state;
+    const button = (text, onclick) => el('button', { type: 'button', class: 'link', text, onclick });
+    switch (state) {
+      case 'queued':
+        meta.replaceChildren(el('span', { class: 'status', text: 'Queued' }));
+        break;
+      case 'waiting':
+        meta.replaceChildren(el('span', { class: 'status', text: 'Waiting for the connection…' }));
+        break;
+      case 'retrying': {
+        let text = 'Not confirmed yet; sending it again in a moment.';
+        if (detail.code === 'rate_limited' || detail.code === 'too_many_pending') {
+          text = 'Sending too fast; this message goes out again in a moment.';
+        } else if (detail.code === 'unavailable') {
+          text = 'The chat is temporarily unavailable; this message was not confirmed. Sending it again in a moment.';
+        }
+        meta.replaceChildren(
+          el('span', { class: 'status error', text }),
+          ' ',
+          button('Retry now', () => this.onRetry(clientMsgId)),
+        );
+        break;
+      }
+      case 'failed':
+        meta.replaceChildren(
+          el('span', { class: 'status error', text: detail.text || 'This message could not be sent.' }),
+          ' ',
+          button('Discard', () => {
+            p.li.remove();
+            this.pending.delete(clientMsgId);
+            this.refresh();
+            if (this.onDiscard) this.onDiscard(clientMsgId);
+          }),
+        );
+        break;
+      default:
+        meta.replaceChildren(el('span', { class: 'status', text: 'Sending…' }));
     }
-    meta.append(
-      ' ',
-      el('button', {
-        type: 'button',
-        class: 'link',
-        text: 'Discard',
-        onclick: () => {
-          p.li.remove();
-          this.pending.delete(clientMsgId);
-          this.refresh();
-        },
-      }),
-    );
     return true;
-  }
-
-  // unsent lists the pending messages to send again after a reconnect, and
-  // marks them as being sent.
-  unsent() {
-    const out = [];
-    for (const [cmid, p] of this.pending) {
-      if (p.failed) continue;
-      p.li.querySelector('.meta').replaceChildren(el('span', { class: 'status', text: 'Sending…' }));
-      out.push({ cmid, text: p.text });
-    }
-    return out;
   }
 
   refresh() {

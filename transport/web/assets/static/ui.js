@@ -85,6 +85,10 @@ export function errorText(frame, maxChars) {
       return 'Too many conversations open at once; close one first.';
     case 'internal':
       return 'Something went wrong on the server. Try again.';
+    case 'token_expired':
+      return 'Your session expired; sign in again.';
+    case 'invalid_token':
+      return 'The new sign-in was refused; the chat keeps the current one until it expires.';
     default:
       return frame.message ? `Error: ${frame.message}` : 'Something went wrong.';
   }
@@ -157,10 +161,9 @@ export class StatusView {
         break;
       case 'signed-out': {
         const session = detail.session || {};
-        text =
-          detail.reason === 'expired'
-            ? 'Your session has expired. Sign in again, then reload this page.'
-            : 'You are not signed in, so the chat cannot connect.';
+        if (detail.reason === 'expired') text = 'Your session expired; sign in again.';
+        else if (detail.reason === 'policy') text = 'The server closed the chat for this sign-in; sign in again.';
+        else text = 'You are not signed in, so the chat cannot connect.';
         if (session.dev && session.login_url && this.loginLink) {
           extra = el('a', { href: session.login_url, target: '_top', text: 'Sign in (development mode)' });
         } else {
@@ -208,4 +211,50 @@ export function autoGrow(textarea, max = 160) {
   };
   textarea.addEventListener('input', fit);
   return fit;
+}
+
+// RESET_NOTE is what the pages say when the server's store is not the one
+// what they showed came from.
+export const RESET_NOTE = 'The chat server was reset; earlier messages are no longer available.';
+
+// showResetNote shows RESET_NOTE in node, with a button that hides it.
+export function showResetNote(node) {
+  node.replaceChildren(
+    el('span', { text: RESET_NOTE }),
+    ' ',
+    el('button', { type: 'button', class: 'link', text: 'Dismiss', onclick: () => (node.hidden = true) }),
+  );
+  node.hidden = false;
+}
+
+const knownStores = new Map(); // storage key -> store_id, for storage that is denied
+
+// rememberStore records the store_id a welcome (or inbox) named under key
+// (sessionStorage by default) and reports 'changed' when it differs from the
+// one recorded before, 'same' otherwise (also when the server names none).
+export function rememberStore(storeId, key = 'grainchat.store_id', storage = 'session') {
+  if (typeof storeId !== 'string' || storeId === '') return 'same';
+  let area = null;
+  try {
+    area = storage === 'local' ? localStorage : sessionStorage;
+  } catch {
+    area = null;
+  }
+  let before = knownStores.get(key);
+  if (before === undefined && area) {
+    try {
+      before = area.getItem(key) ?? undefined;
+    } catch {
+      before = undefined;
+    }
+  }
+  knownStores.set(key, storeId);
+  if (area) {
+    try {
+      area.setItem(key, storeId);
+    } catch {
+      // storage full or denied: remembered in memory only
+    }
+  }
+  return before !== undefined && before !== storeId ? 'changed' : 'same';
 }
