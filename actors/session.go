@@ -69,13 +69,13 @@ type session struct {
 	// a client_msg_id unique across sessions, nodes and restarts.
 	nonce string
 
-	isReady  bool
-	cursor   map[int64]int64 // conversation → last seq delivered
+	isReady bool
+	cursor  map[int64]int64 // conversation → last seq delivered
 	// inboxPageSize is the page size of the staff client's last inbox
 	// request; 0 until it asks (see pageSize).
 	inboxPageSize int
-	opened   map[int64]bool  // conversations an admin follows explicitly
-	updated  map[int64]int64 // conversation → last_seq of the last inbox_update sent
+	opened        map[int64]bool  // conversations an admin follows explicitly
+	updated       map[int64]int64 // conversation → last_seq of the last inbox_update sent
 
 	links   map[int64]*link // conversation → its grain (see links.go)
 	inbox   link            // admins: the inbox grain
