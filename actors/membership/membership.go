@@ -51,6 +51,8 @@ type Automanaged struct {
 	*automanaged.AutoManagedProvider
 	cluster atomic.Pointer[cluster.Cluster]
 	port    int
+
+	topologyLog
 }
 
 // NewAutomanaged binds the health endpoint (so a taken port fails here) and
@@ -86,10 +88,19 @@ func NewAutomanaged(cfg AutomanagedConfig) (*Automanaged, error) {
 	return a, nil
 }
 
-// StartMember implements cluster.ClusterProvider.
+// StartMember implements cluster.ClusterProvider. With a logger from Logs,
+// it logs the members that join and leave (see logTopology).
 func (a *Automanaged) StartMember(c *cluster.Cluster) error {
 	a.cluster.Store(c)
+	a.topologyLog.start(c)
 	return a.AutoManagedProvider.StartMember(c)
+}
+
+// Shutdown implements cluster.ClusterProvider: the node leaves; what the
+// library logs about its own endpoint stopping from now on is expected.
+func (a *Automanaged) Shutdown(graceful bool) error {
+	a.topologyLog.stop()
+	return a.AutoManagedProvider.Shutdown(graceful)
 }
 
 // EtcdConfig configures Etcd.
@@ -102,9 +113,28 @@ type EtcdConfig struct {
 	DialTimeout time.Duration
 }
 
+// Etcd is protoactor's etcd provider, which logs membership changes when
+// set up by Logs.
+type Etcd struct {
+	*etcd.Provider
+	topologyLog
+}
+
+// StartMember implements cluster.ClusterProvider.
+func (e *Etcd) StartMember(c *cluster.Cluster) error {
+	e.topologyLog.start(c)
+	return e.Provider.StartMember(c)
+}
+
+// Shutdown implements cluster.ClusterProvider.
+func (e *Etcd) Shutdown(graceful bool) error {
+	e.topologyLog.stop()
+	return e.Provider.Shutdown(graceful)
+}
+
 // NewEtcd returns protoactor's etcd provider. Members hold a lease that
 // expires 3s after a node stops renewing it.
-func NewEtcd(cfg EtcdConfig) (cluster.ClusterProvider, error) {
+func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints configured")
 	}
@@ -121,5 +151,5 @@ func NewEtcd(cfg EtcdConfig) (cluster.ClusterProvider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
-	return p, nil
+	return &Etcd{Provider: p}, nil
 }
