@@ -29,13 +29,18 @@ type Etcd struct {
 	tempDir  string // removed by Stop
 }
 
+// ErrEtcdNotInstalled is StartEtcd's error (possibly wrapped) when no
+// Binary is given and there is no etcd on PATH. Tests skip on it locally and
+// fail under CI=true (cmd/internal/prereq); programs report it.
+var ErrEtcdNotInstalled = errors.New("etcd is not installed: apt-get install etcd-server (or make deps)")
+
 // StartEtcd starts etcd and waits until its /health answers 200.
 func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	bin := cfg.Binary
 	if bin == "" {
 		var err error
 		if bin, err = exec.LookPath("etcd"); err != nil {
-			return nil, errors.New("etcd is not installed: apt-get install etcd-server (.ci/run does)")
+			return nil, ErrEtcdNotInstalled
 		}
 	}
 	if cfg.StartTimeout <= 0 {
