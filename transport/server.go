@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -71,6 +73,13 @@ type Config struct {
 	// session and not yet settled (stored or refused); while a socket has
 	// that many the server does not read it. Zero means 64.
 	MaxPendingPosts int
+	// MaxHandshakes bounds the handshakes loading their user and starting
+	// their session at once; more wait for a slot, up to HandshakeWait. Zero
+	// means 64.
+	MaxHandshakes int
+	// HandshakeWait bounds a handshake's wait for a slot; then it is refused
+	// with 503 and Retry-After: 1. Zero means 10s.
+	HandshakeWait time.Duration
 	// StallTimeout closes (wire.DisconnectUnavailable) a socket whose reading
 	// has been paused this long because none of its posts settled. Zero
 	// means 20s (chatd: twice --post-timeout).
@@ -132,6 +141,12 @@ func (c *Config) setDefaults() {
 	if c.MaxPendingPosts <= 0 {
 		c.MaxPendingPosts = DefaultMaxPendingPosts
 	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = 64
+	}
+	if c.HandshakeWait <= 0 {
+		c.HandshakeWait = 10 * time.Second
+	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = 20 * time.Second
 	}
@@ -182,9 +197,13 @@ type Server struct {
 	users    map[int64]*userState // users with reserved or open sockets
 	reserved int                  // sockets reserved, open or being opened
 	closing  bool
-	drained  chan struct{}
-	stopPing chan struct{}
-	pingDone chan struct{}
+	// handshakes holds a token per handshake doing store and actor work
+	// (MaxHandshakes); waiting counts those waiting for one.
+	handshakes chan struct{}
+	waiting    atomic.Int64
+	drained    chan struct{}
+	stopPing   chan struct{}
+	pingDone   chan struct{}
 }
 
 // New builds the WebSocket server. Start begins its heartbeat.
@@ -207,6 +226,8 @@ func New(logger *slog.Logger, cfg Config, verifier *auth.Verifier, origins *auth
 		users:    make(map[int64]*userState),
 		stopPing: make(chan struct{}),
 		pingDone: make(chan struct{}),
+
+		handshakes: make(chan struct{}, cfg.MaxHandshakes),
 	}
 	opt := func(subprotocols []string) *gws.ServerOption {
 		return &gws.ServerOption{
@@ -283,65 +304,124 @@ func (s *Server) Connections() int {
 	return len(s.conns)
 }
 
+// refusal is a handshake answered with an HTTP status instead of an upgrade.
+type refusal struct {
+	status int
+	msg    string
+	// retryAfter, when set, is sent as Retry-After (seconds).
+	retryAfter int
+}
+
+var (
+	refuseOrigin      = &refusal{status: http.StatusForbidden, msg: "origin not allowed"}
+	refuseToken       = &refusal{status: http.StatusUnauthorized, msg: "missing or invalid token"}
+	refuseIdentity    = &refusal{status: http.StatusUnauthorized, msg: "invalid identity in token"}
+	refuseNotUpgrade  = &refusal{status: http.StatusBadRequest, msg: "not a WebSocket handshake"}
+	refuseShutdown    = &refusal{status: http.StatusServiceUnavailable, msg: "server shutting down"}
+	refuseUnavailable = &refusal{status: http.StatusServiceUnavailable, msg: "chat temporarily unavailable", retryAfter: 1}
+	refuseBusy        = &refusal{status: http.StatusServiceUnavailable, msg: "server busy: too many handshakes waiting", retryAfter: 1}
+	refuseFull        = &refusal{status: http.StatusServiceUnavailable, msg: "server full or shutting down", retryAfter: 5}
+	refuseUserConns   = &refusal{status: http.StatusTooManyRequests, msg: "too many connections for this user"}
+)
+
 // ServeHTTP authenticates the handshake and upgrades it. Refusals get a real
-// HTTP status before any upgrade: 403 for a foreign Origin, 401 without a
-// valid token, 503 when the store is unreachable or the server is stopping.
+// HTTP status before any upgrade (see admit and docs/PROTOCOL.md).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := s.origins.Check(r); err != nil {
-		s.refuse(w, http.StatusForbidden, "origin not allowed")
+	h, ref := s.admit(r)
+	if ref != nil {
+		s.refuse(w, ref)
 		return
+	}
+	up := s.plain
+	if h.conn.v1 {
+		up = s.v1
+	}
+	socket, nc, err := upgrade(up, w, r)
+	if err != nil {
+		h.abandon()
+		s.logger.Debug("upgrade failed", "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.closing || h.conn.closing.Load() {
+		s.mu.Unlock()
+		h.abandon()
+		_ = socket.WriteClose(wire.DisconnectShutdown.Code, []byte(wire.DisconnectShutdown.Reason))
+		_ = socket.NetConn().Close()
+		return
+	}
+	c := h.conn
+	s.conns[socket] = c
+	socket.Session().Store(connKey, c)
+	s.mu.Unlock()
+	s.metrics.ConnOpened()
+	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	c.attach(socket, nc)
+	c.expireAt(h.expiresAt)
+	s.logger.Debug("socket open", "conn_id", c.id, "user_id", c.userID, "v1", c.v1, "client_ip", clientip.FromRequest(r).Addr)
+	go socket.ReadLoop()
+}
+
+// admitted is a handshake that may upgrade: its socket is reserved and its
+// session follows what it shows.
+type admitted struct {
+	server    *Server
+	conn      *conn
+	expiresAt time.Time
+}
+
+// abandon undoes an admission whose upgrade did not complete.
+func (h *admitted) abandon() {
+	h.server.node.StopSession(h.conn.pid)
+	h.server.release(h.conn.userID)
+}
+
+// admit checks a handshake in order — Origin, token, that it is an upgrade,
+// not shutting down — then waits for a handshake slot (at most
+// HandshakeWait: connects queue under load instead of failing), loads the
+// user, reserves the socket and starts the session, which follows its
+// conversation (visitors: through the node's hub; admins: the inbox) before
+// the handshake completes, so that every message stored after the client
+// sees its connection open reaches it.
+func (s *Server) admit(r *http.Request) (*admitted, *refusal) {
+	if err := s.origins.Check(r); err != nil {
+		return nil, refuseOrigin
 	}
 	ident, err := s.verifier.FromRequest(r)
 	if err != nil {
-		s.refuse(w, http.StatusUnauthorized, "missing or invalid token")
-		return
+		return nil, refuseToken
 	}
 	if !isUpgrade(r) {
 		// Refused before any store or actor work (gws would refuse it too,
 		// but only after the session was set up).
-		s.refuse(w, http.StatusBadRequest, "not a WebSocket handshake")
-		return
+		return nil, refuseNotUpgrade
 	}
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
-		s.refuse(w, http.StatusServiceUnavailable, "server shutting down")
-		return
+	if s.isClosing() {
+		return nil, refuseShutdown
 	}
+	if ref := s.acquireHandshake(r.Context()); ref != nil {
+		return nil, ref
+	}
+	defer s.releaseHandshake()
+
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
 	user, conv, err := s.store.Connect(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, IsAdmin: ident.Admin})
-	convID := conv.ID
 	if err != nil {
 		if storage.ErrorCode(err) == storage.EINVALID {
-			s.refuse(w, http.StatusUnauthorized, "invalid identity in token")
-			return
+			return nil, refuseIdentity
 		}
 		s.logger.Warn("handshake: load user", "err", err)
-		s.refuse(w, http.StatusServiceUnavailable, "chat temporarily unavailable")
-		return
+		return nil, refuseUnavailable
 	}
-
-	// The session follows its conversation (visitors: through the node's
-	// hub; admins: the inbox) before the handshake completes, so that every
-	// message stored after the client sees its connection open reaches it.
-	v1 := offersSubprotocol(r, wire.Subprotocol)
 	us, status := s.reserve(user.ID, user.IsAdmin)
 	switch status {
 	case http.StatusTooManyRequests:
-		s.refuse(w, status, "too many connections for this user")
-		return
+		return nil, refuseUserConns
 	case http.StatusServiceUnavailable:
-		s.refuse(w, status, "server full or shutting down")
-		return
+		return nil, refuseFull
 	}
-	opened := false
-	defer func() {
-		if !opened {
-			s.release(user.ID)
-		}
-	}()
+	v1 := offersSubprotocol(r, wire.Subprotocol)
 	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue, user: us,
 		subject: ident.Subject, admin: ident.Admin}
 	if user.IsAdmin {
@@ -349,46 +429,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ready := make(chan struct{})
 	c.pid = s.node.SpawnSession(actors.SessionConfig{
-		ConnID: c.id, Sink: c, User: user, ConversationID: convID, LastSeq: conv.LastSeq, V1: v1, Ready: ready,
+		ConnID: c.id, Sink: c, User: user, ConversationID: conv.ID, LastSeq: conv.LastSeq, V1: v1, Ready: ready,
 		TokenExpiresAt: ident.ExpiresAt,
 	})
+	h := &admitted{server: s, conn: c, expiresAt: ident.ExpiresAt}
 	select {
 	case <-ready:
+		return h, nil
 	case <-ctx.Done():
-		s.node.StopSession(c.pid)
+		h.abandon()
 		s.logger.Warn("handshake: session did not subscribe in time", "conn_id", c.id, "user_id", user.ID)
-		s.refuse(w, http.StatusServiceUnavailable, "chat temporarily unavailable")
-		return
+		return nil, refuseUnavailable
 	}
-	up := s.plain
-	if v1 {
-		up = s.v1
-	}
-	socket, nc, err := upgrade(up, w, r)
-	if err != nil {
-		s.node.StopSession(c.pid)
-		s.logger.Debug("upgrade failed", "err", err)
-		return
-	}
-	s.mu.Lock()
-	if s.closing || c.closing.Load() {
-		s.mu.Unlock()
-		s.node.StopSession(c.pid)
-		_ = socket.WriteClose(wire.DisconnectShutdown.Code, []byte(wire.DisconnectShutdown.Reason))
-		_ = socket.NetConn().Close()
-		return
-	}
-	s.conns[socket] = c
-	socket.Session().Store(connKey, c)
-	opened = true
-	s.mu.Unlock()
-	s.metrics.ConnOpened()
-	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-	c.attach(socket, nc)
-	c.expireAt(ident.ExpiresAt)
-	s.logger.Debug("socket open", "conn_id", c.id, "user_id", user.ID, "v1", v1, "client_ip", clientip.FromRequest(r).Addr)
-	go socket.ReadLoop()
 }
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// acquireHandshake waits, at most HandshakeWait, for one of the
+// MaxHandshakes slots of handshakes doing store and actor work. At most
+// MaxConns handshakes wait; beyond, or after the wait, it refuses with 503
+// and Retry-After.
+func (s *Server) acquireHandshake(ctx context.Context) *refusal {
+	select {
+	case s.handshakes <- struct{}{}:
+		return nil
+	default:
+	}
+	if s.waiting.Add(1) > int64(s.cfg.MaxConns) {
+		s.waiting.Add(-1)
+		return refuseBusy
+	}
+	defer s.waiting.Add(-1)
+	t := time.NewTimer(s.cfg.HandshakeWait)
+	defer t.Stop()
+	select {
+	case s.handshakes <- struct{}{}:
+		return nil
+	case <-t.C:
+		return refuseBusy
+	case <-ctx.Done():
+		return refuseBusy
+	}
+}
+
+func (s *Server) releaseHandshake() { <-s.handshakes }
 
 // isUpgrade reports whether r is a WebSocket handshake that gws accepts:
 // GET, Connection: upgrade, Upgrade: websocket, a key and version 13.
@@ -517,9 +605,12 @@ func (s *Server) release(userID int64) {
 	}
 }
 
-func (s *Server) refuse(w http.ResponseWriter, status int, msg string) {
-	s.metrics.HandshakeRefused(status)
-	http.Error(w, msg, status)
+func (s *Server) refuse(w http.ResponseWriter, r *refusal) {
+	s.metrics.HandshakeRefused(r.status)
+	if r.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(r.retryAfter))
+	}
+	http.Error(w, r.msg, r.status)
 }
 
 func offersSubprotocol(r *http.Request, want string) bool {

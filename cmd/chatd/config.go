@@ -68,6 +68,8 @@ type config struct {
 	MessageBurst     int
 	StaffRate        float64
 	StaffBurst       int
+	MaxHandshakes    int
+	HandshakeWait    time.Duration
 	StoreWriters     int
 }
 
@@ -127,6 +129,8 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&cfg.MessageBurst, "message-burst", transport.DefaultMessageBurst, "token bucket size of --message-rate")
 	fs.Float64Var(&cfg.StaffRate, "staff-message-rate", transport.DefaultStaffMessageRate, "the same as --message-rate for staff; -1 = unlimited")
 	fs.IntVar(&cfg.StaffBurst, "staff-message-burst", transport.DefaultStaffMessageBurst, "token bucket size of --staff-message-rate")
+	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", 64, "handshakes loading their user and starting their session at once; more wait for a slot")
+	fs.DurationVar(&cfg.HandshakeWait, "handshake-wait", 10*time.Second, "how long a handshake may wait for a slot before 503 with Retry-After")
 	fs.IntVar(&cfg.StoreWriters, "store-writers", 1, "message batches written to the database at the same time (fewer: bigger batches, less database CPU)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
@@ -270,8 +274,8 @@ func (cfg *config) validate() []string {
 	if cfg.MaxFrameBytes < 1024 {
 		p = append(p, "max-frame-bytes: must be at least 1024")
 	}
-	if cfg.MaxConns < 1 || cfg.MaxConnsPerUser < 1 || cfg.MessageBurst < 1 || cfg.StaffBurst < 1 || cfg.StoreWriters < 1 {
-		p = append(p, "max-conns, max-conns-per-user, message-burst, staff-message-burst, store-writers: must be positive")
+	if cfg.MaxConns < 1 || cfg.MaxConnsPerUser < 1 || cfg.MessageBurst < 1 || cfg.StaffBurst < 1 || cfg.StoreWriters < 1 || cfg.MaxHandshakes < 1 {
+		p = append(p, "max-conns, max-conns-per-user, message-burst, staff-message-burst, store-writers, max-handshakes: must be positive")
 	}
 	if cfg.MessageRate == 0 || (cfg.MessageRate < 0 && cfg.MessageRate != -1) {
 		p = append(p, "message-rate: must be positive, or -1 for unlimited")
@@ -286,7 +290,7 @@ func (cfg *config) validate() []string {
 		name string
 		v    time.Duration
 	}{{"idle-timeout", cfg.IdleTimeout}, {"ping-interval", cfg.PingInterval}, {"grain-idle-timeout", cfg.GrainIdleTimeout},
-		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout},
+		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout}, {"handshake-wait", cfg.HandshakeWait},
 		{"automanaged-refresh", cfg.AutomanagedTick}, {"grain-refresh-interval", cfg.RefreshInterval}} {
 		if d.v <= 0 {
 			p = append(p, d.name+": must be positive")

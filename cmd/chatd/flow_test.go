@@ -503,3 +503,62 @@ func TestInboxPagesThrough2500Conversations(t *testing.T) {
 		t.Errorf("%d pages for %d conversations at 100 a page", pages, total)
 	}
 }
+
+// Handshakes beyond --max-handshakes wait for a slot instead of failing:
+// 60 staff sockets opened at once through 2 slots all open (each waits for
+// its inbox). With --handshake-wait too short to get a slot, the excess is
+// refused with 503 and Retry-After.
+func TestHandshakesQueue(t *testing.T) {
+	dsn := newDatabase(t)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantFail bool
+	}{
+		{name: "queued", args: []string{"--max-handshakes", "2"}},
+		{name: "wait exceeded", args: []string{"--max-handshakes", "1", "--handshake-wait", "1ms"}, wantFail: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, append([]string{"--database-url", dsn}, tc.args...)...)
+			const n = 60
+			type result struct {
+				status     int
+				retryAfter string
+				err        error
+			}
+			results := make(chan result, n)
+			for i := 0; i < n; i++ {
+				go func() {
+					c, err := wsclient.Dial(ctxT(t, 30*time.Second), s.URL(), wsclient.Options{Token: mint(t, fmt.Sprint("hs-", i), "", true), V1: true})
+					r := result{err: err}
+					if c != nil && c.Resp != nil {
+						r.status, r.retryAfter = c.Resp.StatusCode, c.Resp.Header.Get("Retry-After")
+					}
+					if err == nil {
+						_, _, r.err = c.WaitFor(ctxT(t, 30*time.Second), 0, func(f wsclient.Frame) bool { return f.Type() == "inbox" })
+						c.Close()
+					}
+					results <- r
+				}()
+			}
+			opened, busy := 0, 0
+			for i := 0; i < n; i++ {
+				r := <-results
+				switch {
+				case r.err == nil && r.status == 101:
+					opened++
+				case r.status == 503 && r.retryAfter == "1":
+					busy++
+				default:
+					t.Errorf("handshake: status %d, Retry-After %q: %v", r.status, r.retryAfter, r.err)
+				}
+			}
+			if !tc.wantFail && opened != n {
+				t.Fatalf("%d of %d handshakes opened, %d refused busy", opened, n, busy)
+			}
+			if tc.wantFail && (busy == 0 || opened == 0) {
+				t.Fatalf("%d opened, %d refused busy: want some of each", opened, busy)
+			}
+		})
+	}
+}

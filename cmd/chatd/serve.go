@@ -141,6 +141,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		StaffMessageRate:  cfg.StaffRate,
 		StaffMessageBurst: cfg.StaffBurst,
 		StallTimeout:      2 * cfg.PostTimeout,
+		MaxHandshakes:     cfg.MaxHandshakes,
+		HandshakeWait:     cfg.HandshakeWait,
 	}, verifier, origins, store, node, metric)
 	ws.Start()
 

@@ -10,13 +10,13 @@ import (
 	"github.com/grainchat/grainchat/transport/wsclient"
 )
 
-// With the database cut, posts are refused with "unavailable" and never
-// acknowledged, /readyz fails and handshakes get 503; when it is back,
+// With the database cut, posts are retried by their grain until
+// --post-timeout, then refused with "unavailable" and never acknowledged, /readyz fails and handshakes get 503; when it is back,
 // everything works again without restarting chatd, and the retried message is
 // stored exactly once.
 func TestStoreUnavailableThenBack(t *testing.T) {
 	proxy, dsn := pgtest.ProxyDSN(t, newDatabase(t))
-	s := startServer(t, "--database-url", dsn)
+	s := startServer(t, "--database-url", dsn, "--post-timeout", "3s")
 	v := dial(t, s, "user-1", "Alice", false, true)
 	if err := v.Send(map[string]any{"message": "before", "client_msg_id": "c1"}); err != nil {
 		t.Fatal(err)
