@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"regexp"
 	"testing"
 	"time"
 
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/pgstore"
 	"github.com/grainchat/grainchat/storage/pgtest"
+	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/transport/wsclient"
 )
@@ -82,7 +84,9 @@ func noErrorFrames(t *testing.T, name string, c *wsclient.Client) {
 // and to every staff socket, of either dialect. The same holds for a
 // grainchat.v1 visitor, which gets 200 acks and no error frame.
 func TestFlowVisitorBurstUnderDefaultLimits(t *testing.T) {
-	s := startServer(t, "--database-url", newDatabase(t))
+	// startServer lifts the visitor rate for other tests: restore chatd's defaults.
+	s := startServer(t, "--database-url", newDatabase(t), "--message-rate", fmt.Sprint(transport.DefaultMessageRate),
+		"--message-burst", fmt.Sprint(transport.DefaultMessageBurst))
 	staffV1 := dial(t, s, "staff-1", "Ann", true, true)
 	staffSeed := dial(t, s, "staff-2", "Sid", true, false)
 	want := texts("m", 200)
@@ -150,7 +154,8 @@ func TestFlowStaffBurstTo60Conversations(t *testing.T) {
 		{name: "staff rate 5 per second", args: []string{"--staff-message-rate", "5", "--staff-message-burst", "10"}, minTime: 9 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, append([]string{"--database-url", newDatabase(t)}, tc.args...)...)
+			s := startServer(t, append([]string{"--database-url", newDatabase(t),
+				"--message-rate", fmt.Sprint(transport.DefaultMessageRate)}, tc.args...)...)
 			watcher := dial(t, s, "staff-watch", "Wes", true, true)
 			visitors := make([]*wsclient.Client, 60)
 			convs := make([]int64, 60)
@@ -560,5 +565,71 @@ func TestHandshakesQueue(t *testing.T) {
 				t.Fatalf("%d opened, %d refused busy: want some of each", opened, busy)
 			}
 		})
+	}
+}
+
+// An inbox cursor the server did not give is refused with invalid_request,
+// and a visitor asking for an inbox page is forbidden.
+func TestInboxCursorInvalid(t *testing.T) {
+	s := startServer(t, "--database-url", newDatabase(t))
+	staff := dial(t, s, "staff-1", "Ann", true, true)
+	for _, cursor := range []any{"abc", "12.", ".5", "-1.3", "1.-3", "0.0", 7} {
+		from := len(staff.Frames())
+		send(t, staff, map[string]any{"type": "inbox", "cursor": cursor})
+		f, _ := waitFrame(t, staff, from, "answer", func(f wsclient.Frame) bool { return f.Type() == "inbox" || f.Type() == "error" })
+		if f.String("code") != "invalid_request" {
+			t.Errorf("cursor %v: %s, want invalid_request", cursor, f.Raw)
+		}
+	}
+	v := dial(t, s, "visitor-1", "Vic", false, true)
+	send(t, v, map[string]any{"type": "inbox", "cursor": "1.1"})
+	if e, _ := waitType(t, v, 0, "error"); e.String("code") != "forbidden" {
+		t.Errorf("a visitor's inbox page: %s, want forbidden", e.Raw)
+	}
+}
+
+// welcome and inbox frames carry the store's id: the same across a restart on
+// one database, a new one after `chatd reset-store-id` (what an operator runs
+// after restoring a backup), and a new one at every start of the in-memory
+// development store, whose ids a restart never hands out again.
+func TestStoreIDInWelcomeAndInbox(t *testing.T) {
+	dsn := newDatabase(t)
+	storeIDs := func(s *testServer) (string, int64) {
+		v := dial(t, s, "visitor-1", "Vic", false, true)
+		staff := dial(t, s, "staff-1", "Ann", true, true)
+		w := welcomeOf(t, v)
+		inbox, _ := waitType(t, staff, 0, "inbox")
+		if w.String("store_id") == "" || w.String("store_id") != welcomeOf(t, staff).String("store_id") || inbox.String("store_id") != w.String("store_id") {
+			t.Fatalf("store ids differ: visitor %s, staff %s, inbox %s", w.Raw, welcomeOf(t, staff).Raw, inbox.Raw)
+		}
+		v.Close()
+		staff.Close()
+		return w.String("store_id"), convOf(t, v)
+	}
+	s := startServer(t, "--database-url", dsn)
+	first, conv := storeIDs(s)
+	s.Stop()
+	s = startServer(t, "--database-url", dsn)
+	if again, againConv := storeIDs(s); again != first || againConv != conv {
+		t.Fatalf("after a restart: store id %q conversation %d, want %q and %d", again, againConv, first, conv)
+	}
+	s.Stop()
+	var out syncBuffer
+	if err := run(ctxT(t, time.Minute), []string{"reset-store-id", "--database-url", dsn}, func(string) string { return "" }, &out); err != nil {
+		t.Fatalf("reset-store-id: %v\n%s", err, out.String())
+	}
+	s = startServer(t, "--database-url", dsn)
+	if reset, _ := storeIDs(s); reset == first || !regexp.MustCompile(regexp.QuoteMeta(reset)).MatchString(out.String()) {
+		t.Fatalf("after reset-store-id: store id %q (was %q); it printed %q", reset, first, out.String())
+	}
+	s.Stop()
+
+	// The memory store: a new id and new conversation ids at every start.
+	mem := startServer(t)
+	memFirst, memConv := storeIDs(mem)
+	mem.Stop()
+	mem = startServer(t)
+	if memAgain, memAgainConv := storeIDs(mem); memAgain == memFirst || memAgainConv == memConv {
+		t.Fatalf("memory store restarted: store id %q → %q, visitor's conversation %d → %d: want both new", memFirst, memAgain, memConv, memAgainConv)
 	}
 }
