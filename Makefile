@@ -1,7 +1,7 @@
 # grainchat — see README.md.
 GO ?= go
 
-.PHONY: run test fuzz generate build vet lint
+.PHONY: run test deps fuzz generate build vet lint
 
 ## run: start chatd in development mode (memory store, generated secret)
 run:
@@ -15,6 +15,15 @@ test:
 	$(GO) test -count=1 -timeout 5m -run 'TestTwoMembers' ./actors/
 	$(GO) test -count=1 -timeout 5m -run 'TestBrowserWidgetOnAnotherSite' ./cmd/chatd/
 	$(MAKE) fuzz FUZZTIME=10s
+
+## deps: install every service and program the tests need, from Debian's packages (as root, or
+## through sudo): PostgreSQL (then at 127.0.0.1:5432, see README), etcd, Chromium, Firefox ESR.
+## Go itself (>= 1.25) is not installed here. .ci/run uses this target.
+DEPS = postgresql etcd-server chromium firefox-esr
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+deps:
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS)
 
 FUZZTIME ?= 60s
 

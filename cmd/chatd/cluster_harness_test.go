@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grainchat/grainchat/cmd/internal/chatproc"
+	"github.com/grainchat/grainchat/cmd/internal/prereq"
 )
 
 // Multi-process cluster tests run real chatd binaries on loopback ports: what
@@ -113,10 +114,13 @@ func (p *nodeProc) Restart() {
 // hosts reports whether the node's log says it activated conversation conv.
 func (p *nodeProc) hosts(conv int64) bool { return p.node.Activated(conv) }
 
-// startEtcd runs a throwaway single-member etcd on loopback ports.
+// startEtcd runs a throwaway single-member etcd on loopback ports. Without
+// etcd on PATH the test skips, saying what to install (fails with CI=true),
+// as the browser tests do without a browser.
 func startEtcd(t *testing.T) string {
 	t.Helper()
-	e, err := chatproc.StartEtcd(context.Background(), chatproc.EtcdConfig{Dir: t.TempDir()})
+	bin := prereq.LookPath(t, "cluster tests with etcd membership need etcd", "etcd-server", "etcd")
+	e, err := chatproc.StartEtcd(context.Background(), chatproc.EtcdConfig{Binary: bin, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
