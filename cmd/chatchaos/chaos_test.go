@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/grainchat/grainchat/cmd/internal/chatproc"
 	"github.com/grainchat/grainchat/transport/wsclient"
 )
 
@@ -212,5 +215,20 @@ func TestParseOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--database-url") || !strings.Contains(err.Error(), "--provider") ||
 		!strings.Contains(err.Error(), "--nodes") || !strings.Contains(err.Error(), "--rate") {
 		t.Fatalf("want every problem reported, got %v", err)
+	}
+}
+
+// Without etcd on PATH, --provider etcd fails at once and names the package
+// to install.
+func TestEtcdMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"--provider", "etcd", "--database-url", "postgres://x"},
+		func(string) string { return "" }, &bytes.Buffer{}, &stderr)
+	if !errors.Is(err, chatproc.ErrEtcdNotInstalled) || !strings.Contains(err.Error(), "apt-get install etcd-server") {
+		t.Fatalf("got %v, want chatproc.ErrEtcdNotInstalled", err)
+	}
+	if strings.Contains(stderr.String(), "building chatd") {
+		t.Errorf("it built chatd first:\n%s", stderr.String())
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -150,6 +151,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		return err
+	}
+	if o.provider == "etcd" {
+		// Say so before building and migrating, not a minute later.
+		if _, err := exec.LookPath("etcd"); err != nil {
+			return chatproc.ErrEtcdNotInstalled
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
