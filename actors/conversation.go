@@ -146,13 +146,13 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.after(ctx, g.node.cfg.GrainIdleTimeout, &checkIdle{})
 	case *chatpb.Post:
 		if g.moved(ctx) {
-			reply(ctx, &chatpb.PostResult{Ref: msg.GetRef(), ErrorCode: wire.CodeMoved})
+			reply(ctx, &chatpb.PostResult{Ref: msg.GetRef(), ErrorCode: chatpb.CodeMoved})
 			return
 		}
 		g.post(ctx, msg)
 	case *chatpb.Subscribe:
 		if g.moved(ctx) {
-			reply(ctx, &chatpb.Subscribed{ConversationId: g.id, ErrorCode: wire.CodeMoved})
+			reply(ctx, &chatpb.Subscribed{ConversationId: g.id, ErrorCode: chatpb.CodeMoved})
 			return
 		}
 		g.subscribe(ctx)
@@ -451,7 +451,7 @@ func (g *conversationGrain) failPost(ctx actor.Context, pp grainPost, err error)
 func (g *conversationGrain) abandonPosts(ctx actor.Context) {
 	for _, pp := range append(g.writing, g.queued...) {
 		if pp.from != nil {
-			ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), ErrorCode: wire.CodeMoved})
+			ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), ErrorCode: chatpb.CodeMoved})
 		}
 	}
 	g.writing, g.queued = nil, nil

@@ -255,7 +255,7 @@ func (h *hub) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 	}
 	switch msg.GetErrorCode() {
 	case "":
-	case wire.CodeMoved, wire.CodeConversationNotFound:
+	case chatpb.CodeMoved, wire.CodeConversationNotFound:
 		// The activation stops; its Terminated makes the hub read the store.
 		return
 	default:

@@ -67,7 +67,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		}
 	case *chatpb.InboxSubscribe:
 		if g.moved(ctx) {
-			reply(ctx, &chatpb.InboxSnapshot{ErrorCode: wire.CodeMoved})
+			reply(ctx, &chatpb.InboxSnapshot{ErrorCode: chatpb.CodeMoved})
 			return
 		}
 		snap := g.snapshot()

@@ -421,7 +421,7 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 	if !ok {
 		return // timed out already; the client was told
 	}
-	if r.GetErrorCode() == wire.CodeMoved {
+	if r.GetErrorCode() == chatpb.CodeMoved {
 		if from := ctx.Sender(); from != nil && p.sentTo != nil && p.sentTo.Equal(from) {
 			s.forget(ctx, p.conversationID, from)
 		}

@@ -236,7 +236,7 @@ func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 		return // an answer from a grain the session has left
 	}
 	l.confirmed = true
-	if code := msg.GetErrorCode(); code == wire.CodeMoved {
+	if code := msg.GetErrorCode(); code == chatpb.CodeMoved {
 		s.forget(ctx, conv, l.pid)
 		return
 	}
@@ -281,7 +281,7 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 	if from := ctx.Sender(); s.inbox.pid != nil && from != nil && s.inbox.pid.Equal(from) {
 		s.inbox.confirmed = true
 	}
-	if snap.GetErrorCode() == wire.CodeMoved {
+	if snap.GetErrorCode() == chatpb.CodeMoved {
 		if from := ctx.Sender(); from != nil {
 			s.forgetInbox(ctx, from)
 		}

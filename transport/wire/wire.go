@@ -52,9 +52,6 @@ const (
 	CodeInternal             = "internal"
 	CodeInvalidToken         = "invalid_token"
 	CodeTokenExpired         = "token_expired"
-	// CodeMoved never reaches clients: a grain answers it when it no longer
-	// owns its identity, and the session looks the grain up again.
-	CodeMoved = "moved"
 )
 
 // MaxClientMsgIDBytes bounds client_msg_id.
