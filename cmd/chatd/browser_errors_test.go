@@ -9,8 +9,10 @@ import (
 
 // Errors are put into words on the page: a message over the limit is held
 // back with the limit stated; a message the server could not store (the
-// database is cut) is marked "temporarily unavailable" with a Retry button,
-// and retrying once the database is back stores it exactly once.
+// database is cut) says "temporarily unavailable", stays in its place and is
+// sent again by the page itself (a "Retry now" button saves the wait) with
+// the same client_msg_id until it is stored, exactly once, once the database
+// is back.
 func TestBrowserErrorsInWords(t *testing.T) {
 	chromiumPath(t) // skip (or fail in CI) before starting anything
 	proxy, dsn := pgtest.ProxyDSN(t, newDatabase(t))
@@ -39,19 +41,19 @@ func TestBrowserErrorsInWords(t *testing.T) {
 
 	proxy.SetDown(true)
 	p.typeAndSend("during the outage")
-	p.waitJS("the unavailable error", `[...document.querySelectorAll('#messages .msg.failed .status.error')].some(e =>
-		e.textContent === 'The chat is temporarily unavailable; this message was not confirmed. Try again.')`)
-	p.waitJS("a Retry button", `[...document.querySelectorAll('#messages .msg.failed button')].some(b => b.textContent === 'Retry')`)
+	p.waitJS("the unavailable error", `[...document.querySelectorAll('#messages .msg.pending.retrying .status.error')].some(e =>
+		e.textContent === 'The chat is temporarily unavailable; this message was not confirmed. Sending it again in a moment.')`)
+	p.waitJS("a Retry now button", `[...document.querySelectorAll('#messages .msg.pending button')].some(b => b.textContent === 'Retry now')`)
+	if n := p.evalString(`String(document.querySelectorAll('#messages .msg.failed').length)`); n != "0" {
+		t.Errorf("%s messages marked failed: an unavailable store is worth another try", n)
+	}
 
 	proxy.SetDown(false)
 	pollStatus(t, "http://"+s.Addr+"/readyz", 200)
-	// The visitor presses Retry until the message is stored (the first try
-	// may meet a pooled connection that the cut broke).
-	p.waitJS("the retried message to be stored", `(() => {
-		const retry = [...document.querySelectorAll('#messages .msg.failed button')].find(b => b.textContent === 'Retry');
-		if (retry) retry.click();
-		return document.querySelectorAll('#messages .msg[data-seq]').length === 2;
-	})()`)
+	// The page sends it again by itself (bounded by its back-off, under the
+	// wait's deadline).
+	p.waitJS("the resent message to be stored", `document.querySelectorAll('#messages .msg[data-seq]').length === 2 &&
+		document.querySelectorAll('#messages .msg.pending, #messages .msg.failed').length === 0`)
 	checkThread(t, p.page, []string{"first", "during the outage"})
 	conv := waitMessage(t, staff, "first").Int("conversation_id")
 	waitMsg(t, staff, conv, "during the outage")

@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,9 +43,10 @@ func firefoxPath(t testing.TB) string {
 
 // foxBrowser is one headless Firefox.
 type foxBrowser struct {
-	t    testing.TB
-	b    *bidi.Browser
-	logs *bidi.Subscription // every page's log entries
+	t       testing.TB
+	b       *bidi.Browser
+	logs    *bidi.Subscription // every page's log entries
+	allowed []string           // page errors a test expects (expectErrors)
 }
 
 // newFirefox starts Firefox with a fresh profile; it is stopped at cleanup,
@@ -90,10 +92,23 @@ func (f *foxBrowser) checkNoPageErrors() {
 			f.t.Errorf("page logs: %v", err)
 			continue
 		}
-		if e.Type == "javascript" || e.Level == "error" {
+		if (e.Type == "javascript" || e.Level == "error") && !f.expected(e.Text) {
 			f.t.Errorf("page error (%s, %s): %s", e.Type, e.Level, e.Text)
 		}
 	}
+}
+
+// expectErrors lets the page errors containing one of texts pass (a test
+// that provokes them).
+func (f *foxBrowser) expectErrors(texts ...string) { f.allowed = append(f.allowed, texts...) }
+
+func (f *foxBrowser) expected(text string) bool {
+	for _, s := range f.allowed {
+		if strings.Contains(text, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // foxTab is a page in its own user context (cookies and storage) and window.

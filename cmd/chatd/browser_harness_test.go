@@ -12,13 +12,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"log"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,8 +50,9 @@ func chromiumPath(t testing.TB) string {
 
 // browser is one headless chromium process.
 type browser struct {
-	t   testing.TB
-	ctx context.Context
+	t       testing.TB
+	ctx     context.Context
+	allowed []string // page errors a test expects (expectErrors)
 }
 
 // newBrowser starts chromium with a fresh profile; it is stopped at cleanup.
@@ -127,8 +128,68 @@ func (b *browser) newTab(name string) *tab {
 	return newChromeTab(b.t, name, ctx)
 }
 
-// newPage is newTab for the flows written once for every browser.
-func (b *browser) newPage(name string) *page { return b.newTab(name).page }
+// newPage is newTab for the flows written once for every browser. As in
+// Firefox, an uncaught exception or a console.error of the page fails the
+// test (checked at cleanup).
+func (b *browser) newPage(name string) *page {
+	p := b.newTab(name)
+	b.watchErrors(p)
+	return p.page
+}
+
+// watchErrors fails the test (at cleanup) for every uncaught exception and
+// console.error of p's page, but those expectErrors allows.
+func (b *browser) watchErrors(p *tab) {
+	name := p.name
+	ctx, cancel := context.WithCancel(context.Background())
+	next, err := p.d.console(ctx)
+	if err != nil {
+		b.t.Fatalf("%s: console: %v", name, err)
+	}
+	var mu sync.Mutex
+	var problems []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			e, err := next()
+			if err != nil {
+				return
+			}
+			// A page without an icon (/healthz) makes Chromium fetch
+			// /favicon.ico, and log its 404 as an error.
+			if (e.Method == "exception" || e.Method == "error") && !strings.HasSuffix(e.URL, "/favicon.ico") {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("%s: %s", e.Method, e.Text))
+				mu.Unlock()
+			}
+		}
+	}()
+	b.t.Cleanup(func() {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, pr := range problems {
+			if !b.expected(pr) {
+				b.t.Errorf("%s: page error (%s)", name, pr)
+			}
+		}
+	})
+}
+
+// expectErrors lets the page errors containing one of texts pass (a test
+// that provokes them).
+func (b *browser) expectErrors(texts ...string) { b.allowed = append(b.allowed, texts...) }
+
+func (b *browser) expected(problem string) bool {
+	for _, s := range b.allowed {
+		if strings.Contains(problem, s) {
+			return true
+		}
+	}
+	return false
+}
 
 func newChromeTab(t testing.TB, name string, ctx context.Context) *tab {
 	return &tab{page: &page{t: t, name: name, d: chromeDriver{ctx}}, ctx: ctx}
@@ -215,20 +276,37 @@ func (c chromeDriver) setToken(ctx context.Context, addr, token string) error {
 
 func (c chromeDriver) console(ctx context.Context) (func() (consoleEntry, error), error) {
 	cctx, cancel := c.bound(ctx)
-	next, stop := iter.Pull2(chromedp.Console(cctx))
-	context.AfterFunc(cctx, func() { cancel(); stop() })
+	messages := chromedp.Console(cctx) // subscribed now
+	ch := make(chan chromedp.ConsoleMessage, 1024)
+	go func() {
+		defer cancel()
+		defer close(ch)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- m:
+			case <-cctx.Done():
+				return
+			}
+		}
+	}()
 	return func() (consoleEntry, error) {
-		m, err, ok := next()
+		var m chromedp.ConsoleMessage
+		var ok bool
+		select {
+		case m, ok = <-ch:
+		case <-ctx.Done():
+			return consoleEntry{}, ctx.Err()
+		}
 		if !ok {
 			if ctx.Err() != nil {
 				return consoleEntry{}, ctx.Err()
 			}
 			return consoleEntry{}, errors.New("the console subscription ended")
 		}
-		if err != nil {
-			return consoleEntry{}, err
-		}
-		e := consoleEntry{Method: string(m.Type), Text: m.Text}
+		e := consoleEntry{Method: string(m.Type), Text: m.Text, URL: m.URL}
 		if m.IsException() {
 			e.Method = "exception"
 		}

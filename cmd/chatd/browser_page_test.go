@@ -57,6 +57,7 @@ type driver interface {
 type consoleEntry struct {
 	Method string
 	Text   string
+	URL    string // where it came from, when the browser says
 	Args   []consoleArg
 }
 
@@ -319,6 +320,10 @@ func checkThread(t testing.TB, p *page, texts []string) {
 // (own cookies and storage).
 type pages interface {
 	newPage(name string) *page
+	// expectErrors lets the page errors (uncaught exceptions, console
+	// errors, which otherwise fail the test) that contain one of texts
+	// pass: the ones a test provokes.
+	expectErrors(texts ...string)
 }
 
 // browserKind is one of the browsers the flows run in.

@@ -220,6 +220,8 @@ export function closeReason(code) {
       return 'The server refused a message that was too large.';
     case 1011:
       return 'The server hit an unexpected error.';
+    case 1013:
+      return 'The server could not keep up; trying again.';
     case 4001:
       return 'The server asked to resynchronize.';
     case 4008:

@@ -120,6 +120,7 @@ export class StatusView {
     };
     this.pill.textContent = labels[state] || state;
     this.pill.dataset.state = state;
+    if (state === 'connecting') this.pill.dataset.attempt = String(detail.attempt || 0);
     document.body.dataset.connection = state;
     if (state === 'connecting' && detail.attempt && this.last) {
       // Keep the previous explanation while the retry runs.
