@@ -25,6 +25,7 @@ import (
 
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/batch"
+	"github.com/grainchat/grainchat/transport/wire"
 )
 
 // Cluster kinds.
@@ -99,6 +100,13 @@ type Config struct {
 	LeaveGrace time.Duration
 }
 
+// Defaults of Config's zero values that chatd's flags share.
+const (
+	DefaultGrainIdleTimeout = 2 * time.Minute
+	DefaultPostTimeout      = 10 * time.Second
+	DefaultRefreshInterval  = 30 * time.Second
+)
+
 func (c *Config) setDefaults() {
 	if c.ClusterName == "" {
 		c.ClusterName = "grainchat"
@@ -107,13 +115,13 @@ func (c *Config) setDefaults() {
 		c.Host = "127.0.0.1"
 	}
 	if c.GrainIdleTimeout <= 0 {
-		c.GrainIdleTimeout = 2 * time.Minute
+		c.GrainIdleTimeout = DefaultGrainIdleTimeout
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 5 * time.Second
 	}
 	if c.PostTimeout <= 0 {
-		c.PostTimeout = 10 * time.Second
+		c.PostTimeout = DefaultPostTimeout
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = 250 * time.Millisecond
@@ -131,13 +139,13 @@ func (c *Config) setDefaults() {
 		c.OwnerCheckInterval = time.Second
 	}
 	if c.RefreshInterval <= 0 {
-		c.RefreshInterval = 30 * time.Second
+		c.RefreshInterval = DefaultRefreshInterval
 	}
 	if c.MaxOpenPerSession <= 0 {
 		c.MaxOpenPerSession = 50
 	}
 	if c.MaxMessageChars <= 0 {
-		c.MaxMessageChars = 4000
+		c.MaxMessageChars = wire.DefaultMaxMessageChars
 	}
 }
 

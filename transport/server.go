@@ -86,8 +86,17 @@ type Config struct {
 	StallTimeout time.Duration
 }
 
-// Defaults of Config's zero values.
+// Defaults of Config's zero values: chatd's flags default to them too.
 const (
+	DefaultMaxFrameBytes     = 32 << 10
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultPingInterval      = 25 * time.Second
+	DefaultWriteQueue        = 512
+	DefaultAdminWriteQueue   = 16384
+	DefaultMaxConns          = 20000
+	DefaultMaxConnsPerUser   = 20
+	DefaultMaxHandshakes     = 64
+	DefaultHandshakeWait     = 10 * time.Second
 	DefaultMessageRate       = 10
 	DefaultMessageBurst      = 20
 	DefaultStaffMessageRate  = 30
@@ -97,22 +106,22 @@ const (
 
 func (c *Config) setDefaults() {
 	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = 32 << 10
+		c.MaxFrameBytes = DefaultMaxFrameBytes
 	}
 	if c.MaxMessageChars <= 0 {
-		c.MaxMessageChars = 4000
+		c.MaxMessageChars = wire.DefaultMaxMessageChars
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 60 * time.Second
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.PingInterval <= 0 {
-		c.PingInterval = 25 * time.Second
+		c.PingInterval = DefaultPingInterval
 	}
 	if c.WriteQueue <= 0 {
-		c.WriteQueue = 512
+		c.WriteQueue = DefaultWriteQueue
 	}
 	if c.AdminWriteQueue <= 0 {
-		c.AdminWriteQueue = 16384
+		c.AdminWriteQueue = DefaultAdminWriteQueue
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -121,10 +130,10 @@ func (c *Config) setDefaults() {
 		c.StoreTimeout = 5 * time.Second
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = 20000
+		c.MaxConns = DefaultMaxConns
 	}
 	if c.MaxConnsPerUser <= 0 {
-		c.MaxConnsPerUser = 20
+		c.MaxConnsPerUser = DefaultMaxConnsPerUser
 	}
 	if c.MessageRate == 0 {
 		c.MessageRate = DefaultMessageRate
@@ -142,10 +151,10 @@ func (c *Config) setDefaults() {
 		c.MaxPendingPosts = DefaultMaxPendingPosts
 	}
 	if c.MaxHandshakes <= 0 {
-		c.MaxHandshakes = 64
+		c.MaxHandshakes = DefaultMaxHandshakes
 	}
 	if c.HandshakeWait <= 0 {
-		c.HandshakeWait = 10 * time.Second
+		c.HandshakeWait = DefaultHandshakeWait
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = 20 * time.Second

@@ -13,8 +13,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/clientip"
+	"github.com/grainchat/grainchat/transport/wire"
 )
 
 // config is chatd's configuration. Every field is a flag; each flag has a
@@ -114,23 +116,23 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&cfg.EtcdEndpoints, "etcd-endpoints", "127.0.0.1:2379", "etcd: comma-separated endpoints")
 	fs.StringVar(&cfg.EtcdPrefix, "etcd-prefix", "/grainchat", "etcd: key prefix of the member registrations")
 	fs.StringVar(&cfg.ActorLogLevel, "actor-log-level", "warn", "log level of the actor runtime (protoactor), which is chatty at info")
-	fs.DurationVar(&cfg.RefreshInterval, "grain-refresh-interval", 30*time.Second, "how often staff sessions look up their grains again, to leave a stale activation after membership changes")
-	fs.IntVar(&cfg.MaxMessageChars, "max-message-chars", 4000, "longest accepted message, in characters")
-	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", 32<<10, "largest accepted WebSocket frame; larger closes with 1009")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close sockets silent for this long")
-	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "how often the server pings each socket")
-	fs.IntVar(&cfg.WriteQueue, "write-queue", 512, "frames queued per visitor socket before it is closed as a slow consumer")
-	fs.IntVar(&cfg.AdminWriteQueue, "admin-write-queue", 16384, "frames queued per staff socket before it is closed as a slow consumer")
-	fs.DurationVar(&cfg.GrainIdleTimeout, "grain-idle-timeout", 2*time.Minute, "passivate conversation grains this long without messages (unless staff opened them; connected visitors do not keep them)")
-	fs.DurationVar(&cfg.PostTimeout, "post-timeout", 10*time.Second, "how long a post may wait to be stored before the client is told to retry")
-	fs.IntVar(&cfg.MaxConns, "max-conns", 20000, "open sockets this node accepts; more get 503")
-	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", 20, "open sockets one user may have on this node; more get 429")
+	fs.DurationVar(&cfg.RefreshInterval, "grain-refresh-interval", actors.DefaultRefreshInterval, "how often staff sessions look up their grains again, to leave a stale activation after membership changes")
+	fs.IntVar(&cfg.MaxMessageChars, "max-message-chars", wire.DefaultMaxMessageChars, "longest accepted message, in characters")
+	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", transport.DefaultMaxFrameBytes, "largest accepted WebSocket frame; larger closes with 1009")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "close sockets silent for this long")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", transport.DefaultPingInterval, "how often the server pings each socket")
+	fs.IntVar(&cfg.WriteQueue, "write-queue", transport.DefaultWriteQueue, "frames queued per visitor socket before it is closed as a slow consumer")
+	fs.IntVar(&cfg.AdminWriteQueue, "admin-write-queue", transport.DefaultAdminWriteQueue, "frames queued per staff socket before it is closed as a slow consumer")
+	fs.DurationVar(&cfg.GrainIdleTimeout, "grain-idle-timeout", actors.DefaultGrainIdleTimeout, "passivate conversation grains this long without messages (unless staff opened them; connected visitors do not keep them)")
+	fs.DurationVar(&cfg.PostTimeout, "post-timeout", actors.DefaultPostTimeout, "how long a post may wait to be stored before the client is told to retry")
+	fs.IntVar(&cfg.MaxConns, "max-conns", transport.DefaultMaxConns, "open sockets this node accepts; more get 503")
+	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", transport.DefaultMaxConnsPerUser, "open sockets one user may have on this node; more get 429")
 	fs.Float64Var(&cfg.MessageRate, "message-rate", transport.DefaultMessageRate, "frames per second one visitor may send over their sockets on a node (token bucket); beyond it the server reads their sockets no faster; -1 = unlimited")
 	fs.IntVar(&cfg.MessageBurst, "message-burst", transport.DefaultMessageBurst, "token bucket size of --message-rate")
 	fs.Float64Var(&cfg.StaffRate, "staff-message-rate", transport.DefaultStaffMessageRate, "the same as --message-rate for staff; -1 = unlimited")
 	fs.IntVar(&cfg.StaffBurst, "staff-message-burst", transport.DefaultStaffMessageBurst, "token bucket size of --staff-message-rate")
-	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", 64, "handshakes loading their user and starting their session at once; more wait for a slot")
-	fs.DurationVar(&cfg.HandshakeWait, "handshake-wait", 10*time.Second, "how long a handshake may wait for a slot before 503 with Retry-After")
+	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", transport.DefaultMaxHandshakes, "handshakes loading their user and starting their session at once; more wait for a slot")
+	fs.DurationVar(&cfg.HandshakeWait, "handshake-wait", transport.DefaultHandshakeWait, "how long a handshake may wait for a slot before 503 with Retry-After")
 	fs.IntVar(&cfg.StoreWriters, "store-writers", 1, "message batches written to the database at the same time (fewer: bigger batches, less database CPU)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")

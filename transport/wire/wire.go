@@ -54,6 +54,10 @@ const (
 	CodeTokenExpired         = "token_expired"
 )
 
+// DefaultMaxMessageChars is the longest message, in characters, unless the
+// server is configured otherwise (welcome's max_message_chars says).
+const DefaultMaxMessageChars = 4000
+
 // MaxClientMsgIDBytes bounds client_msg_id.
 const MaxClientMsgIDBytes = 100
 
