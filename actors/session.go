@@ -1,11 +1,16 @@
+// This file holds the session actor: what it is, how it starts and stops, its
+// Receive, and how it routes client requests. Posting is in posting.go,
+// delivery and gap filling in delivery.go, following grains (the inbox, opened
+// conversations) in follow.go, inbox pages in inboxpage.go.
+
 package actors
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -213,184 +218,6 @@ func (s *session) welcome(conv, lastSeq int64) wire.Welcome {
 	}
 }
 
-// subscribedTo reports whether the session holds a subscription to conv's
-// grain: an admin's opened conversation. (A visitor follows its own
-// conversation through the node's hub.)
-func (s *session) subscribedTo(conv int64) bool {
-	return s.opened[conv]
-}
-
-func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
-	conv := msg.GetConversationId()
-	if msg.GetErrorCode() == wire.CodeConversationNotFound {
-		// Final, whichever activation said it: the grain stops right after
-		// answering, so its Terminated may have been handled already.
-		if s.opened[conv] {
-			delete(s.opened, conv)
-			s.fail(&wire.Error{Code: wire.CodeConversationNotFound, Message: msg.GetErrorMessage(), ConversationID: conv})
-		}
-		return
-	}
-	l := s.links[conv]
-	if l == nil || l.pid == nil || ctx.Sender() == nil || !l.pid.Equal(ctx.Sender()) {
-		return // an answer from a grain the session has left
-	}
-	l.confirmed = true
-	if code := msg.GetErrorCode(); code == chatpb.CodeMoved {
-		s.forget(ctx, conv, l.pid)
-		return
-	}
-	if code := msg.GetErrorCode(); code != "" {
-		if code == wire.CodeConversationNotFound {
-			delete(s.opened, conv)
-			s.fail(&wire.Error{Code: code, Message: msg.GetErrorMessage(), ConversationID: conv})
-			return
-		}
-		s.fail(&wire.Error{Code: code, Message: msg.GetErrorMessage(), ConversationID: conv})
-		s.forget(ctx, conv, l.pid)
-		return
-	}
-	if !s.subscribedTo(conv) {
-		return // left meanwhile
-	}
-	if !s.catchUp(conv, msg.GetLastSeq()) {
-		return
-	}
-	if s.cfg.V1 {
-		s.write(wire.OpenedFrame(conv, s.cursor[conv]))
-	}
-}
-
-// catchUp moves conv's cursor to lastSeq, the grain's view at (re)subscribe
-// time: at first subscription that is the starting point; later (after a grain
-// restart) what lies between is filled from the store. It returns false when
-// the session had to close.
-func (s *session) catchUp(conv, lastSeq int64) bool {
-	cur, known := s.cursor[conv]
-	if !known {
-		s.cursor[conv] = lastSeq
-		return true
-	}
-	if lastSeq > cur {
-		return s.fill(conv, cur, lastSeq+1)
-	}
-	return true
-}
-
-func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
-	if from := ctx.Sender(); s.inbox.pid != nil && from != nil && s.inbox.pid.Equal(from) {
-		s.inbox.confirmed = true
-	}
-	if snap.GetErrorCode() == chatpb.CodeMoved {
-		if from := ctx.Sender(); from != nil {
-			s.forgetInbox(ctx, from)
-		}
-		return
-	}
-	if code := snap.GetErrorCode(); code != "" {
-		s.fail(&wire.Error{Code: code, Message: snap.GetErrorMessage()})
-		s.retryLater(ctx, &retryInbox{})
-		return
-	}
-	// The first page of the inbox (the snapshot is sorted, and holds all
-	// of it up to storage.MaxInboxSize); inboxPage serves the next ones.
-	all := snap.GetEntries()
-	first := all[:min(len(all), s.pageSize())]
-	entries := make([]wire.InboxEntry, 0, len(first))
-	for _, e := range first {
-		if !s.catchUp(e.GetConversationId(), e.GetLastSeq()) {
-			return
-		}
-		entries = append(entries, inboxEntryToWire(e))
-	}
-	if s.cfg.V1 {
-		page := wire.InboxPage{Entries: entries, HasMore: len(all) > len(first), StoreID: s.node.store.StoreID()}
-		if page.HasMore {
-			last := first[len(first)-1]
-			page.NextCursor = encodeInboxCursor(storage.InboxCursor{
-				LastMessageAt: time.UnixMicro(last.GetLastMessageAtUnixMicro()), ConversationID: last.GetConversationId()})
-		}
-		s.write(wire.InboxFrame(page))
-	}
-	s.markReady()
-}
-
-// inboxUpdate sends a grainchat.v1 admin the inbox entry of a conversation
-// once per new last_seq, whichever path (inbox or opened grain) delivered the
-// message first.
-func (s *session) inboxUpdate(d *chatpb.InboxDelivery) {
-	if !s.cfg.V1 {
-		return
-	}
-	conv, seq := d.GetEntry().GetConversationId(), d.GetEntry().GetLastSeq()
-	if s.updated == nil {
-		s.updated = make(map[int64]int64)
-	}
-	if seq <= s.updated[conv] {
-		return
-	}
-	s.updated[conv] = seq
-	s.write(d.GetUpdateFrame())
-}
-
-// deliver writes d's message unless the client has it already, filling any gap
-// before it. It reports whether the message was written.
-func (s *session) deliver(d *chatpb.Delivery) bool {
-	m := d.GetMessage()
-	conv, seq := m.GetConversationId(), m.GetSeq()
-	cur, known := s.cursor[conv]
-	switch {
-	case !known:
-		// A conversation this session has no starting point for (an admin
-		// seeing a conversation newer than its inbox snapshot): start here.
-	case seq <= cur:
-		return false // duplicate
-	case seq > cur+1:
-		if !s.fill(conv, cur, seq) {
-			return false
-		}
-	}
-	if s.cfg.V1 {
-		s.write(d.GetV1Frame())
-	} else {
-		s.write(d.GetSeedFrame())
-	}
-	s.cursor[conv] = seq
-	return true
-}
-
-// fill writes conv's messages with after < seq < before from the store and
-// advances the cursor. On failure the client cannot be given a gap-free
-// stream: the connection is closed with wire.DisconnectResync so that it reconnects and
-// resumes by seq.
-func (s *session) fill(conv, after, before int64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.StoreTimeout)
-	defer cancel()
-	for after+1 < before {
-		msgs, err := s.node.store.Messages(ctx, conv, storage.Page{AfterSeq: after, BeforeSeq: before, Limit: storage.MaxPageSize})
-		if err == nil && len(msgs) == 0 {
-			err = fmt.Errorf("seq %d..%d missing from the store", after+1, before-1)
-		}
-		if err != nil {
-			s.log().Warn("fill gap", "conversation_id", conv, "after_seq", after, "before_seq", before, "err", err)
-			s.cfg.Sink.Close(wire.DisconnectResync)
-			return false
-		}
-		for _, m := range msgs {
-			w := storageToWire(m)
-			if s.cfg.V1 {
-				s.write(wire.MessageFrame(w))
-			} else {
-				s.write(wire.SeedMessageFrame(w))
-			}
-			after = m.Seq
-		}
-		s.node.metrics.GapFilled(len(msgs))
-	}
-	s.cursor[conv] = after
-	return true
-}
-
 func (s *session) handle(ctx actor.Context, req wire.Request) {
 	switch req.Type {
 	case wire.TypeMessage:
@@ -445,76 +272,6 @@ func (s *session) conversationFor(req wire.Request) (int64, *wire.Error) {
 	return req.ConversationID, nil
 }
 
-// inboxPage answers a request for the inbox page after cursor from the store:
-// pages after the first are read there, not from the inbox grain. Live
-// inbox_update frames cover what moves above the cursor meanwhile.
-func (s *session) inboxPage(cursor string) {
-	after, ok := decodeInboxCursor(cursor)
-	if !ok {
-		s.fail(&wire.Error{Code: wire.CodeInvalidRequest, Message: "cursor is not one the server gave"})
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.StoreTimeout)
-	defer cancel()
-	size := s.pageSize()
-	rows, err := s.node.store.InboxPage(ctx, after, size+1) // one more: is there a next page?
-	if err != nil {
-		code := codeFromStorage(err)
-		s.fail(&wire.Error{Code: code, Message: messageForCode(code)})
-		return
-	}
-	page := wire.InboxPage{Cursor: cursor, HasMore: len(rows) > size, StoreID: s.node.store.StoreID()}
-	rows = rows[:min(len(rows), size)]
-	page.Entries = make([]wire.InboxEntry, len(rows))
-	for i, e := range rows {
-		if _, known := s.cursor[e.ConversationID]; !known {
-			s.cursor[e.ConversationID] = e.LastSeq // deliveries start after it
-		}
-		page.Entries[i] = inboxEntryToWire(inboxEntryToProto(e))
-	}
-	if page.HasMore {
-		page.NextCursor = encodeInboxCursor(rows[len(rows)-1].Cursor())
-	}
-	if s.cfg.V1 {
-		s.write(wire.InboxFrame(page))
-	}
-}
-
-// pageSize is the staff client's inbox page size.
-func (s *session) pageSize() int {
-	if s.inboxPageSize == 0 {
-		return DefaultInboxPage
-	}
-	return s.inboxPageSize
-}
-
-// inboxPageSize is the page size an inbox request's limit asks for.
-func inboxPageSize(limit int) int {
-	if limit <= 0 {
-		return DefaultInboxPage
-	}
-	return min(limit, storage.MaxInboxPage)
-}
-
-// An inbox cursor on the wire is "<last_message_at in Unix microseconds>.<conversation id>":
-// opaque to clients, exact for the store.
-func encodeInboxCursor(c storage.InboxCursor) string {
-	return strconv.FormatInt(c.LastMessageAt.UnixMicro(), 10) + "." + strconv.FormatInt(c.ConversationID, 10)
-}
-
-func decodeInboxCursor(s string) (storage.InboxCursor, bool) {
-	at, id, ok := strings.Cut(s, ".")
-	if !ok {
-		return storage.InboxCursor{}, false
-	}
-	micros, err1 := strconv.ParseInt(at, 10, 64)
-	conv, err2 := strconv.ParseInt(id, 10, 64)
-	if err1 != nil || err2 != nil || micros <= 0 || conv <= 0 {
-		return storage.InboxCursor{}, false
-	}
-	return storage.InboxCursor{LastMessageAt: time.UnixMicro(micros).UTC(), ConversationID: conv}, true
-}
-
 func (s *session) history(req wire.Request) {
 	conv, werr := s.conversationFor(req)
 	if werr != nil {
@@ -559,34 +316,30 @@ func (s *session) history(req wire.Request) {
 	}
 }
 
-func (s *session) open(ctx actor.Context, conv int64) {
-	if !s.cfg.User.IsAdmin {
-		if conv != s.cfg.ConversationID {
-			s.fail(&wire.Error{Code: wire.CodeForbidden, Message: "visitors can only use their own conversation", ConversationID: conv})
-			return
+func newNonce() string {
+	b := make([]byte, 9)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *session) stop(ctx actor.Context) {
+	s.stopped = true
+	if s.cfg.ConversationID != 0 {
+		ctx.Send(s.node.hub.Load(), &hubLeave{conversationID: s.cfg.ConversationID, session: ctx.Self()})
+	}
+	// Unwatch too: a watched actor keeps its watchers' PIDs until it stops,
+	// so a grain that outlives many short sessions would accumulate them.
+	if s.inbox.pid != nil {
+		ctx.Unwatch(s.inbox.pid)
+		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
+	}
+	for conv, l := range s.links {
+		if l.pid == nil {
+			continue
 		}
-		if s.cfg.V1 {
-			s.write(wire.OpenedFrame(conv, s.cursor[conv]))
+		ctx.Unwatch(l.pid)
+		if s.subscribedTo(conv) {
+			ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
 		}
-		return
 	}
-	if s.opened == nil {
-		s.opened = make(map[int64]bool)
-	}
-	if s.opened[conv] {
-		if s.cfg.V1 {
-			s.write(wire.OpenedFrame(conv, s.cursor[conv]))
-		}
-		return
-	}
-	if len(s.opened) >= s.node.cfg.MaxOpenPerSession {
-		s.fail(&wire.Error{Code: wire.CodeTooManyOpen, Message: "too many open conversations; leave one first", ConversationID: conv})
-		return
-	}
-	s.opened[conv] = true
-	if l := s.links[conv]; l != nil && l.pid != nil {
-		s.subscribe(ctx, conv, l)
-		return
-	}
-	s.resolve(ctx, conv)
 }

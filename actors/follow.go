@@ -1,0 +1,393 @@
+// This file holds how a session follows grains that may live on any node and
+// may die or move at any time:
+//
+//   - A grain's PID is looked up asynchronously (the cluster's identity lookup
+//     can block for seconds while membership changes), so the session keeps
+//     serving its socket meanwhile. Posts wait in the link until it resolves.
+//   - The session watches every grain it talks to. When one terminates (its
+//     node died, it passivated, it moved), the session looks it up again,
+//     re-subscribes, and resends the posts that had not been answered. Every
+//     post carries an idempotency key, so a resend is stored at most once.
+//   - Periodically a staff session looks up the grains it subscribes to
+//     again and moves to the new PID if it changed: the cluster can briefly
+//     run two activations of one grain, and this bounds how long a session
+//     listens to the wrong one. Gaps that this leaves are filled from the
+//     store.
+//
+// Staff follow the inbox grain (its first page, then inbox_update frames) and
+// the conversations they open; visitors follow their own conversation through
+// the node's hub (hub.go) and need a grain only to post.
+
+package actors
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/grainchat/grainchat/actors/chatpb"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// subscribedTo reports whether the session holds a subscription to conv's
+// grain: an admin's opened conversation. (A visitor follows its own
+// conversation through the node's hub.)
+func (s *session) subscribedTo(conv int64) bool {
+	return s.opened[conv]
+}
+
+func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
+	conv := msg.GetConversationId()
+	if msg.GetErrorCode() == wire.CodeConversationNotFound {
+		// Final, whichever activation said it: the grain stops right after
+		// answering, so its Terminated may have been handled already.
+		if s.opened[conv] {
+			delete(s.opened, conv)
+			s.fail(&wire.Error{Code: wire.CodeConversationNotFound, Message: msg.GetErrorMessage(), ConversationID: conv})
+		}
+		return
+	}
+	l := s.links[conv]
+	if l == nil || l.pid == nil || ctx.Sender() == nil || !l.pid.Equal(ctx.Sender()) {
+		return // an answer from a grain the session has left
+	}
+	l.confirmed = true
+	if code := msg.GetErrorCode(); code == chatpb.CodeMoved {
+		s.forget(ctx, conv, l.pid)
+		return
+	}
+	if code := msg.GetErrorCode(); code != "" {
+		s.fail(&wire.Error{Code: code, Message: msg.GetErrorMessage(), ConversationID: conv})
+		s.forget(ctx, conv, l.pid)
+		return
+	}
+	if !s.subscribedTo(conv) {
+		return // left meanwhile
+	}
+	if !s.catchUp(conv, msg.GetLastSeq()) {
+		return
+	}
+	if s.cfg.V1 {
+		s.write(wire.OpenedFrame(conv, s.cursor[conv]))
+	}
+}
+
+func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
+	if from := ctx.Sender(); s.inbox.pid != nil && from != nil && s.inbox.pid.Equal(from) {
+		s.inbox.confirmed = true
+	}
+	if snap.GetErrorCode() == chatpb.CodeMoved {
+		if from := ctx.Sender(); from != nil {
+			s.forgetInbox(ctx, from)
+		}
+		return
+	}
+	if code := snap.GetErrorCode(); code != "" {
+		s.fail(&wire.Error{Code: code, Message: snap.GetErrorMessage()})
+		s.retryLater(ctx, &retryInbox{})
+		return
+	}
+	// The first page of the inbox (the snapshot is sorted, and holds all
+	// of it up to storage.MaxInboxSize); inboxPage serves the next ones.
+	all := snap.GetEntries()
+	first := all[:min(len(all), s.pageSize())]
+	entries := make([]wire.InboxEntry, 0, len(first))
+	for _, e := range first {
+		if !s.catchUp(e.GetConversationId(), e.GetLastSeq()) {
+			return
+		}
+		entries = append(entries, inboxEntryToWire(e))
+	}
+	if s.cfg.V1 {
+		page := wire.InboxPage{Entries: entries, HasMore: len(all) > len(first), StoreID: s.node.store.StoreID()}
+		if page.HasMore {
+			last := first[len(first)-1]
+			page.NextCursor = encodeInboxCursor(storage.InboxCursor{
+				LastMessageAt: time.UnixMicro(last.GetLastMessageAtUnixMicro()), ConversationID: last.GetConversationId()})
+		}
+		s.write(wire.InboxFrame(page))
+	}
+	s.markReady()
+}
+
+func (s *session) open(ctx actor.Context, conv int64) {
+	if !s.cfg.User.IsAdmin {
+		if conv != s.cfg.ConversationID {
+			s.fail(&wire.Error{Code: wire.CodeForbidden, Message: "visitors can only use their own conversation", ConversationID: conv})
+			return
+		}
+		if s.cfg.V1 {
+			s.write(wire.OpenedFrame(conv, s.cursor[conv]))
+		}
+		return
+	}
+	if s.opened == nil {
+		s.opened = make(map[int64]bool)
+	}
+	if s.opened[conv] {
+		if s.cfg.V1 {
+			s.write(wire.OpenedFrame(conv, s.cursor[conv]))
+		}
+		return
+	}
+	if len(s.opened) >= s.node.cfg.MaxOpenPerSession {
+		s.fail(&wire.Error{Code: wire.CodeTooManyOpen, Message: "too many open conversations; leave one first", ConversationID: conv})
+		return
+	}
+	s.opened[conv] = true
+	if l := s.links[conv]; l != nil && l.pid != nil {
+		s.subscribe(ctx, conv, l)
+		return
+	}
+	s.resolve(ctx, conv)
+}
+
+// link is the session's view of one grain.
+type link struct {
+	pid       *actor.PID
+	resolving bool
+	waiting   []uint64 // refs of posts waiting for pid
+	// confirmed is false from a Subscribe until the grain answers it.
+	confirmed bool
+}
+
+type grainResolved struct {
+	conversationID int64
+	pid            *actor.PID
+}
+
+type retryResolve struct{ conversationID int64 }
+
+type inboxResolved struct{ pid *actor.PID }
+
+type retryInbox struct{}
+
+type refresh struct{}
+
+// subscribeCheck fires SubscribeTimeout after a Subscribe: if the grain has
+// not answered (its node may have died before the watch was in place), the
+// session looks it up again.
+type subscribeCheck struct {
+	conversationID int64
+	pid            *actor.PID
+}
+
+type inboxCheck struct{ pid *actor.PID }
+
+func (s *session) link(conv int64) *link {
+	l := s.links[conv]
+	if l == nil {
+		if len(s.links) >= 256 { // admins talk to many conversations: bound the map
+			for c, old := range s.links {
+				if !s.subscribedTo(c) && len(old.waiting) == 0 && !old.resolving {
+					delete(s.links, c)
+				}
+			}
+		}
+		l = &link{}
+		s.links[conv] = l
+	}
+	return l
+}
+
+// resolve looks conv's grain up in the background; grainResolved follows.
+func (s *session) resolve(ctx actor.Context, conv int64) {
+	l := s.link(conv)
+	if l.resolving {
+		return
+	}
+	l.resolving = true
+	self, root, n := ctx.Self(), s.node.system.Root, s.node
+	go func() {
+		pid := n.lookup(conversationIdentity(conv), ConversationKind)
+		root.Send(self, &grainResolved{conversationID: conv, pid: pid})
+	}()
+}
+
+func (s *session) resolved(ctx actor.Context, msg *grainResolved) {
+	conv := msg.conversationID
+	l := s.link(conv)
+	l.resolving = false
+	if msg.pid == nil {
+		if len(l.waiting) > 0 || s.subscribedTo(conv) {
+			s.retryLater(ctx, &retryResolve{conversationID: conv})
+		}
+		return
+	}
+	if l.pid != nil && l.pid.Equal(msg.pid) {
+		return // unchanged (periodic refresh)
+	}
+	s.debug("grain resolved", "conversation_id", conv, "pid", pidValue{msg.pid}, "previous", pidValue{l.pid})
+	if l.pid != nil {
+		// The grain moved (or two activations exist): leave the old one.
+		ctx.Unwatch(l.pid)
+		ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
+		s.node.metrics.GrainMoved()
+	}
+	l.pid = msg.pid
+	ctx.Watch(l.pid)
+	if s.subscribedTo(conv) {
+		s.subscribe(ctx, conv, l)
+	}
+	waiting := l.waiting
+	l.waiting = nil
+	for _, ref := range waiting {
+		s.dispatch(ctx, ref)
+	}
+}
+
+func (s *session) resolveInbox(ctx actor.Context) {
+	if s.inbox.resolving {
+		return
+	}
+	s.inbox.resolving = true
+	self, root, n := ctx.Self(), s.node.system.Root, s.node
+	go func() {
+		root.Send(self, &inboxResolved{pid: n.lookup(inboxIdentity, InboxKind)})
+	}()
+}
+
+func (s *session) inboxResolvedMsg(ctx actor.Context, msg *inboxResolved) {
+	s.inbox.resolving = false
+	if msg.pid == nil {
+		s.retryLater(ctx, &retryInbox{})
+		return
+	}
+	if s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
+		return
+	}
+	s.debug("inbox resolved", "pid", pidValue{msg.pid}, "previous", pidValue{s.inbox.pid})
+	if s.inbox.pid != nil {
+		ctx.Unwatch(s.inbox.pid)
+		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
+	}
+	s.inbox.pid = msg.pid
+	ctx.Watch(msg.pid)
+	s.subscribeInbox(ctx)
+}
+
+// subscribe asks l's grain for conv's deliveries and arranges a check that
+// it answered.
+func (s *session) subscribe(ctx actor.Context, conv int64, l *link) {
+	l.confirmed = false
+	ctx.Request(l.pid, &chatpb.Subscribe{ConversationId: conv})
+	s.after(ctx, s.node.cfg.SubscribeTimeout, &subscribeCheck{conversationID: conv, pid: l.pid})
+}
+
+func (s *session) subscribeInbox(ctx actor.Context) {
+	s.inbox.confirmed = false
+	ctx.Request(s.inbox.pid, &chatpb.InboxSubscribe{})
+	s.after(ctx, s.node.cfg.SubscribeTimeout, &inboxCheck{pid: s.inbox.pid})
+}
+
+func (s *session) after(ctx actor.Context, d time.Duration, msg any) {
+	self, root := ctx.Self(), s.node.system.Root
+	time.AfterFunc(d, func() { root.Send(self, msg) })
+}
+
+// forget drops conv's grain PID (unanswered, moved or dead) and looks the
+// grain up again if anything needs it.
+func (s *session) forget(ctx actor.Context, conv int64, pid *actor.PID) {
+	l := s.links[conv]
+	if l == nil || l.pid == nil || !l.pid.Equal(pid) {
+		return // already moved on
+	}
+	ctx.Unwatch(l.pid)
+	l.pid = nil
+	for _, ref := range s.pendingRefs() {
+		if p := s.pending[ref]; p.conversationID == conv && p.sentTo != nil && p.sentTo.Equal(pid) {
+			p.sentTo = nil
+			p.resent = true
+			l.waiting = append(l.waiting, ref)
+		}
+	}
+	if len(l.waiting) > 0 || s.subscribedTo(conv) {
+		s.retryLater(ctx, &retryResolve{conversationID: conv})
+	}
+}
+
+func (s *session) forgetInbox(ctx actor.Context, pid *actor.PID) {
+	if s.inbox.pid == nil || !s.inbox.pid.Equal(pid) {
+		return
+	}
+	ctx.Unwatch(s.inbox.pid)
+	s.inbox.pid = nil
+	s.retryLater(ctx, &retryInbox{})
+}
+
+func (s *session) retryLater(ctx actor.Context, msg any) {
+	s.after(ctx, s.node.cfg.RetryInterval, msg)
+}
+
+// scheduleRefresh arranges the next periodic re-lookup, with jitter so that
+// sessions do not refresh in step.
+func (s *session) scheduleRefresh(ctx actor.Context) {
+	d := s.node.cfg.RefreshInterval
+	d += time.Duration(rand.Int64N(int64(d)/4 + 1))
+	self, root := ctx.Self(), s.node.system.Root
+	time.AfterFunc(d, func() { root.Send(self, &refresh{}) })
+}
+
+func (s *session) subscribeChecked(ctx actor.Context, msg *subscribeCheck) {
+	if l := s.links[msg.conversationID]; l != nil && !l.confirmed && l.pid != nil && l.pid.Equal(msg.pid) {
+		s.debug("grain did not confirm the subscription", "conversation_id", msg.conversationID)
+		s.forget(ctx, msg.conversationID, msg.pid)
+	}
+}
+
+func (s *session) inboxChecked(ctx actor.Context, msg *inboxCheck) {
+	if !s.inbox.confirmed && s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
+		s.forgetInbox(ctx, msg.pid)
+	}
+}
+
+func (s *session) refresh(ctx actor.Context) {
+	if s.stopped {
+		return
+	}
+	if s.cfg.User.IsAdmin {
+		s.resolveInbox(ctx)
+	}
+	for conv := range s.links {
+		if s.subscribedTo(conv) {
+			s.resolve(ctx, conv)
+		}
+	}
+	s.scheduleRefresh(ctx)
+}
+
+// pidKey identifies an actor in the maps of subscribers: PID.String goes
+// through protobuf's text format, far too costly for every subscription.
+type pidKey struct{ address, id string }
+
+func keyOf(p *actor.PID) pidKey { return pidKey{p.GetAddress(), p.GetId()} }
+
+// pidValue logs a PID as address/id, formatted only if the record is
+// logged.
+type pidValue struct{ p *actor.PID }
+
+func (v pidValue) LogValue() slog.Value {
+	if v.p == nil {
+		return slog.StringValue("")
+	}
+	return slog.StringValue(v.p.GetAddress() + "/" + v.p.GetId())
+}
+
+// grainTerminated handles the death of a watched grain: look it up again,
+// re-subscribe, and resend the posts it had not answered.
+func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
+	s.debug("grain terminated", "pid", pidValue{who})
+	if s.inbox.pid != nil && who.Equal(s.inbox.pid) {
+		s.inbox.pid = nil
+		s.resolveInbox(ctx)
+		return
+	}
+	for conv, l := range s.links {
+		if l.pid != nil && l.pid.Equal(who) {
+			s.forget(ctx, conv, who)
+		}
+	}
+}

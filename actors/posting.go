@@ -1,0 +1,221 @@
+// This file holds a session's posts: a client's message becomes a Post with
+// an idempotency key, is sent to its conversation grain (or waits for the
+// grain to be found), is resent in the client's order when the grain moves
+// or dies, times out at --post-timeout, and is settled exactly once (ack or
+// refusal), which frees its place in the transport's flow control
+// (Sink.PostSettled).
+
+package actors
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/grainchat/grainchat/actors/chatpb"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+type pendingPost struct {
+	conversationID int64
+	post           *chatpb.Post
+	clientMsgID    string    // as the client sent it ("" when it sent none)
+	deadline       time.Time // when the post times out (see sweepPosts)
+	sentTo         *actor.PID
+	sentAt         time.Time
+	resent         bool
+}
+
+// sweepPosts makes a session time out the posts whose deadline passed. A
+// session arms one such timer at a time, not one per post.
+type sweepPosts struct{}
+
+func (s *session) post(ctx actor.Context, req wire.Request) {
+	conv, werr := s.conversationFor(req)
+	if werr != nil {
+		s.cfg.Sink.PostSettled()
+		s.fail(werr)
+		return
+	}
+	// The transport bounds the unsettled posts of a socket
+	// (Sink.PostSettled): it stops reading the socket rather than hand
+	// the session more, so no post is refused here for being one too many.
+	s.nextRef++
+	ref := s.nextRef
+	key := req.ClientMsgID
+	if key == "" {
+		// Posts are resent when a grain moves; a key makes that safe.
+		key = "~" + s.nonce + "." + strconv.FormatUint(ref, 36)
+	}
+	s.pending[ref] = &pendingPost{
+		conversationID: conv,
+		clientMsgID:    req.ClientMsgID,
+		deadline:       time.Now().Add(s.node.cfg.PostTimeout),
+		post: &chatpb.Post{
+			Ref:           ref,
+			SenderId:      s.cfg.User.ID,
+			SenderName:    s.cfg.User.Name,
+			SenderIsAdmin: s.cfg.User.IsAdmin,
+			Body:          req.Message,
+			ClientMsgId:   key,
+		},
+	}
+	if !s.sweepArmed {
+		s.sweepArmed = true
+		s.after(ctx, min(s.node.cfg.PostTimeout, s.node.cfg.SubscribeTimeout), &sweepPosts{})
+	}
+	s.dispatch(ctx, ref)
+}
+
+// sweepPosts times out the pending posts whose deadline passed, resends those
+// sent SubscribeTimeout ago to a grain whose node has left the topology (a
+// lookup right after a node died can still answer with its PID, and the
+// watch of an unreachable node may take long to report it), and arms the
+// next sweep for the earliest remaining deadline or check.
+func (s *session) sweepPosts(ctx actor.Context) {
+	s.sweepArmed = false
+	if s.stopped {
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	soonest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, ref := range s.pendingRefs() {
+		p := s.pending[ref]
+		if p == nil {
+			continue // settled by an earlier step of this sweep
+		}
+		if !p.deadline.After(now) {
+			s.postTimedOut(ctx, ref)
+			continue
+		}
+		soonest(p.deadline)
+		if p.sentTo == nil {
+			continue
+		}
+		check := p.sentAt.Add(s.node.cfg.SubscribeTimeout)
+		switch {
+		case check.After(now):
+			soonest(check)
+		case !s.node.isMember(p.sentTo.GetAddress()):
+			// Resent with its idempotency key once the grain is
+			// found again; the client hears nothing unless the
+			// deadline passes.
+			if l := s.links[p.conversationID]; l != nil && l.pid != nil && l.pid.Equal(p.sentTo) {
+				s.forget(ctx, p.conversationID, p.sentTo)
+			} else {
+				// The link moved on already (a refresh): resend there.
+				p.sentTo, p.resent = nil, true
+				s.dispatch(ctx, ref)
+				if q := s.pending[ref]; q != nil && q.sentTo != nil {
+					soonest(q.sentAt.Add(s.node.cfg.SubscribeTimeout))
+				}
+			}
+		default:
+			soonest(now.Add(s.node.cfg.SubscribeTimeout))
+		}
+	}
+	if !next.IsZero() {
+		s.sweepArmed = true
+		s.after(ctx, next.Sub(now), &sweepPosts{})
+	}
+}
+
+// pendingRefs lists the pending posts' refs in the order the client sent
+// them: resends must keep it, or a conversation would store them out of
+// order.
+func (s *session) pendingRefs() []uint64 {
+	refs := make([]uint64, 0, len(s.pending))
+	for ref := range s.pending {
+		refs = append(refs, ref)
+	}
+	slices.Sort(refs)
+	return refs
+}
+
+// dispatch sends a pending post to its grain, or queues it until the grain
+// is resolved.
+func (s *session) dispatch(ctx actor.Context, ref uint64) {
+	p := s.pending[ref]
+	if p == nil {
+		return // answered or timed out meanwhile
+	}
+	l := s.link(p.conversationID)
+	if l.pid == nil {
+		l.waiting = append(l.waiting, ref)
+		s.resolve(ctx, p.conversationID)
+		return
+	}
+	p.sentTo, p.sentAt = l.pid, time.Now()
+	ctx.Request(l.pid, p.post)
+}
+
+func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
+	p, ok := s.pending[r.GetRef()]
+	if !ok {
+		return // timed out already; the client was told
+	}
+	if r.GetErrorCode() == chatpb.CodeMoved {
+		if from := ctx.Sender(); from != nil && p.sentTo != nil && p.sentTo.Equal(from) {
+			s.forget(ctx, p.conversationID, from)
+		}
+		return // resent once the grain is found again
+	}
+	s.settle(r.GetRef())
+	if code := r.GetErrorCode(); code != "" {
+		s.refused(p, code, r.GetErrorMessage())
+		return
+	}
+	if s.cfg.V1 {
+		m := protoToWire(r.GetMessage())
+		m.ClientMsgID = p.clientMsgID
+		// A resend by this session is not the client's duplicate.
+		s.write(wire.AckFrame(m, r.GetDuplicate() && !p.resent))
+	}
+}
+
+// settle forgets a pending post and frees its place in the transport's
+// bound.
+func (s *session) settle(ref uint64) {
+	delete(s.pending, ref)
+	s.cfg.Sink.PostSettled()
+}
+
+// refused tells the client that p was not stored. A grainchat.v1 client gets
+// an error frame and retries by itself. A seed client sees no error frames:
+// a valid message the server could not store (unavailable: the grain, which
+// retries the store, gave up at --post-timeout; internal) closes its socket,
+// so that it does not carry on as if the message had been stored; refusals of
+// an invalid request are not a reason to close (the original server ignored
+// them too).
+func (s *session) refused(p *pendingPost, code, msg string) {
+	if s.cfg.V1 {
+		s.write(wire.ErrorFrame(&wire.Error{Code: code, Message: msg, ClientMsgID: p.clientMsgID, ConversationID: p.conversationID}))
+		return
+	}
+	switch code {
+	case wire.CodeUnavailable:
+		s.cfg.Sink.Close(wire.DisconnectUnavailable)
+	case wire.CodeInternal:
+		s.cfg.Sink.Close(wire.DisconnectInternal)
+	}
+}
+
+func (s *session) postTimedOut(ctx actor.Context, ref uint64) {
+	p, ok := s.pending[ref]
+	if !ok {
+		return
+	}
+	s.settle(ref)
+	if p.sentTo != nil {
+		// The grain did not answer: do not trust its PID for the next post.
+		s.forget(ctx, p.conversationID, p.sentTo)
+	}
+	s.refused(p, wire.CodeUnavailable, messageForCode(wire.CodeUnavailable))
+}
