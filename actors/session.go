@@ -82,7 +82,7 @@ type session struct {
 	opened        map[int64]bool  // conversations an admin follows explicitly
 	updated       map[int64]int64 // conversation → last_seq of the last inbox_update sent
 
-	links   map[int64]*link // conversation → its grain (see links.go)
+	links   map[int64]*link // conversation → its grain (see follow.go)
 	inbox   link            // admins: the inbox grain
 	pending map[uint64]*pendingPost
 	nextRef uint64
