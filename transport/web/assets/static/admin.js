@@ -175,14 +175,14 @@ function welcome(w) {
   // The inbox frame follows.
 }
 
-function storeKey() {
-  return `grainchat.store.${me.id}`;
-}
+// The store the read marks (and the page's state) come from. Not per user:
+// a user's id is itself one of the store's ids.
+const STORE_KEY = 'grainchat.store.inbox';
 
 // checkStore starts over when the server names another store than the one
 // this page's state (or this staff member's read marks) came from.
 function checkStore(storeId) {
-  if (rememberStore(storeId, storeKey(), 'local') === 'changed') startOver();
+  if (rememberStore(storeId, STORE_KEY, 'local') === 'changed') startOver();
 }
 
 // startOver drops every conversation, message, read mark and queued reply.
