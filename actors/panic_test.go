@@ -7,7 +7,6 @@ package actors
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"reflect"
@@ -393,7 +392,7 @@ func watch(t *testing.T, e *testEnv, pid *actor.PID) <-chan struct{} {
 	select {
 	case <-watching:
 	case <-time.After(5 * time.Second):
-		t.Fatal(fmt.Sprintf("watcher of %s did not start", pid))
+		t.Fatalf("watcher of %s did not start", pid)
 	}
 	return gone
 }

@@ -17,20 +17,6 @@ import (
 const messageColumns = `m.id, m.conversation_id, m.seq, m.sender_id, m.sender_name, m.sender_is_admin,
 	m.body, COALESCE(m.client_msg_id, '') AS client_msg_id, m.created_at`
 
-// pending is a valid message of an AppendMessages batch, with its position
-// in the input.
-type pending struct {
-	index int
-	msg   storage.NewMessage
-}
-
-// clientKey identifies an idempotent message.
-type clientKey struct {
-	conversationID int64
-	senderID       int64
-	clientMsgID    string
-}
-
 // AppendMessages implements storage.Store.
 //
 // The whole batch is one call of the SQL function grainchat_append_messages
