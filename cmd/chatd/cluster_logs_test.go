@@ -14,8 +14,18 @@ import (
 // hold no error either (its endpoint's normal stop was "ERROR Automanaged
 // server stopping..!"). The survivors' logs are read after they have polled
 // the departed node at least three more times (their debug lines say so).
+//
+// With etcd membership there are no polls to count: the survivors' logs are
+// watched for three seconds after the departure instead.
 func TestClusterLogsAfterSIGTERM(t *testing.T) {
-	c := startAutomanagedCluster(t, newDatabase(t), 3)
+	clusterKinds(t, func(t *testing.T, start func(t *testing.T, dsn string, n int, extra ...string) *testCluster) {
+		testClusterLogsAfterSIGTERM(t, start)
+	})
+}
+
+func testClusterLogsAfterSIGTERM(t *testing.T, start func(t *testing.T, dsn string, n int, extra ...string) *testCluster) {
+	c := start(t, newDatabase(t), 3)
+	automanaged := strings.HasSuffix(t.Name(), "/automanaged")
 	lines := func(n *nodeProc, sub string) []string {
 		var out []string
 		for _, l := range strings.Split(n.out.String(), "\n") {
@@ -45,7 +55,19 @@ func TestClusterLogsAfterSIGTERM(t *testing.T) {
 		return strings.Count(log[i:], "automanaged: a peer's health endpoint did not answer")
 	}
 	for _, n := range survivors {
-		waitFor(t, 20*time.Second, n.name+" to log the departure and poll three more times", func() bool { return pollsSince(n) >= 3 })
+		if automanaged {
+			waitFor(t, 20*time.Second, n.name+" to log the departure and poll three more times", func() bool { return pollsSince(n) >= 3 })
+		} else {
+			waitFor(t, 20*time.Second, n.name+" to log the departure", func() bool { return len(lines(n, left)) > 0 })
+		}
+	}
+	if !automanaged {
+		// Three seconds in which nothing more may be logged as an error.
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			if len(lines(survivors[0], "level=ERROR"))+len(lines(survivors[1], "level=ERROR")) > 0 {
+				break
+			}
+		}
 	}
 	for _, n := range survivors {
 		if got := lines(n, left); len(got) != 1 || !strings.Contains(got[0], "level=INFO") || !strings.Contains(got[0], "members=2") {

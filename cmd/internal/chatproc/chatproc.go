@@ -12,11 +12,14 @@ package chatproc
 import (
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -46,14 +49,50 @@ func Migrate(ctx context.Context, binary, databaseURL string) error {
 	return nil
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago. It is
+// picked at random below the kernel's ephemeral range (ports it hands out for
+// port 0 and outgoing connections), so that between this call and the bind
+// of whoever uses the port, no process binding port 0 can take it: a chatd
+// binds its cluster port 0 while its peers' health and HTTP ports are
+// reserved. (Ports from port 0 collided with those now and then: "address
+// already in use", a peer's health poll answered by gRPC.) When the
+// ephemeral range starts too low to leave room, it falls back to port 0.
 func FreePort() (int, error) {
+	lo, hi := 20000, ephemeralLow()
+	for range 200 {
+		if hi-lo < 1000 {
+			break
+		}
+		p := lo + mrand.IntN(hi-lo)
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			ln.Close()
+			return p, nil
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux:
+// /proc/sys/net/ipv4/ip_local_port_range; 32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 // FreeAddr returns "127.0.0.1:<port>" for a port that was free a moment ago.

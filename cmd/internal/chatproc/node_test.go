@@ -62,3 +62,23 @@ func TestBufferLimit(t *testing.T) {
 		t.Fatalf("unlimited buffer kept %d, dropped %d", len(u.String()), u.Dropped())
 	}
 }
+
+// FreePort's ports are below the ephemeral range, where binding port 0
+// cannot take them, and free.
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	seen := map[int]bool{}
+	for range 50 {
+		p, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if low-20000 >= 1000 && (p < 20000 || p >= low) {
+			t.Fatalf("port %d outside [20000, %d)", p, low)
+		}
+		seen[p] = true
+	}
+	if len(seen) < 40 {
+		t.Errorf("only %d different ports in 50 picks", len(seen))
+	}
+}
