@@ -382,7 +382,8 @@ func (c *client) onMessage(f frame, now time.Time) {
 }
 
 // maxPending is how many posts of one socket the server lets await their
-// ack (more are refused with too_many_pending).
+// ack (it reads no more until one settles; older servers refused them with
+// too_many_pending).
 const maxPending = 64
 
 // reply posts an admin's reply into conv, or queues it while maxPending

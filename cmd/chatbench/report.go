@@ -186,11 +186,15 @@ func (r *report) problems() []string {
 
 // refusalHint says what to change for the usual refusals.
 func refusalHint(by map[string]int) string {
+	// chatd no longer sends rate_limited or too_many_pending (it slows a
+	// socket instead), but an older one does.
 	switch {
 	case by["rate_limited"] > 0:
 		return " (rate_limited: chatd's --message-rate and --message-burst bound each user; lower --rate or raise --reply-every, or run chatd with --message-rate -1)"
 	case by["too_many_pending"] > 0:
 		return " (too_many_pending: chatd lets 64 posts of a socket await their store; use a --window of at most 64)"
+	case by["message_too_long"] > 0:
+		return " (message_too_long: chatd's --max-message-chars is shorter than chatbench's messages, about 60 characters)"
 	}
 	return ""
 }
