@@ -265,16 +265,20 @@ func (s *Server) Start() {
 		defer close(s.pingDone)
 		t := time.NewTicker(s.cfg.PingInterval)
 		defer t.Stop()
+		var batch []*conn
 		for {
 			select {
 			case <-s.stopPing:
 				return
 			case <-t.C:
-				s.mu.Lock()
-				for _, c := range s.conns {
+				// Ping outside the server's lock: with 19,000 sockets,
+				// scheduling each ping under it held up every handshake
+				// and close for the whole sweep.
+				batch = s.openConns(batch[:0])
+				for _, c := range batch {
 					c.ping()
 				}
-				s.mu.Unlock()
+				clear(batch)
 			}
 		}
 	}()
@@ -304,6 +308,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("close websockets: %w", ctx.Err())
 	}
+}
+
+// openConns appends the open sockets' conns to dst.
+func (s *Server) openConns(dst []*conn) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // Connections is the number of open sockets.
