@@ -34,10 +34,13 @@ if [ -n "${CHATD:-}" ]; then cp "$CHATD" "$bin/chatd"; else go build -o "$bin/ch
 go build -o "$bin/chatbench" ./cmd/chatbench
 psql "$PGURL" -qc "CREATE DATABASE $DB" >/dev/null
 dburl=${PGURL/\/postgres\?/\/$DB?}
-# The per-user rate limit is lifted (the load program measures the server,
-# not the limiter); the node takes up to 100 000 sockets, so that only the
-# file limit bounds the idle scenario.
-"$bin/chatd" --addr "127.0.0.1:$PORT" --database-url "$dburl" --log-level warn --message-rate -1 \
+# The per-user rate limits (visitors', and staff's where the binary has one)
+# are lifted (the load program measures the server, not the limiter); the node
+# takes up to 100 000 sockets, so that only the file limit bounds the idle
+# scenario.
+staff=
+if "$bin/chatd" --help 2>&1 | grep -q -- '-staff-message-rate'; then staff="--staff-message-rate -1"; fi
+"$bin/chatd" --addr "127.0.0.1:$PORT" --database-url "$dburl" --log-level warn --message-rate -1 $staff \
 	--max-conns 100000 --max-conns-per-user 100 ${CHATD_ARGS:-} >"$bin/chatd.log" 2>&1 &
 pid=$!
 addr=
