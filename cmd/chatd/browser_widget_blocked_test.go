@@ -11,9 +11,9 @@ import (
 )
 
 // hostSite serves a page of another site (http://localhost:P, not chatd's
-// 127.0.0.1) that embeds the widget of the chatd at *chatAddr with token,
+// 127.0.0.1) that embeds the widget of the chatd at *chatAddr with *token,
 // under a strict Content-Security-Policy. It returns the site's origin.
-func hostSite(t testing.TB, chatAddr *string, token string) string {
+func hostSite(t testing.TB, chatAddr, token *string) string {
 	t.Helper()
 	host := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		chat := "http://" + *chatAddr
@@ -22,7 +22,7 @@ func hostSite(t testing.TB, chatAddr *string, token string) string {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html><head><title>Host site</title>
 <script src="%s/widget.js" data-token="%s" data-title="Questions?" async></script></head>
-<body><h1>A shop on another site</h1></body></html>`, chat, token)
+<body><h1>A shop on another site</h1></body></html>`, chat, *token)
 	}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,8 +41,8 @@ func hostSite(t testing.TB, chatAddr *string, token string) string {
 // (list the site in --allowed-origins). In Chromium and in Firefox.
 func TestBrowserWidgetOnSiteNotAllowed(t *testing.T) {
 	eachBrowser(t, func(t *testing.T, br browserKind) {
-		var chatAddr string
-		origin := hostSite(t, &chatAddr, mint(t, "user-7", "Wendy", false))
+		chatAddr, token := "", mint(t, "user-7", "Wendy", false)
+		origin := hostSite(t, &chatAddr, &token)
 		s := startServer(t) // no --allowed-origins
 		chatAddr = s.Addr
 

@@ -26,8 +26,8 @@ import (
 // ready).
 func TestBrowserWidgetOnAnotherSite(t *testing.T) {
 	chromiumPath(t) // skip (or fail in CI) before starting anything
-	var chatAddr string
-	hostOrigin := hostSite(t, &chatAddr, mint(t, "user-7", "Wendy", false))
+	chatAddr, token := "", mint(t, "user-7", "Wendy", false)
+	hostOrigin := hostSite(t, &chatAddr, &token)
 
 	s := startServer(t, "--allowed-origins", hostOrigin)
 	chatAddr = s.Addr

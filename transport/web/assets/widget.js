@@ -53,6 +53,7 @@
 
   var host = document.createElement('div');
   host.setAttribute('data-grainchat', '');
+  host.setAttribute('data-state', 'closed'); // then "ready" (the frame runs) or "unavailable"
   var root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
 
   function css(node, props) {
@@ -147,6 +148,7 @@
 
   function frameReady() {
     ready = true;
+    host.setAttribute('data-state', 'ready');
     clearTimeout(watchdog);
     if (failed) {
       failed.style.display = 'none';
@@ -197,6 +199,7 @@
     }
     frame.style.display = 'none';
     failed.style.display = 'flex';
+    host.setAttribute('data-state', 'unavailable');
   }
 
   function open() {

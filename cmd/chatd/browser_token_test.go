@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/grainchat/grainchat/transport/auth"
+)
+
+// mintExpiring signs a test token that expires after ttl (whole seconds).
+func mintExpiring(t testing.TB, sub, name string, admin bool, ttl time.Duration) (string, time.Time) {
+	t.Helper()
+	iss, err := auth.NewIssuer(auth.Config{Secret: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := iss.Mint(auth.Identity{Subject: sub, Name: name, Admin: admin}, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := auth.NewVerifier(auth.Config{Secret: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := id.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, claims.ExpiresAt
+}
+
+// refused401 reads chatd's count of handshakes refused with 401.
+func refused401(t testing.TB, s *testServer) string {
+	t.Helper()
+	resp, err := http.Get("http://" + s.Addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^grainchat_handshakes_refused_total\{status="401"\} (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		return "0"
+	}
+	return string(m[1])
+}
+
+// When a page's token expires, chatd closes its socket (4401): the page says
+// "Your session expired; sign in again" and does not reconnect with the
+// token it has (no handshake is refused, the state stays signed out). In
+// Chromium and in Firefox.
+func TestBrowserTokenExpiry(t *testing.T) {
+	eachBrowser(t, func(t *testing.T, br browserKind) {
+		s := startServer(t)
+		b := br.start(t)
+		p := b.newPage("visitor")
+		token, exp := mintExpiring(t, "user-1", "Alice", false, 3*time.Second)
+		p.setToken(s.Addr, token)
+		p.navigate("http://" + s.Addr + "/")
+		p.waitOnline()
+		if time.Until(exp) < time.Second {
+			t.Skipf("the page took until %v of a 3 s token to connect", time.Until(exp))
+		}
+		p.waitJS("the expiry in words", `document.getElementById('state').dataset.state === 'signed-out' &&
+			document.getElementById('banner').textContent.startsWith('Your session expired; sign in again.')`)
+		before := refused401(t, s)
+		// For two seconds (several back-off rounds), nothing happens.
+		until := time.Now().Add(2 * time.Second)
+		for time.Now().Before(until) {
+			if st := p.evalString(`document.getElementById('state').dataset.state`); st != "signed-out" {
+				t.Fatalf("after the expiry the page went %q", st)
+			}
+			time.Sleep(100 * time.Millisecond) // sampling period of a bounded observation
+		}
+		if after := refused401(t, s); after != before || after != "0" {
+			t.Errorf("handshakes refused with 401: %s, then %s: the page retried with its expired token", before, after)
+		}
+	})
+}
+
+// The widget's host site gives a fresh token before the old one expires
+// (GrainChat.setToken): the frame hands it to its socket in band, and the
+// chat goes on past the old expiry on the same page (the unread count keeps
+// counting: the frame was not reloaded). In Chromium and in Firefox.
+func TestBrowserWidgetTokenRefresh(t *testing.T) {
+	eachBrowser(t, func(t *testing.T, br browserKind) {
+		var chatAddr, token string
+		origin := hostSite(t, &chatAddr, &token)
+		s := startServer(t, "--allowed-origins", origin)
+		chatAddr = s.Addr
+		staff := dial(t, s, "staff-1", "Ann", true, true)
+		wendy := dial(t, s, "user-7", "Wendy", false, true) // her other device: the same conversation
+		conv := convOf(t, wendy)
+
+		b := br.start(t)
+		b.expectErrors("favicon.ico") // Firefox: the host page's CSP refuses its favicon
+		page := b.newPage("host page")
+		token, exp := mintExpiring(t, "user-7", "Wendy", false, 6*time.Second) // counted from here: the browser has started
+		page.navigate(origin + "/")
+		root := `document.querySelector('[data-grainchat]').shadowRoot`
+		page.waitJS("the chat button", root+`?.querySelector('button') != null`)
+		page.run("open the chat", `GrainChat.open()`)
+		page.waitJS("the frame to be ready", `document.querySelector('[data-grainchat]').dataset.state === 'ready'`)
+		page.run("close the panel", `GrainChat.close()`)
+		badge := func(n int) string {
+			return fmt.Sprintf(`%s.querySelector('.grainchat-badge').textContent === '%d'`, root, n)
+		}
+		post(t, staff, conv, "one", "r1")
+		page.waitJS("the first unread", badge(1))
+
+		fresh := mint(t, "user-7", "Wendy", false)
+		page.run("give a fresh token", fmt.Sprintf(`GrainChat.setToken(%s)`, jsString(fresh)))
+		page.waitJS("the old token's expiry to pass", fmt.Sprintf(`Date.now() > %d`, exp.Add(1500*time.Millisecond).UnixMilli()))
+		post(t, staff, conv, "two", "r2")
+		page.waitJS("the second unread, on the same page", badge(2))
+	})
+}
