@@ -285,3 +285,26 @@ func TestConfigExampleFileParses(t *testing.T) {
 		t.Errorf("the example turns TLS or proxies on: %q %q %q", cfg.TLSCert, cfg.TLSKey, cfg.trustedProxies())
 	}
 }
+
+// chatd check-config validates without serving: a valid configuration exits
+// 0 with a summary, an invalid one reports every problem at once.
+func TestCheckConfig(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"check-config", "--jwt-secret", testSecret}, func(string) string { return "" }, &out); err != nil {
+		t.Fatalf("valid configuration: %v", err)
+	}
+	if !strings.Contains(out.String(), "configuration OK") || !strings.Contains(out.String(), "production mode") {
+		t.Errorf("check-config printed %q", out.String())
+	}
+	out.Reset()
+	err := run(context.Background(), []string{"check-config", "--jwt-secret", "short", "--max-conns", "0", "--tls-cert", "/nonexistent"},
+		func(string) string { return "" }, &out)
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, want := range []string{"jwt-secret", "max-conns", "tls-cert"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}

@@ -9,13 +9,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -25,13 +24,8 @@ import (
 	_ "github.com/lib/pq"
 	"github.com/lxzan/gws"
 
-	"github.com/grainchat/grainchat/actors"
-	"github.com/grainchat/grainchat/actors/membership"
 	"github.com/grainchat/grainchat/storage"
-	"github.com/grainchat/grainchat/storage/batch"
 	"github.com/grainchat/grainchat/storage/memstore"
-	"github.com/grainchat/grainchat/transport"
-	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/transport/wsclient"
 )
 
@@ -696,44 +690,38 @@ func (p *panickyStore) Messages(ctx context.Context, conv int64, page storage.Pa
 	return p.Store.Messages(ctx, conv, page)
 }
 
-// panicServer serves /ws/chat/ like chatd (transport, actors, appender) over
-// a panickyStore on a loopback port.
+// panicServer runs chatd (Main, as runServe does) over a panickyStore on a
+// loopback port.
 func panicServer(t *testing.T) (*testServer, *panickyStore) {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := &panickyStore{Store: memstore.New(memstore.Options{}), armed: map[string]int{}}
-	app := batch.New(logger, store, batch.Options{})
-	node, err := actors.New(logger, actors.Config{Provider: membership.Single()}, store, app, nil)
-	if err != nil {
+	var cfg config
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	cfg.register(fs, func(string) string { return "" })
+	args := []string{"--addr", "127.0.0.1:0", "--jwt-secret", testSecret, "--message-rate", "-1", "--log-level", "error"}
+	if err := parseConfig(fs, &cfg, args, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
-	if err := node.Start(context.Background()); err != nil {
+	m := &Main{Config: cfg, Stdout: io.Discard, Store: store}
+	if err := m.Open(context.Background()); err != nil {
+		m.Close()
 		t.Fatal(err)
 	}
-	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(testSecret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	origins, err := auth.NewOriginPolicy(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws := transport.New(logger, transport.Config{MessageRate: -1}, verifier, origins, store, node, nil)
-	ws.Start()
-	srv := httptest.NewServer(transport.Routes(ws, func(context.Context) error { return nil }, nil))
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		srv.Close()
-		if err := ws.Shutdown(ctx); err != nil {
-			t.Errorf("websocket shutdown: %v", err)
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("chatd: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("chatd did not stop within 30s")
 		}
-		if err := node.Shutdown(ctx); err != nil {
-			t.Errorf("node shutdown: %v", err)
-		}
-		app.Close()
 	})
-	return &testServer{t: t, Addr: strings.TrimPrefix(srv.URL, "http://")}, store
+	return &testServer{t: t, Addr: m.Addr()}, store
 }
 
 // A bug that panics inside a grain or a session reaches the client as an

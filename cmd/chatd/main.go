@@ -3,6 +3,7 @@
 //	chatd [flags]                               serve (see chatd -h)
 //	chatd migrate [flags]                        apply database migrations and exit
 //	chatd reset-store-id [flags]                 after restoring a backup: give the database a new store id
+//	chatd check-config [flags]                   validate the configuration and exit
 //	chatd token --sub ID --name NAME [--admin]   print a token for development
 package main
 
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return runToken(args[1:], getenv, stdout)
 		case "migrate":
 			return runMigrate(ctx, args[1:], getenv, stdout)
+		case "check-config":
+			return runCheckConfig(ctx, args[1:], getenv, stdout)
 		case "reset-store-id":
 			return runResetStoreID(ctx, args[1:], getenv, stdout)
 		case "serve":

@@ -53,10 +53,48 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseConfig(fs, &cfg, args, getenv); err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg, stdout)
+	m := &Main{Config: cfg, Stdout: stdout}
+	if err := m.Open(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	defer m.Close()
+	return m.Run(ctx)
+}
+
+// Main is chatd's server: Open builds every component from Config in
+// dependency order, Run serves until its context ends and then stops
+// gracefully, Close releases whatever Open built (also after a failed Open).
+// Tests run the real program through it, injecting what they must (Store).
+type Main struct {
+	Config config
+	Stdout io.Writer
+	// Store, when set before Open, is used instead of the configured store
+	// (and not closed by Close).
+	Store storage.Store
+
+	logger     *slog.Logger
+	dev        bool
+	tls        bool // the server serves TLS (read before Serve, which writes TLSConfig)
+	node       *actors.Node
+	ws         *transport.Server
+	httpServer *http.Server
+	ln         net.Listener
+	// closers release what Open built, last built first.
+	closers []func(context.Context)
+}
+
+// Addr is the address the server listens on, once Open succeeded.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Open builds the server and starts listening; Run serves.
+func (m *Main) Open(ctx context.Context) error {
+	cfg := m.Config
+	logger, err := newLogger(cfg, m.Stdout)
 	if err != nil {
 		return err
 	}
+	m.logger = logger
 	tlsConfig, err := cfg.tlsConfig()
 	if err != nil {
 		return err
@@ -66,16 +104,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err // validated already
 	}
 
-	store, err := openStore(ctx, logger, cfg)
-	if err != nil {
-		return err
+	store := m.Store
+	if store == nil {
+		if store, err = openStore(ctx, logger, cfg); err != nil {
+			return err
+		}
+		m.onClose(func(context.Context) { store.Close() })
 	}
-	defer store.Close()
 
 	secret, dev, err := jwtSecret(logger, cfg)
 	if err != nil {
 		return err
 	}
+	m.dev = dev
+	m.tls = tlsConfig != nil
 	verifier, err := auth.NewVerifier(auth.Config{Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	if err != nil {
 		return fmt.Errorf("jwt: %w", err)
@@ -85,10 +127,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("allowed-origins: %w", err)
 	}
 
-	var node *actors.Node
-	metric := metrics.New(func() int { return node.Members() }) // scraped only once node is set
+	metric := metrics.New(func() int { return m.node.Members() }) // scraped only once the node is set
 	appender := batch.New(logger.With("component", "batch"), store, batch.Options{Observe: metric.ObserveBatch, Writers: cfg.StoreWriters})
-	defer appender.Close()
+	m.onClose(func(context.Context) { appender.Close() })
 
 	provider, err := newProvider(cfg)
 	if err != nil {
@@ -96,7 +137,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var actorLevel slog.Level
 	_ = actorLevel.UnmarshalText([]byte(cfg.ActorLogLevel)) // validated
-	node, err = actors.New(membership.Logs(logger, provider), actors.Config{
+	node, err := actors.New(membership.Logs(logger, provider), actors.Config{
 		ClusterName:      cfg.ClusterName,
 		Host:             cfg.ClusterHost,
 		Port:             cfg.ClusterPort,
@@ -116,16 +157,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := node.Start(ctx); err != nil {
 		return err
 	}
-	nodeStopped := false
-	stopNode := func(ctx context.Context) {
-		if !nodeStopped {
-			nodeStopped = true
-			if err := node.Shutdown(ctx); err != nil {
-				logger.Warn("leave cluster", "err", err)
-			}
+	m.node = node
+	m.onClose(func(ctx context.Context) {
+		if err := node.Shutdown(ctx); err != nil {
+			logger.Warn("leave cluster", "err", err)
 		}
-	}
-	defer stopNode(context.Background())
+	})
 
 	ws := transport.New(logger, transport.Config{
 		MaxFrameBytes:     cfg.MaxFrameBytes,
@@ -145,6 +182,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		HandshakeWait:     cfg.HandshakeWait,
 	}, verifier, origins, store, node, metric)
 	ws.Start()
+	m.ws = ws
+	m.onClose(func(ctx context.Context) {
+		if err := ws.Shutdown(ctx); err != nil {
+			logger.Warn("websocket shutdown", "err", err)
+		}
+	})
 
 	ready := func(ctx context.Context) error {
 		if err := store.Ping(ctx); err != nil {
@@ -170,7 +213,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		extra["/debug/pprof/cmdline"] = http.HandlerFunc(pprof.Cmdline)
 	}
 	extra["GET /metrics"] = metric.Handler()
-	httpServer := &http.Server{
+	m.httpServer = &http.Server{
 		Handler:           proxies.Handler(transport.Routes(ws, ready, extra)),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -180,45 +223,62 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		// go to chatd's log rather than to stderr.
 		ErrorLog: slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
+	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	m.onClose(func(ctx context.Context) {
+		if err := m.httpServer.Shutdown(ctx); err != nil {
+			logger.Warn("http shutdown", "err", err)
+		}
+	})
+	return nil
+}
+
+// onClose arranges for f to run at Close, before what was built earlier.
+func (m *Main) onClose(f func(context.Context)) { m.closers = append(m.closers, f) }
+
+// Run serves until ctx ends (or the HTTP server fails), then stops: HTTP
+// first, then the sockets (1001), then the cluster node, within
+// --shutdown-timeout.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
 	serveErr := make(chan error, 1)
 	scheme, wsScheme := "http", "ws"
-	if tlsConfig != nil {
+	if m.tls {
 		scheme, wsScheme = "https", "wss"
-		go func() { serveErr <- httpServer.ServeTLS(ln, "", "") }() // the pair is in TLSConfig
+		go func() { serveErr <- m.httpServer.ServeTLS(m.ln, "", "") }() // the pair is in TLSConfig
 	} else {
-		go func() { serveErr <- httpServer.Serve(ln) }()
+		go func() { serveErr <- m.httpServer.Serve(m.ln) }()
 	}
-
-	url := scheme + "://" + ln.Addr().String()
-	wsURL := wsScheme + "://" + ln.Addr().String() + "/ws/chat/"
-	logger.Info("chatd listening", "addr", ln.Addr().String(), "websocket", wsURL, "tls", tlsConfig != nil,
-		"trusted_proxies", len(cfg.trustedProxies()), "dev_mode", dev)
-	fmt.Fprintf(stdout, "chatd: listening on %s (WebSocket at %s)\n", url, wsURL)
-	if dev {
-		fmt.Fprintf(stdout, "chatd: development mode: open %s/login to sign in as a visitor or as staff, or mint a token with `go run ./cmd/chatd token --sub alice --name Alice`\n", url)
+	url := scheme + "://" + m.Addr()
+	wsURL := wsScheme + "://" + m.Addr() + "/ws/chat/"
+	m.logger.Info("chatd listening", "addr", m.Addr(), "websocket", wsURL, "tls", m.tls,
+		"trusted_proxies", len(cfg.trustedProxies()), "dev_mode", m.dev)
+	fmt.Fprintf(m.Stdout, "chatd: listening on %s (WebSocket at %s)\n", url, wsURL)
+	if m.dev {
+		fmt.Fprintf(m.Stdout, "chatd: development mode: open %s/login to sign in as a visitor or as staff, or mint a token with `go run ./cmd/chatd token --sub alice --name Alice`\n", url)
 	}
-
+	var err error
 	select {
-	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
+	case err = <-serveErr:
+		err = fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	m.logger.Info("shutting down")
+	m.Close()
+	m.logger.Info("stopped")
+	return err
+}
+
+// Close releases what Open built, last built first, within
+// --shutdown-timeout. It is safe to call more than once.
+func (m *Main) Close() {
+	sctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 	defer cancel()
-	if err := httpServer.Shutdown(sctx); err != nil {
-		logger.Warn("http shutdown", "err", err)
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		m.closers[i](sctx)
 	}
-	if err := ws.Shutdown(sctx); err != nil {
-		logger.Warn("websocket shutdown", "err", err)
-	}
-	stopNode(sctx)
-	logger.Info("stopped")
-	return nil
+	m.closers = nil
 }
 
 func newProvider(cfg config) (cluster.ClusterProvider, error) {
