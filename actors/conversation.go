@@ -121,9 +121,7 @@ func (g *conversationGrain) debug(msg string, args ...any) {
 
 func (g *conversationGrain) Receive(ctx actor.Context) {
 	defer g.recoverPanic(ctx)
-	switch ctx.Message().(type) {
-	case *checkOwner, *checkIdle, *topologyChanged, *retryFlush:
-	default:
+	if _, ok := ctx.Message().(housekeeping); !ok {
 		g.lastActive = time.Now()
 	}
 	switch msg := ctx.Message().(type) {
@@ -163,20 +161,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			g.announce(ctx)
 		}
 	case *checkIdle:
-		if g.lastNotify != nil && time.Since(g.lastNotifyAt) >= g.node.cfg.GrainIdleTimeout {
-			g.lastNotify = nil
-		}
-		switch {
-		case g.moved(ctx):
-		case g.idle():
-			g.debug("passivating idle conversation")
-			ctx.Stop(ctx.Self())
-		default:
-			// Check again when the grain will have been idle long enough,
-			// if nothing comes meanwhile.
-			wait := max(g.node.cfg.GrainIdleTimeout-time.Since(g.lastActive), g.node.cfg.GrainIdleTimeout/10)
-			g.after(ctx, wait, &checkIdle{})
-		}
+		g.checkIdle(ctx)
 	case *chatpb.Unsubscribe:
 		if s := ctx.Sender(); s != nil {
 			g.removeSub(s)
@@ -187,16 +172,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *retryInbox:
 		g.resolveInbox(ctx)
 	case *actor.Terminated:
-		if g.inbox != nil && msg.Who.Equal(g.inbox) {
-			g.inbox = nil
-			if g.lastNotify != nil && len(g.inboxQueue) == 0 &&
-				time.Since(g.lastNotifyAt) < g.node.cfg.GrainIdleTimeout {
-				g.inboxQueue = append(g.inboxQueue, g.lastNotify)
-				g.resolveInbox(ctx)
-			}
-			return
-		}
-		g.removeSub(msg.Who)
+		g.terminated(ctx, msg.Who)
 	case *appended:
 		g.appended(ctx, msg)
 	case *retryFlush:
@@ -207,6 +183,39 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.abandonPosts(ctx)
 		g.node.metrics.GrainPassivated("conversation")
 	}
+}
+
+// checkIdle passivates the grain if it is idle, else checks again when it
+// will have been idle long enough if nothing comes meanwhile.
+func (g *conversationGrain) checkIdle(ctx actor.Context) {
+	if g.lastNotify != nil && time.Since(g.lastNotifyAt) >= g.node.cfg.GrainIdleTimeout {
+		g.lastNotify = nil
+	}
+	switch {
+	case g.moved(ctx):
+	case g.idle():
+		g.debug("passivating idle conversation")
+		ctx.Stop(ctx.Self())
+	default:
+		wait := max(g.node.cfg.GrainIdleTimeout-time.Since(g.lastActive), g.node.cfg.GrainIdleTimeout/10)
+		g.after(ctx, wait, &checkIdle{})
+	}
+}
+
+// terminated handles the end of a watched actor: the inbox (look it up again
+// and give the next activation the newest notification, which the ended one
+// may have dropped), or a subscriber.
+func (g *conversationGrain) terminated(ctx actor.Context, who *actor.PID) {
+	if g.inbox != nil && who.Equal(g.inbox) {
+		g.inbox = nil
+		if g.lastNotify != nil && len(g.inboxQueue) == 0 &&
+			time.Since(g.lastNotifyAt) < g.node.cfg.GrainIdleTimeout {
+			g.inboxQueue = append(g.inboxQueue, g.lastNotify)
+			g.resolveInbox(ctx)
+		}
+		return
+	}
+	g.removeSub(who)
 }
 
 // idle reports whether the grain may passivate: no session subscribed (hubs
@@ -238,6 +247,15 @@ type (
 	topologyChanged struct{}
 	checkIdle       struct{}
 )
+
+// housekeeping marks the grain's own timers and the node's notices: they do
+// not count as activity, which keeps a grain from passivating.
+type housekeeping interface{ housekeeping() }
+
+func (*checkOwner) housekeeping()      {}
+func (*topologyChanged) housekeeping() {}
+func (*checkIdle) housekeeping()       {}
+func (*retryFlush) housekeeping()      {}
 
 // announce tells every member's hub, this node's included, that this is the
 // conversation's activation (see hub).

@@ -48,7 +48,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 			ctx.Stop(ctx.Self())
 		}
 	}()
-	if _, tick := ctx.Message().(*checkOwner); !tick {
+	if _, ok := ctx.Message().(housekeeping); !ok {
 		g.lastActive = time.Now()
 	}
 	switch msg := ctx.Message().(type) {
