@@ -51,11 +51,10 @@ type conversationGrain struct {
 	retries    int
 	retryArmed bool
 
-	// The inbox grain, looked up in the background; notifications wait in
-	// inboxQueue (bounded) meanwhile.
-	inbox          *actor.PID
-	inboxResolving bool
-	inboxQueue     []*chatpb.InboxNotify
+	// The inbox grain (see grainRef); notifications wait in inboxQueue
+	// (bounded) while it is looked up.
+	inbox      grainRef
+	inboxQueue []*chatpb.InboxNotify
 	// lastNotify is the newest notification sent to the inbox, at
 	// lastNotifyAt. It is sent again to the next inbox activation when the
 	// one it went to stops within GrainIdleTimeout of it: that one may have
@@ -101,7 +100,7 @@ const (
 const maxInboxQueue = 1000
 
 func newConversationGrain(n *Node) actor.Actor {
-	return &conversationGrain{node: n}
+	return &conversationGrain{node: n, inbox: grainRef{key: inboxKey{}, identity: inboxIdentity, kind: InboxKind}}
 }
 
 // log returns the grain's logger, built on first use (see session.log).
@@ -167,9 +166,9 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			g.removeSub(s)
 			ctx.Unwatch(s)
 		}
-	case *inboxResolved:
-		g.inboxResolved(ctx, msg.pid)
-	case *retryInbox:
+	case *refResolved:
+		g.inboxResolved(ctx, msg.pid) // the grain's one reference
+	case *refRetry:
 		g.resolveInbox(ctx)
 	case *actor.Terminated:
 		g.terminated(ctx, msg.Who)
@@ -206,8 +205,7 @@ func (g *conversationGrain) checkIdle(ctx actor.Context) {
 // and give the next activation the newest notification, which the ended one
 // may have dropped), or a subscriber.
 func (g *conversationGrain) terminated(ctx actor.Context, who *actor.PID) {
-	if g.inbox != nil && who.Equal(g.inbox) {
-		g.inbox = nil
+	if g.inbox.forget(ctx, who) {
 		if g.lastNotify != nil && len(g.inboxQueue) == 0 &&
 			time.Since(g.lastNotifyAt) < g.node.cfg.GrainIdleTimeout {
 			g.inboxQueue = append(g.inboxQueue, g.lastNotify)
@@ -487,8 +485,8 @@ func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessa
 	}
 	n := &chatpb.InboxNotify{Entry: entry, Delivery: d}
 	g.lastNotify, g.lastNotifyAt = n, time.Now()
-	if g.inbox != nil {
-		ctx.Send(g.inbox, n)
+	if g.inbox.pid != nil {
+		ctx.Send(g.inbox.pid, n)
 		return
 	}
 	if len(g.inboxQueue) >= maxInboxQueue {
@@ -499,26 +497,22 @@ func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessa
 	g.resolveInbox(ctx)
 }
 
+// resolveInbox looks the inbox grain up, unless the grain has it.
 func (g *conversationGrain) resolveInbox(ctx actor.Context) {
-	if g.inboxResolving || g.inbox != nil {
-		return
+	if g.inbox.pid == nil {
+		g.inbox.resolve(ctx, g.node)
 	}
-	g.inboxResolving = true
-	self, root, node := ctx.Self(), g.node.system.Root, g.node
-	go func() {
-		root.Send(self, &inboxResolved{pid: node.lookup(inboxIdentity, InboxKind)})
-	}()
 }
 
+// inboxResolved sends the queued notifications to the inbox found, or tries
+// again later.
 func (g *conversationGrain) inboxResolved(ctx actor.Context, pid *actor.PID) {
-	g.inboxResolving = false
-	if pid == nil {
-		self, root := ctx.Self(), g.node.system.Root
-		time.AfterFunc(g.node.cfg.RetryInterval, func() { root.Send(self, &retryInbox{}) })
+	if _, changed := g.inbox.resolved(ctx, pid); !changed {
+		if pid == nil {
+			g.inbox.retryLater(ctx, g.node)
+		}
 		return
 	}
-	g.inbox = pid
-	ctx.Watch(pid)
 	for _, n := range g.inboxQueue {
 		ctx.Send(pid, n)
 	}

@@ -51,10 +51,9 @@ func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 		return
 	}
 	l := s.links[conv]
-	if l == nil || l.pid == nil || ctx.Sender() == nil || !l.pid.Equal(ctx.Sender()) {
+	if l == nil || !l.confirm(ctx.Sender()) {
 		return // an answer from a grain the session has left
 	}
-	l.confirmed = true
 	if code := msg.GetErrorCode(); code == chatpb.CodeMoved {
 		s.forget(ctx, conv, l.pid)
 		return
@@ -76,9 +75,7 @@ func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 }
 
 func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
-	if from := ctx.Sender(); s.inbox.pid != nil && from != nil && s.inbox.pid.Equal(from) {
-		s.inbox.confirmed = true
-	}
+	s.inbox.confirm(ctx.Sender())
 	if snap.GetErrorCode() == chatpb.CodeMoved {
 		if from := ctx.Sender(); from != nil {
 			s.forgetInbox(ctx, from)
@@ -87,7 +84,7 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 	}
 	if code := snap.GetErrorCode(); code != "" {
 		s.fail(&wire.Error{Code: code, Message: snap.GetErrorMessage()})
-		s.retryLater(ctx, &retryInbox{})
+		s.inbox.retryLater(ctx, s.node)
 		return
 	}
 	// The first page of the inbox (the snapshot is sorted, and holds all
@@ -145,37 +142,17 @@ func (s *session) open(ctx actor.Context, conv int64) {
 	s.resolve(ctx, conv)
 }
 
-// link is the session's view of one grain.
+// link is the session's view of one conversation's grain: the grain
+// reference, and the posts waiting for it to be found.
 type link struct {
-	pid       *actor.PID
-	resolving bool
-	waiting   []uint64 // refs of posts waiting for pid
-	// confirmed is false from a Subscribe until the grain answers it.
-	confirmed bool
+	grainRef
+	waiting []uint64 // refs of posts waiting for pid
 }
 
-type grainResolved struct {
-	conversationID int64
-	pid            *actor.PID
-}
-
-type retryResolve struct{ conversationID int64 }
-
-type inboxResolved struct{ pid *actor.PID }
-
-type retryInbox struct{}
+// inboxKey names a session's or a grain's reference to the inbox grain.
+type inboxKey struct{}
 
 type refresh struct{}
-
-// subscribeCheck fires SubscribeTimeout after a Subscribe: if the grain has
-// not answered (its node may have died before the watch was in place), the
-// session looks it up again.
-type subscribeCheck struct {
-	conversationID int64
-	pid            *actor.PID
-}
-
-type inboxCheck struct{ pid *actor.PID }
 
 func (s *session) link(conv int64) *link {
 	l := s.links[conv]
@@ -187,48 +164,71 @@ func (s *session) link(conv int64) *link {
 				}
 			}
 		}
-		l = &link{}
+		l = &link{grainRef: grainRef{key: conv, identity: conversationIdentity(conv), kind: ConversationKind}}
 		s.links[conv] = l
 	}
 	return l
 }
 
-// resolve looks conv's grain up in the background; grainResolved follows.
+// resolve looks conv's grain up in the background; refResolved follows.
 func (s *session) resolve(ctx actor.Context, conv int64) {
-	l := s.link(conv)
-	if l.resolving {
-		return
-	}
-	l.resolving = true
-	self, root, n := ctx.Self(), s.node.system.Root, s.node
-	go func() {
-		pid := n.lookup(conversationIdentity(conv), ConversationKind)
-		root.Send(self, &grainResolved{conversationID: conv, pid: pid})
-	}()
+	s.link(conv).resolve(ctx, s.node)
 }
 
-func (s *session) resolved(ctx actor.Context, msg *grainResolved) {
-	conv := msg.conversationID
-	l := s.link(conv)
-	l.resolving = false
-	if msg.pid == nil {
-		if len(l.waiting) > 0 || s.subscribedTo(conv) {
-			s.retryLater(ctx, &retryResolve{conversationID: conv})
+// refResolved applies a lookup's answer to the reference it names.
+func (s *session) refResolved(ctx actor.Context, msg *refResolved) {
+	switch key := msg.key.(type) {
+	case int64:
+		s.resolved(ctx, key, msg.pid)
+	case inboxKey:
+		s.inboxResolved(ctx, msg.pid)
+	}
+}
+
+// refRetry looks the grain of the reference it names up again.
+func (s *session) refRetry(ctx actor.Context, msg *refRetry) {
+	switch key := msg.key.(type) {
+	case int64:
+		s.resolve(ctx, key)
+	case inboxKey:
+		s.inbox.resolve(ctx, s.node)
+	}
+}
+
+// refChecked forgets a grain that did not answer a subscription in time.
+func (s *session) refChecked(ctx actor.Context, c *refCheck) {
+	switch key := c.key.(type) {
+	case int64:
+		if l := s.links[key]; l != nil && l.silent(c) {
+			s.debug("grain did not confirm the subscription", "conversation_id", key)
+			s.forget(ctx, key, c.pid)
 		}
-		return
+	case inboxKey:
+		if s.inbox.silent(c) {
+			s.forgetInbox(ctx, c.pid)
+		}
 	}
-	if l.pid != nil && l.pid.Equal(msg.pid) {
-		return // unchanged (periodic refresh)
+}
+
+// resolved moves conv's link to the grain found: it leaves the previous
+// activation, subscribes again if the conversation is opened, and sends the
+// posts that waited.
+func (s *session) resolved(ctx actor.Context, conv int64, pid *actor.PID) {
+	l := s.link(conv)
+	previous := l.pid
+	left, changed := l.resolved(ctx, pid)
+	if !changed {
+		if pid == nil && (len(l.waiting) > 0 || s.subscribedTo(conv)) {
+			l.retryLater(ctx, s.node)
+		}
+		return // nothing found, or unchanged (periodic refresh)
 	}
-	s.debug("grain resolved", "conversation_id", conv, "pid", pidValue{msg.pid}, "previous", pidValue{l.pid})
-	if l.pid != nil {
+	s.debug("grain resolved", "conversation_id", conv, "pid", pidValue{pid}, "previous", pidValue{previous})
+	if left != nil {
 		// The grain moved (or two activations exist): leave the old one.
-		ctx.Unwatch(l.pid)
-		ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
+		ctx.Send(left, &chatpb.Unsubscribe{ConversationId: conv})
 		s.node.metrics.GrainMoved()
 	}
-	l.pid = msg.pid
-	ctx.Watch(l.pid)
 	if s.subscribedTo(conv) {
 		s.subscribe(ctx, conv, l)
 	}
@@ -239,64 +239,37 @@ func (s *session) resolved(ctx actor.Context, msg *grainResolved) {
 	}
 }
 
-func (s *session) resolveInbox(ctx actor.Context) {
-	if s.inbox.resolving {
+// inboxResolved moves the staff session to the inbox activation found.
+func (s *session) inboxResolved(ctx actor.Context, pid *actor.PID) {
+	previous := s.inbox.pid
+	left, changed := s.inbox.resolved(ctx, pid)
+	if !changed {
+		if pid == nil {
+			s.inbox.retryLater(ctx, s.node)
+		}
 		return
 	}
-	s.inbox.resolving = true
-	self, root, n := ctx.Self(), s.node.system.Root, s.node
-	go func() {
-		root.Send(self, &inboxResolved{pid: n.lookup(inboxIdentity, InboxKind)})
-	}()
-}
-
-func (s *session) inboxResolvedMsg(ctx actor.Context, msg *inboxResolved) {
-	s.inbox.resolving = false
-	if msg.pid == nil {
-		s.retryLater(ctx, &retryInbox{})
-		return
+	s.debug("inbox resolved", "pid", pidValue{pid}, "previous", pidValue{previous})
+	if left != nil {
+		ctx.Send(left, &chatpb.InboxUnsubscribe{})
 	}
-	if s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
-		return
-	}
-	s.debug("inbox resolved", "pid", pidValue{msg.pid}, "previous", pidValue{s.inbox.pid})
-	if s.inbox.pid != nil {
-		ctx.Unwatch(s.inbox.pid)
-		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
-	}
-	s.inbox.pid = msg.pid
-	ctx.Watch(msg.pid)
-	s.subscribeInbox(ctx)
+	s.inbox.request(ctx, s.node, &chatpb.InboxSubscribe{}, s.node.cfg.SubscribeTimeout)
 }
 
 // subscribe asks l's grain for conv's deliveries and arranges a check that
 // it answered.
 func (s *session) subscribe(ctx actor.Context, conv int64, l *link) {
-	l.confirmed = false
-	ctx.Request(l.pid, &chatpb.Subscribe{ConversationId: conv})
-	s.after(ctx, s.node.cfg.SubscribeTimeout, &subscribeCheck{conversationID: conv, pid: l.pid})
+	l.request(ctx, s.node, &chatpb.Subscribe{ConversationId: conv}, s.node.cfg.SubscribeTimeout)
 }
 
-func (s *session) subscribeInbox(ctx actor.Context) {
-	s.inbox.confirmed = false
-	ctx.Request(s.inbox.pid, &chatpb.InboxSubscribe{})
-	s.after(ctx, s.node.cfg.SubscribeTimeout, &inboxCheck{pid: s.inbox.pid})
-}
-
-func (s *session) after(ctx actor.Context, d time.Duration, msg any) {
-	self, root := ctx.Self(), s.node.system.Root
-	time.AfterFunc(d, func() { root.Send(self, msg) })
-}
-
-// forget drops conv's grain PID (unanswered, moved or dead) and looks the
-// grain up again if anything needs it.
+// forget drops conv's grain PID (unanswered, moved or dead), queues the posts
+// sent to it for a resend (in the client's order), and looks the grain up
+// again if anything needs it.
 func (s *session) forget(ctx actor.Context, conv int64, pid *actor.PID) {
 	l := s.links[conv]
-	if l == nil || l.pid == nil || !l.pid.Equal(pid) {
+	if l == nil || !l.forget(ctx, pid) {
 		return // already moved on
 	}
-	ctx.Unwatch(l.pid)
-	l.pid = nil
 	for _, ref := range s.pendingRefs() {
 		if p := s.pending[ref]; p.conversationID == conv && p.sentTo != nil && p.sentTo.Equal(pid) {
 			p.sentTo = nil
@@ -305,21 +278,14 @@ func (s *session) forget(ctx actor.Context, conv int64, pid *actor.PID) {
 		}
 	}
 	if len(l.waiting) > 0 || s.subscribedTo(conv) {
-		s.retryLater(ctx, &retryResolve{conversationID: conv})
+		l.retryLater(ctx, s.node)
 	}
 }
 
 func (s *session) forgetInbox(ctx actor.Context, pid *actor.PID) {
-	if s.inbox.pid == nil || !s.inbox.pid.Equal(pid) {
-		return
+	if s.inbox.forget(ctx, pid) {
+		s.inbox.retryLater(ctx, s.node)
 	}
-	ctx.Unwatch(s.inbox.pid)
-	s.inbox.pid = nil
-	s.retryLater(ctx, &retryInbox{})
-}
-
-func (s *session) retryLater(ctx actor.Context, msg any) {
-	s.after(ctx, s.node.cfg.RetryInterval, msg)
 }
 
 // scheduleRefresh arranges the next periodic re-lookup, with jitter so that
@@ -327,21 +293,7 @@ func (s *session) retryLater(ctx actor.Context, msg any) {
 func (s *session) scheduleRefresh(ctx actor.Context) {
 	d := s.node.cfg.RefreshInterval
 	d += time.Duration(rand.Int64N(int64(d)/4 + 1))
-	self, root := ctx.Self(), s.node.system.Root
-	time.AfterFunc(d, func() { root.Send(self, &refresh{}) })
-}
-
-func (s *session) subscribeChecked(ctx actor.Context, msg *subscribeCheck) {
-	if l := s.links[msg.conversationID]; l != nil && !l.confirmed && l.pid != nil && l.pid.Equal(msg.pid) {
-		s.debug("grain did not confirm the subscription", "conversation_id", msg.conversationID)
-		s.forget(ctx, msg.conversationID, msg.pid)
-	}
-}
-
-func (s *session) inboxChecked(ctx actor.Context, msg *inboxCheck) {
-	if !s.inbox.confirmed && s.inbox.pid != nil && s.inbox.pid.Equal(msg.pid) {
-		s.forgetInbox(ctx, msg.pid)
-	}
+	sendAfter(ctx, s.node, d, &refresh{})
 }
 
 func (s *session) refresh(ctx actor.Context) {
@@ -349,7 +301,7 @@ func (s *session) refresh(ctx actor.Context) {
 		return
 	}
 	if s.cfg.User.IsAdmin {
-		s.resolveInbox(ctx)
+		s.inbox.resolve(ctx, s.node)
 	}
 	for conv := range s.links {
 		if s.subscribedTo(conv) {
@@ -380,13 +332,12 @@ func (v pidValue) LogValue() slog.Value {
 // re-subscribe, and resend the posts it had not answered.
 func (s *session) grainTerminated(ctx actor.Context, who *actor.PID) {
 	s.debug("grain terminated", "pid", pidValue{who})
-	if s.inbox.pid != nil && who.Equal(s.inbox.pid) {
-		s.inbox.pid = nil
-		s.resolveInbox(ctx)
+	if s.inbox.forget(ctx, who) {
+		s.inbox.resolve(ctx, s.node)
 		return
 	}
 	for conv, l := range s.links {
-		if l.pid != nil && l.pid.Equal(who) {
+		if l.is(who) {
 			s.forget(ctx, conv, who)
 		}
 	}

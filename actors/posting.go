@@ -64,7 +64,7 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 	}
 	if !s.sweepArmed {
 		s.sweepArmed = true
-		s.after(ctx, min(s.node.cfg.PostTimeout, s.node.cfg.SubscribeTimeout), &sweepPosts{})
+		sendAfter(ctx, s.node, min(s.node.cfg.PostTimeout, s.node.cfg.SubscribeTimeout), &sweepPosts{})
 	}
 	s.dispatch(ctx, ref)
 }
@@ -107,7 +107,7 @@ func (s *session) sweepPosts(ctx actor.Context) {
 			// Resent with its idempotency key once the grain is
 			// found again; the client hears nothing unless the
 			// deadline passes.
-			if l := s.links[p.conversationID]; l != nil && l.pid != nil && l.pid.Equal(p.sentTo) {
+			if l := s.links[p.conversationID]; l != nil && l.is(p.sentTo) {
 				s.forget(ctx, p.conversationID, p.sentTo)
 			} else {
 				// The link moved on already (a refresh): resend there.
@@ -123,7 +123,7 @@ func (s *session) sweepPosts(ctx actor.Context) {
 	}
 	if !next.IsZero() {
 		s.sweepArmed = true
-		s.after(ctx, next.Sub(now), &sweepPosts{})
+		sendAfter(ctx, s.node, next.Sub(now), &sweepPosts{})
 	}
 }
 

@@ -83,7 +83,7 @@ type session struct {
 	updated       map[int64]int64 // conversation → last_seq of the last inbox_update sent
 
 	links   map[int64]*link // conversation → its grain (see follow.go)
-	inbox   link            // admins: the inbox grain
+	inbox   grainRef        // admins: the inbox grain
 	pending map[uint64]*pendingPost
 	nextRef uint64
 	// sweepArmed is set while a sweepPosts timer is pending.
@@ -99,6 +99,7 @@ func newSession(n *Node, cfg SessionConfig) *session {
 		cursor:  make(map[int64]int64),
 		links:   make(map[int64]*link),
 		pending: make(map[uint64]*pendingPost),
+		inbox:   grainRef{key: inboxKey{}, identity: inboxIdentity, kind: InboxKind},
 	}
 }
 
@@ -126,7 +127,7 @@ func (s *session) Receive(ctx actor.Context) {
 			if s.cfg.V1 {
 				s.write(wire.WelcomeFrame(s.welcome(0, 0)))
 			}
-			s.resolveInbox(ctx)
+			s.inbox.resolve(ctx, s.node)
 			s.scheduleRefresh(ctx)
 		} else {
 			// The node's hub delivers the conversation's messages and
@@ -159,18 +160,12 @@ func (s *session) Receive(ctx actor.Context) {
 		s.postResult(ctx, msg)
 	case *sweepPosts:
 		s.sweepPosts(ctx)
-	case *subscribeCheck:
-		s.subscribeChecked(ctx, msg)
-	case *inboxCheck:
-		s.inboxChecked(ctx, msg)
-	case *grainResolved:
-		s.resolved(ctx, msg)
-	case *retryResolve:
-		s.resolve(ctx, msg.conversationID)
-	case *inboxResolved:
-		s.inboxResolvedMsg(ctx, msg)
-	case *retryInbox:
-		s.resolveInbox(ctx)
+	case *refResolved:
+		s.refResolved(ctx, msg)
+	case *refRetry:
+		s.refRetry(ctx, msg)
+	case *refCheck:
+		s.refChecked(ctx, msg)
 	case *refresh:
 		s.refresh(ctx)
 	case *actor.Terminated:
@@ -329,9 +324,8 @@ func (s *session) stop(ctx actor.Context) {
 	}
 	// Unwatch too: a watched actor keeps its watchers' PIDs until it stops,
 	// so a grain that outlives many short sessions would accumulate them.
-	if s.inbox.pid != nil {
-		ctx.Unwatch(s.inbox.pid)
-		ctx.Send(s.inbox.pid, &chatpb.InboxUnsubscribe{})
+	if pid := s.inbox.pid; s.inbox.forget(ctx, pid) {
+		ctx.Send(pid, &chatpb.InboxUnsubscribe{})
 	}
 	for conv, l := range s.links {
 		if l.pid == nil {
