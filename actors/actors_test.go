@@ -258,7 +258,7 @@ func TestPostIsStoredAckedAndFannedOut(t *testing.T) {
 	adminSink := e.spawn(t, SessionConfig{ConnID: "a", User: admin, V1: true})
 	tab1 := e.spawn(t, SessionConfig{ConnID: "t1", User: u, ConversationID: conv.ID, V1: true})
 	tab2 := e.spawn(t, SessionConfig{ConnID: "t2", User: u, ConversationID: conv.ID})
-	e.node.Deliver(e.sessions[1], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "hello", ClientMsgID: "m1"}})
+	e.node.SendInbound(e.sessions[1], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "hello", ClientMsgID: "m1"}})
 
 	f1 := tab1.waitFrames(t, 3) // welcome, ack, message (ack before the message)
 	if f1[1]["type"] != "ack" || f1[1]["seq"].(float64) != 1 || f1[1]["client_msg_id"] != "m1" {
@@ -310,7 +310,7 @@ func TestGrainPassivatesWhileVisitorConnected(t *testing.T) {
 	e.spawn(t, SessionConfig{ConnID: "a", User: staff, V1: true})
 	adminPID := e.sessions[1]
 	for round, body := range []string{"first", "second"} {
-		e.node.Deliver(adminPID, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: body, ConversationID: conv.ID}})
+		e.node.SendInbound(adminPID, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: body, ConversationID: conv.ID}})
 		frames := sink.waitFrames(t, 2+round)
 		if f := frames[1+round]; f["type"] != "message" || f["message"] != body || f["seq"].(float64) != float64(round+1) {
 			t.Fatalf("visitor frame %d = %v, want %q with seq %d", 1+round, f, body, round+1)
@@ -336,7 +336,7 @@ func TestHubCatchesUpAfterGrainTerminated(t *testing.T) {
 	u, conv := e.visitor(t, "dave")
 	sink := e.spawn(t, SessionConfig{ConnID: "d", User: u, ConversationID: conv.ID, V1: true})
 	pid := e.sessions[0]
-	e.node.Deliver(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "hi", ClientMsgID: "m1"}})
+	e.node.SendInbound(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "hi", ClientMsgID: "m1"}})
 	sink.waitFrames(t, 3) // welcome, ack, message
 	// The grain is active and announced; "lost" is stored behind its back.
 	e.appendDirect(t, u, conv.ID, "lost")
@@ -375,7 +375,7 @@ func TestResentDuplicateIsDeliveredIfNew(t *testing.T) {
 	u, conv := e.visitor(t, "gus")
 	sink := e.spawn(t, SessionConfig{ConnID: "g", User: u, ConversationID: conv.ID, V1: true})
 	pid := e.sessions[0]
-	e.node.Deliver(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "one", ClientMsgID: "k1"}})
+	e.node.SendInbound(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "one", ClientMsgID: "k1"}})
 	sink.waitFrame(t, 1, "message one", func(f map[string]any) bool { return f["type"] == "message" && f["message"] == "one" })
 
 	res, err := e.store.AppendMessages(context.Background(), []storage.NewMessage{{
@@ -383,7 +383,7 @@ func TestResentDuplicateIsDeliveredIfNew(t *testing.T) {
 	if err != nil || res[0].Err != nil || res[0].Message.Seq != 2 {
 		t.Fatalf("stored %+v, %v; want seq 2", res, err)
 	}
-	e.node.Deliver(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "two", ClientMsgID: "k2"}})
+	e.node.SendInbound(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "two", ClientMsgID: "k2"}})
 	ack, _ := sink.waitFrame(t, 1, "ack of k2", answerTo("k2"))
 	if ack["type"] != "ack" || ack["seq"] != float64(2) || ack["duplicate"] != true {
 		t.Fatalf("answer %v, want a duplicate ack of seq 2", ack)

@@ -85,7 +85,7 @@ func TestTwoMembersShareGrainsAndSurviveALeave(t *testing.T) {
 	}
 	adminSink := envs[1].spawn(t, SessionConfig{ConnID: "a", User: admin, V1: true})
 	visitorSink := envs[0].spawn(t, SessionConfig{ConnID: "v", User: u, ConversationID: conv.ID, V1: true})
-	envs[0].node.Deliver(envs[0].sessions[0], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "one", ClientMsgID: "1"}})
+	envs[0].node.SendInbound(envs[0].sessions[0], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "one", ClientMsgID: "1"}})
 	got := adminSink.waitFrames(t, 3) // welcome, inbox, message
 	if got[2]["message"] != "one" || got[2]["seq"].(float64) != 1 {
 		t.Fatalf("admin frames %v", got)
@@ -112,7 +112,7 @@ func TestTwoMembersShareGrainsAndSurviveALeave(t *testing.T) {
 	if w := sink.waitFrames(t, 1)[0]; w["last_seq"].(float64) != 1 {
 		t.Fatalf("welcome on the surviving member = %v, want last_seq 1", w)
 	}
-	envs[other].node.Deliver(envs[other].sessions[len(envs[other].sessions)-1],
+	envs[other].node.SendInbound(envs[other].sessions[len(envs[other].sessions)-1],
 		&Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "two", ClientMsgID: "2"}})
 	frames := sink.waitFrames(t, 3) // welcome, ack, message
 	if frames[1]["type"] != "ack" || frames[1]["seq"].(float64) != 2 || frames[2]["message"] != "two" {

@@ -417,8 +417,8 @@ func (n *Node) SpawnSession(cfg SessionConfig) *actor.PID {
 	return n.system.Root.Spawn(props)
 }
 
-// Deliver hands a decoded client frame to its session.
-func (n *Node) Deliver(pid *actor.PID, in *Inbound) { n.system.Root.Send(pid, in) }
+// SendInbound hands a decoded client request to its session.
+func (n *Node) SendInbound(pid *actor.PID, in *Inbound) { n.system.Root.Send(pid, in) }
 
 // StopSession stops a session actor (its socket closed).
 func (n *Node) StopSession(pid *actor.PID) { n.system.Root.Stop(pid) }

@@ -157,7 +157,7 @@ func answerTo(id string) func(map[string]any) bool {
 
 // postAs delivers a message frame to session pid.
 func (e *testEnv) postAs(pid *actor.PID, conv int64, text, id string) {
-	e.node.Deliver(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: text, ConversationID: conv, ClientMsgID: id}})
+	e.node.SendInbound(pid, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: text, ConversationID: conv, ClientMsgID: id}})
 }
 
 func storedTexts(t *testing.T, s storage.Store, conv int64) []string {
@@ -303,7 +303,7 @@ func TestSessionPanicClosesWith1011(t *testing.T) {
 			tab.waitFrames(t, 1)
 
 			store.arm(tc.method, 1)
-			e.node.Deliver(victimPID, &Inbound{Req: wire.Request{Type: wire.TypeHistory, ConversationID: conv.ID}})
+			e.node.SendInbound(victimPID, &Inbound{Req: wire.Request{Type: wire.TypeHistory, ConversationID: conv.ID}})
 			select {
 			case <-gone:
 			case <-time.After(10 * time.Second):
@@ -326,7 +326,7 @@ func TestSessionPanicClosesWith1011(t *testing.T) {
 			tab.waitFrame(t, 0, "message after", func(f map[string]any) bool { return f["type"] == "message" && f["message"] == "after" })
 			// A new session of the same user starts and reads history.
 			fresh := e.spawn(t, victimCfg)
-			e.node.Deliver(e.sessions[len(e.sessions)-1], &Inbound{Req: wire.Request{Type: wire.TypeHistory, ConversationID: conv.ID}})
+			e.node.SendInbound(e.sessions[len(e.sessions)-1], &Inbound{Req: wire.Request{Type: wire.TypeHistory, ConversationID: conv.ID}})
 			h, _ := fresh.waitFrame(t, 0, "history", func(f map[string]any) bool { return f["type"] == "history" })
 			if msgs, _ := h["messages"].([]any); len(msgs) != 1 {
 				t.Errorf("history after the panic %v, want the one message", h)

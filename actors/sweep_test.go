@@ -58,9 +58,9 @@ func TestPostsTimeOutEachOnceAtTheirDeadline(t *testing.T) {
 	sink.waitFrames(t, 1) // welcome
 
 	start := time.Now()
-	n.Deliver(e.sessions[0], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "one", ClientMsgID: "p1"}})
+	n.SendInbound(e.sessions[0], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "one", ClientMsgID: "p1"}})
 	time.Sleep(postTimeout / 2)
-	n.Deliver(e.sessions[0], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "two", ClientMsgID: "p2"}})
+	n.SendInbound(e.sessions[0], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "two", ClientMsgID: "p2"}})
 
 	// Each error arrives on its own, the first at its deadline, the second
 	// at its own, half a timeout later.

@@ -737,7 +737,7 @@ func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		s.reauth(c, req.Token)
 		return
 	}
-	s.node.Deliver(c.pid, &actors.Inbound{Req: req})
+	s.node.SendInbound(c.pid, &actors.Inbound{Req: req})
 }
 
 // reauth handles an auth frame: a fresh token for the same user (subject and

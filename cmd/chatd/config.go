@@ -45,10 +45,10 @@ type config struct {
 	ClusterProvider string
 	ClusterHost     string
 	ClusterPort     int
-	ClusterAdvertis string
+	ClusterAdvertisedAddr string
 	ClusterPeers    string
 	AutomanagedAddr string
-	AutomanagedTick time.Duration
+	AutomanagedRefresh time.Duration
 	EtcdEndpoints   string
 	EtcdPrefix      string
 	ActorLogLevel   string
@@ -109,10 +109,10 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&cfg.ClusterProvider, "cluster-provider", "single", "membership provider: single (one node), automanaged (static peer list) or etcd")
 	fs.StringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host the node listens on for other nodes")
 	fs.IntVar(&cfg.ClusterPort, "cluster-port", 0, "port the node listens on for other nodes; 0 = any free port")
-	fs.StringVar(&cfg.ClusterAdvertis, "cluster-advertised-address", "", "host:port other nodes use to reach this one, if not cluster-host:cluster-port")
+	fs.StringVar(&cfg.ClusterAdvertisedAddr, "cluster-advertised-address", "", "host:port other nodes use to reach this one, if not cluster-host:cluster-port")
 	fs.StringVar(&cfg.ClusterPeers, "cluster-peers", "", "automanaged: comma-separated health endpoints (host:port) of every node, this one included")
 	fs.StringVar(&cfg.AutomanagedAddr, "automanaged-listen", "127.0.0.1:6330", "automanaged: where this node serves the health endpoint its peers poll")
-	fs.DurationVar(&cfg.AutomanagedTick, "automanaged-refresh", time.Second, "automanaged: how often peers are polled; an unanswered poll removes a node")
+	fs.DurationVar(&cfg.AutomanagedRefresh, "automanaged-refresh", time.Second, "automanaged: how often peers are polled; an unanswered poll removes a node")
 	fs.StringVar(&cfg.EtcdEndpoints, "etcd-endpoints", "127.0.0.1:2379", "etcd: comma-separated endpoints")
 	fs.StringVar(&cfg.EtcdPrefix, "etcd-prefix", "/grainchat", "etcd: key prefix of the member registrations")
 	fs.StringVar(&cfg.ActorLogLevel, "actor-log-level", "warn", "log level of the actor runtime (protoactor), which is chatty at info")
@@ -293,7 +293,7 @@ func (cfg *config) validate() []string {
 		v    time.Duration
 	}{{"idle-timeout", cfg.IdleTimeout}, {"ping-interval", cfg.PingInterval}, {"grain-idle-timeout", cfg.GrainIdleTimeout},
 		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout}, {"handshake-wait", cfg.HandshakeWait},
-		{"automanaged-refresh", cfg.AutomanagedTick}, {"grain-refresh-interval", cfg.RefreshInterval}} {
+		{"automanaged-refresh", cfg.AutomanagedRefresh}, {"grain-refresh-interval", cfg.RefreshInterval}} {
 		if d.v <= 0 {
 			p = append(p, d.name+": must be positive")
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/actors/membership"
+	"github.com/grainchat/grainchat/cmd/internal/metrics"
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/batch"
 	"github.com/grainchat/grainchat/storage/memstore"
@@ -28,7 +29,6 @@ import (
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/transport/clientip"
-	"github.com/grainchat/grainchat/transport/metrics"
 	"github.com/grainchat/grainchat/transport/web"
 )
 
@@ -141,7 +141,7 @@ func (m *Main) Open(ctx context.Context) error {
 		ClusterName:      cfg.ClusterName,
 		Host:             cfg.ClusterHost,
 		Port:             cfg.ClusterPort,
-		AdvertisedHost:   cfg.ClusterAdvertis,
+		AdvertisedHost:   cfg.ClusterAdvertisedAddr,
 		Provider:         provider,
 		LeaveGracefully:  cfg.ClusterProvider != "single",
 		LeaveGrace:       leaveGrace(cfg),
@@ -287,7 +287,7 @@ func newProvider(cfg config) (cluster.ClusterProvider, error) {
 		return membership.NewAutomanaged(membership.AutomanagedConfig{
 			Listen:  cfg.AutomanagedAddr,
 			Peers:   splitList(cfg.ClusterPeers),
-			Refresh: cfg.AutomanagedTick,
+			Refresh: cfg.AutomanagedRefresh,
 		})
 	case "etcd":
 		return membership.NewEtcd(membership.EtcdConfig{Endpoints: splitList(cfg.EtcdEndpoints), Prefix: cfg.EtcdPrefix})
@@ -300,7 +300,7 @@ func newProvider(cfg config) (cluster.ClusterProvider, error) {
 // deregistered: two polls for automanaged, a watch event for etcd.
 func leaveGrace(cfg config) time.Duration {
 	if cfg.ClusterProvider == "automanaged" {
-		return 2*cfg.AutomanagedTick + 500*time.Millisecond
+		return 2*cfg.AutomanagedRefresh + 500*time.Millisecond
 	}
 	return time.Second
 }

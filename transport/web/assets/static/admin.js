@@ -500,6 +500,10 @@ function show(id, push) {
   loaded = false;
   thread.reset();
   // Replies to this conversation not stored yet, in the order written.
+  for (const item of outbox.failedItems(id)) {
+    thread.addPending(item.cmid, item.text);
+    thread.setPending(item.cmid, 'failed', { text: errorText(item.frame, maxChars) });
+  }
   for (const item of outbox.items(id)) {
     thread.addPending(item.cmid, item.text);
     thread.setPending(item.cmid, item.state === 'new' ? 'sending' : item.state);

@@ -68,6 +68,13 @@ export class Outbox {
     return [...(this.queues.get(Outbox.key(conv)) || [])];
   }
 
+  // failedItems lists the messages of conv set aside as failed (each with
+  // the error frame that refused it), oldest first.
+  failedItems(conv) {
+    const k = Outbox.key(conv);
+    return [...this.failed.values()].filter((it) => Outbox.key(it.conv) === k);
+  }
+
   // size counts the messages not stored yet (failed ones included: their
   // text is not stored either).
   get size() {
@@ -122,6 +129,7 @@ export class Outbox {
     f.q.splice(f.i, 1);
     if (!f.q.length) this.queues.delete(f.k);
     item.state = 'failed';
+    item.frame = frame;
     this.failed.set(item.cmid, item);
     this.onChange(item, 'failed', { frame });
     this.pump(f.k);
