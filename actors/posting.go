@@ -69,11 +69,9 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 	s.dispatch(ctx, ref)
 }
 
-// sweepPosts times out the pending posts whose deadline passed, resends those
-// sent SubscribeTimeout ago to a grain whose node has left the topology (a
-// lookup right after a node died can still answer with its PID, and the
-// watch of an unreachable node may take long to report it), and arms the
-// next sweep for the earliest remaining deadline or check.
+// sweepPosts times out the pending posts whose deadline passed, resends
+// those whose grain's node left (see checkSent), and arms the next sweep for
+// the earliest remaining deadline or check.
 func (s *session) sweepPosts(ctx actor.Context) {
 	s.sweepArmed = false
 	if s.stopped {
@@ -81,11 +79,6 @@ func (s *session) sweepPosts(ctx actor.Context) {
 	}
 	now := time.Now()
 	var next time.Time
-	soonest := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
-			next = t
-		}
-	}
 	for _, ref := range s.pendingRefs() {
 		p := s.pending[ref]
 		if p == nil {
@@ -95,36 +88,50 @@ func (s *session) sweepPosts(ctx actor.Context) {
 			s.postTimedOut(ctx, ref)
 			continue
 		}
-		soonest(p.deadline)
-		if p.sentTo == nil {
-			continue
-		}
-		check := p.sentAt.Add(s.node.cfg.SubscribeTimeout)
-		switch {
-		case check.After(now):
-			soonest(check)
-		case !s.node.isMember(p.sentTo.GetAddress()):
-			// Resent with its idempotency key once the grain is
-			// found again; the client hears nothing unless the
-			// deadline passes.
-			if l := s.links[p.conversationID]; l != nil && l.is(p.sentTo) {
-				s.forget(ctx, p.conversationID, p.sentTo)
-			} else {
-				// The link moved on already (a refresh): resend there.
-				p.sentTo, p.resent = nil, true
-				s.dispatch(ctx, ref)
-				if q := s.pending[ref]; q != nil && q.sentTo != nil {
-					soonest(q.sentAt.Add(s.node.cfg.SubscribeTimeout))
-				}
-			}
-		default:
-			soonest(now.Add(s.node.cfg.SubscribeTimeout))
+		next = earliest(next, p.deadline)
+		if p.sentTo != nil {
+			next = earliest(next, s.checkSent(ctx, ref, p, now))
 		}
 	}
 	if !next.IsZero() {
 		s.sweepArmed = true
 		sendAfter(ctx, s.node, next.Sub(now), &sweepPosts{})
 	}
+}
+
+// checkSent looks at a post sent to a grain and not yet answered: once
+// SubscribeTimeout has passed, a grain whose node has left the topology will
+// not answer (a lookup right after a node died can still return its PID, and
+// the watch of an unreachable node may take long to report it), so the post
+// is resent with its idempotency key, to a fresh lookup; the client hears
+// nothing unless the deadline passes. It returns when to check again.
+func (s *session) checkSent(ctx actor.Context, ref uint64, p *pendingPost, now time.Time) time.Time {
+	timeout := s.node.cfg.SubscribeTimeout
+	if check := p.sentAt.Add(timeout); check.After(now) {
+		return check
+	}
+	if s.node.isMember(p.sentTo.GetAddress()) {
+		return now.Add(timeout) // the node is up: keep waiting for the answer
+	}
+	if l := s.links[p.conversationID]; l != nil && l.is(p.sentTo) {
+		s.forget(ctx, p.conversationID, p.sentTo) // resent when the grain is found
+		return time.Time{}
+	}
+	// The link moved on already (a refresh): resend there.
+	p.sentTo, p.resent = nil, true
+	s.dispatch(ctx, ref)
+	if q := s.pending[ref]; q != nil && q.sentTo != nil {
+		return q.sentAt.Add(timeout)
+	}
+	return time.Time{}
+}
+
+// earliest returns the earlier of a and b, the zero time counting as none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // pendingRefs lists the pending posts' refs in the order the client sent
