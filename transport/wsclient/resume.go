@@ -21,17 +21,21 @@ type Resumer struct {
 	urls  []string
 	token string
 
-	mu         sync.Mutex
-	conn       *Client
-	url        string // conn's URL
-	observe    func(Event)
-	seqs       map[int64][]int64
-	last       map[int64]int64
-	texts      map[int64]map[int64]string
-	pending    map[string]resumePost // client_msg_id → unacknowledged post
-	acked      map[string]Ack
-	refused    map[string]string // client_msg_id → error code
-	conv       int64             // a visitor's own conversation
+	mu      sync.Mutex
+	conn    *Client
+	url     string // conn's URL
+	observe func(Event)
+	seqs    map[int64][]int64
+	last    map[int64]int64
+	texts   map[int64]map[int64]string
+	pending map[string]resumePost // client_msg_id → unacknowledged post
+	acked   map[string]Ack
+	refused map[string]string // client_msg_id → error code
+	conv    int64             // a visitor's own conversation
+	// retryIDs are posts refused as unavailable, resent by retry (a timer
+	// that Run stops when it returns).
+	retryIDs   []string
+	retry      *time.Timer
 	connects   int
 	duplicates int
 	gaps       []string
@@ -112,6 +116,12 @@ func (r *Resumer) Run(ctx context.Context) error {
 	for i := 0; ; i++ {
 		if ctx.Err() != nil {
 			r.closeConn()
+			r.mu.Lock()
+			if r.retry != nil {
+				r.retry.Stop()
+				r.retry = nil
+			}
+			r.mu.Unlock()
 			return ctx.Err()
 		}
 		url := r.urls[i%len(r.urls)]
@@ -164,156 +174,223 @@ func (r *Resumer) Connected() bool {
 	return r.conn != nil
 }
 
-// serve processes one connection's frames in order until it closes.
-func (r *Resumer) serve(ctx context.Context, c *Client, url string) {
-	r.mu.Lock()
-	observe := r.observe
-	r.mu.Unlock()
-	emit := func(e Event) {
-		if observe != nil {
-			e.URL = url
-			observe(e)
-		}
-	}
-	delivered := func(conv, seq int64, text string, live bool, at time.Time) {
-		if r.deliver(conv, seq, text) {
-			if !live {
-				at = time.Now()
-			}
-			emit(Event{Kind: Delivered, At: at, ConversationID: conv, Seq: seq, Text: text, Live: live})
-		}
-	}
-	syncing := map[int64][]Frame{} // conversation → live frames held back
+// resumeConn is one connection of a Resumer and what it alone knows: the
+// live frames it holds back while a conversation catches up from history,
+// and the last seq it delivered live per conversation.
+type resumeConn struct {
+	r       *Resumer
+	c       *Client
+	url     string
+	observe func(Event)
+	// syncing holds, per conversation catching up from history, the live
+	// frames held back until the history is complete.
+	syncing map[int64][]Frame
 	// connLast is, per conversation, the last seq this connection delivered
 	// live, starting at the last_seq of its welcome or inbox frame: the
 	// protocol promises that live messages continue right after it.
-	connLast := map[int64]int64{}
-	ready := false
-	resend := func() {
-		r.mu.Lock()
-		posts := make(map[string]resumePost, len(r.pending))
-		for id, p := range r.pending {
-			posts[id] = p
-		}
-		r.mu.Unlock()
-		for id, p := range posts {
-			_ = c.Send(postFrame(id, p))
-		}
-	}
-	startSync := func(conv, target int64) {
-		// A later inbox frame on the same connection (the inbox moved)
-		// may lag what was delivered: live messages then continue after
-		// the newer of the two.
-		if last, ok := connLast[conv]; !ok || target > last {
-			connLast[conv] = target
-		}
-		r.mu.Lock()
-		last, known := r.last[conv]
-		if !known {
-			r.last[conv] = target // first sight: live messages continue after target
-		}
-		r.mu.Unlock()
-		if known && target > last {
-			syncing[conv] = nil
-			_ = c.Send(map[string]any{"type": "history", "conversation_id": conv, "after_seq": last, "limit": 100})
-		}
-	}
+	connLast map[int64]int64
+	// ready is set once the welcome (visitors) or inbox (staff) arrived:
+	// unacknowledged posts are then resent.
+	ready bool
+}
+
+// serve processes one connection's frames in order until it closes.
+func (r *Resumer) serve(ctx context.Context, c *Client, url string) {
+	r.mu.Lock()
+	rc := &resumeConn{r: r, c: c, url: url, observe: r.observe, syncing: map[int64][]Frame{}, connLast: map[int64]int64{}}
+	r.mu.Unlock()
 	for i := 0; ; i++ {
 		f, _, err := c.WaitFor(ctx, i, func(Frame) bool { return true })
 		if err != nil {
 			return
 		}
-		conv := f.Int("conversation_id")
-		switch f.Type() {
-		case "welcome":
-			if conv != 0 {
-				r.mu.Lock()
-				r.conv = conv
-				r.mu.Unlock()
-				startSync(conv, f.Int("last_seq"))
-				ready = true
-				resend()
-			}
-		case "inbox":
-			entries, _ := f.Fields["conversations"].([]any)
-			for _, e := range entries {
-				m, _ := e.(map[string]any)
-				id, _ := m["conversation_id"].(float64)
-				ls, _ := m["last_seq"].(float64)
-				startSync(int64(id), int64(ls))
-			}
-			if !ready {
-				ready = true
-				resend()
-			}
-		case "history":
-			msgs, _ := f.Fields["messages"].([]any)
-			for _, m := range msgs {
-				mm, _ := m.(map[string]any)
-				seq, _ := mm["seq"].(float64)
-				text, _ := mm["message"].(string)
-				delivered(conv, int64(seq), text, false, f.At)
-			}
-			if f.Fields["has_more"] == true {
-				r.mu.Lock()
-				last := r.last[conv]
-				r.mu.Unlock()
-				_ = c.Send(map[string]any{"type": "history", "conversation_id": conv, "after_seq": last, "limit": 100})
-				continue
-			}
-			held := syncing[conv]
-			delete(syncing, conv)
-			for _, h := range held {
-				r.checkLive(connLast, conv, h.Int("seq"))
-				delivered(conv, h.Int("seq"), h.String("message"), false, h.At)
-			}
-		case "message":
-			if held, ok := syncing[conv]; ok {
-				syncing[conv] = append(held, f)
-				continue
-			}
-			r.checkLive(connLast, conv, f.Int("seq"))
-			delivered(conv, f.Int("seq"), f.String("message"), true, f.At)
-		case "ack":
-			r.mu.Lock()
-			id := f.String("client_msg_id")
-			_, first := r.pending[id]
-			if first {
-				delete(r.pending, id)
-				r.acked[id] = Ack{ConversationID: conv, Seq: f.Int("seq")}
-			}
-			r.mu.Unlock()
-			r.notify()
-			if first {
-				emit(Event{Kind: Acknowledged, At: f.At, ConversationID: conv, Seq: f.Int("seq"), ClientMsgID: id})
-			}
-		case "error":
-			id := f.String("client_msg_id")
-			if id == "" {
-				continue
-			}
-			r.mu.Lock()
-			p, ok := r.pending[id]
-			code := f.String("code")
-			if ok && code != "unavailable" && code != "too_many_pending" {
-				delete(r.pending, id)
-				r.refused[id] = code
-			}
-			r.mu.Unlock()
-			if ok && (code == "unavailable" || code == "too_many_pending") {
-				go func() { // retry after a pause, on whatever connection is current
-					time.Sleep(200 * time.Millisecond)
-					r.mu.Lock()
-					_, still := r.pending[id]
-					cur := r.conn
-					r.mu.Unlock()
-					if still && cur != nil {
-						_ = cur.Send(postFrame(id, p))
-					}
-				}()
-			}
-			r.notify()
+		rc.handle(f)
+	}
+}
+
+// handle processes one frame.
+func (rc *resumeConn) handle(f Frame) {
+	conv := f.Int("conversation_id")
+	switch f.Type() {
+	case "welcome":
+		if conv != 0 {
+			rc.r.mu.Lock()
+			rc.r.conv = conv
+			rc.r.mu.Unlock()
+			rc.startSync(conv, f.Int("last_seq"))
+			rc.setReady()
 		}
+	case "inbox":
+		entries, _ := f.Fields["conversations"].([]any)
+		for _, e := range entries {
+			m, _ := e.(map[string]any)
+			id, _ := m["conversation_id"].(float64)
+			ls, _ := m["last_seq"].(float64)
+			rc.startSync(int64(id), int64(ls))
+		}
+		rc.setReady()
+	case "history":
+		rc.history(conv, f)
+	case "message":
+		if held, ok := rc.syncing[conv]; ok {
+			rc.syncing[conv] = append(held, f)
+			return
+		}
+		rc.r.checkLive(rc.connLast, conv, f.Int("seq"))
+		rc.delivered(conv, f.Int("seq"), f.String("message"), true, f.At)
+	case "ack":
+		rc.ack(conv, f)
+	case "error":
+		rc.r.refusedPost(f.String("client_msg_id"), f.String("code"))
+	}
+}
+
+func (rc *resumeConn) emit(e Event) {
+	if rc.observe != nil {
+		e.URL = rc.url
+		rc.observe(e)
+	}
+}
+
+// delivered delivers a message to the user unless it has it already.
+func (rc *resumeConn) delivered(conv, seq int64, text string, live bool, at time.Time) {
+	if rc.r.deliver(conv, seq, text) {
+		if !live {
+			at = time.Now()
+		}
+		rc.emit(Event{Kind: Delivered, At: at, ConversationID: conv, Seq: seq, Text: text, Live: live})
+	}
+}
+
+// setReady resends the unacknowledged posts once the connection is ready.
+func (rc *resumeConn) setReady() {
+	if rc.ready {
+		return
+	}
+	rc.ready = true
+	rc.r.mu.Lock()
+	posts := make(map[string]resumePost, len(rc.r.pending))
+	for id, p := range rc.r.pending {
+		posts[id] = p
+	}
+	rc.r.mu.Unlock()
+	for id, p := range posts {
+		_ = rc.c.Send(postFrame(id, p))
+	}
+}
+
+// startSync notes where the connection's live messages of conv start and,
+// when the user has seen less than that, asks for the history in between.
+func (rc *resumeConn) startSync(conv, target int64) {
+	// A later inbox frame on the same connection (the inbox moved) may lag
+	// what was delivered: live messages then continue after the newer of
+	// the two.
+	if last, ok := rc.connLast[conv]; !ok || target > last {
+		rc.connLast[conv] = target
+	}
+	rc.r.mu.Lock()
+	last, known := rc.r.last[conv]
+	if !known {
+		rc.r.last[conv] = target // first sight: live messages continue after target
+	}
+	rc.r.mu.Unlock()
+	if known && target > last {
+		rc.syncing[conv] = nil
+		rc.askHistory(conv, last)
+	}
+}
+
+func (rc *resumeConn) askHistory(conv, after int64) {
+	_ = rc.c.Send(map[string]any{"type": "history", "conversation_id": conv, "after_seq": after, "limit": 100})
+}
+
+// history delivers a history page, asks for the next one, or, at the end,
+// delivers the live messages held back meanwhile.
+func (rc *resumeConn) history(conv int64, f Frame) {
+	msgs, _ := f.Fields["messages"].([]any)
+	for _, m := range msgs {
+		mm, _ := m.(map[string]any)
+		seq, _ := mm["seq"].(float64)
+		text, _ := mm["message"].(string)
+		rc.delivered(conv, int64(seq), text, false, f.At)
+	}
+	if f.Fields["has_more"] == true {
+		rc.r.mu.Lock()
+		last := rc.r.last[conv]
+		rc.r.mu.Unlock()
+		rc.askHistory(conv, last)
+		return
+	}
+	held := rc.syncing[conv]
+	delete(rc.syncing, conv)
+	for _, h := range held {
+		rc.r.checkLive(rc.connLast, conv, h.Int("seq"))
+		rc.delivered(conv, h.Int("seq"), h.String("message"), false, h.At)
+	}
+}
+
+// ack records a post's first acknowledgement.
+func (rc *resumeConn) ack(conv int64, f Frame) {
+	r := rc.r
+	r.mu.Lock()
+	id := f.String("client_msg_id")
+	_, first := r.pending[id]
+	if first {
+		delete(r.pending, id)
+		r.acked[id] = Ack{ConversationID: conv, Seq: f.Int("seq")}
+	}
+	r.mu.Unlock()
+	r.notify()
+	if first {
+		rc.emit(Event{Kind: Acknowledged, At: f.At, ConversationID: conv, Seq: f.Int("seq"), ClientMsgID: id})
+	}
+}
+
+// refusedPost handles an error frame naming a post: unavailable (and, from
+// servers before flow control, too_many_pending) is retried after a pause on
+// whatever connection is current then; any other code is final.
+func (r *Resumer) refusedPost(id, code string) {
+	if id == "" {
+		return
+	}
+	r.mu.Lock()
+	if _, ok := r.pending[id]; ok {
+		if code == "unavailable" || code == "too_many_pending" {
+			r.retryIDs = append(r.retryIDs, id)
+			if r.retry == nil {
+				r.retry = time.AfterFunc(retryPause, r.resendRefused)
+			}
+		} else {
+			delete(r.pending, id)
+			r.refused[id] = code
+		}
+	}
+	r.mu.Unlock()
+	r.notify()
+}
+
+// retryPause is how long a post refused as unavailable waits for its resend.
+const retryPause = 200 * time.Millisecond
+
+// resendRefused resends the posts refused as unavailable that are still
+// unacknowledged, on the current connection (Run stops its timer).
+func (r *Resumer) resendRefused() {
+	r.mu.Lock()
+	ids := r.retryIDs
+	r.retryIDs, r.retry = nil, nil
+	cur := r.conn
+	posts := make(map[string]resumePost, len(ids))
+	for _, id := range ids {
+		if p, ok := r.pending[id]; ok {
+			posts[id] = p
+		}
+	}
+	r.mu.Unlock()
+	if cur == nil {
+		return // the next connection resends every pending post when ready
+	}
+	for id, p := range posts {
+		_ = cur.Send(postFrame(id, p))
 	}
 }
 
