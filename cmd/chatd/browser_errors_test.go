@@ -12,15 +12,18 @@ import (
 // database is cut) says "temporarily unavailable", stays in its place and is
 // sent again by the page itself (a "Retry now" button saves the wait) with
 // the same client_msg_id until it is stored, exactly once, once the database
-// is back.
+// is back. In Chromium and in Firefox.
 func TestBrowserErrorsInWords(t *testing.T) {
-	chromiumPath(t) // skip (or fail in CI) before starting anything
+	eachBrowser(t, testErrorsInWords)
+}
+
+func testErrorsInWords(t *testing.T, br browserKind) {
 	proxy, dsn := pgtest.ProxyDSN(t, newDatabase(t))
 	s := startServer(t, "--database-url", dsn, "--max-message-chars", "40", "--post-timeout", "2s")
 	staff := dial(t, s, "staff-1", "Ann", true, true)
 
-	b := newBrowser(t)
-	p := b.newTab("visitor")
+	b := br.start(t)
+	p := b.newPage("visitor")
 	p.setToken(s.Addr, mint(t, "user-1", "Alice", false))
 	p.navigate("http://" + s.Addr + "/")
 	p.waitOnline()
@@ -37,7 +40,7 @@ func TestBrowserErrorsInWords(t *testing.T) {
 	if got := p.evalString(`document.getElementById('text').value`); got != long {
 		t.Errorf("the composer lost the refused text: %q", got)
 	}
-	p.do("clear the composer", evalVoid(`document.getElementById('text').value = ''; document.getElementById('text').dispatchEvent(new Event('input'))`))
+	p.run("clear the composer", `document.getElementById('text').value = ''; document.getElementById('text').dispatchEvent(new Event('input'))`)
 
 	proxy.SetDown(true)
 	p.typeAndSend("during the outage")
@@ -54,7 +57,7 @@ func TestBrowserErrorsInWords(t *testing.T) {
 	// wait's deadline).
 	p.waitJS("the resent message to be stored", `document.querySelectorAll('#messages .msg[data-seq]').length === 2 &&
 		document.querySelectorAll('#messages .msg.pending, #messages .msg.failed').length === 0`)
-	checkThread(t, p.page, []string{"first", "during the outage"})
+	checkThread(t, p, []string{"first", "during the outage"})
 	conv := waitMessage(t, staff, "first").Int("conversation_id")
 	waitMsg(t, staff, conv, "during the outage")
 	post(t, staff, conv, "marker", "m1")

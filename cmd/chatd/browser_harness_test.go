@@ -391,17 +391,6 @@ func pressEnterMod(shift bool) chromedp.Action[chromedp.Void] {
 	})
 }
 
-// pasteAndSend puts text into the composer at once (long texts) and presses Enter.
-func (p *tab) pasteAndSend(text string) {
-	p.t.Helper()
-	p.waitJS("the composer to be enabled", `!document.getElementById('text').disabled`)
-	p.do("paste a message",
-		chromedp.SetJavascriptAttribute(chromedp.ID("text"), "value", text),
-		chromedp.Evaluate[chromedp.Void](`document.getElementById('text').dispatchEvent(new Event('input'))`),
-		chromedp.Focus(chromedp.ID("text")),
-		pressEnter())
-}
-
 // viewport sets the page's size: a desktop window, or a phone screen.
 func (p *tab) viewport(width, height int64, phone bool) {
 	p.t.Helper()

@@ -3,16 +3,18 @@ package main
 import (
 	"reflect"
 	"testing"
-
-	"github.com/chromedp/chromedp"
 )
 
 // Two staff members in the inbox at once: conversations move to the top as
 // messages arrive, each with its unread count (per staff member: what they
 // have not seen on screen, not counting their own messages); replies by one
-// appear live for the other; unread counts survive a reload.
+// appear live for the other; unread counts survive a reload. In Chromium and
+// in Firefox.
 func TestBrowserInboxTwoAdmins(t *testing.T) {
-	chromiumPath(t) // skip (or fail in CI) before starting anything
+	eachBrowser(t, testInboxTwoAdmins)
+}
+
+func testInboxTwoAdmins(t *testing.T, br browserKind) {
 	s := startServer(t)
 	alice := dial(t, s, "user-1", "Alice", false, true)
 	bruno := dial(t, s, "user-2", "Bruno", false, true)
@@ -21,28 +23,28 @@ func TestBrowserInboxTwoAdmins(t *testing.T) {
 		post(t, alice, 0, text, "a"+string(rune('1'+i)))
 	}
 
-	b := newBrowser(t)
-	ann := b.newTab("Ann")
+	b := br.start(t)
+	ann := b.newPage("Ann")
 	ann.setToken(s.Addr, mint(t, "staff-1", "Ann", true))
-	bob := b.newTab("Bob")
+	bob := b.newPage("Bob")
 	bob.setToken(s.Addr, mint(t, "staff-2", "Bob", true))
-	for _, p := range []*tab{ann, bob} {
+	for _, p := range []*page{ann, bob} {
 		p.navigate("http://" + s.Addr + "/admin/")
 		p.waitOnline()
 		p.waitJS("the inbox", `document.getElementById('inbox-loading').hidden`)
 	}
 	// Bruno's conversation exists (he connected) but, without a message,
 	// it is not in the inbox yet.
-	for _, p := range []*tab{ann, bob} {
+	for _, p := range []*page{ann, bob} {
 		p.waitInbox("Alice [3] a3")
 	}
 
 	post(t, bruno, 0, "b1", "b1")
-	for _, p := range []*tab{ann, bob} {
+	for _, p := range []*page{ann, bob} {
 		p.waitInbox("Bruno [1] b1", "Alice [3] a3")
 	}
 	post(t, alice, 0, "a4", "a4")
-	for _, p := range []*tab{ann, bob} {
+	for _, p := range []*page{ann, bob} {
 		p.waitInbox("Alice [4] a4", "Bruno [1] b1")
 	}
 	if title := ann.evalString(`document.title`); title != "(5) Inbox — grainchat" {
@@ -91,7 +93,7 @@ func TestBrowserInboxTwoAdmins(t *testing.T) {
 
 	// What Ann has read survives a reload (the page reopens Alice's
 	// conversation from the address).
-	ann.do("reload", chromedp.Reload())
+	ann.reload()
 	ann.waitOnline()
 	ann.waitInbox("Bruno [2] b2", "Alice [] Bob: bob-reply")
 	ann.waitMessageText("bob-reply")

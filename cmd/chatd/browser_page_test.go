@@ -210,6 +210,16 @@ func (p *page) typeAndSend(text string) {
 	}))
 }
 
+// pasteAndSend puts text into the composer at once (long texts), as a paste
+// does, and presses Enter.
+func (p *page) pasteAndSend(text string) {
+	p.t.Helper()
+	p.waitJS("the composer to be enabled", `!document.getElementById('text').disabled`)
+	p.run("paste a message", fmt.Sprintf(`(() => { const t = document.getElementById('text');
+		t.value = %s; t.dispatchEvent(new Event('input')); t.focus(); })()`, jsString(text)))
+	p.must("press Enter", p.timed(func(ctx context.Context) error { return p.d.pressEnter(ctx, false) }))
+}
+
 // shownMessage is a message as the page shows it.
 type shownMessage struct {
 	Seq  int64  `json:"seq"`
