@@ -317,7 +317,15 @@ func TestClusterNodeJoinsUnderTraffic(t *testing.T) {
 		n1 := startNode(t, "node-1", args(0)...)
 		n2 := startNode(t, "node-2", args(1)...)
 		r, stop, done := chatTraffic(t, []string{n1.URL(), n2.URL()}, 8, 2)
-		time.Sleep(time.Second)
+		ackedNow := func() int {
+			n := 0
+			for _, v := range r.visitors {
+				n += len(v.Snapshot().Acked)
+			}
+			return n
+		}
+		// Traffic flows before the join ...
+		waitFor(t, 20*time.Second, "8 visitors' messages acknowledged before the join", func() bool { return ackedNow() >= 8 })
 		n3 := startNode(t, "node-3", args(2)...)
 		// Grains move to the new node: at least one conversation activates there.
 		waitFor(t, 20*time.Second, "a grain activated on the joining node", func() bool {
@@ -328,7 +336,20 @@ func TestClusterNodeJoinsUnderTraffic(t *testing.T) {
 			}
 			return false
 		})
-		time.Sleep(time.Second)
+		// ... and after it: every visitor has a message acknowledged after
+		// the move.
+		before := make([]int, len(r.visitors))
+		for i, v := range r.visitors {
+			before[i] = len(v.Snapshot().Acked)
+		}
+		waitFor(t, 30*time.Second, "every visitor's messages acknowledged after the join", func() bool {
+			for i, v := range r.visitors {
+				if len(v.Snapshot().Acked) <= before[i] {
+					return false
+				}
+			}
+			return true
+		})
 		stop()
 		acked := checkExactlyOnce(t, r)
 		done()

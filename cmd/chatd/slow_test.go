@@ -19,8 +19,10 @@ import (
 // write queue and is closed with 4008 (counted once in
 // grainchat_slow_consumers_total), long before the traffic ends: the server
 // holds at most --admin-write-queue frames for it. Meanwhile the other staff
-// socket and the visitor's tabs receive every message, in seq order, each
-// within 2s of being sent.
+// socket and the visitor's tabs receive every message, in seq order, none
+// held up by the slow one: each within 8 s of being sent, below the 10 s write
+// timeout that a write blocked on the slow socket would cost them (a bound
+// on "not stuck", not a latency figure: those are in docs/BENCHMARKS.md).
 //
 // The slow socket reads nothing until the metric says the server gave up on
 // it (the kernel's buffers fill first: a few MiB on Linux), then reads what
@@ -38,7 +40,7 @@ func TestSlowConsumerIsClosedWhileOthersKeepUp(t *testing.T) {
 		// many messages (25 MiB).
 		maxMessages = 800
 		afterClose  = 40 // messages sent after the close, to the others
-		maxLatency  = 2 * time.Second
+		maxLatency  = 8 * time.Second
 	)
 	s := startServer(t, "--database-url", newDatabase(t), "--admin-write-queue", fmt.Sprint(queue), "--write-queue", fmt.Sprint(queue),
 		"--max-message-chars", fmt.Sprint(textChars+10), "--max-frame-bytes", "65536")

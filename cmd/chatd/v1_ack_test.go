@@ -4,7 +4,10 @@ import (
 	"testing"
 )
 
-func TestV1Smoke(t *testing.T) {
+// A grainchat.v1 post is acknowledged with its seq, reaches staff with an
+// inbox_update, is acknowledged again as a duplicate when resent with the
+// same client_msg_id (and not stored twice), and history holds it once.
+func TestV1AckDuplicateAndHistory(t *testing.T) {
 	s := startServer(t, "--database-url", newDatabase(t))
 	admin := dial(t, s, "staff-1", "Ann", true, true)
 	v := dial(t, s, "user-1", "Alice", false, true)
@@ -30,7 +33,11 @@ func TestV1Smoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, _ := waitType(t, v, 0, "history")
-	t.Logf("%s", h.Raw)
-	t.Logf("visitor:%s", dump(v))
-	t.Logf("admin:%s", dump(admin))
+	msgs := historyMessages(t, h)
+	if len(msgs) != 1 || msgs[0].Int("seq") != 1 || msgs[0].String("message") != "hi" || h.Fields["has_more"] != false {
+		t.Fatalf("history %s, want the one message", h.Raw)
+	}
+	if n := len(messagesIn(admin, 0, m.Int("conversation_id"))); n != 1 {
+		t.Fatalf("staff received the message %d times, want once:%s", n, dump(admin))
+	}
 }
