@@ -75,10 +75,11 @@ export class Connection {
     this.reconnectNow();
   }
 
-  // kick reconnects at once when a retry is pending (the network came back,
-  // the tab became visible).
+  // kick reconnects at once when the page is not connected (the network
+  // came back, the tab became visible): a pending retry, a diagnosis or an
+  // attempt in progress starts over, from the shortest back-off.
   kick() {
-    if (!this.stopped && !this.refused && !this.ws && this.timer) this.reconnectNow();
+    if (!this.stopped && !this.refused && !this.online) this.reconnectNow();
   }
 
   reconnectNow() {
