@@ -14,14 +14,7 @@ import (
 // mintExpiring signs a test token that expires after ttl (whole seconds).
 func mintExpiring(t testing.TB, sub, name string, admin bool, ttl time.Duration) (string, time.Time) {
 	t.Helper()
-	iss, err := auth.NewIssuer(auth.Config{Secret: []byte(testSecret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := iss.Mint(auth.Identity{Subject: sub, Name: name, Admin: admin}, ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mintTTL(t, sub, name, admin, ttl)
 	id, err := auth.NewVerifier(auth.Config{Secret: []byte(testSecret)})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -16,11 +15,8 @@ import (
 // proxies, token secret and origins — and exits without serving (0: valid).
 // It opens no database and joins no cluster.
 func runCheckConfig(_ context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var cfg config
-	fs := flag.NewFlagSet("chatd check-config", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	cfg.register(fs, getenv)
-	if err := parseConfig(fs, &cfg, args, getenv); err != nil {
+	cfg, err := loadConfig("chatd check-config", args, getenv, stdout)
+	if err != nil {
 		return err
 	}
 	var problems []error
@@ -49,6 +45,6 @@ func runCheckConfig(_ context.Context, args []string, getenv func(string) string
 	if cfg.JWTSecret == "" {
 		mode = "development (no --jwt-secret)"
 	}
-	_, err := fmt.Fprintf(stdout, "configuration OK: listen %s, store %s, cluster provider %s, %s mode\n", cfg.Addr, store, cfg.ClusterProvider, mode)
+	_, err = fmt.Fprintf(stdout, "configuration OK: listen %s, store %s, cluster provider %s, %s mode\n", cfg.Addr, store, cfg.ClusterProvider, mode)
 	return err
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/cmd/internal/devsecret"
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/clientip"
 	"github.com/grainchat/grainchat/transport/wire"
@@ -41,18 +42,18 @@ type config struct {
 	LogLevel  string
 	LogFormat string
 
-	ClusterName     string
-	ClusterProvider string
-	ClusterHost     string
-	ClusterPort     int
+	ClusterName           string
+	ClusterProvider       string
+	ClusterHost           string
+	ClusterPort           int
 	ClusterAdvertisedAddr string
-	ClusterPeers    string
-	AutomanagedAddr string
-	AutomanagedRefresh time.Duration
-	EtcdEndpoints   string
-	EtcdPrefix      string
-	ActorLogLevel   string
-	RefreshInterval time.Duration
+	ClusterPeers          string
+	AutomanagedAddr       string
+	AutomanagedRefresh    time.Duration
+	EtcdEndpoints         string
+	EtcdPrefix            string
+	ActorLogLevel         string
+	RefreshInterval       time.Duration
 
 	MaxMessageChars  int
 	MaxFrameBytes    int
@@ -75,20 +76,6 @@ type config struct {
 	StoreWriters     int
 }
 
-// defaultDevSecretFile is where development mode keeps its generated secret,
-// so that `chatd token` signs tokens the running server accepts.
-func defaultDevSecretFile(getenv func(string) string) string {
-	dir := getenv("XDG_STATE_HOME")
-	if dir == "" {
-		if home := getenv("HOME"); home != "" {
-			dir = filepath.Join(home, ".local", "state")
-		} else {
-			dir = os.TempDir()
-		}
-	}
-	return filepath.Join(dir, "grainchat", "dev-jwt-secret")
-}
-
 // register declares cfg's flags on fs with their defaults.
 func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&cfg.Config, "config", "", "YAML configuration file (keys are flag names)")
@@ -99,7 +86,7 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&cfg.JWTIssuer, "jwt-issuer", "", "if set, tokens must carry this iss")
 	fs.StringVar(&cfg.JWTAudience, "jwt-audience", "", "if set, tokens must carry this aud")
 	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed besides the server's own (e.g. https://shop.example.com)")
-	fs.StringVar(&cfg.DevSecretFile, "dev-secret-file", defaultDevSecretFile(getenv), "where development mode writes its generated secret (read by `chatd token`)")
+	fs.StringVar(&cfg.DevSecretFile, "dev-secret-file", devsecret.DefaultFile(getenv), "where development mode writes its generated secret (read by `chatd token`)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file; with --tls-key, serve HTTPS and WSS on --addr (TLS 1.2 or later)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs (or addresses) of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; empty = none")
@@ -136,6 +123,17 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&cfg.StoreWriters, "store-writers", 1, "message batches written to the database at the same time (fewer: bigger batches, less database CPU)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
+}
+
+// loadConfig parses a command's configuration (file < environment < flags;
+// every problem at once); usage goes to stdout.
+func loadConfig(command string, args []string, getenv func(string) string, stdout io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	cfg.register(fs, getenv)
+	err := parseConfig(fs, &cfg, args, getenv)
+	return cfg, err
 }
 
 // envName is the environment variable of a flag.

@@ -12,7 +12,6 @@ import (
 	"github.com/grainchat/grainchat/storage/pgstore"
 	"github.com/grainchat/grainchat/storage/pgtest"
 	"github.com/grainchat/grainchat/transport"
-	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/transport/wsclient"
 )
 
@@ -236,20 +235,6 @@ func TestFlowSlowedSocketIsNotIdle(t *testing.T) {
 	}
 }
 
-// mintTTL mints a token that expires after ttl.
-func mintTTL(t *testing.T, sub string, admin bool, ttl time.Duration) string {
-	t.Helper()
-	iss, err := auth.NewIssuer(auth.Config{Secret: []byte(testSecret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := iss.Mint(auth.Identity{Subject: sub, Name: sub, Admin: admin}, ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 // A socket is closed with 4401 when its token expires (grainchat.v1: after an
 // error frame token_expired); an auth frame with a fresh token of the same
 // user keeps it open past the first expiry, and one of another user is
@@ -257,7 +242,7 @@ func mintTTL(t *testing.T, sub string, admin bool, ttl time.Duration) string {
 func TestTokenExpiry(t *testing.T) {
 	s := startServer(t, "--database-url", newDatabase(t))
 	dialTTL := func(t *testing.T, sub string, v1 bool, ttl time.Duration) *wsclient.Client {
-		c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: mintTTL(t, sub, false, ttl), V1: v1})
+		c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: mintTTL(t, sub, sub, false, ttl), V1: v1})
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
@@ -303,12 +288,12 @@ func TestTokenExpiry(t *testing.T) {
 		c := dialTTL(t, "exp-refresh", true, 3*time.Second)
 		waitType(t, c, 0, "welcome")
 		from := len(c.Frames())
-		send(t, c, map[string]any{"type": "auth", "token": mintTTL(t, "someone-else", false, time.Hour)})
+		send(t, c, map[string]any{"type": "auth", "token": mintTTL(t, "someone-else", "someone-else", false, time.Hour)})
 		if e, _ := waitType(t, c, from, "error"); e.String("code") != "invalid_token" {
 			t.Fatalf("auth with another user's token: %s, want invalid_token", e.Raw)
 		}
 		from = len(c.Frames())
-		send(t, c, map[string]any{"type": "auth", "token": mintTTL(t, "exp-refresh", false, time.Hour)})
+		send(t, c, map[string]any{"type": "auth", "token": mintTTL(t, "exp-refresh", "exp-refresh", false, time.Hour)})
 		a, _ := waitType(t, c, from, "auth")
 		exp, err := time.Parse(time.RFC3339Nano, a.String("expires_at"))
 		if err != nil || time.Until(exp) < 50*time.Minute {
@@ -323,7 +308,7 @@ func TestTokenExpiry(t *testing.T) {
 	t.Run("another user's token does not extend", func(t *testing.T) {
 		c := dialTTL(t, "exp-other", true, 2*time.Second)
 		waitType(t, c, 0, "welcome")
-		send(t, c, map[string]any{"type": "auth", "token": mintTTL(t, "exp-other-2", false, time.Hour)})
+		send(t, c, map[string]any{"type": "auth", "token": mintTTL(t, "exp-other-2", "exp-other-2", false, time.Hour)})
 		if cl := waitClosed(t, c); cl.Code != 4401 {
 			t.Fatalf("closed with %d, want 4401", cl.Code)
 		}

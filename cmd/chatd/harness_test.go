@@ -109,13 +109,20 @@ func (s *testServer) Stop() {
 
 func (s *testServer) URL() string { return "ws://" + s.Addr + "/ws/chat/" }
 
+// mint signs a test token valid for an hour.
 func mint(t testing.TB, sub, name string, admin bool) string {
+	t.Helper()
+	return mintTTL(t, sub, name, admin, time.Hour)
+}
+
+// mintTTL signs a test token that expires after ttl.
+func mintTTL(t testing.TB, sub, name string, admin bool, ttl time.Duration) string {
 	t.Helper()
 	iss, err := auth.NewIssuer(auth.Config{Secret: []byte(testSecret)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := iss.Mint(auth.Identity{Subject: sub, Name: name, Admin: admin}, time.Hour)
+	tok, err := iss.Mint(auth.Identity{Subject: sub, Name: name, Admin: admin}, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -695,11 +694,9 @@ func (p *panickyStore) Messages(ctx context.Context, conv int64, page storage.Pa
 func panicServer(t *testing.T) (*testServer, *panickyStore) {
 	t.Helper()
 	store := &panickyStore{Store: memstore.New(memstore.Options{}), armed: map[string]int{}}
-	var cfg config
-	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
-	cfg.register(fs, func(string) string { return "" })
 	args := []string{"--addr", "127.0.0.1:0", "--jwt-secret", testSecret, "--message-rate", "-1", "--log-level", "error"}
-	if err := parseConfig(fs, &cfg, args, func(string) string { return "" }); err != nil {
+	cfg, err := loadConfig("chatd", args, func(string) string { return "" }, io.Discard)
+	if err != nil {
 		t.Fatal(err)
 	}
 	m := &Main{Config: cfg, Stdout: io.Discard, Store: store}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -12,11 +11,8 @@ import (
 
 // runMigrate applies the database migrations and exits.
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var cfg config
-	fs := flag.NewFlagSet("chatd migrate", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	cfg.register(fs, getenv)
-	if err := parseConfig(fs, &cfg, args, getenv); err != nil {
+	cfg, err := loadConfig("chatd migrate", args, getenv, stdout)
+	if err != nil {
 		return err
 	}
 	if cfg.DatabaseURL == "" {
@@ -38,11 +34,8 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 // with every node stopped, so that pages drop what they cached from the
 // data set as it was before the restore.
 func runResetStoreID(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var cfg config
-	fs := flag.NewFlagSet("chatd reset-store-id", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	cfg.register(fs, getenv)
-	if err := parseConfig(fs, &cfg, args, getenv); err != nil {
+	cfg, err := loadConfig("chatd reset-store-id", args, getenv, stdout)
+	if err != nil {
 		return err
 	}
 	if cfg.DatabaseURL == "" {

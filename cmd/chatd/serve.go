@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,11 +45,8 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 
 // runServe runs the server until ctx is cancelled, then stops gracefully.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var cfg config
-	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	cfg.register(fs, getenv)
-	if err := parseConfig(fs, &cfg, args, getenv); err != nil {
+	cfg, err := loadConfig("chatd", args, getenv, stdout)
+	if err != nil {
 		return err
 	}
 	m := &Main{Config: cfg, Stdout: stdout}
