@@ -179,6 +179,27 @@ func (d foxDriver) setToken(ctx context.Context, addr, token string) error {
 	})
 }
 
+func (d foxDriver) cookie(ctx context.Context, addr, name string) (*testCookie, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	cookies, err := d.f.b.Cookies(ctx, d.p.UserContext)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range cookies {
+		if k.Name == name && strings.TrimPrefix(k.Domain, ".") == host {
+			out := &testCookie{Name: k.Name, Path: k.Path, HTTPOnly: k.HTTPOnly, Secure: k.Secure, SameSite: strings.ToLower(k.SameSite)}
+			if k.Expiry != 0 {
+				out.Expires = time.Unix(k.Expiry, 0)
+			}
+			return out, nil
+		}
+	}
+	return nil, nil
+}
+
 func (d foxDriver) console(ctx context.Context) (func() (consoleEntry, error), error) {
 	logs, err := d.f.b.Subscribe(ctx, []string{"log.entryAdded"}, d.p.ID)
 	if err != nil {

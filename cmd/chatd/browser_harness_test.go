@@ -160,7 +160,7 @@ func (b *browser) watchErrors(p *tab) {
 			// /favicon.ico, and log its 404 as an error.
 			if (e.Method == "exception" || e.Method == "error") && !strings.HasSuffix(e.URL, "/favicon.ico") {
 				mu.Lock()
-				problems = append(problems, fmt.Sprintf("%s: %s", e.Method, e.Text))
+				problems = append(problems, fmt.Sprintf("%s: %s (%s)", e.Method, e.Text, e.URL))
 				mu.Unlock()
 			}
 		}
@@ -272,6 +272,26 @@ func (c chromeDriver) setToken(ctx context.Context, addr, token string) error {
 		})
 		return err
 	}))
+}
+
+func (c chromeDriver) cookie(ctx context.Context, addr, name string) (*testCookie, error) {
+	deadline, _ := ctx.Deadline()
+	tctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	res, err := chromedp.Call(tctx, network.GetCookies, network.GetCookiesParams{URLs: []string{"http://" + addr + "/"}})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range res.Cookies {
+		if k.Name == name {
+			out := &testCookie{Name: k.Name, Path: k.Path, HTTPOnly: k.HTTPOnly, Secure: k.Secure, SameSite: strings.ToLower(string(k.SameSite))}
+			if !k.Session {
+				out.Expires = time.Unix(int64(k.Expires), 0)
+			}
+			return out, nil
+		}
+	}
+	return nil, nil
 }
 
 func (c chromeDriver) console(ctx context.Context) (func() (consoleEntry, error), error) {

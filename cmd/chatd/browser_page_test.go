@@ -44,12 +44,24 @@ type driver interface {
 	// setToken gives the page's person the chat_token cookie for the server
 	// at addr, as the host site would (HttpOnly, SameSite=Lax).
 	setToken(ctx context.Context, addr, token string) error
+	// cookie returns the page's person's cookie name for the server at addr
+	// (nil when there is none).
+	cookie(ctx context.Context, addr, name string) (*testCookie, error)
 	// console records the page's console calls and uncaught exceptions from
 	// now until ctx ends; next returns them in order, blocking until one
 	// comes or ctx ends.
 	console(ctx context.Context) (next func() (consoleEntry, error), err error)
 	// gone is non-nil once the browser is gone (a wait stops at once).
 	gone() error
+}
+
+// testCookie is a cookie as a browser keeps it: SameSite in lower case,
+// Expires zero for a session cookie.
+type testCookie struct {
+	Name, Path       string
+	HTTPOnly, Secure bool
+	SameSite         string
+	Expires          time.Time
 }
 
 // consoleEntry is a console call (Method "log", "error", "warn", …) or an
