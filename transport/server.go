@@ -722,8 +722,14 @@ func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
 			we = &wire.Error{Code: wire.CodeInternal, Message: "internal error"}
 		}
 		s.metrics.FrameRefused(we.Code)
-		if c.v1 {
+		switch {
+		case c.v1:
 			c.Write(wire.ErrorFrame(we))
+		case we.Code == wire.CodeMessageTooLong:
+			// A seed client sees no error frame, and the original server
+			// had no length limit: a message over it is closed on, with
+			// 1009, rather than dropped in silence.
+			c.Close(wire.DisconnectMessageTooLong)
 		}
 		return
 	}

@@ -62,7 +62,9 @@ func badFrames(other int64) []badFrame {
 
 // Every bad input of the error table gets an error frame with its exact code
 // (echoing client_msg_id), stores nothing, and leaves the socket usable; a
-// seed client sending the same frames gets no frame at all and stays usable.
+// seed client sending the same frames gets no frame at all and stays usable,
+// except that a message over --max-message-chars closes its socket with 1009
+// (the original had no limit: dropping it would lose it in silence).
 func TestErrorFrames(t *testing.T) {
 	s := startServer(t, "--database-url", newDatabase(t), "--max-message-chars", "10")
 	other := dial(t, s, "user-other", "Olga", false, true)
@@ -181,6 +183,9 @@ func TestErrorFrames(t *testing.T) {
 		send(t, sv, map[string]any{"message": "seed hello"})
 		seedConv := waitMessage(t, sv, "seed hello").Int("conversation_id")
 		for _, bc := range badFrames(otherConv) {
+			if bc.code == "message_too_long" {
+				continue // closes a seed socket: "seed message too long" below
+			}
 			c := sv
 			if bc.admin {
 				c = sa
@@ -207,6 +212,20 @@ func TestErrorFrames(t *testing.T) {
 		}
 		if n := len(sv.Frames()); n != 3 {
 			t.Errorf("seed visitor received %d frames, want exactly 3:%s", n, dump(sv))
+		}
+	})
+
+	t.Run("seed message too long", func(t *testing.T) {
+		sv := dial(t, s, "user-seed-long", "Lena", false, false)
+		send(t, sv, map[string]any{"message": "short"})
+		conv := waitMessage(t, sv, "short").Int("conversation_id")
+		send(t, sv, map[string]any{"message": strings.Repeat("x", 11)})
+		cl, err := sv.WaitClosed(ctxT(t, waitTimeout))
+		if err != nil || cl.Code != 1009 || cl.Reason != "message too long" {
+			t.Fatalf("seed socket after a message over the limit: %+v, %v; want closed 1009 \"message too long\"", cl, err)
+		}
+		if got := textsOf(messagesIn(sv, 0, conv)); !reflect.DeepEqual(got, []string{"short"}) {
+			t.Errorf("seed visitor received %q, want only \"short\"", got)
 		}
 	})
 }

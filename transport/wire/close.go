@@ -25,6 +25,10 @@ var (
 	DisconnectProtocol = Disconnect{1002, "protocol error", false}
 	// DisconnectTooBig: a frame larger than --max-frame-bytes (gws sends it).
 	DisconnectTooBig = Disconnect{1009, "frame too large", false}
+	// DisconnectMessageTooLong: (seed dialect) a message longer than
+	// --max-message-chars; a grainchat.v1 client gets the error frame
+	// message_too_long instead and keeps its socket.
+	DisconnectMessageTooLong = Disconnect{1009, "message too long", false}
 	// DisconnectInternal: the session failed, or (seed dialect) a message
 	// was refused with internal.
 	DisconnectInternal = Disconnect{1011, "internal error", true}
@@ -45,6 +49,6 @@ var (
 
 // Disconnects lists every Disconnect, for docs and tests.
 var Disconnects = []Disconnect{
-	DisconnectIdle, DisconnectShutdown, DisconnectProtocol, DisconnectTooBig, DisconnectInternal,
+	DisconnectIdle, DisconnectShutdown, DisconnectProtocol, DisconnectTooBig, DisconnectMessageTooLong, DisconnectInternal,
 	DisconnectUnavailable, DisconnectResync, DisconnectSlowConsumer, DisconnectTokenExpired,
 }
