@@ -242,6 +242,19 @@ func (d foxDriver) console(ctx context.Context) (func() (consoleEntry, error), e
 	}, nil
 }
 
+func (d foxDriver) frame(ctx context.Context, urlPrefix string) (driver, error) {
+	frames, err := d.p.Frames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, fr := range frames {
+		if strings.HasPrefix(fr.URL, urlPrefix) {
+			return foxDriver{f: d.f, p: d.p.InFrame(fr.ID)}, nil
+		}
+	}
+	return nil, nil
+}
+
 func (d foxDriver) gone() error {
 	select {
 	case <-d.f.b.Conn().Done():

@@ -104,7 +104,7 @@ func newBrowser(t testing.TB) *browser {
 }
 
 // browserErrorf is chromedp's error log, minus its complaint that the target
-// of a cross-site iframe (see frameTab) has no top-level frame of its own.
+// of a cross-site iframe (see chromeDriver.frame) has no top-level frame of its own.
 func browserErrorf(format string, args ...any) {
 	if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "no top-level frame") {
 		log.Print("chromedp: " + msg)
@@ -350,6 +350,29 @@ func (c chromeDriver) console(ctx context.Context) (func() (consoleEntry, error)
 		}
 		return e, nil
 	}, nil
+}
+
+// frame attaches to the cross-site iframe (its own target) whose address
+// starts with urlPrefix. (Attaching races inside chromedp: tests that use it
+// run outside -race.)
+func (c chromeDriver) frame(ctx context.Context, urlPrefix string) (driver, error) {
+	deadline, _ := ctx.Deadline()
+	tctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	infos, err := chromedp.Targets(tctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, info := range infos {
+		if info.Type == "iframe" && strings.HasPrefix(info.URL, urlPrefix) {
+			fctx, _ := chromedp.NewContext(c.ctx, chromedp.WithTargetID(info.TargetID)) // ends with the tab
+			if err := chromedp.Do(fctx); err != nil {
+				return nil, fmt.Errorf("attach to the frame: %w", err)
+			}
+			return chromeDriver{fctx}, nil
+		}
+	}
+	return nil, nil
 }
 
 func (c chromeDriver) gone() error {

@@ -51,6 +51,9 @@ type driver interface {
 	// now until ctx ends; next returns them in order, blocking until one
 	// comes or ctx ends.
 	console(ctx context.Context) (next func() (consoleEntry, error), err error)
+	// frame returns a driver for the page's frame whose address starts
+	// with urlPrefix (a cross-site iframe too), or nil if there is none yet.
+	frame(ctx context.Context, urlPrefix string) (driver, error)
 	// gone is non-nil once the browser is gone (a wait stops at once).
 	gone() error
 }
@@ -176,6 +179,31 @@ func (p *page) waitJS(what, expr string) {
 func (p *page) click(what, selector string) {
 	p.t.Helper()
 	p.must(what, p.timed(func(ctx context.Context) error { return p.d.click(ctx, selector) }))
+}
+
+// frame waits for the page's frame whose address starts with prefix and
+// returns it as a page of its own.
+func (p *page) frame(prefix string) *page {
+	p.t.Helper()
+	deadline := time.Now().Add(browserWait)
+	for {
+		var fd driver
+		err := p.timed(func(ctx context.Context) error {
+			var err error
+			fd, err = p.d.frame(ctx, prefix)
+			return err
+		})
+		if err != nil {
+			p.t.Fatalf("%s: frames: %v", p.name, err)
+		}
+		if fd != nil {
+			return &page{t: p.t, name: p.name + " frame", d: fd}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: no frame at %s within %v", p.name, prefix, browserWait)
+		}
+		time.Sleep(50 * time.Millisecond) // frames appear asynchronously; the deadline bounds the wait
+	}
 }
 
 // debugState describes the page for a failure message.

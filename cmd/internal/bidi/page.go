@@ -44,6 +44,55 @@ func (p *Page) Activate(ctx context.Context) error {
 	return p.b.conn.Call(ctx, "browsingContext.activate", map[string]any{"context": p.ID}, nil)
 }
 
+// Frame is a browsing context inside a page (an iframe), as
+// browsingContext.getTree reports it.
+type Frame struct {
+	ID  string
+	URL string
+}
+
+// Frames lists the page's frames, depth first (not the page itself).
+func (p *Page) Frames(ctx context.Context) ([]Frame, error) {
+	type node struct {
+		Context  string `json:"context"`
+		URL      string `json:"url"`
+		Children []json.RawMessage
+	}
+	var res struct {
+		Contexts []node `json:"contexts"`
+	}
+	if err := p.b.conn.Call(ctx, "browsingContext.getTree", map[string]any{"root": p.ID}, &res); err != nil {
+		return nil, err
+	}
+	var out []Frame
+	var walk func(raws []json.RawMessage) error
+	walk = func(raws []json.RawMessage) error {
+		for _, raw := range raws {
+			var n node
+			if err := json.Unmarshal(raw, &n); err != nil {
+				return fmt.Errorf("bidi: getTree: %w", err)
+			}
+			out = append(out, Frame{ID: n.Context, URL: n.URL})
+			if err := walk(n.Children); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, top := range res.Contexts {
+		if err := walk(top.Children); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// InFrame returns the frame id of p as a Page: its scripts run in the
+// frame's document, its clicks and keys go to the frame.
+func (p *Page) InFrame(id string) *Page {
+	return &Page{b: p.b, ID: id, UserContext: p.UserContext}
+}
+
 // Close closes the page.
 func (p *Page) Close(ctx context.Context) error {
 	return p.b.conn.Call(ctx, "browsingContext.close", map[string]any{"context": p.ID}, nil)
