@@ -36,7 +36,7 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 	conv, werr := s.conversationFor(req)
 	if werr != nil {
 		s.cfg.Sink.PostSettled()
-		s.fail(werr)
+		s.refused(werr)
 		return
 	}
 	// The transport bounds the unsettled posts of a socket
@@ -176,7 +176,7 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 	}
 	s.settle(r.GetRef())
 	if code := r.GetErrorCode(); code != "" {
-		s.refused(p, code, r.GetErrorMessage())
+		s.refused(&wire.Error{Code: code, Message: r.GetErrorMessage(), ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
 		return
 	}
 	if s.cfg.V1 {
@@ -194,23 +194,21 @@ func (s *session) settle(ref uint64) {
 	s.cfg.Sink.PostSettled()
 }
 
-// refused tells the client that p was not stored. A grainchat.v1 client gets
-// an error frame and retries by itself. A seed client sees no error frames:
-// a valid message the server could not store (unavailable: the grain, which
-// retries the store, gave up at --post-timeout; internal) closes its socket,
-// so that it does not carry on as if the message had been stored; refusals of
-// an invalid request are not a reason to close (the original server ignored
-// them too).
-func (s *session) refused(p *pendingPost, code, msg string) {
+// refused tells the client that its message e names was not stored. A
+// grainchat.v1 client gets an error frame (and retries unavailable by
+// itself). A seed client sees no error frames, so its socket is closed with a
+// documented code rather than left open as if the message had been taken:
+// a valid message the server could not store (unavailable: its grain, which
+// retries the store, gave up at --post-timeout; internal), or one naming a
+// conversation it may not use or that does not exist (the reply of a staff
+// member would otherwise vanish without a word).
+func (s *session) refused(e *wire.Error) {
 	if s.cfg.V1 {
-		s.write(wire.ErrorFrame(&wire.Error{Code: code, Message: msg, ClientMsgID: p.clientMsgID, ConversationID: p.conversationID}))
+		s.write(wire.ErrorFrame(e))
 		return
 	}
-	switch code {
-	case wire.CodeUnavailable:
-		s.cfg.Sink.Close(wire.DisconnectUnavailable)
-	case wire.CodeInternal:
-		s.cfg.Sink.Close(wire.DisconnectInternal)
+	if d, ok := wire.SeedRefusal(e.Code); ok {
+		s.cfg.Sink.Close(d)
 	}
 }
 
@@ -224,5 +222,6 @@ func (s *session) postTimedOut(ctx actor.Context, ref uint64) {
 		// The grain did not answer: do not trust its PID for the next post.
 		s.forget(ctx, p.conversationID, p.sentTo)
 	}
-	s.refused(p, wire.CodeUnavailable, messageForCode(wire.CodeUnavailable))
+	s.refused(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),
+		ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
 }

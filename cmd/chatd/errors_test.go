@@ -8,6 +8,7 @@ import (
 
 	"github.com/lxzan/gws"
 
+	"github.com/grainchat/grainchat/transport/wire"
 	"github.com/grainchat/grainchat/transport/wsclient"
 )
 
@@ -63,8 +64,7 @@ func badFrames(other int64) []badFrame {
 // Every bad input of the error table gets an error frame with its exact code
 // (echoing client_msg_id), stores nothing, and leaves the socket usable; a
 // seed client sending the same frames gets no frame at all and stays usable,
-// except that a message over --max-message-chars closes its socket with 1009
-// (the original had no limit: dropping it would lose it in silence).
+// except for the messages of seedCloses, which close its socket.
 func TestErrorFrames(t *testing.T) {
 	s := startServer(t, "--database-url", newDatabase(t), "--max-message-chars", "10")
 	other := dial(t, s, "user-other", "Olga", false, true)
@@ -183,8 +183,8 @@ func TestErrorFrames(t *testing.T) {
 		send(t, sv, map[string]any{"message": "seed hello"})
 		seedConv := waitMessage(t, sv, "seed hello").Int("conversation_id")
 		for _, bc := range badFrames(otherConv) {
-			if bc.code == "message_too_long" {
-				continue // closes a seed socket: "seed message too long" below
+			if _, closes := seedCloses[bc.name]; closes {
+				continue // closes a seed socket: "seed refusals that close" below
 			}
 			c := sv
 			if bc.admin {
@@ -215,17 +215,38 @@ func TestErrorFrames(t *testing.T) {
 		}
 	})
 
-	t.Run("seed message too long", func(t *testing.T) {
-		sv := dial(t, s, "user-seed-long", "Lena", false, false)
-		send(t, sv, map[string]any{"message": "short"})
-		conv := waitMessage(t, sv, "short").Int("conversation_id")
-		send(t, sv, map[string]any{"message": strings.Repeat("x", 11)})
-		cl, err := sv.WaitClosed(ctxT(t, waitTimeout))
-		if err != nil || cl.Code != 1009 || cl.Reason != "message too long" {
-			t.Fatalf("seed socket after a message over the limit: %+v, %v; want closed 1009 \"message too long\"", cl, err)
-		}
-		if got := textsOf(messagesIn(sv, 0, conv)); !reflect.DeepEqual(got, []string{"short"}) {
-			t.Errorf("seed visitor received %q, want only \"short\"", got)
+	// A seed client cannot see error frames: a message the server refuses
+	// for being too long or for the conversation it names closes its socket
+	// with a documented code and reason, rather than vanish in silence.
+	t.Run("seed refusals that close", func(t *testing.T) {
+		for _, bc := range badFrames(otherConv) {
+			want, closes := seedCloses[bc.name]
+			if !closes {
+				continue
+			}
+			t.Run(bc.name, func(t *testing.T) {
+				sub := "seed-close-" + strings.ReplaceAll(bc.name, "/", "-")
+				c := dial(t, s, sub, "Sol", bc.admin, false)
+				sendRaw(t, c, gws.OpcodeText, []byte(bc.frame))
+				cl, err := c.WaitClosed(ctxT(t, waitTimeout))
+				if err != nil || cl.Code != want.Code || cl.Reason != want.Reason {
+					t.Fatalf("after %s: closed %+v, %v; want %d %q", bc.frame, cl, err, want.Code, want.Reason)
+				}
+				if n := len(c.Frames()); n != 0 {
+					t.Errorf("the seed client received %d frames:%s", n, dump(c))
+				}
+			})
 		}
 	})
+}
+
+// seedCloses are the bad frames of badFrames that close a seed client's
+// socket, with the close each gets (docs/PROTOCOL.md, "What each dialect
+// sees").
+var seedCloses = map[string]wire.Disconnect{
+	"message_too_long/11 chars":    wire.DisconnectMessageTooLong,
+	"message_too_long/11 runes":    wire.DisconnectMessageTooLong,
+	"forbidden/other conversation": wire.DisconnectForbidden,
+	"conversation_required":        wire.DisconnectConversationRequired,
+	"conversation_not_found":       wire.DisconnectConversationNotFound,
 }

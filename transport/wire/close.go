@@ -38,6 +38,13 @@ var (
 	// the server stopped reading a socket whose posts did not settle within
 	// twice --post-timeout.
 	DisconnectUnavailable = Disconnect{1013, "try again later: message not stored in time", true}
+	// DisconnectForbidden, DisconnectConversationRequired and
+	// DisconnectConversationNotFound: (seed dialect) a message naming a
+	// conversation its sender may not use, none (staff), or one that does
+	// not exist; a grainchat.v1 client gets the error frame instead.
+	DisconnectForbidden            = Disconnect{1008, CodeForbidden, false}
+	DisconnectConversationRequired = Disconnect{1008, CodeConversationRequired, false}
+	DisconnectConversationNotFound = Disconnect{1008, CodeConversationNotFound, false}
 	// DisconnectResync: the session could not fill a gap from the store.
 	DisconnectResync = Disconnect{4001, "resync: reconnect and resume", true}
 	// DisconnectSlowConsumer: the client did not read its frames fast enough.
@@ -50,5 +57,31 @@ var (
 // Disconnects lists every Disconnect, for docs and tests.
 var Disconnects = []Disconnect{
 	DisconnectIdle, DisconnectShutdown, DisconnectProtocol, DisconnectTooBig, DisconnectMessageTooLong, DisconnectInternal,
-	DisconnectUnavailable, DisconnectResync, DisconnectSlowConsumer, DisconnectTokenExpired,
+	DisconnectUnavailable, DisconnectForbidden, DisconnectConversationRequired, DisconnectConversationNotFound,
+	DisconnectResync, DisconnectSlowConsumer, DisconnectTokenExpired,
+}
+
+// SeedRefusal is how a seed-dialect socket learns that its message was
+// refused with code, which it cannot see as an error frame: the socket is
+// closed, never left open as if the message had been taken. ok is false for
+// the codes of frames that are not messages the server could take (invalid
+// JSON, an empty message, …): those are dropped, as the original server
+// did. A message over the length limit is closed on by the transport
+// (DisconnectMessageTooLong) before it reaches a session.
+func SeedRefusal(code string) (d Disconnect, ok bool) {
+	switch code {
+	case CodeUnavailable:
+		return DisconnectUnavailable, true
+	case CodeInternal:
+		return DisconnectInternal, true
+	case CodeForbidden:
+		return DisconnectForbidden, true
+	case CodeConversationRequired:
+		return DisconnectConversationRequired, true
+	case CodeConversationNotFound:
+		return DisconnectConversationNotFound, true
+	case CodeMessageTooLong:
+		return DisconnectMessageTooLong, true
+	}
+	return Disconnect{}, false
 }
