@@ -253,6 +253,13 @@ func (c chromeDriver) pressEnter(ctx context.Context, shift bool) error {
 	return c.on(ctx, pressEnterMod(shift))
 }
 
+func (c chromeDriver) viewport(ctx context.Context, width, height int, phone bool) error {
+	if phone {
+		return c.on(ctx, chromedp.EmulateViewport(int64(width), int64(height), chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
+	}
+	return c.on(ctx, chromedp.EmulateViewport(int64(width), int64(height)))
+}
+
 func (c chromeDriver) screenshot(ctx context.Context) ([]byte, error) {
 	deadline, _ := ctx.Deadline()
 	tctx, cancel := context.WithDeadline(c.ctx, deadline)
@@ -416,32 +423,24 @@ func (p *tab) cookies(url string) []*network.Cookie {
 // without the extra char event of SendKeys("\n").
 func pressEnter() chromedp.Action[chromedp.Void] { return pressEnterMod(false) }
 
+// With shift, the key down carries the text "\r", as a keyboard's does, so
+// that a textarea inserts its new line.
 func pressEnterMod(shift bool) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		var mods int64
+		down := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeRawKeyDown}
 		if shift {
-			mods = 8 // Shift
+			down = input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyDown, Text: "\r", Modifiers: 8} // 8: Shift
 		}
-		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
-			_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
-				Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13, Modifiers: mods,
-			})
+		up := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyUp, Modifiers: down.Modifiers}
+		for _, ev := range []input.DispatchKeyEventParams{down, up} {
+			ev.Key, ev.Code, ev.WindowsVirtualKeyCode, ev.NativeVirtualKeyCode = "Enter", "Enter", 13, 13
+			_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, ev)
 			if err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-}
-
-// viewport sets the page's size: a desktop window, or a phone screen.
-func (p *tab) viewport(width, height int64, phone bool) {
-	p.t.Helper()
-	if phone {
-		p.do("phone viewport", chromedp.EmulateViewport(width, height, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
-		return
-	}
-	p.do("desktop viewport", chromedp.EmulateViewport(width, height))
 }
 
 // artifactsDir is $ARTIFACTS_DIR, or artifacts/screenshots at the

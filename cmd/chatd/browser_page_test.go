@@ -39,6 +39,10 @@ type driver interface {
 	// pressEnter presses Enter (keydown, keyup), optionally with Shift.
 	typeKeys(ctx context.Context, text string) error
 	pressEnter(ctx context.Context, shift bool) error
+	// viewport sets the page's size in CSS pixels: a desktop window, or a
+	// phone screen (twice the pixel density; Chromium also emulates touch,
+	// which BiDi cannot: the pages' layout depends on the width only).
+	viewport(ctx context.Context, width, height int, phone bool) error
 	// screenshot returns a PNG of the viewport.
 	screenshot(ctx context.Context) ([]byte, error)
 	// setToken gives the page's person the chat_token cookie for the server
@@ -344,6 +348,75 @@ func (p *page) screenshot(name string) string {
 	}
 	p.t.Logf("screenshot: %s", path)
 	return path
+}
+
+// viewport sets the page's size (see driver.viewport) and waits until the
+// page has it.
+func (p *page) viewport(width, height int, phone bool) {
+	p.t.Helper()
+	p.must(fmt.Sprintf("viewport %dx%d", width, height), p.timed(func(ctx context.Context) error {
+		return p.d.viewport(ctx, width, height, phone)
+	}))
+	p.waitJS(fmt.Sprintf("a %dpx wide viewport", width), fmt.Sprintf(`innerWidth === %d`, width))
+}
+
+// checkNoSideways fails when the page scrolls sideways (a layout wider than
+// the screen).
+func (p *page) checkNoSideways() {
+	p.t.Helper()
+	var w struct {
+		Scroll, Inner, Body int
+	}
+	p.evalJSON(`({Scroll: document.documentElement.scrollWidth, Inner: innerWidth, Body: document.body.scrollWidth})`, &w)
+	if w.Scroll > w.Inner || w.Body > w.Inner {
+		p.t.Errorf("%s: page is %dpx wide (body %dpx) on a %dpx screen", p.name, w.Scroll, w.Body, w.Inner)
+	}
+}
+
+// checkFits is checkNoSideways, and checks that the composer is on screen,
+// not covered, enabled, with its Send button, and that its text does not
+// scroll (Firefox draws scroll bars that headless Chromium hides).
+func (p *page) checkFits() {
+	p.t.Helper()
+	p.checkNoSideways()
+	var c struct {
+		Left, Top, Right, Bottom   float64
+		Hit, Enabled, Send         bool
+		ScrollHeight, ClientHeight int
+		VW, VH                     float64
+	}
+	p.evalJSON(`(() => {
+		const t = document.getElementById('text'), s = document.getElementById('send');
+		const r = t.getBoundingClientRect(), sr = s.getBoundingClientRect();
+		const hit = (x, y) => { const e = document.elementFromPoint(x, y); return e === t || t.contains(e); };
+		const hitSend = (x, y) => { const e = document.elementFromPoint(x, y); return e === s || s.contains(e); };
+		return {Left: r.left, Top: r.top, Right: r.right, Bottom: r.bottom,
+			Hit: hit(r.left + r.width / 2, r.top + r.height / 2),
+			Send: sr.width > 0 && sr.right <= innerWidth && sr.bottom <= innerHeight && hitSend(sr.left + sr.width / 2, sr.top + sr.height / 2),
+			Enabled: !t.disabled, ScrollHeight: t.scrollHeight, ClientHeight: t.clientHeight, VW: innerWidth, VH: innerHeight};
+	})()`, &c)
+	if c.Left < 0 || c.Top < 0 || c.Right > c.VW || c.Bottom > c.VH || c.Right-c.Left < 100 {
+		p.t.Errorf("%s: the composer is at %+v, not fully on a %vx%v screen", p.name, c, c.VW, c.VH)
+	}
+	if !c.Hit || !c.Send {
+		p.t.Errorf("%s: the composer or its Send button is covered or off screen: %+v", p.name, c)
+	}
+	if !c.Enabled {
+		p.t.Errorf("%s: the composer is disabled", p.name)
+	}
+	if c.ScrollHeight > c.ClientHeight {
+		p.t.Errorf("%s: the composer's text is %dpx high in %dpx of room: it scrolls (and shows a scroll bar) for a single line", p.name, c.ScrollHeight, c.ClientHeight)
+	}
+}
+
+// composerHeight is the composer's room and its text's height.
+type composerHeight struct{ Client, Scroll int }
+
+func (p *page) composerHeight() composerHeight {
+	p.t.Helper()
+	var h composerHeight
+	p.evalJSON(`({Client: document.getElementById('text').clientHeight, Scroll: document.getElementById('text').scrollHeight})`, &h)
+	return h
 }
 
 // checkThread checks that p shows exactly texts, with seqs 1…n, each once,

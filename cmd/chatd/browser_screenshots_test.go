@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -9,11 +10,26 @@ import (
 
 // Screenshots of every page, desktop (1280×800) and phone (390×844), with a
 // realistic inbox, saved as test artifacts ($ARTIFACTS_DIR, default
-// artifacts/screenshots). docs/img/ holds the ones the README shows. The test
-// also checks that the phone layouts fit the screen (no sideways scrolling).
+// artifacts/screenshots; Chromium's under the names docs/img uses, Firefox's
+// prefixed firefox-). The test also checks the layouts: no page scrolls
+// sideways; on the chat and the inbox the composer and its Send button are
+// on screen, uncovered and enabled, and the composer does not scroll for one
+// line (Firefox draws the scroll bars headless Chromium hides), grows for two
+// (Shift+Enter) and shrinks back once they are sent; the newest message
+// stays above the composer; messages are typed and sent on a phone. In
+// Chromium and in Firefox.
 func TestBrowserScreenshots(t *testing.T) {
-	chromiumPath(t) // skip (or fail in CI) before starting anything
+	eachBrowser(t, testScreenshots)
+}
+
+func testScreenshots(t *testing.T, br browserKind) {
 	s, secret := devServer(t)
+	shot := func(p *page, name string) {
+		if br.name != "chromium" {
+			name = br.name + "-" + name
+		}
+		p.screenshot(name)
+	}
 
 	// Five visitors and two staff members talk through Go clients.
 	type line struct {
@@ -71,55 +87,52 @@ func TestBrowserScreenshots(t *testing.T) {
 		}
 	}
 
-	b := newBrowser(t)
-	p := b.newTab("pages")
+	b := br.start(t)
+	p := b.newPage("pages")
 	p.viewport(1280, 800, false)
 	p.navigate("http://" + s.Addr + "/login")
-	p.screenshot("login-desktop.png")
+	shot(p, "login-desktop.png")
 	p.viewport(390, 844, true)
 	p.navigate("http://" + s.Addr + "/login")
-	p.checkFits()
-	p.screenshot("login-phone.png")
+	p.checkNoSideways()
+	shot(p, "login-phone.png")
 
 	// The visitor's chat.
 	p.viewport(1280, 800, false)
 	p.devLogin(s.Addr, "Marie Dupont", false)
 	p.waitOnline()
 	p.waitMessageText("Wonderful, thank you both!")
-	p.screenshot("chat-desktop.png")
+	p.checkFits()
+	shot(p, "chat-desktop.png")
 	p.viewport(390, 844, true)
 	p.navigate("http://" + s.Addr + "/")
 	p.waitOnline()
 	p.waitMessageText("Wonderful, thank you both!")
 	p.checkFits()
-	p.screenshot("chat-phone.png")
+	shot(p, "chat-phone.png")
 
 	// The widget on a page of chatd's own (development mode's demo page).
+	widgetChat := `(() => {
+		const f = document.querySelector('[data-grainchat]').shadowRoot.querySelector('iframe');
+		const d = f && f.contentDocument;
+		return d && d.getElementById('state')?.dataset.state === 'online' &&
+			[...d.querySelectorAll('#messages .msg[data-seq] .text')].some(e => e.textContent.startsWith('Wonderful'));
+	})()`
 	p.viewport(1280, 800, false)
 	p.navigate("http://" + s.Addr + "/widget-demo")
 	p.waitJS("the widget button", `document.querySelector('[data-grainchat]')?.shadowRoot?.querySelector('button') != null`)
-	p.screenshot("widget-closed-desktop.png")
-	p.do("open the widget", evalVoid(`GrainChat.open()`))
-	p.waitJS("the widget's chat", `(() => {
-		const f = document.querySelector('[data-grainchat]').shadowRoot.querySelector('iframe');
-		const d = f && f.contentDocument;
-		return d && d.getElementById('state')?.dataset.state === 'online' &&
-			[...d.querySelectorAll('#messages .msg[data-seq] .text')].some(e => e.textContent.startsWith('Wonderful'));
-	})()`)
-	p.screenshot("widget-desktop.png")
+	shot(p, "widget-closed-desktop.png")
+	p.run("open the widget", `GrainChat.open()`)
+	p.waitJS("the widget's chat", widgetChat)
+	shot(p, "widget-desktop.png")
 	p.viewport(390, 844, true)
 	p.navigate("http://" + s.Addr + "/widget-demo") // the panel reopens: the widget remembers it for the tab
-	p.checkFits()
-	p.waitJS("the widget's chat", `(() => {
-		const f = document.querySelector('[data-grainchat]').shadowRoot.querySelector('iframe');
-		const d = f && f.contentDocument;
-		return d && d.getElementById('state')?.dataset.state === 'online' &&
-			[...d.querySelectorAll('#messages .msg[data-seq] .text')].some(e => e.textContent.startsWith('Wonderful'));
-	})()`)
-	p.screenshot("widget-phone.png")
+	p.checkNoSideways()
+	p.waitJS("the widget's chat", widgetChat)
+	shot(p, "widget-phone.png")
 
 	// The inbox, as Ann, who has read Jonas's and Lena's conversations.
-	a := b.newTab("inbox")
+	a := b.newPage("inbox")
 	a.viewport(1280, 800, false)
 	a.devLogin(s.Addr, "Ann", true)
 	a.waitOnline()
@@ -137,30 +150,82 @@ func TestBrowserScreenshots(t *testing.T) {
 		"Lena Fischer [] Bob: Glad to hear it, enjoy the planters!",
 		"Jonas Berg [] Great, can it ship to Oslo?",
 	)
-	a.do("start a reply", evalVoid(`document.getElementById('text').focus()`))
-	a.screenshot("admin-desktop.png")
+	a.checkFits()
+	a.run("start a reply", `document.getElementById('text').focus()`)
+	shot(a, "admin-desktop.png")
 
 	a.viewport(390, 844, true)
 	a.navigate("http://" + s.Addr + "/admin/")
 	a.waitOnline()
 	a.waitJS("five conversations", `document.querySelectorAll('#inbox .conv').length === 5`)
-	a.checkFits()
-	a.screenshot("admin-phone-inbox.png")
+	a.waitJS("the list alone on the screen", `getComputedStyle(document.querySelector('.conversation-pane')).display === 'none'`)
+	a.checkNoSideways()
+	shot(a, "admin-phone-inbox.png")
 	a.openConversation(convs["Priya Shah"])
 	a.waitMessageText("Could you send a replacement? I can send a photo.")
+	// On a phone the conversation takes the whole screen, with a way back.
+	a.waitJS("the conversation in place of the list", `getComputedStyle(document.querySelector('.inbox-pane')).display === 'none' &&
+		getComputedStyle(document.getElementById('back')).display !== 'none'`)
 	a.checkFits()
-	a.screenshot("admin-phone-conversation.png")
-}
+	shot(a, "admin-phone-conversation.png")
 
-// checkFits fails when the page scrolls sideways (a layout wider than the screen).
-func (p *tab) checkFits() {
-	p.t.Helper()
-	var w struct {
-		Scroll int `json:"scroll"`
-		Client int `json:"client"`
+	// Typing on the phones (after the screenshots, which show the seed
+	// conversations): Marie writes one line, then two (Shift+Enter): the
+	// composer grows without scrolling, Enter sends both lines, and it
+	// shrinks back; Ann answers from her phone.
+	p.navigate("http://" + s.Addr + "/")
+	p.waitOnline()
+	p.waitMessageText("Wonderful, thank you both!")
+	p.typeAndSend("Between 10:00 and 12:00 would be ideal.")
+	p.waitMessageText("Between 10:00 and 12:00 would be ideal.")
+	p.checkFits()
+	oneLine := p.composerHeight()
+	p.must("write two lines", p.timed(func(ctx context.Context) error {
+		if err := p.d.click(ctx, "#text"); err != nil {
+			return err
+		}
+		if err := p.d.typeKeys(ctx, "Or after 16:00,"); err != nil {
+			return err
+		}
+		if err := p.d.pressEnter(ctx, true); err != nil {
+			return err
+		}
+		return p.d.typeKeys(ctx, "if that is easier.")
+	}))
+	p.waitJS("the composer to grow", fmt.Sprintf(`document.getElementById('text').clientHeight > %d`, oneLine.Client))
+	if h := p.composerHeight(); h.Scroll > h.Client {
+		t.Errorf("a two-line composer scrolls: %+v", h)
 	}
-	p.evalJSON(`({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth})`, &w)
-	if w.Scroll > w.Client {
-		p.t.Errorf("%s: page is %dpx wide on a %dpx screen", p.name, w.Scroll, w.Client)
+	p.must("send", p.timed(func(ctx context.Context) error { return p.d.pressEnter(ctx, false) }))
+	p.waitMessageText("Or after 16:00,\nif that is easier.")
+	p.waitJS("the composer to shrink back", fmt.Sprintf(`document.getElementById('text').clientHeight === %d`, oneLine.Client))
+	p.checkFits()
+	// The newest message is on screen, above the composer.
+	p.waitJS("the newest message above the composer", `(() => {
+		const last = [...document.querySelectorAll('#messages .msg[data-seq]')].pop().getBoundingClientRect();
+		const composer = document.getElementById('composer').getBoundingClientRect();
+		return last.bottom <= composer.top + 1 && last.top >= 0;
+	})()`)
+
+	a.click("back to the list", "#back")
+	a.waitJS("the list", `getComputedStyle(document.querySelector('.inbox-pane')).display !== 'none'`)
+	a.openConversation(convs["Marie Dupont"])
+	a.waitMessageText("Or after 16:00,\nif that is easier.")
+	a.typeAndSend("Of course, Marie: 10:00 to 12:00 it is.")
+	a.waitMessageText("Of course, Marie: 10:00 to 12:00 it is.")
+	p.waitMessageText("Of course, Marie: 10:00 to 12:00 it is.")
+	a.checkFits()
+	wantTexts := []string{
+		"Bonjour! Do you deliver on Saturdays?",
+		"Hello Marie! Yes, Saturday delivery is available in most areas for €4.90.",
+		"Perfect. And can I choose a time slot?",
+		"You can pick a two-hour slot at checkout, from 8:00 to 18:00.",
+		"Wonderful, thank you both!",
+		"Between 10:00 and 12:00 would be ideal.",
+		"Or after 16:00,\nif that is easier.",
+		"Of course, Marie: 10:00 to 12:00 it is.",
+	}
+	for _, pg := range []*page{p, a} {
+		checkThread(t, pg, wantTexts)
 	}
 }
