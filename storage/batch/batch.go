@@ -91,40 +91,8 @@ func New(logger *slog.Logger, store storage.Store, opts Options) *Appender {
 	return a
 }
 
-// ErrClosed is returned by Append after Close.
+// ErrClosed is returned by Submit after Close.
 var ErrClosed = storage.Errorf(storage.EUNAVAILABLE, "the message writer is shutting down")
-
-// Append stores msg and returns its result once it is committed (or failed).
-// Like Store.AppendMessages, a per-message problem is in the result's Err and a
-// failure of the whole write is the returned error. Append is safe for
-// concurrent use; ctx bounds the wait.
-func (a *Appender) Append(ctx context.Context, msg storage.NewMessage) (storage.AppendResult, error) {
-	type result struct {
-		res storage.AppendResult
-		err error
-	}
-	done := make(chan result, 1)
-	expires := time.Now().Add(a.opts.WriteTimeout)
-	if d, ok := ctx.Deadline(); ok {
-		expires = d
-	}
-	err := a.Submit([]storage.NewMessage{msg}, expires, func(res []storage.AppendResult, err error) {
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		done <- result{res: res[0]}
-	})
-	if err != nil {
-		return storage.AppendResult{}, err
-	}
-	select {
-	case r := <-done:
-		return r.res, r.err
-	case <-ctx.Done():
-		return storage.AppendResult{}, storage.Unavailable("wait for the message to be stored", ctx.Err())
-	}
-}
 
 // Submit queues msgs to be stored together, in order, and returns at once.
 // done is called exactly once, from a writer goroutine, with one result per

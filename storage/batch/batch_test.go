@@ -158,21 +158,50 @@ func mustNewAppender(t *testing.T, store storage.Store, g *gate, opts batch.Opti
 	return a
 }
 
-// outcome is what one Append returned.
+// outcome is the answer to one message submitted alone.
 type outcome struct {
 	msg storage.NewMessage
 	res storage.AppendResult
 	err error
 }
 
-// goAppend runs Append in a goroutine; the outcome arrives on the channel.
+// goAppend submits msg alone, as a grain submits its batch (expiring at
+// ctx's deadline, else in 10 s); the outcome arrives on the channel.
 func goAppend(ctx context.Context, a *batch.Appender, msg storage.NewMessage) <-chan outcome {
 	ch := make(chan outcome, 1)
-	go func() {
-		res, err := a.Append(ctx, msg)
-		ch <- outcome{msg: msg, res: res, err: err}
-	}()
+	expires := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok {
+		expires = d
+	}
+	err := a.Submit([]storage.NewMessage{msg}, expires, func(res []storage.AppendResult, err error) {
+		o := outcome{msg: msg, err: err}
+		if err == nil {
+			o.res = res[0]
+		}
+		ch <- o
+	})
+	if err != nil {
+		ch <- outcome{msg: msg, err: err}
+	}
 	return ch
+}
+
+// submitWait submits msg alone and waits for its answer or for ctx: an
+// answer that never comes ends in ctx's error.
+func submitWait(ctx context.Context, a *batch.Appender, msg storage.NewMessage) (storage.AppendResult, error) {
+	select {
+	case o := <-goAppend(ctx, a, msg):
+		return o.res, o.err
+	case <-ctx.Done():
+		return storage.AppendResult{}, ctx.Err()
+	}
+}
+
+// appendOne submits msg alone and waits for its answer.
+func appendOne(t *testing.T, a *batch.Appender, msg storage.NewMessage) (storage.AppendResult, error) {
+	t.Helper()
+	o := await(t, goAppend(t.Context(), a, msg))
+	return o.res, o.err
 }
 
 // await returns the outcome of goAppend, failing the test if Append hangs.
@@ -384,7 +413,7 @@ func TestAppender_lightTraffic(t *testing.T) {
 	const n = 20
 	for i := range n {
 		start := time.Now()
-		res, err := a.Append(t.Context(), f.msg(0, fmt.Sprintf("m%d", i), ""))
+		res, err := appendOne(t, a, f.msg(0, fmt.Sprintf("m%d", i), ""))
 		if d := time.Since(start); d > time.Second {
 			t.Fatalf("Append %d took %v: a lone append must not wait", i, d)
 		}
@@ -536,41 +565,6 @@ func TestAppender_queueBound(t *testing.T) {
 	checkStored(t, f.store, f.convs[0].ID, 3)
 }
 
-// TestAppender_contextCanceled checks that a caller whose ctx ends stops
-// waiting with EUNAVAILABLE, whether its message is being written or queued.
-func TestAppender_contextCanceled(t *testing.T) {
-	f := newFixture(t, 1)
-	g := newGate(f.store)
-	a := mustNewAppender(t, g, g, batch.Options{Writers: 1})
-
-	ctx1, cancel1 := context.WithCancel(t.Context())
-	defer cancel1()
-	inStore := goAppend(ctx1, a, f.msg(0, "in store", ""))
-	g.waitEntered(t)
-	ctx2, cancel2 := context.WithCancel(t.Context())
-	defer cancel2()
-	queued := goAppend(ctx2, a, f.msg(0, "queued", ""))
-	waitFor(t, "a queued append", func() bool { return a.QueuedForTest() == 1 })
-	ctx3, cancel3 := context.WithTimeout(t.Context(), 10*time.Millisecond)
-	defer cancel3()
-	timedOut := goAppend(ctx3, a, f.msg(0, "timed out", ""))
-
-	cancel2()
-	cancel1()
-	for _, c := range []struct {
-		name string
-		ch   <-chan outcome
-		want error
-	}{{"queued", queued, context.Canceled}, {"in store", inStore, context.Canceled}, {"deadline", timedOut, context.DeadlineExceeded}} {
-		o := await(t, c.ch)
-		if code := storage.ErrorCode(o.err); code != storage.EUNAVAILABLE || !errors.Is(o.err, c.want) {
-			t.Fatalf("%s: error %v (code %q), want %q wrapping %v", c.name, o.err, code, storage.EUNAVAILABLE, c.want)
-		}
-	}
-	// The gate is still shut: the callers returned on their own.
-	g.Release()
-}
-
 // TestAppender_close checks that Close writes what is queued, answers every
 // caller, refuses later appends with ErrClosed and is idempotent.
 func TestAppender_close(t *testing.T) {
@@ -651,10 +645,10 @@ func TestAppender_closeWhileAppending(t *testing.T) {
 				started <- struct{}{}
 				for i := 0; ; i++ {
 					msg := f.msg(0, fmt.Sprintf("r%d w%d m%d", round, w, i), "")
-					// A healthy Append returns in microseconds; only a lost
+					// A healthy append returns in microseconds; only a lost
 					// request waits for this deadline.
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-					_, err := a.Append(ctx, msg)
+					_, err := submitWait(ctx, a, msg)
 					cancel()
 					if errors.Is(err, context.DeadlineExceeded) {
 						hung <- msg
@@ -729,7 +723,7 @@ func BenchmarkAppender_parallel(b *testing.B) {
 		next.Unlock()
 		msg := f.msg(i, "Bonjour, où en est ma commande ?", "")
 		for pb.Next() {
-			res, err := a.Append(context.Background(), msg)
+			res, err := submitWait(context.Background(), a, msg)
 			if err != nil || res.Err != nil {
 				b.Errorf("Append: %v %v", err, res.Err)
 				return
