@@ -65,6 +65,8 @@ type conversationGrain struct {
 	// checkIdle), so that a quiet grain neither holds it nor wakes the inbox.
 	lastNotify   *chatpb.InboxNotify
 	lastNotifyAt time.Time
+	// stopping is set once the grain stopped itself for another owner.
+	stopping bool
 }
 
 // grainPost is a post waiting for the store, with the session to answer.
@@ -134,7 +136,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.id = id
 		g.debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
-		g.node.addGrain(ctx.Self())
+		g.node.addGrain(ctx.Self(), g.id)
 		g.announce(ctx)
 		// The node tells its grains to check their owner when the topology
 		// changes; one check soon after activation covers a change that
@@ -284,8 +286,12 @@ func (g *conversationGrain) moved(ctx actor.Context) bool {
 	if g.node.owns(conversationIdentity(g.id), ConversationKind) {
 		return false
 	}
-	g.debug("conversation owned by another node: stopping this activation")
-	ctx.Stop(ctx.Self())
+	if !g.stopping {
+		g.stopping = true
+		g.debug("conversation owned by another node: stopping this activation")
+		g.node.ownershipStopped(ConversationKind, conversationIdentity(g.id))
+		ctx.Stop(ctx.Self())
+	}
 	return true
 }
 

@@ -30,6 +30,8 @@ type inboxGrain struct {
 	// lastActive is when the grain last received anything but its periodic
 	// check.
 	lastActive time.Time
+	// stopping is set once the grain stopped itself for another owner.
+	stopping bool
 }
 
 func newInboxGrain(n *Node) actor.Actor {
@@ -53,6 +55,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		g.node.inboxActive.Store(true)
 		g.logger.Debug("inbox activated", "pid", pidValue{ctx.Self()})
 		g.node.metrics.GrainActivated("inbox")
 		g.scheduleOwnerCheck(ctx)
@@ -90,6 +93,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		delete(g.subs, keyOf(msg.Who))
 	case *actor.Stopped:
+		g.node.inboxActive.Store(false)
 		g.logger.Debug("inbox stopped", "pid", pidValue{ctx.Self()})
 		g.node.metrics.GrainPassivated("inbox")
 	}
@@ -106,8 +110,12 @@ func (g *inboxGrain) moved(ctx actor.Context) bool {
 	if g.node.owns(inboxIdentity, InboxKind) {
 		return false
 	}
-	g.logger.Debug("inbox owned by another node: stopping this activation")
-	ctx.Stop(ctx.Self())
+	if !g.stopping {
+		g.stopping = true
+		g.logger.Debug("inbox owned by another node: stopping this activation")
+		g.node.ownershipStopped(InboxKind, inboxIdentity)
+		ctx.Stop(ctx.Self())
+	}
 	return true
 }
 

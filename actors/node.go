@@ -197,7 +197,19 @@ type Node struct {
 	// changes, each is told to check that its node still owns it and to
 	// announce itself to the members' hubs.
 	grainsMu sync.Mutex
-	grains   map[pidKey]*actor.PID
+	grains   map[pidKey]activation
+
+	// For Status: lookups waiting, whether the inbox is active here, and
+	// the latest ownership stops.
+	lookups     atomic.Int64
+	inboxActive atomic.Bool
+	stops       stops
+}
+
+// activation is one of this node's conversation grains.
+type activation struct {
+	pid *actor.PID
+	id  int64
 }
 
 // The dispatcher of the node's actors (see workerDispatcher): enough idle
@@ -218,7 +230,7 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 		metrics = noMetrics{}
 	}
 	n := &Node{logger: logger, cfg: cfg, store: store, appender: appender, metrics: metrics,
-		grains: make(map[pidKey]*actor.PID)}
+		grains: make(map[pidKey]activation)}
 	// protoactor is chatty at info: its records get their own threshold.
 	actorLogger := slog.New(minLevel{logger.With("component", "protoactor").Handler(), cfg.RuntimeLogLevel})
 	n.system = actor.NewActorSystemWithConfig(actor.Configure(
@@ -359,9 +371,9 @@ func (n *Node) owns(identity, kind string) bool {
 
 // addGrain and removeGrain keep the registry of this node's conversation
 // activations.
-func (n *Node) addGrain(pid *actor.PID) {
+func (n *Node) addGrain(pid *actor.PID, conv int64) {
 	n.grainsMu.Lock()
-	n.grains[keyOf(pid)] = pid
+	n.grains[keyOf(pid)] = activation{pid: pid, id: conv}
 	n.grainsMu.Unlock()
 }
 
@@ -379,8 +391,8 @@ func (n *Node) removeGrain(pid *actor.PID) {
 func (n *Node) checkGrainOwners() {
 	n.grainsMu.Lock()
 	pids := make([]*actor.PID, 0, len(n.grains))
-	for _, pid := range n.grains {
-		pids = append(pids, pid)
+	for _, a := range n.grains {
+		pids = append(pids, a.pid)
 	}
 	n.grainsMu.Unlock()
 	for _, pid := range pids {
@@ -433,6 +445,8 @@ func (n *Node) StopSession(pid *actor.PID) { n.system.Root.Stop(pid) }
 // caller retries, by which time the membership has usually dropped the dead
 // node. An abandoned lookup finishes in the background.
 func (n *Node) lookup(identity, kind string) *actor.PID {
+	n.lookups.Add(1)
+	defer n.lookups.Add(-1)
 	ch := make(chan *actor.PID, 1)
 	go func() { ch <- n.cluster.Get(identity, kind) }()
 	t := time.NewTimer(n.cfg.LookupTimeout)

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"reflect"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -617,4 +619,42 @@ func TestStoreIDInWelcomeAndInbox(t *testing.T) {
 	if memAgain, memAgainConv := storeIDs(mem); memAgain == memFirst || memAgainConv == memConv {
 		t.Fatalf("memory store restarted: store id %q → %q, visitor's conversation %d → %d: want both new", memFirst, memAgain, memConv, memAgainConv)
 	}
+}
+
+// GET /debug/cluster (served with --pprof only, like pprof) tells what the
+// node sees and hosts, and `chatd cluster status` prints it.
+func TestClusterStatusEndpoint(t *testing.T) {
+	plain := startServer(t)
+	if got := httpStatus(t, "http://"+plain.Addr+"/debug/cluster", nil); got != 404 {
+		t.Errorf("/debug/cluster without --pprof: %d, want 404", got)
+	}
+	plain.Stop() // two nodes in one process race on grpc's global logger
+	s := startServer(t, "--database-url", newDatabase(t), "--pprof")
+	staff := dial(t, s, "staff-1", "Ann", true, true)
+	v := dial(t, s, "visitor-1", "Vic", false, true)
+	conv := convOf(t, v)
+	post(t, v, 0, "hello", "h1") // activates the conversation's grain
+	var st nodeStatus
+	waitFor(t, 10*time.Second, "the status to list the conversation", func() bool {
+		var err error
+		st, err = fetchStatus(t.Context(), "http://"+s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(st.Conversations, conv)
+	})
+	if !st.Member || len(st.Members) != 1 || st.Members[0] != st.Node || st.InboxOwner != st.Node || !st.InboxActive {
+		t.Errorf("status %+v: want this node the one member, owning and hosting the inbox", st)
+	}
+	if st.Sessions != 2 {
+		t.Errorf("status says %d sessions, want 2", st.Sessions)
+	}
+	var out strings.Builder
+	if err := run(t.Context(), []string{"cluster", "status", "--url", "http://" + s.Addr}, func(string) string { return "" }, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("conversations hosted: 1 [%d]", conv)) || !strings.Contains(out.String(), "2 sessions") {
+		t.Errorf("cluster status printed:\n%s", out.String())
+	}
+	staff.Close()
 }

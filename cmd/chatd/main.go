@@ -4,6 +4,7 @@
 //	chatd migrate [flags]                        apply database migrations and exit
 //	chatd reset-store-id [flags]                 after restoring a backup: give the database a new store id
 //	chatd check-config [flags]                   validate the configuration and exit
+//	chatd cluster status [--url URL,...]         what each node sees and hosts (nodes run with --pprof)
 //	chatd token --sub ID --name NAME [--admin]   print a token for development
 package main
 
@@ -44,6 +45,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return runToken(args[1:], getenv, stdout)
 		case "migrate":
 			return runMigrate(ctx, args[1:], getenv, stdout)
+		case "cluster":
+			if len(args) < 2 || args[1] != "status" {
+				return errors.New("usage: chatd cluster status [--url URL,...] [--json]")
+			}
+			return runClusterStatus(ctx, args[2:], stdout)
 		case "check-config":
 			return runCheckConfig(ctx, args[1:], getenv, stdout)
 		case "reset-store-id":

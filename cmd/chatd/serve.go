@@ -207,6 +207,7 @@ func (m *Main) Open(ctx context.Context) error {
 		extra["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
 		extra["/debug/pprof/symbol"] = http.HandlerFunc(pprof.Symbol)
 		extra["/debug/pprof/cmdline"] = http.HandlerFunc(pprof.Cmdline)
+		extra["GET /debug/cluster"] = clusterStatusHandler(node, ws)
 	}
 	extra["GET /metrics"] = metric.Handler()
 	m.httpServer = &http.Server{
