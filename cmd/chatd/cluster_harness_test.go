@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -50,12 +51,13 @@ func freePort(t *testing.T) int {
 }
 
 // nodeTemplate is every test node: the chatd binary, the test secret, debug
-// logs (the tests read grain activations from them) and no per-user rate
-// limit (the tests' visitors post faster than people type).
+// logs (kept for a failed test), /debug/cluster (--pprof: the tests ask a node
+// what it hosts) and no per-user rate limit (the tests' visitors post faster
+// than people type).
 func nodeTemplate(t *testing.T) chatproc.NodeConfig {
 	return chatproc.NodeConfig{
 		Binary: chatdBinary(t),
-		Args:   []string{"--jwt-secret", testSecret, "--log-level", "debug", "--shutdown-timeout", "15s", "--message-rate", "-1"},
+		Args:   []string{"--jwt-secret", testSecret, "--log-level", "debug", "--shutdown-timeout", "15s", "--message-rate", "-1", "--pprof"},
 	}
 }
 
@@ -111,8 +113,12 @@ func (p *nodeProc) Restart() {
 	}
 }
 
-// hosts reports whether the node's log says it activated conversation conv.
-func (p *nodeProc) hosts(conv int64) bool { return p.node.Activated(conv) }
+// hosts reports whether the node hosts conversation conv's grain now, as its
+// /debug/cluster says (false when it does not answer: stopped or killed).
+func (p *nodeProc) hosts(conv int64) bool {
+	st, err := fetchStatus(context.Background(), "http://"+p.node.Addr())
+	return err == nil && slices.Contains(st.Conversations, conv)
+}
 
 // startEtcd runs a throwaway single-member etcd on loopback ports. Without
 // etcd on PATH the test skips, saying what to install (fails with CI=true),

@@ -81,7 +81,7 @@ func TestClusterCrossNodeChat(t *testing.T) {
 			}
 		}
 		if hosting != 1 {
-			t.Errorf("conversation %d was activated on %d nodes, want 1", conv, hosting)
+			t.Errorf("conversation %d is hosted on %d nodes, want 1", conv, hosting)
 		}
 	})
 }
