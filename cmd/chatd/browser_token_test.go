@@ -44,19 +44,20 @@ func refused401(t testing.TB, s *testServer) string {
 
 // When a page's token expires, chatd closes its socket (4401): the page says
 // "Your session expired; sign in again" and does not reconnect with the
-// token it has (no handshake is refused, the state stays signed out). In
-// Chromium and in Firefox.
+// token it has (no handshake is refused, the state stays signed out). A page
+// whose cookie the host site renewed before the expiry asks GET /session
+// once after the 4401 and reconnects with it. In Chromium and in Firefox.
 func TestBrowserTokenExpiry(t *testing.T) {
 	eachBrowser(t, func(t *testing.T, br browserKind) {
 		s := startServer(t)
 		b := br.start(t)
 		p := b.newPage("visitor")
-		token, exp := mintExpiring(t, "user-1", "Alice", false, 3*time.Second)
+		token, exp := mintExpiring(t, "user-1", "Alice", false, 6*time.Second)
 		p.setToken(s.Addr, token)
 		p.navigate("http://" + s.Addr + "/")
 		p.waitOnline()
 		if time.Until(exp) < time.Second {
-			t.Skipf("the page took until %v of a 3 s token to connect", time.Until(exp))
+			t.Skipf("the page took until %v before its 6 s token expired to connect", time.Until(exp))
 		}
 		p.waitJS("the expiry in words", `document.getElementById('state').dataset.state === 'signed-out' &&
 			document.getElementById('banner').textContent.startsWith('Your session expired; sign in again.')`)
@@ -71,6 +72,23 @@ func TestBrowserTokenExpiry(t *testing.T) {
 		}
 		if after := refused401(t, s); after != before || after != "0" {
 			t.Errorf("handshakes refused with 401: %s, then %s: the page retried with its expired token", before, after)
+		}
+
+		// A page whose host site renewed the cookie in time: at the old
+		// token's expiry it checks GET /session once and reconnects with the
+		// new one.
+		q := b.newPage("visitor with a renewed cookie")
+		short, shortExp := mintExpiring(t, "user-2", "Bruno", false, 6*time.Second)
+		q.setToken(s.Addr, short)
+		q.navigate("http://" + s.Addr + "/")
+		q.waitOnline()
+		q.setToken(s.Addr, mint(t, "user-2", "Bruno", false)) // the host site renews the cookie
+		q.waitJS("the old token's expiry to pass", fmt.Sprintf(`Date.now() > %d`, shortExp.Add(1500*time.Millisecond).UnixMilli()))
+		q.waitOnline()
+		q.typeAndSend("still here")
+		q.waitMessageText("still here")
+		if after := refused401(t, s); after != "0" {
+			t.Errorf("handshakes refused with 401: %s", after)
 		}
 	})
 }

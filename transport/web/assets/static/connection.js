@@ -159,9 +159,14 @@ export class Connection {
       if (this.stopped) return;
       if (welcomedAt && Date.now() - welcomedAt > STABLE_MS) this.attempt = 0;
       if (ev.code === CLOSE_TOKEN_EXPIRED || ev.code === CLOSE_POLICY) {
-        // The same token would be refused again: wait for a new one.
+        // The same token would be refused again: wait for a new one. A page
+        // signed in by its cookie asks once whether the host site has renewed
+        // it meanwhile (GET /session, no WebSocket attempt), and reconnects
+        // only if so.
         this.refused = true;
-        this.onState('signed-out', { reason: ev.code === CLOSE_TOKEN_EXPIRED ? 'expired' : 'policy', code: ev.code, session: this.session });
+        const detail = { reason: ev.code === CLOSE_TOKEN_EXPIRED ? 'expired' : 'policy', code: ev.code, session: this.session };
+        if (ev.code === CLOSE_TOKEN_EXPIRED && !this.token && welcomedAt) this.renewed(detail);
+        else this.onState('signed-out', detail);
         return;
       }
       if (!opened) {
@@ -170,6 +175,23 @@ export class Connection {
       }
       this.retry('reconnecting', { code: ev.code, reason: closeReason(ev.code) });
     };
+  }
+
+  // renewed reconnects if the cookie now holds a valid token, and reports
+  // signed-out otherwise.
+  async renewed(detail) {
+    let ok = false;
+    try {
+      const res = await fetch('/session', { credentials: 'same-origin', cache: 'no-store' });
+      const info = res.status === 200 ? await res.json() : null;
+      // Renewed: valid, and for a while yet (not the token that just expired).
+      ok = Boolean(info && info.expires_at && Date.parse(info.expires_at) > Date.now() + 5000);
+    } catch {
+      ok = false;
+    }
+    if (this.stopped || this.ws || !this.refused) return; // something else moved on meanwhile
+    if (ok) this.reconnectNow();
+    else this.onState('signed-out', detail);
   }
 
   // diagnose finds out why a socket did not open, then retries (or not).
