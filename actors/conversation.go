@@ -76,6 +76,10 @@ type grainPost struct {
 	// received is when the grain received the post: it retries storing it
 	// until PostTimeout after that.
 	received time.Time
+	// retried is set once a write of the post failed and was retried: if
+	// the store then finds it stored, that is the grain's own first write
+	// (its commit's answer was lost), not the client's duplicate.
+	retried bool
 }
 
 // retryFlush makes a grain write its queued posts again after the store
@@ -337,13 +341,6 @@ func (g *conversationGrain) load() error {
 }
 
 func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
-	if err := g.load(); err != nil {
-		g.failPost(ctx, grainPost{from: ctx.Sender(), post: p}, err)
-		if storage.ErrorCode(err) == storage.ENOTFOUND {
-			ctx.Stop(ctx.Self())
-		}
-		return
-	}
 	pp := grainPost{from: ctx.Sender(), post: p, received: time.Now()}
 	if len(g.queued) >= maxQueuedPosts {
 		g.failPost(ctx, pp, storage.Errorf(storage.EUNAVAILABLE, "conversation %d has too many messages waiting to be stored", g.id))
@@ -357,6 +354,29 @@ func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
 // the appender answers with an appended message. The grain keeps serving
 // other messages meanwhile.
 func (g *conversationGrain) flush(ctx actor.Context) {
+	if len(g.queued) == 0 || g.writing != nil || g.retryArmed {
+		return
+	}
+	// A grain loads its conversation before its first write; a store that
+	// fails then is retried like a failed batch (a cold grain is the usual
+	// case after a quiet spell: it must ride out a short outage too).
+	if err := g.load(); err != nil {
+		if storage.ErrorCode(err) == storage.ENOTFOUND {
+			for _, pp := range g.queued {
+				g.failPost(ctx, pp, err)
+			}
+			g.queued = nil
+			ctx.Stop(ctx.Self())
+			return
+		}
+		if !g.retry(ctx, nil, err) {
+			for _, pp := range g.queued {
+				g.failPost(ctx, pp, err)
+			}
+			g.queued = nil
+		}
+		return
+	}
 	for len(g.queued) > 0 && g.writing == nil && !g.retryArmed {
 		n := min(len(g.queued), maxPostsPerBatch)
 		batch := g.queued[:n:n]
@@ -411,7 +431,7 @@ func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 		}
 		msg := toProto(res.Message)
 		if pp.from != nil {
-			ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), Message: msg, Duplicate: res.Duplicate})
+			ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), Message: msg, Duplicate: res.Duplicate && !pp.retried})
 		}
 		if msg.GetSeq() <= g.lastSeq {
 			// Delivered already by this activation, or older than what
@@ -441,15 +461,19 @@ func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 // whose commit was lost may be stored already; its posts' idempotency keys
 // make the retry store them once.
 func (g *conversationGrain) retry(ctx actor.Context, batch []grainPost, err error) bool {
-	if codeFromStorage(err) != wire.CodeUnavailable || time.Since(batch[0].received) >= g.node.cfg.PostTimeout {
+	g.queued = append(batch[:len(batch):len(batch)], g.queued...)
+	if codeFromStorage(err) != wire.CodeUnavailable || time.Since(g.queued[0].received) >= g.node.cfg.PostTimeout {
+		g.queued = g.queued[len(batch):]
 		return false
+	}
+	for i := range batch {
+		g.queued[i].retried = true
 	}
 	g.retries++
 	if g.retries == 1 {
-		g.log().Warn("store failed; retrying the batch", "posts", len(batch), "err", err)
+		g.log().Warn("store failed; retrying", "posts", len(g.queued), "err", err)
 	}
 	backoff := min(g.node.cfg.RetryInterval<<min(g.retries-1, 4), 2*time.Second)
-	g.queued = append(batch[:len(batch):len(batch)], g.queued...)
 	g.retryArmed = true
 	g.after(ctx, backoff, &retryFlush{})
 	return true

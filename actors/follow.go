@@ -89,13 +89,18 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 	}
 	// The first page of the inbox (the snapshot is sorted, and holds all
 	// of it up to storage.MaxInboxSize); inboxPage serves the next ones.
+	// Every entry the snapshot holds moves its conversation's cursor (a
+	// re-subscription after the inbox moved fills what the session missed),
+	// though only the first page is shown.
 	all := snap.GetEntries()
-	first := all[:min(len(all), s.pageSize())]
-	entries := make([]wire.InboxEntry, 0, len(first))
-	for _, e := range first {
+	for _, e := range all {
 		if !s.catchUp(e.GetConversationId(), e.GetLastSeq()) {
 			return
 		}
+	}
+	first := all[:min(len(all), s.pageSize())]
+	entries := make([]wire.InboxEntry, 0, len(first))
+	for _, e := range first {
 		entries = append(entries, inboxEntryToWire(e))
 	}
 	if s.cfg.V1 {

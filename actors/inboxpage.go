@@ -25,14 +25,16 @@ func (s *session) inboxPage(cursor string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.StoreTimeout)
 	defer cancel()
 	size := s.pageSize()
-	rows, err := s.node.store.InboxPage(ctx, after, size+1) // one more: is there a next page?
+	rows, hasMore, err := s.readInboxPage(ctx, after, size)
 	if err != nil {
 		code := codeFromStorage(err)
+		if storage.ErrorCode(err) == storage.EINVALID {
+			code = wire.CodeInvalidRequest // a cursor out of the store's range
+		}
 		s.fail(&wire.Error{Code: code, Message: messageForCode(code)})
 		return
 	}
-	page := wire.InboxPage{Cursor: cursor, HasMore: len(rows) > size, StoreID: s.node.store.StoreID()}
-	rows = rows[:min(len(rows), size)]
+	page := wire.InboxPage{Cursor: cursor, HasMore: hasMore, StoreID: s.node.store.StoreID()}
 	page.Entries = make([]wire.InboxEntry, len(rows))
 	for i, e := range rows {
 		if _, known := s.cursor[e.ConversationID]; !known {
@@ -46,6 +48,25 @@ func (s *session) inboxPage(cursor string) {
 	if s.cfg.V1 {
 		s.write(wire.InboxFrame(page))
 	}
+}
+
+// readInboxPage reads size conversations after `after` and whether more
+// follow: one row more than the page when the store's cap allows, else a
+// second read of one row.
+func (s *session) readInboxPage(ctx context.Context, after storage.InboxCursor, size int) ([]storage.InboxEntry, bool, error) {
+	if size < storage.MaxInboxPage {
+		rows, err := s.node.store.InboxPage(ctx, after, size+1)
+		if err != nil || len(rows) <= size {
+			return rows, false, err
+		}
+		return rows[:size], true, nil
+	}
+	rows, err := s.node.store.InboxPage(ctx, after, size)
+	if err != nil || len(rows) < size {
+		return rows, false, err
+	}
+	next, err := s.node.store.InboxPage(ctx, rows[len(rows)-1].Cursor(), 1)
+	return rows, len(next) > 0, err
 }
 
 // pageSize is the staff client's inbox page size.

@@ -169,10 +169,18 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 		return // timed out already; the client was told
 	}
 	if r.GetErrorCode() == chatpb.CodeMoved {
-		if from := ctx.Sender(); from != nil && p.sentTo != nil && p.sentTo.Equal(from) {
-			s.forget(ctx, p.conversationID, from)
+		from := ctx.Sender()
+		if from == nil || p.sentTo == nil || !p.sentTo.Equal(from) {
+			return // an answer of an activation the post has left
 		}
-		return // resent once the grain is found again
+		if l := s.links[p.conversationID]; l != nil && !l.is(from) {
+			// The link moved on already (a refresh): resend there.
+			p.sentTo, p.resent = nil, true
+			s.dispatch(ctx, r.GetRef())
+			return
+		}
+		s.forget(ctx, p.conversationID, from) // resent once the grain is found again
+		return
 	}
 	s.settle(r.GetRef())
 	if code := r.GetErrorCode(); code != "" {
@@ -218,8 +226,11 @@ func (s *session) postTimedOut(ctx actor.Context, ref uint64) {
 		return
 	}
 	s.settle(ref)
-	if p.sentTo != nil {
-		// The grain did not answer: do not trust its PID for the next post.
+	if p.sentTo != nil && !s.node.isMember(p.sentTo.GetAddress()) {
+		// The grain's node left: do not trust its PID for the next post.
+		// (A grain on a live node that did not answer in time is retrying
+		// a failing store: forgetting it would queue every other post sent
+		// to it again, once per timeout.)
 		s.forget(ctx, p.conversationID, p.sentTo)
 	}
 	s.refused(&wire.Error{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable),

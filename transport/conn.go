@@ -51,6 +51,8 @@ type conn struct {
 	wake      chan struct{}
 	// expiry closes the socket when its token expires.
 	expiry *time.Timer
+	// closeReq is a close asked for before the socket was attached.
+	closeReq *wire.Disconnect
 
 	closing atomic.Bool
 	once    sync.Once
@@ -98,9 +100,16 @@ func (c *conn) attach(socket *gws.Conn, nc *frameConn) {
 	if schedule {
 		c.flushing = true
 	}
+	requested := c.closeReq
 	c.mu.Unlock()
 	if schedule {
 		socket.Async(c.flush)
+	}
+	if requested != nil {
+		// The session closed the connection before it had a socket (after
+		// the handshake's last check): close it now, behind the frames
+		// queued before.
+		socket.Async(func() { writeClose(socket, *requested) })
 	}
 }
 
@@ -146,18 +155,25 @@ func (c *conn) Close(d wire.Disconnect) {
 		c.closed()
 		c.mu.Lock()
 		socket := c.socket
-		c.mu.Unlock()
 		if socket == nil {
-			return // the handshake sees closing and refuses
+			// The handshake sees closing and refuses; if it got past its
+			// last check already, attach closes the socket.
+			c.closeReq = &d
 		}
-		go func() {
-			// The deadline also ends a write blocked on a client that does
-			// not read, which holds gws's write lock.
-			_ = socket.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = socket.WriteClose(d.Code, []byte(d.Reason))
-			_ = socket.NetConn().Close()
-		}()
+		c.mu.Unlock()
+		if socket != nil {
+			go writeClose(socket, d)
+		}
 	})
+}
+
+// writeClose sends d's close frame and closes the socket. The deadline also
+// ends a write blocked on a client that does not read, which holds gws's
+// write lock.
+func writeClose(socket *gws.Conn, d wire.Disconnect) {
+	_ = socket.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = socket.WriteClose(d.Code, []byte(d.Reason))
+	_ = socket.NetConn().Close()
 }
 
 // PostSettled implements actors.Sink: one message frame's place is free.

@@ -287,11 +287,8 @@ func (s *Server) Start() {
 // Shutdown refuses new sockets, closes every open one with 1001 and waits
 // (bounded by ctx) until their sessions have stopped.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.StopAccepting()
 	s.mu.Lock()
-	if !s.closing {
-		s.closing = true
-		close(s.stopPing)
-	}
 	s.drained = make(chan struct{})
 	if len(s.conns) == 0 {
 		close(s.drained)
@@ -318,6 +315,18 @@ func (s *Server) openConns(dst []*conn) []*conn {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// StopAccepting refuses new sockets from now on, handshakes waiting for a
+// slot included (503), and stops the pings; Shutdown closes the open ones.
+// It is idempotent.
+func (s *Server) StopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing {
+		s.closing = true
+		close(s.stopPing)
+	}
 }
 
 // Connections is the number of open sockets.
@@ -496,6 +505,8 @@ func (s *Server) acquireHandshake(ctx context.Context) *refusal {
 		return refuseBusy
 	case <-ctx.Done():
 		return refuseBusy
+	case <-s.stopPing: // closed by StopAccepting
+		return refuseShutdown
 	}
 }
 

@@ -337,6 +337,18 @@ func TestSeedUnavailableCloses(t *testing.T) {
 		waitTexts(t, "visitor", v, conv, []string{"one", "two", "three"})
 		waitTexts(t, "staff", staff, conv, []string{"one", "two", "three"})
 	})
+	t.Run("cold grain rides out a short outage", func(t *testing.T) {
+		// The first message of a conversation activates its grain, which
+		// must load the conversation while the store is down.
+		v := dial(t, s, "visitor-cold", "Cole", false, true)
+		conv := convOf(t, v)
+		proxy.SetDown(true)
+		send(t, v, map[string]any{"message": "cold one", "client_msg_id": "cold-1"})
+		send(t, v, map[string]any{"message": "cold two", "client_msg_id": "cold-2"})
+		time.AfterFunc(time.Second, func() { proxy.SetDown(false) })
+		waitTexts(t, "visitor", v, conv, []string{"cold one", "cold two"})
+		noErrorFrames(t, "visitor", v)
+	})
 	t.Run("long outage closes 1013", func(t *testing.T) {
 		v := dial(t, s, "visitor-long", "Lou", false, false)
 		send(t, v, map[string]any{"message": "first"})
@@ -657,4 +669,63 @@ func TestClusterStatusEndpoint(t *testing.T) {
 		t.Errorf("cluster status printed:\n%s", out.String())
 	}
 	staff.Close()
+}
+
+// A page of the inbox at the largest size, 200, still says whether more
+// follow (the store caps a read at 200 rows, so has_more needs a second read).
+func TestInboxPageOfMaxSizeHasMore(t *testing.T) {
+	dsn := newDatabase(t)
+	ctx := ctxT(t, 2*time.Minute)
+	if err := pgstore.Migrate(ctx, slog.New(slog.DiscardHandler), dsn); err != nil {
+		t.Fatal(err)
+	}
+	store, err := pgstore.Open(ctx, slog.New(slog.DiscardHandler), dsn, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 450
+	msgs := make([]storage.NewMessage, 0, total)
+	for i := 0; i < total; i++ {
+		u, err := store.UpsertUser(ctx, storage.UserInput{ExternalID: fmt.Sprint("mx-", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := store.EnsureConversation(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, storage.NewMessage{ConversationID: c.ID, SenderID: u.ID, SenderName: u.Name, Body: "hi"})
+	}
+	if _, err := store.AppendMessages(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	s := startServer(t, "--database-url", dsn)
+	staff := dial(t, s, "staff-max", "Max", true, true)
+	seen := map[int64]bool{}
+	var sizes []int
+	for cursor := ""; ; {
+		from := len(staff.Frames())
+		req := map[string]any{"type": "inbox", "limit": 200}
+		if cursor != "" {
+			req["cursor"] = cursor
+		}
+		send(t, staff, req)
+		f, _ := waitFrame(t, staff, from, "inbox page", func(f wsclient.Frame) bool { return f.Type() == "inbox" || f.Type() == "error" })
+		convs, _ := f.Fields["conversations"].([]any)
+		sizes = append(sizes, len(convs))
+		for _, c := range convs {
+			seen[int64(c.(map[string]any)["conversation_id"].(float64))] = true
+		}
+		if f.Fields["has_more"] != true {
+			break
+		}
+		cursor = f.String("next_cursor")
+		if len(sizes) > 5 {
+			t.Fatalf("pages %v do not end", sizes)
+		}
+	}
+	if fmt.Sprint(sizes) != "[200 200 50]" || len(seen) != total {
+		t.Fatalf("pages of %v (%d distinct conversations), want [200 200 50] and %d", sizes, len(seen), total)
+	}
 }

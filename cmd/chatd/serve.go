@@ -272,6 +272,11 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) Close() {
 	sctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 	defer cancel()
+	if m.ws != nil {
+		// Handshakes waiting for a slot would hold up the HTTP server's
+		// shutdown: refuse them first.
+		m.ws.StopAccepting()
+	}
 	for i := len(m.closers) - 1; i >= 0; i-- {
 		m.closers[i](sctx)
 	}

@@ -1,8 +1,10 @@
 package wsclient
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -36,6 +38,7 @@ type Resumer struct {
 	// that Run stops when it returns).
 	retryIDs   []string
 	retry      *time.Timer
+	posted     uint64 // Post calls so far
 	connects   int
 	duplicates int
 	gaps       []string
@@ -43,8 +46,20 @@ type Resumer struct {
 }
 
 type resumePost struct {
+	id   string
 	conv int64
 	text string
+	n    uint64 // the order of Post calls: resends keep it
+}
+
+// inOrder lists posts in the order they were posted.
+func inOrder(posts map[string]resumePost) []resumePost {
+	out := make([]resumePost, 0, len(posts))
+	for _, p := range posts {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b resumePost) int { return cmp.Compare(a.n, b.n) })
+	return out
 }
 
 // Ack is an acknowledged post.
@@ -269,13 +284,10 @@ func (rc *resumeConn) setReady() {
 	}
 	rc.ready = true
 	rc.r.mu.Lock()
-	posts := make(map[string]resumePost, len(rc.r.pending))
-	for id, p := range rc.r.pending {
-		posts[id] = p
-	}
+	posts := inOrder(rc.r.pending)
 	rc.r.mu.Unlock()
-	for id, p := range posts {
-		_ = rc.c.Send(postFrame(id, p))
+	for _, p := range posts {
+		_ = rc.c.Send(postFrame(p))
 	}
 }
 
@@ -389,13 +401,13 @@ func (r *Resumer) resendRefused() {
 	if cur == nil {
 		return // the next connection resends every pending post when ready
 	}
-	for id, p := range posts {
-		_ = cur.Send(postFrame(id, p))
+	for _, p := range inOrder(posts) {
+		_ = cur.Send(postFrame(p))
 	}
 }
 
-func postFrame(id string, p resumePost) map[string]any {
-	f := map[string]any{"message": p.text, "client_msg_id": id}
+func postFrame(p resumePost) map[string]any {
+	f := map[string]any{"message": p.text, "client_msg_id": p.id}
 	if p.conv != 0 {
 		f["conversation_id"] = p.conv
 	}
@@ -455,13 +467,14 @@ func (r *Resumer) notify() {
 // Post sends a message (conv 0: a visitor's own conversation) with the given
 // client_msg_id; it is resent on every reconnect until acknowledged.
 func (r *Resumer) Post(conv int64, text, id string) {
-	p := resumePost{conv: conv, text: text}
 	r.mu.Lock()
+	r.posted++
+	p := resumePost{id: id, conv: conv, text: text, n: r.posted}
 	r.pending[id] = p
 	c := r.conn
 	r.mu.Unlock()
 	if c != nil {
-		_ = c.Send(postFrame(id, p))
+		_ = c.Send(postFrame(p))
 	}
 }
 
