@@ -719,6 +719,13 @@ func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		return
 	}
 	s.metrics.FrameIn()
+	// Every frame counts against the user's rate, refused ones too.
+	if !s.paceRate(c) {
+		return // the socket closed while it waited
+	}
+	// A socket quiet only because the server stopped reading it is not
+	// idle: its deadline starts again when reading resumes.
+	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	if msg.Opcode != gws.OpcodeText {
 		s.metrics.FrameRefused(wire.CodeInvalidRequest)
 		if c.v1 {
@@ -744,12 +751,12 @@ func (s *Server) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		}
 		return
 	}
-	if !s.pace(c, req) {
-		return // the socket closed while it waited
+	if req.Type == wire.TypeMessage {
+		if !s.pacePosts(c) {
+			return // the socket closed while it waited
+		}
+		_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	}
-	// A socket quiet only because the server stopped reading it is not
-	// idle: its deadline starts again when reading resumes.
-	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	if req.Type == wire.TypeAuth {
 		s.reauth(c, req.Token)
 		return
@@ -776,24 +783,26 @@ func (s *Server) reauth(c *conn, token string) {
 	}
 }
 
-// pace is flow control: it returns once c may hand req to its session,
-// having waited (this is the socket's read goroutine: waiting stops reading
-// the socket, so a flooding client fills its own send buffer) while the user
-// is over the message rate and, for a message, while MaxPendingPosts of the
-// socket's posts are unsettled. Nothing is refused for being too fast, in
-// either dialect. It reports false if the socket closed meanwhile.
-func (s *Server) pace(c *conn, req wire.Request) bool {
+// paceRate and pacePosts are flow control. They run on the socket's read
+// goroutine, so waiting in them stops reading the socket, and a flooding
+// client fills its own send buffer: paceRate waits while the user is over its
+// message rate (every frame counts), pacePosts, for a message, while
+// MaxPendingPosts of the socket's posts are unsettled. Nothing is refused for
+// being too fast, in either dialect. They report false if the socket closed
+// meanwhile.
+func (s *Server) paceRate(c *conn) bool {
 	if r := c.user.limiter.Reserve(); r.OK() {
 		if d := r.Delay(); d > 0 {
 			s.metrics.ReadPaused("rate")
-			if !c.wait(d) {
-				return false
-			}
+			return c.wait(d)
 		}
 	}
-	if req.Type != wire.TypeMessage {
-		return true
-	}
+	return true
+}
+
+// pacePosts is the second half of flow control, for a message: it waits
+// while MaxPendingPosts of the socket's posts are unsettled (see paceRate).
+func (s *Server) pacePosts(c *conn) bool {
 	if c.full(s.cfg.MaxPendingPosts) {
 		s.metrics.ReadPaused("pending")
 	}
