@@ -110,7 +110,7 @@ func TestBrowserWidgetTokenRefresh(t *testing.T) {
 		b := br.start(t)
 		b.expectErrors("favicon.ico") // Firefox: the host page's CSP refuses its favicon
 		page := b.newPage("host page")
-		token, exp := mintExpiring(t, "user-7", "Wendy", false, 6*time.Second) // counted from here: the browser has started
+		token, exp := mintExpiring(t, "user-7", "Wendy", false, 10*time.Second) // counted from here: the browser has started
 		page.navigate(origin + "/")
 		root := `document.querySelector('[data-grainchat]').shadowRoot`
 		page.waitJS("the chat button", root+`?.querySelector('button') != null`)
