@@ -100,6 +100,10 @@ type Conversation struct {
 	LastSeq       int64      `db:"last_seq"`
 	LastMessageAt *time.Time `db:"last_message_at"`
 	CreatedAt     time.Time  `db:"created_at"`
+	// Status is StatusOpen, StatusPending or StatusResolved.
+	Status string `db:"status"`
+	// AssigneeID is the assigned staff user's id, nil when unassigned.
+	AssigneeID *int64 `db:"assignee_id"`
 }
 
 // Message is one stored chat message. Seq is 1, 2, 3, … within its
@@ -137,6 +141,11 @@ type AppendResult struct {
 	// Err is set when this message was not stored (ENOTFOUND for an unknown
 	// conversation, EINVALID for a bad field); Message is then zero.
 	Err error
+	// Reopened is set on the result of the visitor message that moved its
+	// pending or resolved conversation back to StatusOpen: the status event
+	// recorded in the same transaction (Actor: the visitor; AfterSeq: the
+	// seq before that message). Never set on a Duplicate.
+	Reopened *Event
 }
 
 // Page selects messages of one conversation by seq. AfterSeq and BeforeSeq
@@ -159,6 +168,15 @@ type InboxEntry struct {
 	LastMessageAt  *time.Time `db:"last_message_at"`
 	// LastMessage is the newest message, nil when the conversation has none.
 	LastMessage *Message `db:"-"`
+	// Status and Assignee (nil: unassigned) are the conversation's desk
+	// state: every inbox read fills them.
+	Status   string   `db:"status"`
+	Assignee *UserRef `db:"-"`
+	// ReadSeq is the viewer's read mark and Unread the number of messages
+	// after it not sent by the viewer (at most MaxUnread): InboxView fills
+	// them; Inbox and InboxPage, which have no viewer, leave them 0.
+	ReadSeq int64 `db:"read_seq"`
+	Unread  int64 `db:"unread"`
 }
 
 // Cursor returns e's position in the inbox: InboxPage(ctx, e.Cursor(), n)
@@ -301,4 +319,7 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+
+	// Desk: status, assignment, events, read marks, inbox views.
+	Desk
 }

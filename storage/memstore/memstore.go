@@ -50,6 +50,9 @@ type Store struct {
 	userByExt map[string]int64
 	convs     map[int64]*conversation
 	convByUsr map[int64]int64
+
+	lastEventID int64             // the last event id handed out (see New)
+	marks       map[markKey]int64 // read marks (desk.go)
 }
 
 // conversation is one conversation and its messages; messages[i].Seq == i+1.
@@ -58,6 +61,9 @@ type conversation struct {
 	messages []storage.Message
 	// byClientID maps a (sender, client message id) to its message's index.
 	byClientID map[clientKey]int
+	// events are the recorded desk changes, in recorded (and after_seq)
+	// order.
+	events []storage.Event
 }
 
 type clientKey struct {
@@ -72,8 +78,8 @@ const MaxIDOrigin = 1 << 52
 
 // New returns an empty Store.
 //
-// Users, conversations and messages are numbered by three independent
-// sequences, each starting after the same origin: the time of New in
+// Users, conversations, messages and desk events are numbered by four
+// independent sequences, each starting after the same origin: the time of New in
 // microseconds since 1970 (Options.Now; clamped to 0..MaxIDOrigin). So the
 // ids of a Store never meet those of a Store created earlier (by this
 // process or by an earlier run of the program) as long as that earlier Store
@@ -90,15 +96,17 @@ func New(opts Options) *Store {
 	}
 	origin := min(max(now().UnixMicro(), 0), MaxIDOrigin)
 	return &Store{
-		now:        now,
-		id:         "mem-" + rand.Text(),
-		lastUserID: origin,
-		lastConvID: origin,
-		lastMsgID:  origin,
-		users:      make(map[int64]storage.User),
-		userByExt:  make(map[string]int64),
-		convs:      make(map[int64]*conversation),
-		convByUsr:  make(map[int64]int64),
+		now:         now,
+		id:          "mem-" + rand.Text(),
+		lastUserID:  origin,
+		lastConvID:  origin,
+		lastMsgID:   origin,
+		lastEventID: origin,
+		users:       make(map[int64]storage.User),
+		userByExt:   make(map[string]int64),
+		convs:       make(map[int64]*conversation),
+		convByUsr:   make(map[int64]int64),
+		marks:       make(map[markKey]int64),
 	}
 }
 
@@ -207,6 +215,7 @@ func (s *Store) EnsureConversation(ctx context.Context, userID int64) (storage.C
 			ID:        nextID(&s.lastConvID),
 			UserID:    userID,
 			CreatedAt: s.timestamp(),
+			Status:    storage.StatusOpen,
 		},
 		byClientID: make(map[clientKey]int),
 	}
@@ -236,11 +245,16 @@ func (c *conversation) snapshot() storage.Conversation {
 		t := *out.LastMessageAt
 		out.LastMessageAt = &t
 	}
+	if out.AssigneeID != nil {
+		id := *out.AssigneeID
+		out.AssigneeID = &id
+	}
 	return out
 }
 
 // AppendMessages implements storage.Store. All messages of one call share one
-// CreatedAt, as they share one transaction timestamp in pgstore.
+// CreatedAt, as they share one transaction timestamp in pgstore. A visitor's
+// new message reopens its pending or resolved conversation (reopen).
 func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) ([]storage.AppendResult, error) {
 	results := make([]storage.AppendResult, len(msgs))
 	s.mu.Lock()
@@ -290,6 +304,9 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 		at := now
 		c.LastMessageAt = &at
 		results[i].Message = stored
+		if !m.SenderIsAdmin && c.Status != storage.StatusOpen {
+			results[i].Reopened = s.reopen(c, stored)
+		}
 	}
 	return results, nil
 }
@@ -348,41 +365,10 @@ func (s *Store) InboxPage(ctx context.Context, after storage.InboxCursor, limit 
 }
 
 // inboxPage returns up to limit (resolved) conversations with messages
-// after the (valid) cursor, in inbox order.
+// after the (valid) cursor, in inbox order: the view without filters or
+// viewer.
 func (s *Store) inboxPage(ctx context.Context, after storage.InboxCursor, limit int) ([]storage.InboxEntry, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.checkOpen(ctx); err != nil {
-		return nil, err
-	}
-	active := make([]*conversation, 0, min(len(s.convs), 4*limit))
-	for _, c := range s.convs {
-		if c.LastSeq > 0 && (after.IsZero() || inboxCompare(c, after) > 0) {
-			active = append(active, c)
-		}
-	}
-	slices.SortFunc(active, func(a, b *conversation) int {
-		return inboxCompare(a, b.Cursor())
-	})
-	if len(active) > limit {
-		active = active[:limit]
-	}
-	entries := make([]storage.InboxEntry, 0, len(active))
-	for _, c := range active {
-		snap := c.snapshot()
-		u := s.users[c.UserID]
-		last := c.messages[len(c.messages)-1]
-		entries = append(entries, storage.InboxEntry{
-			ConversationID: c.ID,
-			UserID:         u.ID,
-			UserExternalID: u.ExternalID,
-			UserName:       u.Name,
-			LastSeq:        snap.LastSeq,
-			LastMessageAt:  snap.LastMessageAt,
-			LastMessage:    &last,
-		})
-	}
-	return entries, nil
+	return s.view(ctx, storage.InboxQuery{Assignee: storage.AssigneeAny, After: after, Limit: limit}, false)
 }
 
 // Cursor is the conversation's position in the inbox; it has a message.

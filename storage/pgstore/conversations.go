@@ -10,7 +10,7 @@ import (
 	"github.com/grainchat/grainchat/storage"
 )
 
-const conversationColumns = `id, user_id, last_seq, last_message_at, created_at`
+const conversationColumns = `id, user_id, last_seq, last_message_at, created_at, status, assignee_id`
 
 // EnsureConversation implements storage.Store.
 func (s *Store) EnsureConversation(ctx context.Context, userID int64) (storage.Conversation, error) {

@@ -2,13 +2,13 @@ package pgstore
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/internal/rules"
 )
 
-// inboxQuery reads one inbox page: the conversations with messages after
+// The inbox query (viewQuery in view.go, without filters or viewer; called
+// inboxQuery below) reads one inbox page: the conversations with messages after
 // the cursor ($1, $2; $1 NULL for the top), at most $3, each with its user
 // and newest message.
 //
@@ -29,22 +29,8 @@ import (
 // million messages); Inbox's 1,000 take 16 ms there, where the old Inbox
 // query took 960 ms. A walk through all 100,000 in pages of 50 thus costs
 // the database some 20 s: clients should page on demand, not walk the inbox.
-const inboxQuery = `
-	SELECT c.id, c.user_id, u.external_id, u.name, c.last_seq, c.last_message_at,
-		` + messageColumns + `
-	FROM (
-		SELECT id, user_id, last_seq, last_message_at
-		FROM conversations
-		WHERE last_seq > 0
-			AND ($1::timestamptz IS NULL OR (last_message_at, id) < ($1::timestamptz, $2::bigint))
-		ORDER BY last_message_at DESC, id DESC
-		LIMIT $3
-	) c
-	CROSS JOIN LATERAL (SELECT external_id, name FROM users WHERE id = c.user_id LIMIT 1) u
-	CROSS JOIN LATERAL (
-		SELECT * FROM messages WHERE conversation_id = c.id AND seq = c.last_seq LIMIT 1
-	) m
-	ORDER BY c.last_message_at DESC, c.id DESC`
+// Every view of the inbox (InboxView) has this shape, with its filters
+// inside the scan (see viewQuery).
 
 // Inbox implements storage.Store: the first page, up to
 // storage.MaxInboxSize conversations.
@@ -66,37 +52,8 @@ func (s *Store) InboxPage(ctx context.Context, after storage.InboxCursor, limit 
 	return s.inboxPage(ctx, after, limit)
 }
 
-// inboxPage runs inboxQuery with a valid cursor and a resolved limit.
+// inboxPage reads a page of the whole inbox (no filter, no viewer) with a
+// valid cursor and a resolved limit.
 func (s *Store) inboxPage(ctx context.Context, after storage.InboxCursor, limit int) ([]storage.InboxEntry, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	st, err := s.prepared(ctx, inboxQuery)
-	if err != nil {
-		return nil, dbError(ctx, "pgstore: inbox: prepare", err)
-	}
-	at := sql.NullTime{Time: after.LastMessageAt, Valid: !after.IsZero()}
-	rows, err := st.QueryContext(ctx, at, after.ConversationID, limit)
-	if err != nil {
-		return nil, dbError(ctx, "pgstore: inbox", s.checkPrepared(inboxQuery, err))
-	}
-	defer rows.Close()
-
-	entries := make([]storage.InboxEntry, 0, min(limit, storage.MaxInboxPage))
-	for rows.Next() {
-		var e storage.InboxEntry
-		var m storage.Message
-		err := rows.Scan(
-			&e.ConversationID, &e.UserID, &e.UserExternalID, &e.UserName, &e.LastSeq, &e.LastMessageAt,
-			&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.SenderName, &m.SenderIsAdmin,
-			&m.Body, &m.ClientMsgID, &m.CreatedAt)
-		if err != nil {
-			return nil, dbError(ctx, "pgstore: inbox: scan", err)
-		}
-		e.LastMessage = &m
-		entries = append(entries, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, dbError(ctx, "pgstore: inbox", err)
-	}
-	return entries, nil
+	return s.view(ctx, storage.InboxQuery{Assignee: storage.AssigneeAny, After: after, Limit: limit}, viewSpec{})
 }

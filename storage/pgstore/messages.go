@@ -20,12 +20,14 @@ const messageColumns = `m.id, m.conversation_id, m.seq, m.sender_id, m.sender_na
 // AppendMessages implements storage.Store.
 //
 // The whole batch is one call of the SQL function grainchat_append_messages
-// (migration 00002), through a prepared statement: one round trip and one
+// (migration 00002; 00007 and 00008 changed it), through a prepared statement: one round trip and one
 // commit, whatever the size of the batch. The function locks the batch's
 // conversations in id order (so that concurrent writers never deadlock),
 // finds the messages stored earlier under the batch's client message ids,
 // assigns the new seqs in input order and inserts the new messages, advancing
-// each conversation's last_seq in the same statement. The row locks, held
+// each conversation's last_seq in the same statement; a visitor's message
+// reopens a pending or resolved conversation in that statement too
+// (storage.AppendResult.Reopened). The row locks, held
 // until commit, make that safe when other processes append to the same
 // conversations. Gap-free seqs under concurrency are guarded by storetest's
 // AppendMessages/Concurrent and by TestTwoStores_sameConversation and
@@ -68,7 +70,8 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 	for rows.Next() {
 		var r appendedRow
 		if err := rows.Scan(&r.Ord, &r.Outcome, &r.ID, &r.Seq, &r.CreatedAt,
-			&r.SenderID, &r.SenderName, &r.SenderIsAdmin, &r.Body, &r.ClientMsgID); err != nil {
+			&r.SenderID, &r.SenderName, &r.SenderIsAdmin, &r.Body, &r.ClientMsgID,
+			&r.ReopenEventID, &r.ActorExternalID, &r.ActorName); err != nil {
 			return nil, dbError(ctx, "pgstore: append messages: scan", err)
 		}
 		if k >= len(index) || r.Ord != k+1 {
@@ -77,7 +80,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 		i := index[k]
 		switch r.Outcome {
 		case outcomeNew:
-			results[i] = storage.AppendResult{Message: r.newMessage(cols, k)}
+			results[i] = storage.AppendResult{Message: r.newMessage(cols, k), Reopened: r.reopened(cols, k)}
 		case outcomeDuplicate:
 			results[i] = storage.AppendResult{Message: r.storedMessage(cols.conversationID[k]), Duplicate: true}
 		case outcomeMissingConversation:
@@ -98,9 +101,10 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 	return results, nil
 }
 
-// appendQuery calls grainchat_append_messages. A new message's columns are
-// the ones sent: only a duplicate's (the message stored first under its key)
-// come back.
+// appendQuery calls grainchat_append_messages (migration 00008). A new
+// message's columns are the ones sent: only a duplicate's (the message stored
+// first under its key) come back, and the event of a message that reopened
+// its conversation.
 const appendQuery = `SELECT ord,
 	CASE outcome WHEN 'new' THEN 0 WHEN 'duplicate' THEN 1
 		WHEN 'missing_conversation' THEN 2 WHEN 'missing_sender' THEN 3 ELSE -1 END,
@@ -109,7 +113,8 @@ const appendQuery = `SELECT ord,
 	CASE WHEN outcome = 'duplicate' THEN sender_name END,
 	CASE WHEN outcome = 'duplicate' THEN sender_is_admin END,
 	CASE WHEN outcome = 'duplicate' THEN body END,
-	CASE WHEN outcome = 'duplicate' THEN COALESCE(client_msg_id, '') END
+	CASE WHEN outcome = 'duplicate' THEN COALESCE(client_msg_id, '') END,
+	reopen_event_id, actor_external_id, actor_name
 	FROM grainchat_append_messages($1, $2, $3, $4, $5, $6)`
 
 // appendColumns holds valid new messages column by column, to be sent as
@@ -154,6 +159,33 @@ type appendedRow struct {
 	SenderIsAdmin sql.NullBool
 	Body          sql.NullString
 	ClientMsgID   sql.NullString
+	// The status event of a new message that reopened its conversation;
+	// NULL otherwise.
+	ReopenEventID   sql.NullInt64
+	ActorExternalID sql.NullString
+	ActorName       sql.NullString
+}
+
+// reopened is the status event recorded with the k-th message sent, a new
+// one, nil unless it reopened its conversation. The function records it
+// with the message's time, after the seq before it, by its sender.
+func (r *appendedRow) reopened(cols appendColumns, k int) *storage.Event {
+	if !r.ReopenEventID.Valid {
+		return nil
+	}
+	return &storage.Event{
+		ID:             r.ReopenEventID.Int64,
+		ConversationID: cols.conversationID[k],
+		AfterSeq:       r.Seq.Int64 - 1,
+		Kind:           storage.EventStatus,
+		Status:         storage.StatusOpen,
+		Actor: storage.UserRef{
+			ID:         cols.senderID[k],
+			ExternalID: r.ActorExternalID.String,
+			Name:       r.ActorName.String,
+		},
+		CreatedAt: r.CreatedAt.Time,
+	}
 }
 
 // newMessage is the stored message of a new row: the k-th one sent, with

@@ -61,7 +61,7 @@ func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
 
 // connectQuery reads a user by external id with their conversation, if any.
 const connectQuery = `SELECT u.id, u.external_id, u.name, u.is_admin, u.created_at,
-	c.id, c.last_seq, c.last_message_at, c.created_at
+	c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id
 	FROM users u LEFT JOIN conversations c ON c.user_id = u.id
 	WHERE u.external_id = $1`
 
@@ -85,14 +85,21 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 		lastSeq   sql.NullInt64
 		lastAt    sql.NullTime
 		convSince sql.NullTime
+		status    sql.NullString
+		assignee  sql.NullInt64
 	)
 	err = st.QueryRowContext(qctx, in.ExternalID).Scan(&u.ID, &u.ExternalID, &u.Name, &u.IsAdmin, &u.CreatedAt,
-		&convID, &lastSeq, &lastAt, &convSince)
+		&convID, &lastSeq, &lastAt, &convSince, &status, &assignee)
 	switch {
 	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && (in.IsAdmin || convID.Valid):
 		var c storage.Conversation
 		if !in.IsAdmin {
-			c = storage.Conversation{ID: convID.Int64, UserID: u.ID, LastSeq: lastSeq.Int64, CreatedAt: convSince.Time}
+			c = storage.Conversation{ID: convID.Int64, UserID: u.ID, LastSeq: lastSeq.Int64, CreatedAt: convSince.Time,
+				Status: status.String}
+			if assignee.Valid {
+				id := assignee.Int64
+				c.AssigneeID = &id
+			}
 			if lastAt.Valid {
 				t := lastAt.Time
 				c.LastMessageAt = &t

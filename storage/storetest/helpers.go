@@ -192,7 +192,9 @@ func diffConversation(got, want storage.Conversation) string {
 	sameTime := (got.LastMessageAt == nil) == (want.LastMessageAt == nil) &&
 		(got.LastMessageAt == nil || got.LastMessageAt.Equal(*want.LastMessageAt))
 	if got.ID != want.ID || got.UserID != want.UserID || got.LastSeq != want.LastSeq || !sameTime ||
-		!got.CreatedAt.Equal(want.CreatedAt) {
+		!got.CreatedAt.Equal(want.CreatedAt) || got.Status != want.Status ||
+		(got.AssigneeID == nil) != (want.AssigneeID == nil) ||
+		(got.AssigneeID != nil && *got.AssigneeID != *want.AssigneeID) {
 		return fmt.Sprintf("got %+v, want %+v", got, want)
 	}
 	return ""

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"IDs/SafeIntegers", testIDsSafeIntegers},
 		{"Ping", testPing},
 	}
+	tests = append(tests, deskTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

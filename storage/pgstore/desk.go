@@ -1,0 +1,406 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/internal/rules"
+)
+
+// This file owns the desk's writes and point reads (storage.Desk):
+// ChangeConversation, DeskState, Events, MarkRead, ViewCounts and StaffUser.
+// The inbox views are in view.go.
+
+// lockDeskQuery locks a conversation ($1) for a change and reads its state
+// with the users the change names: the actor ($2), the current assignee and
+// the requested one ($3, NULL when the change leaves the assignee alone or
+// unassigns). The row lock orders the change with appends
+// (grainchat_append_messages locks the same row), so last_seq is the seq the
+// change's events come after.
+const lockDeskQuery = `
+	SELECT c.status, c.last_seq,
+		cur.id, cur.external_id, cur.name,
+		act.id, act.external_id, act.name,
+		req.id, req.external_id, req.name, req.is_admin
+	FROM conversations c
+	LEFT JOIN users cur ON cur.id = c.assignee_id
+	LEFT JOIN users act ON act.id = $2
+	LEFT JOIN users req ON req.id = $3
+	WHERE c.id = $1
+	FOR UPDATE OF c`
+
+// changeQuery writes a change: the conversation's new status ($2) and
+// assignee ($3), and the events ($6: a status event; $7: an assignee event)
+// after seq $4 by actor $5, all at one time read after the lock.
+const changeQuery = `
+	WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now),
+	upd AS (UPDATE conversations SET status = $2::text, assignee_id = $3::bigint WHERE id = $1::bigint),
+	ins AS (
+		INSERT INTO conversation_events (conversation_id, after_seq, kind, status, assignee_id, actor_id, created_at)
+		SELECT $1::bigint, $4::bigint, 'status', $2::text, NULL::bigint, $5::bigint, t.now FROM t WHERE $6::boolean
+		UNION ALL
+		SELECT $1::bigint, $4::bigint, 'assignee', NULL::text, $3::bigint, $5::bigint, t.now FROM t WHERE $7::boolean
+		RETURNING id, kind, created_at
+	)
+	SELECT id, kind, created_at FROM ins ORDER BY id`
+
+// lockedDesk is what lockDeskQuery read.
+type lockedDesk struct {
+	status   string
+	lastSeq  int64
+	current  nullableRef
+	actor    nullableRef
+	wanted   nullableRef
+	wantedOK sql.NullBool // the requested assignee's is_admin
+}
+
+// nullableRef scans a storage.UserRef from a LEFT JOIN.
+type nullableRef struct {
+	ID         sql.NullInt64
+	ExternalID sql.NullString
+	Name       sql.NullString
+}
+
+// ref returns the user, nil when the join found none.
+func (n nullableRef) ref() *storage.UserRef {
+	if !n.ID.Valid {
+		return nil
+	}
+	return &storage.UserRef{ID: n.ID.Int64, ExternalID: n.ExternalID.String, Name: n.Name.String}
+}
+
+// ChangeConversation implements storage.Desk in one transaction: lock and
+// read (lockDeskQuery), then, when something changes, write (changeQuery).
+func (s *Store) ChangeConversation(ctx context.Context, conversationID int64, c storage.Change) (storage.ChangeResult, error) {
+	if err := checkChange(c); err != nil {
+		return storage.ChangeResult{}, err
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return storage.ChangeResult{}, dbError(ctx, "pgstore: change conversation: begin", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var requested sql.NullInt64
+	if c.Assignee != nil && *c.Assignee != 0 {
+		requested = sql.NullInt64{Int64: *c.Assignee, Valid: true}
+	}
+	cur, err := lockDesk(ctx, tx, conversationID, c.ActorID, requested)
+	if err != nil {
+		return storage.ChangeResult{}, err
+	}
+	res, plan, err := planChange(conversationID, c, cur)
+	if err != nil || (!plan.status && !plan.assignee) {
+		return res, err // nothing to write: the rollback ends the transaction
+	}
+	if res.Events, err = writeChange(ctx, tx, res.State, plan, cur.actor.ref()); err != nil {
+		return storage.ChangeResult{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return storage.ChangeResult{}, dbError(ctx, "pgstore: change conversation: commit", err)
+	}
+	return res, nil
+}
+
+// checkChange refuses what no conversation accepts: an unknown status, a
+// negative assignee id.
+func checkChange(c storage.Change) error {
+	if c.Status != nil && !storage.ValidStatus(*c.Status) {
+		return storage.Errorf(storage.EINVALID, "unknown status %q", *c.Status)
+	}
+	if c.Assignee != nil && *c.Assignee < 0 {
+		return storage.Errorf(storage.EINVALID, "assignee %d is not a staff user", *c.Assignee)
+	}
+	return nil
+}
+
+// lockDesk runs lockDeskQuery in tx.
+func lockDesk(ctx context.Context, tx *sqlx.Tx, conversationID, actorID int64, requested sql.NullInt64) (lockedDesk, error) {
+	var d lockedDesk
+	err := tx.QueryRowContext(ctx, lockDeskQuery, conversationID, actorID, requested).Scan(
+		&d.status, &d.lastSeq,
+		&d.current.ID, &d.current.ExternalID, &d.current.Name,
+		&d.actor.ID, &d.actor.ExternalID, &d.actor.Name,
+		&d.wanted.ID, &d.wanted.ExternalID, &d.wanted.Name, &d.wantedOK)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", conversationID)
+	}
+	if err != nil {
+		return d, dbError(ctx, "pgstore: change conversation: lock", err)
+	}
+	return d, nil
+}
+
+// changePlan says which fields a change writes.
+type changePlan struct{ status, assignee bool }
+
+// planChange checks c against the locked state and returns the state after
+// it and what to write: ENOTFOUND for an unknown actor, EINVALID for an
+// assignee that is not a staff user.
+func planChange(conversationID int64, c storage.Change, cur lockedDesk) (storage.ChangeResult, changePlan, error) {
+	var plan changePlan
+	if !cur.actor.ID.Valid {
+		return storage.ChangeResult{}, plan, storage.Errorf(storage.ENOTFOUND, "user %d not found", c.ActorID)
+	}
+	state := storage.DeskState{
+		ConversationID: conversationID,
+		Status:         cur.status,
+		Assignee:       cur.current.ref(),
+		LastSeq:        cur.lastSeq,
+	}
+	if c.Status != nil && *c.Status != state.Status {
+		state.Status, plan.status = *c.Status, true
+	}
+	if c.Assignee != nil {
+		var next *storage.UserRef
+		if *c.Assignee != 0 {
+			if !cur.wanted.ID.Valid || !cur.wantedOK.Bool {
+				return storage.ChangeResult{}, plan, storage.Errorf(storage.EINVALID, "assignee %d is not a staff user", *c.Assignee)
+			}
+			next = cur.wanted.ref()
+		}
+		if assigneeID(next) != assigneeID(state.Assignee) {
+			state.Assignee, plan.assignee = next, true
+		}
+	}
+	return storage.ChangeResult{State: state}, plan, nil
+}
+
+// assigneeID is ref's id, 0 for nil.
+func assigneeID(ref *storage.UserRef) int64 {
+	if ref == nil {
+		return 0
+	}
+	return ref.ID
+}
+
+// writeChange runs changeQuery in tx and returns the events it recorded.
+func writeChange(ctx context.Context, tx *sqlx.Tx, state storage.DeskState, plan changePlan, actor *storage.UserRef) ([]storage.Event, error) {
+	assignee := sql.NullInt64{Int64: assigneeID(state.Assignee), Valid: state.Assignee != nil}
+	rows, err := tx.QueryContext(ctx, changeQuery, state.ConversationID, state.Status, assignee,
+		state.LastSeq, actor.ID, plan.status, plan.assignee)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: change conversation", err)
+	}
+	defer rows.Close()
+	var events []storage.Event
+	for rows.Next() {
+		e := storage.Event{ConversationID: state.ConversationID, AfterSeq: state.LastSeq, Actor: *actor}
+		if err := rows.Scan(&e.ID, &e.Kind, &e.CreatedAt); err != nil {
+			return nil, dbError(ctx, "pgstore: change conversation: scan", err)
+		}
+		switch e.Kind {
+		case storage.EventStatus:
+			e.Status = state.Status
+		case storage.EventAssignee:
+			if state.Assignee != nil {
+				a := *state.Assignee
+				e.Assignee = &a
+			}
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(ctx, "pgstore: change conversation", err)
+	}
+	return events, nil
+}
+
+// deskStateQuery reads a conversation's desk state with its assignee.
+const deskStateQuery = `
+	SELECT c.status, c.last_seq, a.id, a.external_id, a.name
+	FROM conversations c LEFT JOIN users a ON a.id = c.assignee_id
+	WHERE c.id = $1`
+
+// DeskState implements storage.Desk with one prepared read.
+func (s *Store) DeskState(ctx context.Context, conversationID int64) (storage.DeskState, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := s.prepared(ctx, deskStateQuery)
+	if err != nil {
+		return storage.DeskState{}, dbError(ctx, "pgstore: desk state: prepare", err)
+	}
+	d := storage.DeskState{ConversationID: conversationID}
+	var a nullableRef
+	err = st.QueryRowContext(ctx, conversationID).Scan(&d.Status, &d.LastSeq, &a.ID, &a.ExternalID, &a.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.DeskState{}, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", conversationID)
+	}
+	if err != nil {
+		return storage.DeskState{}, dbError(ctx, "pgstore: desk state", s.checkPrepared(deskStateQuery, err))
+	}
+	d.Assignee = a.ref()
+	return d, nil
+}
+
+// eventsQuery reads a conversation's events ($1) with after_seq in [$2, $3]
+// in recorded order, at most $4, through conversation_events_thread_idx: within a
+// conversation, id order is after_seq order (both are assigned under the
+// conversation's row lock).
+const eventsQuery = `
+	SELECT e.id, e.after_seq, e.kind, COALESCE(e.status, ''), e.created_at,
+		ac.id, ac.external_id, ac.name, asg.id, asg.external_id, asg.name
+	FROM conversation_events e
+	JOIN users ac ON ac.id = e.actor_id
+	LEFT JOIN users asg ON asg.id = e.assignee_id
+	WHERE e.conversation_id = $1 AND e.after_seq BETWEEN $2 AND $3
+	ORDER BY e.after_seq, e.id
+	LIMIT $4`
+
+// Events implements storage.Desk.
+func (s *Store) Events(ctx context.Context, conversationID, fromSeq, toSeq int64) ([]storage.Event, error) {
+	if fromSeq < 0 || toSeq < 0 {
+		return nil, storage.Errorf(storage.EINVALID, "event bounds must not be negative")
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	events := []storage.Event{}
+	if fromSeq <= toSeq {
+		var err error
+		if events, err = s.readEvents(ctx, conversationID, fromSeq, toSeq); err != nil {
+			return nil, err
+		}
+	}
+	if len(events) == 0 {
+		// Tell an empty range from a missing conversation.
+		if _, err := s.DeskState(ctx, conversationID); err != nil {
+			return nil, err
+		}
+	}
+	return events, nil
+}
+
+// readEvents runs eventsQuery.
+func (s *Store) readEvents(ctx context.Context, conversationID, fromSeq, toSeq int64) ([]storage.Event, error) {
+	st, err := s.prepared(ctx, eventsQuery)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: events: prepare", err)
+	}
+	rows, err := st.QueryContext(ctx, conversationID, fromSeq, toSeq, storage.MaxEventsPage)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: events", s.checkPrepared(eventsQuery, err))
+	}
+	defer rows.Close()
+	events := []storage.Event{}
+	for rows.Next() {
+		e := storage.Event{ConversationID: conversationID}
+		var a nullableRef
+		err := rows.Scan(&e.ID, &e.AfterSeq, &e.Kind, &e.Status, &e.CreatedAt,
+			&e.Actor.ID, &e.Actor.ExternalID, &e.Actor.Name, &a.ID, &a.ExternalID, &a.Name)
+		if err != nil {
+			return nil, dbError(ctx, "pgstore: events: scan", err)
+		}
+		e.Assignee = a.ref()
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(ctx, "pgstore: events", err)
+	}
+	return events, nil
+}
+
+// markReadQuery moves user $1's mark of conversation $2 to $3, capped at the
+// conversation's last_seq, never backwards, and returns the mark: NULL when
+// the conversation does not exist.
+const markReadQuery = `
+	WITH c AS (SELECT id, last_seq FROM conversations WHERE id = $2),
+	m AS (
+		INSERT INTO read_marks (user_id, conversation_id, seq)
+		SELECT $1, c.id, LEAST($3::bigint, c.last_seq) FROM c
+		ON CONFLICT (user_id, conversation_id) DO UPDATE SET seq = GREATEST(read_marks.seq, EXCLUDED.seq)
+		RETURNING seq
+	)
+	SELECT (SELECT seq FROM m)`
+
+// MarkRead implements storage.Desk with one prepared statement.
+func (s *Store) MarkRead(ctx context.Context, userID, conversationID, seq int64) (int64, error) {
+	if seq < 0 {
+		return 0, storage.Errorf(storage.EINVALID, "read mark must not be negative")
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var mark sql.NullInt64
+	err := s.getPrepared(ctx, &mark, markReadQuery, userID, conversationID, seq)
+	switch {
+	case pq.As(err, "23503") != nil: // foreign_key_violation: the only other key is the user
+		return 0, storage.Errorf(storage.ENOTFOUND, "user %d not found", userID)
+	case err != nil:
+		return 0, dbError(ctx, "pgstore: mark read", err)
+	case !mark.Valid:
+		return 0, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", conversationID)
+	}
+	return mark.Int64, nil
+}
+
+// viewCountsQuery counts the conversations with messages by status: all,
+// the viewer's ($1), unassigned. One scan of conversations, like an inbox
+// page (00004, 00006).
+const viewCountsQuery = `
+	SELECT status, count(*), count(*) FILTER (WHERE assignee_id = $1), count(*) FILTER (WHERE assignee_id IS NULL)
+	FROM conversations
+	WHERE last_seq > 0
+	GROUP BY status`
+
+// ViewCounts implements storage.Desk.
+func (s *Store) ViewCounts(ctx context.Context, viewerID int64) ([]storage.ViewCounts, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := s.prepared(ctx, viewCountsQuery)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: view counts: prepare", err)
+	}
+	rows, err := st.QueryContext(ctx, viewerID)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: view counts", s.checkPrepared(viewCountsQuery, err))
+	}
+	defer rows.Close()
+	counts := emptyViewCounts()
+	for rows.Next() {
+		var v storage.ViewCounts
+		if err := rows.Scan(&v.Status, &v.All, &v.Mine, &v.Unassigned); err != nil {
+			return nil, dbError(ctx, "pgstore: view counts: scan", err)
+		}
+		for i := range counts {
+			if counts[i].Status == v.Status {
+				counts[i] = v
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(ctx, "pgstore: view counts", err)
+	}
+	return counts, nil
+}
+
+// emptyViewCounts is one zero row per status, in storage.Desk's order.
+func emptyViewCounts() []storage.ViewCounts {
+	return []storage.ViewCounts{
+		{Status: storage.StatusOpen}, {Status: storage.StatusPending}, {Status: storage.StatusResolved},
+	}
+}
+
+// StaffUser implements storage.Desk. An external id that no user can have
+// (see rules.ExternalID) is ENOTFOUND too.
+func (s *Store) StaffUser(ctx context.Context, externalID string) (storage.User, error) {
+	if rules.ExternalID(externalID) != nil {
+		return storage.User{}, storage.Errorf(storage.ENOTFOUND, "no staff user with that external id")
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var u storage.User
+	err := s.getPrepared(ctx, &u, `SELECT `+userColumns+` FROM users WHERE external_id = $1 AND is_admin`, externalID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.User{}, storage.Errorf(storage.ENOTFOUND, "no staff user with that external id")
+	}
+	if err != nil {
+		return storage.User{}, dbError(ctx, "pgstore: staff user", err)
+	}
+	return u, nil
+}

@@ -1,0 +1,218 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/internal/rules"
+)
+
+// This file owns the inbox views: InboxView, and the one query builder that
+// InboxPage and Inbox also use (inbox.go).
+
+// InboxView implements storage.Desk: one prepared query per shape of view
+// (see viewQuery).
+func (s *Store) InboxView(ctx context.Context, q storage.InboxQuery) ([]storage.InboxEntry, error) {
+	q, err := q.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	if q.Limit, err = rules.InboxPageLimit(q.Limit); err != nil {
+		return nil, err
+	}
+	if err := rules.InboxCursor(q.After); err != nil {
+		return nil, err
+	}
+	return s.view(ctx, q, viewSpec{viewer: true})
+}
+
+// ConversationEntry implements storage.Desk: the view query of one
+// conversation (see viewQuery).
+func (s *Store) ConversationEntry(ctx context.Context, viewerID, conversationID int64) (storage.InboxEntry, error) {
+	entries, err := s.view(ctx, storage.InboxQuery{ViewerID: viewerID, Limit: 1}, viewSpec{viewer: true, conversationID: conversationID})
+	if err != nil {
+		return storage.InboxEntry{}, err
+	}
+	if len(entries) == 0 {
+		return storage.InboxEntry{}, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", conversationID)
+	}
+	return entries[0], nil
+}
+
+// viewSpec is what a view query reads besides its InboxQuery.
+type viewSpec struct {
+	// viewer: read the viewer's read mark and unread count.
+	viewer bool
+	// conversationID, when not 0, reads that conversation only, with or
+	// without messages, instead of q's filters and cursor.
+	conversationID int64
+}
+
+// view runs the query of q (normalized, with a valid cursor and a resolved
+// limit) as spec says.
+func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) ([]storage.InboxEntry, error) {
+	query, args := viewQuery(q, spec)
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: inbox: prepare", err)
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: inbox", s.checkPrepared(query, err))
+	}
+	defer rows.Close()
+
+	entries := make([]storage.InboxEntry, 0, min(q.Limit, storage.MaxInboxPage))
+	for rows.Next() {
+		var e storage.InboxEntry
+		var m nullMessage
+		var a nullableRef
+		err := rows.Scan(
+			&e.ConversationID, &e.UserID, &e.UserExternalID, &e.UserName, &e.LastSeq, &e.LastMessageAt,
+			&e.Status, &a.ID, &a.ExternalID, &a.Name, &e.ReadSeq, &e.Unread,
+			&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.SenderName, &m.SenderIsAdmin,
+			&m.Body, &m.ClientMsgID, &m.CreatedAt)
+		if err != nil {
+			return nil, dbError(ctx, "pgstore: inbox: scan", err)
+		}
+		e.Assignee = a.ref()
+		e.LastMessage = m.message()
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(ctx, "pgstore: inbox", err)
+	}
+	return entries, nil
+}
+
+// viewQuery builds the query of a view (or of one conversation, see
+// viewSpec) and its arguments. It has the inbox
+// query's shape (see inbox.go): an inner scan of conversations, narrow
+// columns, with the view's filters, keeping the first rows of the inbox
+// order in a top-N sort; then LATERAL probes by key for those rows only: the
+// visitor, the assignee, the newest message and, with a viewer, their read
+// mark and unread count.
+//
+// Filters are written into the query rather than passed as arguments, so
+// that each shape is its own prepared statement with its own plan: the
+// status as a literal (one of three), the assignee filter as IS NULL or
+// = $n. A selective filter (the open conversations, one agent's) then reads
+// conversations_status_idx or conversations_assignee_idx instead of the
+// table; a wide one (resolved, everything) keeps the scan.
+//
+// Search: conversations with a message whose 'simple' text search vector
+// matches every word (messages_body_fts_idx) or whose visitor's name
+// contains the text (ILIKE, users_name_trgm_idx when pg_trgm is installed).
+// Both are uncorrelated subqueries, each run once per page (a hashed
+// SubPlan), then the scan keeps the conversations in them.
+//
+// Unread counts the messages after the viewer's mark not sent by the viewer,
+// reading at most storage.MaxUnread of them (a LIMITed subquery over the
+// messages' (conversation_id, seq) key).
+func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
+	b := &argList{}
+	var where strings.Builder
+	limitArg := ""
+	if spec.conversationID != 0 {
+		fmt.Fprintf(&where, "id = %s", b.add(spec.conversationID))
+		limitArg = "1"
+	} else {
+		at := sql.NullTime{Time: q.After.LastMessageAt, Valid: !q.After.IsZero()}
+		timeArg, idArg := b.add(at), b.add(q.After.ConversationID)
+		limitArg = b.add(q.Limit)
+		fmt.Fprintf(&where, "last_seq > 0\n\t\t\tAND (%[1]s::timestamptz IS NULL OR (last_message_at, id) < (%[1]s::timestamptz, %[2]s::bigint))",
+			timeArg, idArg)
+	}
+	if q.Status != "" { // one of three known statuses (Normalize)
+		fmt.Fprintf(&where, "\n\t\t\tAND status = '%s'", q.Status)
+	}
+	switch q.Assignee {
+	case storage.AssigneeNone:
+		where.WriteString("\n\t\t\tAND assignee_id IS NULL")
+	case storage.AssigneeUser:
+		fmt.Fprintf(&where, "\n\t\t\tAND assignee_id = %s", b.add(q.AssigneeID))
+	}
+	if q.Search != "" {
+		fmt.Fprintf(&where, `
+			AND (id IN (SELECT conversation_id FROM messages
+					WHERE to_tsvector('simple', body) @@ plainto_tsquery('simple', %s))
+				OR user_id IN (SELECT id FROM users WHERE name ILIKE %s))`,
+			b.add(q.Search), b.add(likeContains(q.Search)))
+	}
+
+	readState, readJoins := "0::bigint, 0::bigint", ""
+	if spec.viewer {
+		viewer := b.add(q.ViewerID)
+		readState = "COALESCE(r.seq, 0), n.unread"
+		readJoins = fmt.Sprintf(`
+	LEFT JOIN LATERAL (SELECT seq FROM read_marks WHERE user_id = %[1]s AND conversation_id = c.id) r ON true
+	CROSS JOIN LATERAL (
+		SELECT count(*) AS unread FROM (
+			SELECT 1 FROM messages
+			WHERE conversation_id = c.id AND seq > COALESCE(r.seq, 0) AND sender_id <> %[1]s
+			ORDER BY seq LIMIT %[2]d
+		) x
+	) n`, viewer, storage.MaxUnread)
+	}
+
+	query := `
+	SELECT c.id, c.user_id, u.external_id, u.name, c.last_seq, c.last_message_at,
+		c.status, a.id, a.external_id, a.name, ` + readState + `,
+		` + messageColumns + `
+	FROM (
+		SELECT id, user_id, last_seq, last_message_at, status, assignee_id
+		FROM conversations
+		WHERE ` + where.String() + `
+		ORDER BY last_message_at DESC, id DESC
+		LIMIT ` + limitArg + `
+	) c
+	CROSS JOIN LATERAL (SELECT external_id, name FROM users WHERE id = c.user_id LIMIT 1) u
+	LEFT JOIN LATERAL (SELECT id, external_id, name FROM users WHERE id = c.assignee_id LIMIT 1) a ON true` +
+		readJoins + `
+	LEFT JOIN LATERAL (
+		SELECT * FROM messages WHERE conversation_id = c.id AND seq = c.last_seq LIMIT 1
+	) m ON true
+	ORDER BY c.last_message_at DESC, c.id DESC`
+	return query, b.args
+}
+
+// nullMessage scans the newest message of a view's row: NULL when the
+// conversation has none (ConversationEntry only).
+type nullMessage struct {
+	ID, ConversationID, Seq, SenderID sql.NullInt64
+	SenderName, Body, ClientMsgID     sql.NullString
+	SenderIsAdmin                     sql.NullBool
+	CreatedAt                         sql.NullTime
+}
+
+// message returns the message, nil for NULL.
+func (m nullMessage) message() *storage.Message {
+	if !m.ID.Valid {
+		return nil
+	}
+	return &storage.Message{
+		ID: m.ID.Int64, ConversationID: m.ConversationID.Int64, Seq: m.Seq.Int64,
+		SenderID: m.SenderID.Int64, SenderName: m.SenderName.String, SenderIsAdmin: m.SenderIsAdmin.Bool,
+		Body: m.Body.String, ClientMsgID: m.ClientMsgID.String, CreatedAt: m.CreatedAt.Time,
+	}
+}
+
+// argList numbers a query's arguments as they are added.
+type argList struct{ args []any }
+
+// add appends v and returns its placeholder ($1, $2, …).
+func (b *argList) add(v any) string {
+	b.args = append(b.args, v)
+	return fmt.Sprintf("$%d", len(b.args))
+}
+
+// likeContains is an ILIKE pattern matching any text that contains s: its
+// wildcards and the escape character (backslash) escaped.
+func likeContains(s string) string {
+	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
+}
