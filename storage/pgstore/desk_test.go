@@ -1,0 +1,215 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/pgstore"
+	"github.com/grainchat/grainchat/storage/pgtest"
+)
+
+// deskFixture is a data set written in bulk by SQL (see newDeskFixture).
+type deskFixture struct {
+	staff  storage.User // Ann, staff, assigned every 50th conversation
+	rare   int64        // the conversation whose one message holds rareWord
+	target string       // the name of the visitor of conversation rare
+}
+
+// rareWord is in exactly one message of a deskFixture; absentWord in none.
+const (
+	rareWord   = "zyzzyva"
+	absentWord = "wombat"
+)
+
+// newDeskFixture writes convs visitors, each with a conversation of
+// perConv messages ("Hello, I have a question about order <n>", n unique),
+// the conversations' activity spread over 30 days; 95 % of them resolved,
+// the others open; every 50th assigned to a staff user; one message of one
+// conversation also holds rareWord. The GIN index is dropped during the
+// bulk insert and built again after it (what a restore does), then
+// everything is vacuumed and analyzed.
+func newDeskFixture(tb testing.TB, s *pgstore.Store, convs, perConv int) deskFixture {
+	tb.Helper()
+	ctx := context.Background()
+	staff, err := s.UpsertUser(ctx, storage.UserInput{ExternalID: "ann", Name: "Ann", IsAdmin: true})
+	if err != nil {
+		tb.Fatalf("UpsertUser: %v", err)
+	}
+	start := time.Now()
+	for _, q := range []string{
+		`INSERT INTO users (external_id, name) SELECT 'visitor-' || g, 'Visitor ' || g FROM generate_series(1, $1) g`,
+		`INSERT INTO conversations (user_id) SELECT id FROM users WHERE NOT is_admin ORDER BY id`,
+		`DROP INDEX messages_body_fts_idx`,
+		`INSERT INTO messages (conversation_id, seq, sender_id, sender_name, sender_is_admin, body, created_at)
+			SELECT c.id, k, c.user_id, 'Visitor', false,
+				'Hello, I have a question about order ' || (c.id::bigint * $2 + k),
+				now() - interval '30 days' + c.id * interval '10 ms' + k * interval '1 us'
+			FROM conversations c, generate_series(1, $2) k`,
+		`UPDATE conversations SET last_seq = $2,
+			last_message_at = now() - interval '30 days' + id * interval '10 ms' + $2 * interval '1 us',
+			status = CASE WHEN id % 20 = 0 THEN 'open' ELSE 'resolved' END,
+			assignee_id = CASE WHEN id % 50 = 0 THEN ` + fmt.Sprint(staff.ID) + ` END`,
+		`UPDATE messages SET body = body || ' ` + rareWord + `'
+			WHERE conversation_id = (SELECT min(id) + $1 / 3 FROM conversations) AND seq = ($2 + 1) / 2`,
+		`CREATE INDEX messages_body_fts_idx ON messages USING gin (to_tsvector('simple', body))`,
+		`VACUUM ANALYZE`,
+	} { // $1: convs, $2: perConv
+		q = strings.NewReplacer("$1", fmt.Sprint(convs), "$2", fmt.Sprint(perConv)).Replace(q)
+		if _, err := s.DB().ExecContext(ctx, q); err != nil {
+			tb.Fatalf("fixture: %v\n%s", err, q)
+		}
+	}
+	f := deskFixture{staff: staff}
+	err = s.DB().QueryRowContext(ctx, `SELECT c.id, u.name FROM messages m
+		JOIN conversations c ON c.id = m.conversation_id JOIN users u ON u.id = c.user_id
+		WHERE to_tsvector('simple', m.body) @@ plainto_tsquery('simple', $1)`, rareWord).Scan(&f.rare, &f.target)
+	if err != nil {
+		tb.Fatalf("fixture: find the rare word: %v", err)
+	}
+	tb.Logf("fixture: %d conversations, %d messages in %v", convs, convs*perConv, time.Since(start).Round(time.Millisecond))
+	return f
+}
+
+// TestSearch_100kMessages: among 100,000 messages, a search finds the one
+// conversation whose message has the word, none for an absent word, a
+// visitor by part of their name, and the filters apply; the plan reads the
+// GIN index.
+func TestSearch_100kMessages(t *testing.T) {
+	s := pgtest.NewStore(t)
+	f := newDeskFixture(t, s, 1000, 100)
+	view := func(q storage.InboxQuery) []int64 {
+		t.Helper()
+		q.ViewerID = f.staff.ID
+		start := time.Now()
+		page, err := s.InboxView(t.Context(), q)
+		if err != nil {
+			t.Fatalf("InboxView(%+v): %v", q, err)
+		}
+		t.Logf("InboxView(search %q, status %q, assignee %q): %d in %v", q.Search, q.Status, q.Assignee, len(page), time.Since(start))
+		ids := make([]int64, len(page))
+		for i, e := range page {
+			ids[i] = e.ConversationID
+		}
+		return ids
+	}
+	status := storage.StatusResolved
+	if f.rare%20 == 0 {
+		status = storage.StatusOpen
+	}
+	for _, tt := range []struct {
+		q    storage.InboxQuery
+		want []int64
+	}{
+		{storage.InboxQuery{Search: rareWord}, []int64{f.rare}},
+		{storage.InboxQuery{Search: strings.ToUpper(rareWord) + " question"}, []int64{f.rare}},
+		{storage.InboxQuery{Search: rareWord, Status: status}, []int64{f.rare}},
+		{storage.InboxQuery{Search: rareWord, Status: storage.StatusPending}, nil},
+		{storage.InboxQuery{Search: absentWord}, nil},
+		{storage.InboxQuery{Search: rareWord + " " + absentWord}, nil},
+		{storage.InboxQuery{Search: f.target[2:]}, []int64{f.rare}}, // "sitor 334": by name
+	} {
+		if got := view(tt.q); !slices.Equal(got, tt.want) {
+			t.Errorf("InboxView(%+v) = %v, want %v", tt.q, got, tt.want)
+		}
+	}
+	// A word in every message: a full first page.
+	if got := view(storage.InboxQuery{Search: "question", Limit: 50}); len(got) != 50 {
+		t.Errorf("search for a word of every message: %d conversations, want 50", len(got))
+	}
+
+	plan := explain(t, s, storage.InboxQuery{ViewerID: f.staff.ID, Search: rareWord, Assignee: storage.AssigneeAny, Limit: 50})
+	if !strings.Contains(plan, "messages_body_fts_idx") {
+		t.Errorf("the search does not read messages_body_fts_idx:\n%s", plan)
+	}
+}
+
+// explain returns the plan of q's view query, run (EXPLAIN ANALYZE).
+func explain(tb testing.TB, s *pgstore.Store, q storage.InboxQuery) string {
+	tb.Helper()
+	query, args := pgstore.ViewQuery(q, true)
+	rows, err := s.DB().QueryContext(context.Background(), "EXPLAIN (ANALYZE, COSTS OFF) "+query, args...)
+	if err != nil {
+		tb.Fatalf("explain: %v", err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			tb.Fatalf("explain: %v", err)
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// BenchmarkInboxView reads one page of 50 of several views of 100,000
+// conversations of ten messages each (a million messages), one InboxView
+// call per iteration, and logs each plan. Its fixture takes minutes: it runs
+// only with GRAINCHAT_BENCH_1M=1.
+func BenchmarkInboxView(b *testing.B) {
+	if os.Getenv("GRAINCHAT_BENCH_1M") != "1" {
+		b.Skip("set GRAINCHAT_BENCH_1M=1 to run it (a fixture of a million messages)")
+	}
+	const (
+		convs   = 100_000
+		perConv = 10
+	)
+	s, err := pgstore.Open(b.Context(), nil, pgtest.NewDatabase(b), pgstore.Options{MaxOpenConns: 2})
+	if err != nil {
+		b.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	f := newDeskFixture(b, s, convs, perConv)
+	for _, v := range []struct {
+		name string
+		q    storage.InboxQuery
+		want int
+	}{
+		{"all", storage.InboxQuery{}, 50},
+		{"open", storage.InboxQuery{Status: storage.StatusOpen}, 50},
+		{"open_unassigned", storage.InboxQuery{Status: storage.StatusOpen, Assignee: storage.AssigneeNone}, 50},
+		{"mine", storage.InboxQuery{Assignee: storage.AssigneeMe}, 50},
+		{"resolved", storage.InboxQuery{Status: storage.StatusResolved}, 50},
+		{"search_rare_word", storage.InboxQuery{Search: rareWord}, 1},
+		{"search_absent_word", storage.InboxQuery{Search: absentWord}, 0},
+		{"search_common_word", storage.InboxQuery{Search: "question"}, 50},
+		{"search_name", storage.InboxQuery{Search: f.target}, 1},
+	} {
+		v.q.ViewerID, v.q.Limit = f.staff.ID, 50
+		b.Run(v.name, func(b *testing.B) {
+			b.Logf("plan:\n%s", explain(b, s, mustNormalize(b, v.q)))
+			b.ReportAllocs()
+			for b.Loop() {
+				page, err := s.InboxView(b.Context(), v.q)
+				if err != nil || len(page) != v.want {
+					b.Fatalf("InboxView: %d entries, %v; want %d", len(page), err, v.want)
+				}
+			}
+		})
+	}
+	b.Run("view_counts", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.ViewCounts(b.Context(), f.staff.ID); err != nil {
+				b.Fatalf("ViewCounts: %v", err)
+			}
+		}
+	})
+}
+
+// mustNormalize is q.Normalize, failing on an error.
+func mustNormalize(tb testing.TB, q storage.InboxQuery) storage.InboxQuery {
+	tb.Helper()
+	n, err := q.Normalize()
+	if err != nil {
+		tb.Fatalf("Normalize(%+v): %v", q, err)
+	}
+	return n
+}
