@@ -107,9 +107,15 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) (
 //
 // Search: conversations with a message whose 'simple' text search vector
 // matches every word (messages_body_fts_idx) or whose visitor's name
-// contains the text (ILIKE, users_name_trgm_idx when pg_trgm is installed).
-// Both are uncorrelated subqueries, each run once per page (a hashed
-// SubPlan), then the scan keeps the conversations in them.
+// contains the text (ILIKE, users_name_trgm_idx when pg_trgm is installed),
+// as one IN over the UNION of both: a semi-join, which the planner runs
+// from the matches (a few: probes of conversations by key) or, for a word
+// of many messages, as a hash join with the conversations' scan. Not an OR
+// of two IN subqueries: a SubPlan whose matches outgrow work_mem is not
+// hashed but run again for every conversation (a word of every message of
+// a million ran for minutes). Cost: the matching messages, all of them,
+// read once per page: a word of 1,000 messages costs little, a word of
+// every message about a second at a million (BenchmarkInboxView).
 //
 // Unread counts the messages after the viewer's mark not sent by the viewer,
 // reading at most storage.MaxUnread of them (a LIMITed subquery over the
@@ -139,9 +145,12 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 	}
 	if q.Search != "" {
 		fmt.Fprintf(&where, `
-			AND (id IN (SELECT conversation_id FROM messages
-					WHERE to_tsvector('simple', body) @@ plainto_tsquery('simple', %s))
-				OR user_id IN (SELECT id FROM users WHERE name ILIKE %s))`,
+			AND id IN (
+				SELECT conversation_id FROM messages
+				WHERE to_tsvector('simple', body) @@ plainto_tsquery('simple', %s)
+				UNION
+				SELECT cu.id FROM users su JOIN conversations cu ON cu.user_id = su.id
+				WHERE su.name ILIKE %s)`,
 			b.add(q.Search), b.add(likeContains(q.Search)))
 	}
 
