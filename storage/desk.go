@@ -120,7 +120,12 @@ type InboxQuery struct {
 	// memstore: each word of Search equal to a word of the message, words
 	// being runs of letters and digits, compared in lower case). Leading
 	// and trailing white space is ignored. At most MaxSearchRunes runes of
-	// valid UTF-8 without NUL bytes.
+	// valid UTF-8 without NUL bytes. memstore finds a message as soon as
+	// AppendMessages returned; PostgreSQL once the store's search indexer
+	// has run after the message's batch committed, normally within its
+	// interval (pgstore.Options.SearchIndexInterval, 500 ms by default),
+	// longer when it falls behind or the database is unreachable. Names are
+	// matched at once in both.
 	Search string
 	After  InboxCursor
 	// Limit: 0 means DefaultInboxPage; more than MaxInboxPage is capped.

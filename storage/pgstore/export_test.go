@@ -1,8 +1,40 @@
 package pgstore
 
-import "github.com/grainchat/grainchat/storage"
+import (
+	"context"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/grainchat/grainchat/storage"
+)
 
 // ViewQuery exposes viewQuery to the external tests, which EXPLAIN it.
 func ViewQuery(q storage.InboxQuery, viewer bool) (string, []any) {
 	return viewQuery(q, viewSpec{viewer: viewer})
+}
+
+// MigrateTo applies the migrations up to version (included) to the
+// database named by dsn, for tests of a migration over existing data; with
+// down, it rolls back the ones after version instead.
+func MigrateTo(ctx context.Context, dsn string, version int64, down bool) error {
+	db, _, err := openDB(dsn, Options{MaxOpenConns: 1}.withDefaults())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fsys, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return err
+	}
+	if down {
+		_, err = provider.DownTo(ctx, version)
+	} else {
+		_, err = provider.UpTo(ctx, version)
+	}
+	return err
 }

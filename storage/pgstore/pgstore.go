@@ -29,6 +29,8 @@ const (
 	DefaultConnMaxIdleTime = 5 * time.Minute
 	DefaultConnectTimeout  = 5 * time.Second
 	DefaultQueryTimeout    = 10 * time.Second
+
+	DefaultSearchIndexInterval = 500 * time.Millisecond
 )
 
 // Options configures a Store. Every zero value means the documented default.
@@ -55,6 +57,13 @@ type Options struct {
 	// SkipMigrations makes Open leave the schema alone. False (the default)
 	// means Open applies pending migrations, as Migrate does.
 	SkipMigrations bool
+	// SearchIndexInterval is how often the Store's background loop indexes
+	// the messages stored since its last pass, for InboxView's search (see
+	// IndexSearch): a message is searchable within about this long after
+	// its batch committed. Every node of a cluster runs the loop; they share
+	// the work. Zero means DefaultSearchIndexInterval (500 ms); negative
+	// means no loop (something else must call IndexSearch). Close stops it.
+	SearchIndexInterval time.Duration
 }
 
 // withDefaults returns o with its zero values replaced by the defaults.
@@ -77,6 +86,9 @@ func (o Options) withDefaults() Options {
 	if o.QueryTimeout == 0 {
 		o.QueryTimeout = DefaultQueryTimeout
 	}
+	if o.SearchIndexInterval == 0 {
+		o.SearchIndexInterval = DefaultSearchIndexInterval
+	}
 	return o
 }
 
@@ -91,6 +103,10 @@ type Store struct {
 
 	idMu sync.RWMutex
 	id   string // see StoreID
+
+	indexMu   sync.Mutex // one IndexSearch at a time (see IndexSearch)
+	stopIndex func()     // stops the indexer's loop; nil without one
+	stopOnce  sync.Once
 }
 
 // prepared returns query prepared, preparing it on first use; database/sql
@@ -154,7 +170,8 @@ func (s *Store) getPrepared(ctx context.Context, dest any, query string, args ..
 // Open connects to the database named by dsn (a postgres:// URL or a
 // key=value string, as lib/pq accepts), applies pending migrations unless
 // opts.SkipMigrations, checks that the database answers and reads its store
-// id (StoreID; a schema without it is EINTERNAL). A nil logger
+// id (StoreID; a schema without it is EINTERNAL), then starts the search
+// indexer's loop (Options.SearchIndexInterval). A nil logger
 // discards logs. Errors are *storage.Error: EUNAVAILABLE when the server
 // cannot be reached, EINTERNAL otherwise (a bad DSN, a failed migration).
 func Open(ctx context.Context, logger *slog.Logger, dsn string, opts Options) (*Store, error) {
@@ -182,9 +199,11 @@ func Open(ctx context.Context, logger *slog.Logger, dsn string, opts Options) (*
 		_ = db.Close()
 		return nil, err
 	}
+	s.startIndexer()
 	logger.Info("pgstore: opened",
 		"host", cfg.Host, "port", cfg.Port, "database", cfg.Database, "user", cfg.User,
-		"max_open_conns", opts.MaxOpenConns, "migrations", !opts.SkipMigrations, "store_id", s.id)
+		"max_open_conns", opts.MaxOpenConns, "migrations", !opts.SkipMigrations, "store_id", s.id,
+		"search_index_interval", opts.SearchIndexInterval)
 	return s, nil
 }
 
@@ -262,8 +281,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements storage.Store. It waits for running queries to finish.
+// Close implements storage.Store. It stops the search indexer's loop and
+// waits for it and for running queries to finish.
 func (s *Store) Close() error {
+	s.stopIndexer()
 	s.stmtMu.Lock()
 	for _, st := range s.stmts {
 		_ = st.Close()

@@ -106,7 +106,9 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) (
 // table; a wide one (resolved, everything) keeps the scan.
 //
 // Search: conversations with a message whose 'simple' text search vector
-// matches every word (messages_body_fts_idx) or whose visitor's name
+// matches every word (message_search and its GIN index
+// message_search_tsv_idx, filled by IndexSearch: a message is found once
+// indexed, see migration 00008) or whose visitor's name
 // contains the text (ILIKE, users_name_trgm_idx when pg_trgm is installed),
 // as one IN over the UNION of both: a semi-join, which the planner runs
 // from the matches (a few: probes of conversations by key) or, for a word
@@ -146,8 +148,8 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 	if q.Search != "" {
 		fmt.Fprintf(&where, `
 			AND id IN (
-				SELECT conversation_id FROM messages
-				WHERE to_tsvector('simple', body) @@ plainto_tsquery('simple', %s)
+				SELECT conversation_id FROM message_search
+				WHERE tsv @@ plainto_tsquery('simple', %s)
 				UNION
 				SELECT cu.id FROM users su JOIN conversations cu ON cu.user_id = su.id
 				WHERE su.name ILIKE %s)`,

@@ -910,6 +910,7 @@ func testDeskSearch(t *testing.T, s storage.Store) {
 		d.msg(namedConv, "nothing special"),
 	})
 	mustAppend(t, s, []storage.NewMessage{d.msg(d.convs[20], "later filler")})
+	indexSearch(t, s)
 	search := func(q storage.InboxQuery) []int64 {
 		t.Helper()
 		q.ViewerID = d.ann.ID

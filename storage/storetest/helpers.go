@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -207,4 +208,32 @@ func diffMessage(got, want storage.Message) string {
 		return fmt.Sprintf("got %+v, want %+v", got, want)
 	}
 	return ""
+}
+
+// SearchIndexer is a store whose InboxView search sees a message only once
+// it has been indexed: IndexSearch indexes one batch and returns how many
+// messages it took, 0 when none were left (pgstore.Store).
+type SearchIndexer interface {
+	IndexSearch(ctx context.Context) (int, error)
+}
+
+// indexSearch makes everything appended so far searchable: it calls s's
+// IndexSearch until it returns 0, when s is a SearchIndexer. Other stores
+// search what they store at once.
+func indexSearch(t *testing.T, s storage.Store) {
+	t.Helper()
+	ix, ok := s.(SearchIndexer)
+	if !ok {
+		return
+	}
+	for range 100_000 {
+		n, err := ix.IndexSearch(t.Context())
+		if err != nil {
+			t.Fatalf("IndexSearch: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+	t.Fatalf("IndexSearch never returned 0")
 }

@@ -7,6 +7,12 @@
 //
 // and so behaves like the others. Each subtest asks newStore for a store of
 // its own, empty, and runs in parallel with the others.
+//
+// A store whose search lags behind its appends (pgstore indexes search in
+// the background) has a method IndexSearch(ctx) (int, error) that indexes
+// one batch and returns how many messages it took, 0 when none were left:
+// before searching, the suite calls it until it returns 0 (see
+// SearchIndexer).
 package storetest
 
 import (

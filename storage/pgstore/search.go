@@ -1,0 +1,139 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// This file owns search indexing: IndexSearch and the background loop that
+// runs it (migration 00008 says why search is indexed off the message path).
+
+// searchBatch is how many search_queue rows one IndexSearch takes: each is
+// one AppendMessages call (storage/batch writes at most 500 messages per
+// call) or 1,000 ids of the messages stored before migration 00008.
+const searchBatch = 16
+
+// indexSearchQuery takes up to $1 rows of search_queue that no other
+// indexer holds, deletes them and indexes the committed messages whose ids
+// they span and that message_search does not hold yet, in id order (two
+// indexers of overlapping ranges then wait for each other without
+// deadlocking; ON CONFLICT keeps the first). One statement, one snapshot:
+// every message a visible queue row spans is visible (its batch committed
+// with the row). It returns how many messages the rows span (0: nothing
+// left that another indexer is not taking) and how many it indexed.
+//
+// The ranges are probed through the messages' primary key (LATERAL, one
+// range scan per row), never by a scan of the table.
+const indexSearchQuery = `
+	WITH claimed AS (
+		DELETE FROM search_queue
+		WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM search_queue LIMIT $1 FOR UPDATE SKIP LOCKED))
+		RETURNING first_id, last_id
+	), covered AS (
+		SELECT m.id, m.conversation_id, m.body
+		FROM claimed q
+		CROSS JOIN LATERAL (
+			SELECT id, conversation_id, body FROM messages
+			WHERE id BETWEEN q.first_id AND q.last_id
+		) m
+	), indexed AS (
+		INSERT INTO message_search (message_id, conversation_id, tsv)
+		SELECT c.id, c.conversation_id, to_tsvector('simple', c.body)
+		FROM covered c
+		WHERE NOT EXISTS (SELECT 1 FROM message_search s WHERE s.message_id = c.id)
+		ORDER BY c.id
+		ON CONFLICT (message_id) DO NOTHING
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM covered), (SELECT count(*) FROM indexed)`
+
+// IndexSearch indexes one bounded batch of the messages waiting for search
+// (a few AppendMessages calls' worth) and returns how many messages it took
+// off the queue, indexed now or found indexed already. 0 means the queue
+// is empty, or holds only batches other indexers (other nodes) are indexing
+// at this moment. Calls from one Store run one at a time, and wait for the
+// background loop's batch in flight (see Options.SearchIndexInterval): a
+// caller that repeats IndexSearch until it returns 0 then finds searchable
+// every message committed before its first call, unless another Store is
+// indexing some of them at that moment. Safe for concurrent use, by several
+// Stores on one database too: each message is indexed once. Errors are
+// *storage.Error (EUNAVAILABLE when the database cannot be reached).
+func (s *Store) IndexSearch(ctx context.Context) (int, error) {
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := s.prepared(ctx, indexSearchQuery)
+	if err != nil {
+		return 0, dbError(ctx, "pgstore: index search: prepare", err)
+	}
+	var covered, indexed int
+	if err := st.QueryRowContext(ctx, searchBatch).Scan(&covered, &indexed); err != nil {
+		return 0, dbError(ctx, "pgstore: index search", s.checkPrepared(indexSearchQuery, err))
+	}
+	return covered, nil
+}
+
+// startIndexer starts the background loop (Options.SearchIndexInterval),
+// unless it is disabled; stopIndexer stops it.
+func (s *Store) startIndexer() {
+	if s.opts.SearchIndexInterval < 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.stopIndex = func() {
+		cancel()
+		<-done
+	}
+	go func() {
+		defer close(done)
+		s.indexLoop(ctx, s.opts.SearchIndexInterval)
+	}()
+}
+
+// stopIndexer stops the background loop and waits for it to return. It may
+// be called more than once.
+func (s *Store) stopIndexer() {
+	s.stopOnce.Do(func() {
+		if s.stopIndex != nil {
+			s.stopIndex()
+		}
+	})
+}
+
+// indexLoop indexes everything waiting every interval, until ctx ends. A
+// failure is logged once, and its end once; the loop carries on.
+func (s *Store) indexLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		total, err := 0, error(nil)
+		for ctx.Err() == nil {
+			var n int
+			n, err = s.IndexSearch(ctx)
+			total += n
+			if err != nil || n == 0 {
+				break
+			}
+		}
+		switch {
+		case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
+			if !failing {
+				s.logger.Warn("pgstore: search indexing failed; retrying every interval", "err", err, "interval", interval)
+			}
+			failing = true
+		case err == nil && failing:
+			s.logger.Info("pgstore: search indexing works again", "indexed", total)
+			failing = false
+		}
+	}
+}
