@@ -105,7 +105,8 @@ func newDeskFixture(tb testing.TB, s *pgstore.Store, convs, perConv int, viaInde
 // TestSearch_100kMessages: among 100,000 messages, a search finds the one
 // conversation whose message has the word, none for an absent word, a
 // visitor by part of their name, and the filters apply; the plan reads the
-// GIN index. The messages are indexed by IndexSearch.
+// GIN index. A word of every message gives the inbox's pages, by walking
+// the conversations. The messages are indexed by IndexSearch.
 func TestSearch_100kMessages(t *testing.T) {
 	s := pgtest.NewStore(t)
 	f := newDeskFixture(t, s, 1000, 100, true)
@@ -144,21 +145,52 @@ func TestSearch_100kMessages(t *testing.T) {
 			t.Errorf("InboxView(%+v) = %v, want %v", tt.q, got, tt.want)
 		}
 	}
-	// A word in every message: a full first page.
-	if got := view(storage.InboxQuery{Search: "question", Limit: 50}); len(got) != 50 {
-		t.Errorf("search for a word of every message: %d conversations, want 50", len(got))
-	}
-
 	plan := explain(t, s, storage.InboxQuery{ViewerID: f.staff.ID, Search: rareWord, Assignee: storage.AssigneeAny, Limit: 50})
 	if !strings.Contains(plan, "message_search_tsv_idx") {
 		t.Errorf("the search does not read message_search_tsv_idx:\n%s", plan)
 	}
+
+	// A word in every message: the inbox's pages, read by walking the
+	// conversations (viewQuery), the second after the first's cursor.
+	all := view(storage.InboxQuery{Limit: 100})
+	if got := view(storage.InboxQuery{Search: "question", Limit: 50}); !slices.Equal(got, all[:50]) {
+		t.Errorf("search for a word of every message: %v, want the inbox's first 50 %v", got, all[:50])
+	}
+	first, err := s.InboxView(t.Context(), storage.InboxQuery{ViewerID: f.staff.ID, Search: "question", Limit: 50})
+	if err != nil || len(first) != 50 {
+		t.Fatalf("InboxView: %d, %v", len(first), err)
+	}
+	if got := view(storage.InboxQuery{Search: "question", Limit: 50, After: first[49].Cursor()}); !slices.Equal(got, all[50:]) {
+		t.Errorf("second page of a word of every message: %v, want %v", got, all[50:])
+	}
+	plan = explain(t, s, storage.InboxQuery{ViewerID: f.staff.ID, Search: "question", Assignee: storage.AssigneeAny, Limit: 50})
+	if !walked(plan) {
+		t.Errorf("the search for a word of every message does not walk the conversations:\n%s", plan)
+	}
+	if plan := explain(t, s, storage.InboxQuery{ViewerID: f.staff.ID, Search: rareWord, Assignee: storage.AssigneeAny, Limit: 50}); walked(plan) {
+		t.Errorf("the search for a rare word walks the conversations:\n%s", plan)
+	}
+
+}
+
+// walked reports whether a search's plan, run, probed conversations one by
+// one (the walk of viewQuery) rather than starting from the matches.
+func walked(plan string) bool {
+	for _, line := range strings.Split(plan, "\n") {
+		if strings.Contains(line, "using message_search_pkey") && !strings.Contains(line, "never executed") {
+			return true
+		}
+	}
+	return false
 }
 
 // explain returns the plan of q's view query, run (EXPLAIN ANALYZE).
 func explain(tb testing.TB, s *pgstore.Store, q storage.InboxQuery) string {
 	tb.Helper()
-	query, args := pgstore.ViewQuery(q, true)
+	query, args, err := s.ViewQuery(context.Background(), q, true)
+	if err != nil {
+		tb.Fatalf("view query: %v", err)
+	}
 	rows, err := s.DB().QueryContext(context.Background(), "EXPLAIN (ANALYZE, COSTS OFF) "+query, args...)
 	if err != nil {
 		tb.Fatalf("explain: %v", err)

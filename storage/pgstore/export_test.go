@@ -9,9 +9,16 @@ import (
 	"github.com/grainchat/grainchat/storage"
 )
 
-// ViewQuery exposes viewQuery to the external tests, which EXPLAIN it.
-func ViewQuery(q storage.InboxQuery, viewer bool) (string, []any) {
-	return viewQuery(q, viewSpec{viewer: viewer})
+// ViewQuery exposes viewQuery to the external tests, which EXPLAIN it: the
+// query InboxView runs for q (normalized), with the plan searchWalk picks.
+func (s *Store) ViewQuery(ctx context.Context, q storage.InboxQuery, viewer bool) (string, []any, error) {
+	spec := viewSpec{viewer: viewer}
+	var err error
+	if spec.walk, err = s.searchWalk(ctx, q, spec); err != nil {
+		return "", nil, err
+	}
+	query, args := viewQuery(q, spec)
+	return query, args, nil
 }
 
 // MigrateTo applies the migrations up to version (included) to the

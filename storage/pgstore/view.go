@@ -49,14 +49,48 @@ type viewSpec struct {
 	// conversationID, when not 0, reads that conversation only, with or
 	// without messages, instead of q's filters and cursor.
 	conversationID int64
+	// walk: q.Search's matches are dense (see searchWalk); walk the
+	// conversations instead of starting from the matches.
+	walk bool
+}
+
+// searchWalkQuery answers whether a search walks the conversations (see
+// viewQuery): its first searchHits matching messages are all there are
+// not, and their conversations are at least 1/searchWalkShare of all
+// conversations (pg_class's estimate).
+var searchWalkQuery = fmt.Sprintf(`
+	SELECT count(*) = %[1]d
+		AND count(DISTINCT conversation_id) * %[2]d >= (SELECT reltuples FROM pg_class WHERE oid = 'conversations'::regclass)
+	FROM (
+		SELECT conversation_id FROM message_search
+		WHERE tsv @@ plainto_tsquery('simple', $1)
+		LIMIT %[1]d
+	) h`, searchHits, searchWalkShare)
+
+// searchWalk decides spec.walk for q: false unless q searches (with
+// matches dense enough, see searchWalkQuery). One more round trip, for
+// searches only.
+func (s *Store) searchWalk(ctx context.Context, q storage.InboxQuery, spec viewSpec) (bool, error) {
+	if q.Search == "" || spec.conversationID != 0 {
+		return false, nil
+	}
+	var walk bool
+	if err := s.getPrepared(ctx, &walk, searchWalkQuery, q.Search); err != nil {
+		return false, dbError(ctx, "pgstore: inbox: search", err)
+	}
+	return walk, nil
 }
 
 // view runs the query of q (normalized, with a valid cursor and a resolved
 // limit) as spec says.
 func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) ([]storage.InboxEntry, error) {
-	query, args := viewQuery(q, spec)
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	var err error
+	if spec.walk, err = s.searchWalk(ctx, q, spec); err != nil {
+		return nil, err
+	}
+	query, args := viewQuery(q, spec)
 	st, err := s.prepared(ctx, query)
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: inbox: prepare", err)
@@ -90,6 +124,17 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) (
 	return entries, nil
 }
 
+// The choice between a search's two plans (see viewQuery).
+const (
+	// searchHits is how many matching messages a search reads before
+	// it considers walking the conversations instead.
+	searchHits = 20_000
+	// searchWalkShare: a search walks the conversations when the
+	// conversations of its first searchHits matches are at least
+	// 1/searchWalkShare of them all.
+	searchWalkShare = 100
+)
+
 // viewQuery builds the query of a view (or of one conversation, see
 // viewSpec) and its arguments. It has the inbox
 // query's shape (see inbox.go): an inner scan of conversations, narrow
@@ -108,16 +153,31 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) (
 // Search: conversations with a message whose 'simple' text search vector
 // matches every word (message_search and its GIN index
 // message_search_tsv_idx, filled by IndexSearch: a message is found once
-// indexed, see migration 00008) or whose visitor's name
-// contains the text (ILIKE, users_name_trgm_idx when pg_trgm is installed),
-// as one IN over the UNION of both: a semi-join, which the planner runs
-// from the matches (a few: probes of conversations by key) or, for a word
-// of many messages, as a hash join with the conversations' scan. Not an OR
-// of two IN subqueries: a SubPlan whose matches outgrow work_mem is not
-// hashed but run again for every conversation (a word of every message of
-// a million ran for minutes). Cost: the matching messages, all of them,
-// read once per page: a word of 1,000 messages costs little, a word of
-// every message about a second at a million (BenchmarkInboxView).
+// indexed, see migration 00008) or whose visitor's name contains the text
+// (ILIKE, users_name_trgm_idx when pg_trgm is installed). Two plans,
+// chosen for each call by searchWalk (a query of its own, reading at most
+// searchHits matches: one more round trip, for searches only):
+//
+//   - From the matches (a rare word, a name): one IN over the UNION of the
+//     matching messages' conversations and the visitors whose name matches:
+//     a semi-join, which the planner runs from the matches (a few: probes
+//     of conversations by key) or, for a word of many messages, as a hash
+//     join with the conversations' scan. Not an OR of two IN subqueries: a
+//     SubPlan whose matches outgrow work_mem is not hashed but run again
+//     for every conversation (a word of every message of a million ran for
+//     minutes). Cost: every matching message, read once per page.
+//   - A walk (spec.walk: a common word, whose first searchHits matches are
+//     in at least 1/searchWalkShare of the conversations): the view's
+//     conversations are sorted (a full sort: no index on last_message_at,
+//     00004) and probed newest first, each for its visitor's name and for
+//     a match among its messages (their (conversation_id, seq) key, then
+//     message_search by key), stopping at the limit: LATERAL subqueries
+//     with a LIMIT, which the planner cannot turn into a hash of every
+//     match as it does an EXISTS it expects to run often. About
+//     limit*searchWalkShare probes at worst, instead of reading every
+//     matching message (a word of every message of a million took 3.5 s:
+//     BenchmarkInboxView). No index on message_search's conversation_id:
+//     the indexer would pay for it on every message.
 //
 // Unread counts the messages after the viewer's mark not sent by the viewer,
 // reading at most storage.MaxUnread of them (a LIMITed subquery over the
@@ -145,15 +205,45 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 	case storage.AssigneeUser:
 		fmt.Fprintf(&where, "\n\t\t\tAND assignee_id = %s", b.add(q.AssigneeID))
 	}
-	if q.Search != "" {
-		fmt.Fprintf(&where, `
+	var conversations string
+	switch {
+	case q.Search == "" || !spec.walk:
+		if q.Search != "" {
+			fmt.Fprintf(&where, `
 			AND id IN (
 				SELECT conversation_id FROM message_search
 				WHERE tsv @@ plainto_tsquery('simple', %s)
 				UNION
 				SELECT cu.id FROM users su JOIN conversations cu ON cu.user_id = su.id
 				WHERE su.name ILIKE %s)`,
-			b.add(q.Search), b.add(likeContains(q.Search)))
+				b.add(q.Search), b.add(likeContains(q.Search)))
+		}
+		conversations = `(
+		SELECT id, user_id, last_seq, last_message_at, status, assignee_id
+		FROM conversations
+		WHERE ` + where.String() + `
+		ORDER BY last_message_at DESC, id DESC
+		LIMIT ` + limitArg + `
+	)`
+	default: // a search that walks
+		conversations = fmt.Sprintf(`(
+		SELECT w.* FROM (
+			SELECT id, user_id, last_seq, last_message_at, status, assignee_id
+			FROM conversations
+			WHERE %[1]s
+			ORDER BY last_message_at DESC, id DESC
+			OFFSET 0
+		) w
+		CROSS JOIN LATERAL (SELECT name FROM users WHERE id = w.user_id LIMIT 1) wu
+		LEFT JOIN LATERAL (
+			SELECT true AS hit FROM messages m JOIN message_search s ON s.message_id = m.id
+			WHERE m.conversation_id = w.id AND s.tsv @@ plainto_tsquery('simple', %[2]s)
+			LIMIT 1
+		) wm ON true
+		WHERE wu.name ILIKE %[3]s OR wm.hit
+		ORDER BY w.last_message_at DESC, w.id DESC
+		LIMIT %[4]s
+	)`, where.String(), b.add(q.Search), b.add(likeContains(q.Search)), limitArg)
 	}
 
 	readState, readJoins := "0::bigint, 0::bigint", ""
@@ -175,13 +265,7 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 	SELECT c.id, c.user_id, u.external_id, u.name, c.last_seq, c.last_message_at,
 		c.status, a.id, a.external_id, a.name, ` + readState + `,
 		` + messageColumns + `
-	FROM (
-		SELECT id, user_id, last_seq, last_message_at, status, assignee_id
-		FROM conversations
-		WHERE ` + where.String() + `
-		ORDER BY last_message_at DESC, id DESC
-		LIMIT ` + limitArg + `
-	) c
+	FROM ` + conversations + ` c
 	CROSS JOIN LATERAL (SELECT external_id, name FROM users WHERE id = c.user_id LIMIT 1) u
 	LEFT JOIN LATERAL (SELECT id, external_id, name FROM users WHERE id = c.assignee_id LIMIT 1) a ON true` +
 		readJoins + `
