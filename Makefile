@@ -40,12 +40,20 @@ fuzz:
 	bash .ci/fuzz.sh ./transport/auth/ FuzzClaims $(FUZZTIME) $(FUZZMINIMIZETIME)
 	bash .ci/fuzz.sh ./cmd/chatbench/ FuzzFastFrameMatchesUnmarshal $(FUZZTIME) $(FUZZMINIMIZETIME)
 
-## generate: regenerate protobuf code (needs Debian's protobuf-compiler and protoc-gen-go)
+## generate: regenerate protobuf code (needs Debian's protobuf-compiler); the Go plugin is the
+## protoc-gen-go of go.mod's google.golang.org/protobuf, so the output does not depend on the machine
 generate:
-	protoc --proto_path=actors/chatpb --go_out=actors/chatpb --go_opt=paths=source_relative actors/chatpb/chat.proto
+	$(GO) build -o .bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	protoc --plugin=protoc-gen-go=.bin/protoc-gen-go --proto_path=actors/chatpb --go_out=actors/chatpb \
+		--go_opt=paths=source_relative actors/chatpb/chat.proto
 
 build:
 	$(GO) build ./...
 
 vet:
 	$(GO) vet ./...
+
+## lint: go vet and staticcheck (a pinned version, fetched through the module proxy); CI runs it
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: vet
+	$(GO) run $(STATICCHECK) ./...

@@ -31,6 +31,12 @@ type conversationGrain struct {
 	// lastSeq is the newest seq this activation has delivered or loaded.
 	lastSeq int64
 	entry   *chatpb.InboxEntry // the conversation's user, for the inbox
+	// status and assignee are the conversation's desk state, loaded with it
+	// and kept current by the changes and reopens this activation stores.
+	status   string
+	assignee *chatpb.DeskUser
+	// recent are the senders of the newest messages (see stale).
+	recent []recentSender
 	// subs are the subscribers: the hubs of the nodes where the visitor is
 	// connected (usually one), and admin sessions that opened the
 	// conversation. Only the sessions keep the grain active (see idle).
@@ -180,6 +186,14 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.terminated(ctx, msg.Who)
 	case *appended:
 		g.appended(ctx, msg)
+	case *chatpb.Change:
+		if g.moved(ctx) {
+			reply(ctx, &chatpb.ChangeResult{Ref: msg.GetRef(), ErrorCode: chatpb.CodeMoved})
+			return
+		}
+		g.change(ctx, msg)
+	case *changed:
+		g.changeDone(ctx, msg)
 	case *retryFlush:
 		g.retryArmed = false
 		g.flush(ctx)
@@ -329,6 +343,9 @@ func (g *conversationGrain) load() error {
 	if err != nil {
 		return err
 	}
+	if err := g.loadDesk(ctx, conv); err != nil {
+		return err
+	}
 	g.lastSeq = max(g.lastSeq, conv.LastSeq)
 	g.entry = &chatpb.InboxEntry{
 		ConversationId: g.id,
@@ -378,7 +395,13 @@ func (g *conversationGrain) flush(ctx actor.Context) {
 		return
 	}
 	for len(g.queued) > 0 && g.writing == nil && !g.retryArmed {
-		n := min(len(g.queued), maxPostsPerBatch)
+		if !g.guard(ctx) {
+			return
+		}
+		if len(g.queued) == 0 {
+			break
+		}
+		n := g.batchSize()
 		batch := g.queued[:n:n]
 		g.queued = g.queued[n:]
 		if len(g.queued) == 0 {
@@ -410,6 +433,44 @@ func (g *conversationGrain) flush(ctx actor.Context) {
 	}
 }
 
+// guard refuses the stale posts at the head of the queue (see stale). A
+// guarded post is checked with nothing ahead of it being written, so it
+// goes first in its batch; guard reports false when the grain must wait
+// (a batch is being written, or the store failed and a retry is armed).
+func (g *conversationGrain) guard(ctx actor.Context) bool {
+	for len(g.queued) > 0 && g.queued[0].post.GetBasedOnSeq() > 0 {
+		pp := g.queued[0]
+		stale, err := g.stale(pp.post)
+		if err != nil {
+			if !g.retry(ctx, nil, err) {
+				g.queued = g.queued[1:]
+				g.failPost(ctx, pp, err)
+				continue
+			}
+			return false
+		}
+		if !stale {
+			return true
+		}
+		g.queued = g.queued[1:]
+		g.refuseStale(ctx, pp)
+	}
+	return true
+}
+
+// batchSize is how many queued posts go in the next batch: up to
+// maxPostsPerBatch, cut before a guarded post (other than the first), which
+// must be checked once the posts ahead of it are stored.
+func (g *conversationGrain) batchSize() int {
+	n := min(len(g.queued), maxPostsPerBatch)
+	for i := 1; i < n; i++ {
+		if g.queued[i].post.GetBasedOnSeq() > 0 {
+			return i
+		}
+	}
+	return n
+}
+
 // appended answers the batch being written, delivers its new messages in
 // seq order, and sends the next batch.
 func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
@@ -430,6 +491,12 @@ func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 			continue
 		}
 		msg := toProto(res.Message)
+		if res.Reopened != nil {
+			// The visitor's message reopened the conversation: the event
+			// comes before the message in the thread.
+			g.status = storage.StatusOpen
+			g.fanOutEvent(ctx, eventToProto(*res.Reopened))
+		}
 		if pp.from != nil {
 			ctx.Request(pp.from, &chatpb.PostResult{Ref: pp.post.GetRef(), Message: msg, Duplicate: res.Duplicate && !pp.retried})
 		}
@@ -442,6 +509,7 @@ func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 		// activation which stopped committed without delivering it:
 		// deliver it now (sessions drop what they have already).
 		g.lastSeq = msg.GetSeq()
+		g.remember(msg)
 		if !res.Duplicate {
 			g.node.metrics.MessageStored()
 		}
@@ -504,17 +572,14 @@ func (g *conversationGrain) abandonPosts(ctx actor.Context) {
 }
 
 func (g *conversationGrain) notifyInbox(ctx actor.Context, msg *chatpb.ChatMessage, d *chatpb.Delivery) {
-	entry := &chatpb.InboxEntry{
-		ConversationId:         g.id,
-		UserId:                 g.entry.GetUserId(),
-		UserExternalId:         g.entry.GetUserExternalId(),
-		UserName:               g.entry.GetUserName(),
-		LastSeq:                msg.GetSeq(),
-		LastMessageAtUnixMicro: msg.GetCreatedAtUnixMicro(),
-		LastMessage:            msg,
-	}
-	n := &chatpb.InboxNotify{Entry: entry, Delivery: d}
+	n := &chatpb.InboxNotify{Entry: g.inboxEntry(msg), Delivery: d}
 	g.lastNotify, g.lastNotifyAt = n, time.Now()
+	g.sendInbox(ctx, n)
+}
+
+// sendInbox sends n to the inbox grain, or queues it while the grain is
+// looked up.
+func (g *conversationGrain) sendInbox(ctx actor.Context, n *chatpb.InboxNotify) {
 	if g.inbox.pid != nil {
 		ctx.Send(g.inbox.pid, n)
 		return

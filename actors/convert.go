@@ -81,6 +81,8 @@ func inboxEntryToProto(e storage.InboxEntry) *chatpb.InboxEntry {
 		UserExternalId: e.UserExternalID,
 		UserName:       e.UserName,
 		LastSeq:        e.LastSeq,
+		Status:         e.Status,
+		Assignee:       deskUserToProto(e.Assignee),
 	}
 	if e.LastMessageAt != nil {
 		out.LastMessageAtUnixMicro = e.LastMessageAt.UnixMicro()
@@ -99,6 +101,8 @@ func inboxEntryToWire(e *chatpb.InboxEntry) wire.InboxEntry {
 		UserName:       e.GetUserName(),
 		LastSeq:        e.GetLastSeq(),
 		LastMessageAt:  fromMicros(e.GetLastMessageAtUnixMicro()),
+		Status:         e.GetStatus(),
+		Assignee:       deskUserToWire(e.GetAssignee()),
 	}
 	if e.GetLastMessage() != nil {
 		m := protoToWire(e.GetLastMessage())

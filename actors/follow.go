@@ -98,6 +98,10 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 			return
 		}
 	}
+	if s.cfg.V1 && s.firstInboxPage() {
+		s.markReady()
+		return
+	}
 	first := all[:min(len(all), s.pageSize())]
 	entries := make([]wire.InboxEntry, 0, len(first))
 	for _, e := range first {
@@ -258,7 +262,7 @@ func (s *session) inboxResolved(ctx actor.Context, pid *actor.PID) {
 	if left != nil {
 		ctx.Send(left, &chatpb.InboxUnsubscribe{})
 	}
-	s.inbox.request(ctx, s.node, &chatpb.InboxSubscribe{}, s.node.cfg.SubscribeTimeout)
+	s.inbox.request(ctx, s.node, &chatpb.InboxSubscribe{UserId: s.cfg.User.ID}, s.node.cfg.SubscribeTimeout)
 }
 
 // subscribe asks l's grain for conv's deliveries and arranges a check that

@@ -151,6 +151,14 @@ func (h *hub) Receive(ctx actor.Context) {
 		for _, s := range h.sessions[msg.GetMessage().GetConversationId()] {
 			ctx.Send(s, msg)
 		}
+	case *chatpb.EventDelivery:
+		// Visitors see their conversation's status changes (the session
+		// drops other kinds).
+		if msg.GetEvent().GetKind() == storage.EventStatus {
+			for _, s := range h.sessions[msg.GetEvent().GetConversationId()] {
+				ctx.Send(s, msg)
+			}
+		}
 	case *actor.Terminated:
 		h.grainTerminated(ctx, msg.Who)
 	case *hubLastSeq:

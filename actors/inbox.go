@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/grainchat/grainchat/actors/chatpb"
 	"github.com/grainchat/grainchat/storage"
@@ -27,6 +28,8 @@ type inboxGrain struct {
 	loaded  bool
 	entries map[int64]*chatpb.InboxEntry
 	subs    map[pidKey]*actor.PID
+	// users are the subscribers' staff user ids (see ReadMarked).
+	users map[pidKey]int64
 	// lastActive is when the grain last received anything but its periodic
 	// check.
 	lastActive time.Time
@@ -40,6 +43,7 @@ func newInboxGrain(n *Node) actor.Actor {
 		logger:  n.logger.With("component", "inbox"),
 		entries: make(map[int64]*chatpb.InboxEntry),
 		subs:    make(map[pidKey]*actor.PID),
+		users:   make(map[pidKey]int64),
 	}
 }
 
@@ -79,6 +83,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 				g.subs[keyOf(ctx.Sender())] = ctx.Sender()
 				ctx.Watch(ctx.Sender())
 			}
+			g.users[keyOf(ctx.Sender())] = msg.GetUserId()
 		}
 		reply(ctx, snap)
 	case *chatpb.InboxQuery:
@@ -86,12 +91,25 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 	case *chatpb.InboxUnsubscribe:
 		if s := ctx.Sender(); s != nil {
 			delete(g.subs, keyOf(s))
+			delete(g.users, keyOf(s))
 			ctx.Unwatch(s)
 		}
 	case *chatpb.InboxNotify:
+		if msg.GetEvent() != nil {
+			g.notifyEvent(ctx, msg)
+			return
+		}
 		g.notify(ctx, msg)
+	case *chatpb.ReadMarked:
+		// A staff user's read mark moved: tell that user's sessions.
+		for k, uid := range g.users {
+			if uid == msg.GetUserId() {
+				ctx.Send(g.subs[k], msg)
+			}
+		}
 	case *actor.Terminated:
 		delete(g.subs, keyOf(msg.Who))
+		delete(g.users, keyOf(msg.Who))
 	case *actor.Stopped:
 		g.node.inboxActive.Store(false)
 		g.logger.Debug("inbox stopped", "pid", pidValue{ctx.Self()})
@@ -176,6 +194,21 @@ func (g *inboxGrain) notify(ctx actor.Context, n *chatpb.InboxNotify) {
 		Delivery:    n.GetDelivery(),
 		UpdateFrame: wire.InboxUpdateFrame(inboxEntryToWire(e)),
 	}
+	for _, pid := range g.subs {
+		ctx.Send(pid, d)
+	}
+}
+
+// notifyEvent records a conversation's new desk state in its entry (when the
+// inbox has it) and relays the event to every subscribed admin session.
+func (g *inboxGrain) notifyEvent(ctx actor.Context, n *chatpb.InboxNotify) {
+	e := n.GetEntry()
+	if old, ok := g.entries[e.GetConversationId()]; ok {
+		updated := proto.Clone(old).(*chatpb.InboxEntry)
+		updated.Status, updated.Assignee = e.GetStatus(), e.GetAssignee()
+		g.entries[e.GetConversationId()] = updated
+	}
+	d := &chatpb.InboxDelivery{Entry: e, Event: n.GetEvent()}
 	for _, pid := range g.subs {
 		ctx.Send(pid, d)
 	}

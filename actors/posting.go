@@ -62,6 +62,11 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 			ClientMsgId:   key,
 		},
 	}
+	// The stale-reply guard is for grainchat.v1 staff: a seed client could
+	// not be told of a stale_reply, so its posts are never checked.
+	if s.cfg.V1 && s.cfg.User.IsAdmin && !req.Force {
+		s.pending[ref].post.BasedOnSeq = req.BasedOnSeq
+	}
 	if !s.sweepArmed {
 		s.sweepArmed = true
 		sendAfter(ctx, s.node, min(s.node.cfg.PostTimeout, s.node.cfg.SubscribeTimeout), &sweepPosts{})
@@ -184,7 +189,8 @@ func (s *session) postResult(ctx actor.Context, r *chatpb.PostResult) {
 	}
 	s.settle(r.GetRef())
 	if code := r.GetErrorCode(); code != "" {
-		s.refused(&wire.Error{Code: code, Message: r.GetErrorMessage(), ClientMsgID: p.clientMsgID, ConversationID: p.conversationID})
+		s.refused(&wire.Error{Code: code, Message: r.GetErrorMessage(), ClientMsgID: p.clientMsgID, ConversationID: p.conversationID,
+			LastSeq: r.GetLastSeq()})
 		return
 	}
 	if s.cfg.V1 {

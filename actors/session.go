@@ -52,6 +52,8 @@ type SessionConfig struct {
 	// TokenExpiresAt is the socket's token's expiry, announced in the
 	// welcome frame (the transport closes the socket then).
 	TokenExpiresAt time.Time
+	// Status is the visitor's conversation's status when it connected.
+	Status string
 	// Ready, if not nil, is closed once the session follows what it shows
 	// (visitors: their conversation, through the node's hub, at once; admins:
 	// the inbox, once its snapshot arrived).
@@ -81,6 +83,11 @@ type session struct {
 	inboxPageSize int
 	opened        map[int64]bool  // conversations an admin follows explicitly
 	updated       map[int64]int64 // conversation → last_seq of the last inbox_update sent
+
+	// events are the desk events written (see seenEvents); readSeq the
+	// staff user's read marks as written (see desksession.go).
+	events  seenEvents
+	readSeq map[int64]int64
 
 	links   map[int64]*link // conversation → its grain (see follow.go)
 	inbox   grainRef        // admins: the inbox grain
@@ -154,8 +161,18 @@ func (s *session) Receive(ctx actor.Context) {
 	case *chatpb.Delivery:
 		s.deliver(msg)
 	case *chatpb.InboxDelivery:
+		if ev := msg.GetEvent(); ev != nil {
+			s.event(ev)
+			return
+		}
 		s.deliver(msg.GetDelivery())
 		s.inboxUpdate(msg)
+	case *chatpb.EventDelivery:
+		s.event(msg)
+	case *chatpb.ReadMarked:
+		s.readMarked(msg.GetConversationId(), msg.GetSeq())
+	case *deskDone:
+		s.deskDone(msg)
 	case *chatpb.PostResult:
 		s.postResult(ctx, msg)
 	case *sweepPosts:
@@ -210,6 +227,7 @@ func (s *session) welcome(conv, lastSeq int64) wire.Welcome {
 		MaxMessageChars: s.node.cfg.MaxMessageChars,
 		StoreID:         s.node.store.StoreID(),
 		TokenExpiresAt:  s.cfg.TokenExpiresAt,
+		Status:          s.visitorStatus(),
 	}
 }
 
@@ -225,13 +243,11 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 			return
 		}
 		s.inboxPageSize = inboxPageSize(req.Limit)
-		if req.Cursor != "" {
-			s.inboxPage(req.Cursor)
-			return
-		}
-		if s.inbox.pid != nil {
-			ctx.Request(s.inbox.pid, &chatpb.InboxQuery{})
-		}
+		s.inboxPage(req)
+	case wire.TypeStatus, wire.TypeAssign:
+		s.deskRequest(ctx, req)
+	case wire.TypeRead:
+		s.markRead(req)
 	case wire.TypeOpen:
 		s.open(ctx, req.ConversationID)
 	case wire.TypeLeave:
@@ -306,9 +322,16 @@ func (s *session) history(req wire.Request) {
 	for i, m := range msgs {
 		out[i] = storageToWire(m)
 	}
-	if s.cfg.V1 {
-		s.write(wire.HistoryFrame(conv, out, hasMore))
+	if !s.cfg.V1 {
+		return
 	}
+	events, err := s.historyEvents(ctx, conv, msgs)
+	if err != nil {
+		code := codeFromStorage(err)
+		s.fail(&wire.Error{Code: code, Message: messageForCode(code), ConversationID: conv})
+		return
+	}
+	s.write(wire.HistoryFrame(conv, out, hasMore, events))
 }
 
 func newNonce() string {

@@ -462,7 +462,7 @@ func (s *Server) admit(r *http.Request) (*admitted, *refusal) {
 	ready := make(chan struct{})
 	c.pid = s.node.SpawnSession(actors.SessionConfig{
 		ConnID: c.id, Sink: c, User: user, ConversationID: conv.ID, LastSeq: conv.LastSeq, V1: v1, Ready: ready,
-		TokenExpiresAt: ident.ExpiresAt,
+		TokenExpiresAt: ident.ExpiresAt, Status: conv.Status,
 	})
 	h := &admitted{server: s, conn: c, expiresAt: ident.ExpiresAt}
 	select {

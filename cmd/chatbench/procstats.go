@@ -203,8 +203,6 @@ type serverSample struct {
 	CPUSeconds   float64 `json:"-"` // process_cpu_seconds_total
 }
 
-func (s serverSample) known() bool { return s.RSSKiB > 0 || s.Goroutines > 0 }
-
 // sampleServer reads what it can: RSS from /proc when --server-pid is
 // given, the rest from --metrics-url. Failures become warnings.
 func (b *bench) sampleServer(ctx context.Context, t0 time.Time) serverSample {

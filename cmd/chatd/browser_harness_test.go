@@ -389,42 +389,10 @@ func (c chromeDriver) gone() error {
 	return nil
 }
 
-// timed runs f with the tab's chromedp context, bounded by browserWait.
-func (p *tab) timed(f func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(p.ctx, browserWait)
-	defer cancel()
-	return f(ctx)
-}
-
-// do runs actions or fails the test.
-func (p *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
-	p.t.Helper()
-	if err := p.timed(func(ctx context.Context) error { return chromedp.Do(ctx, actions...) }); err != nil {
-		p.t.Fatalf("%s: %s: %v%s", p.name, what, err, p.debugState())
-	}
-}
-
-// cookies returns the tab's cookies for url.
-func (p *tab) cookies(url string) []*network.Cookie {
-	p.t.Helper()
-	var res network.GetCookiesResult
-	err := p.timed(func(ctx context.Context) error {
-		var err error
-		res, err = chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{url}})
-		return err
-	})
-	if err != nil {
-		p.t.Fatalf("%s: get cookies: %v", p.name, err)
-	}
-	return res.Cookies
-}
-
-// pressEnter sends the Enter key the way a keyboard does (keydown, keyup),
-// without the extra char event of SendKeys("\n").
-func pressEnter() chromedp.Action[chromedp.Void] { return pressEnterMod(false) }
-
-// With shift, the key down carries the text "\r", as a keyboard's does, so
-// that a textarea inserts its new line.
+// pressEnterMod sends the Enter key the way a keyboard does (keydown, keyup),
+// without the extra char event of SendKeys("\n"). With shift, the key down
+// carries the text "\r", as a keyboard's does, so that a textarea inserts its
+// new line.
 func pressEnterMod(shift bool) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		down := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeRawKeyDown}
@@ -508,9 +476,4 @@ func devServer(t testing.TB, args ...string) (*testServer, []byte) {
 		t.Fatalf("dev secret: %v", err)
 	}
 	return s, []byte(strings.TrimSpace(string(secret)))
-}
-
-// evalVoid evaluates expr for its effect.
-func evalVoid(expr string) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](expr)
 }

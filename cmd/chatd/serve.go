@@ -26,6 +26,7 @@ import (
 	"github.com/grainchat/grainchat/storage/memstore"
 	"github.com/grainchat/grainchat/storage/pgstore"
 	"github.com/grainchat/grainchat/transport"
+	"github.com/grainchat/grainchat/transport/api"
 	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/transport/clientip"
 	"github.com/grainchat/grainchat/transport/web"
@@ -210,6 +211,13 @@ func (m *Main) Open(ctx context.Context) error {
 		extra["GET /debug/cluster"] = clusterStatusHandler(node, ws)
 	}
 	extra["GET /metrics"] = metric.Handler()
+	rest := api.New(api.Config{
+		Logger: logger.With("component", "api"), Verifier: verifier, Store: store, Desk: node,
+		MaxMessageChars: cfg.MaxMessageChars, Rate: cfg.StaffRate, Burst: cfg.StaffBurst, Timeout: cfg.PostTimeout + 5*time.Second,
+	})
+	for pattern, h := range rest.Routes() {
+		extra[pattern] = h
+	}
 	m.httpServer = &http.Server{
 		Handler:           proxies.Handler(transport.Routes(ws, ready, extra)),
 		TLSConfig:         tlsConfig,

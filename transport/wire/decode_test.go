@@ -32,6 +32,10 @@ var knownTypes = map[string]bool{
 	wire.TypeInbox:   true,
 	wire.TypeOpen:    true,
 	wire.TypeLeave:   true,
+	wire.TypeAuth:    true,
+	wire.TypeStatus:  true,
+	wire.TypeAssign:  true,
+	wire.TypeRead:    true,
 }
 
 // quote returns s as a JSON string literal.

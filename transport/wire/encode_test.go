@@ -249,7 +249,7 @@ func TestHistoryFrame(t *testing.T) {
 		Messages       []map[string]any `json:"messages"`
 		HasMore        bool             `json:"has_more"`
 	}
-	mustUnmarshal(t, wire.HistoryFrame(1, []wire.Message{m1, m2}, true), &got)
+	mustUnmarshal(t, wire.HistoryFrame(1, []wire.Message{m1, m2}, true, nil), &got)
 	if got.Type != "history" || got.ConversationID != 1 || !got.HasMore || len(got.Messages) != 2 {
 		t.Fatalf("history frame %+v", got)
 	}
@@ -262,7 +262,7 @@ func TestHistoryFrame(t *testing.T) {
 		}
 	}
 	// An empty page is an empty array, not null.
-	if frame := wire.HistoryFrame(1, nil, false); !bytes.Contains(frame, []byte(`"messages":[]`)) {
+	if frame := wire.HistoryFrame(1, nil, false, nil); !bytes.Contains(frame, []byte(`"messages":[]`)) {
 		t.Errorf("empty history frame %s", frame)
 	}
 }

@@ -178,6 +178,28 @@ func appendInboxEntry(b []byte, e InboxEntry) []byte {
 	} else {
 		b = appendV1Message(b, *e.LastMessage, "")
 	}
+	if e.Status != "" {
+		b = append(b, `,"status":`...)
+		b = appendString(b, e.Status)
+	}
+	b = append(b, `,"assignee":`...)
+	if e.Assignee == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"id":`...)
+		b = appendInt(b, e.Assignee.ID)
+		b = append(b, `,"external_id":`...)
+		b = appendString(b, e.Assignee.ExternalID)
+		b = append(b, `,"name":`...)
+		b = appendString(b, e.Assignee.Name)
+		b = append(b, '}')
+	}
+	if e.HasReadState {
+		b = append(b, `,"read_seq":`...)
+		b = appendInt(b, e.ReadSeq)
+		b = append(b, `,"unread":`...)
+		b = appendInt(b, e.Unread)
+	}
 	return append(b, '}')
 }
 

@@ -63,6 +63,10 @@ func scanRequest(frame []byte) (rawRequest, bool) {
 			raw.AfterSeq = value
 		case "limit":
 			raw.Limit = value
+		case "based_on_seq":
+			raw.BasedOnSeq = value
+		case "seq":
+			raw.Seq = value
 		default:
 			// json.Unmarshal matches keys case-insensitively: leave any
 			// other key to it.

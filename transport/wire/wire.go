@@ -32,6 +32,10 @@ const (
 	TypeOpen    = "open"
 	TypeLeave   = "leave"
 	TypeAuth    = "auth"
+	// The support desk (staff only): see desk.go.
+	TypeStatus = "status"
+	TypeAssign = "assign"
+	TypeRead   = "read"
 )
 
 // Error codes of the error frame. They are stable; docs/PROTOCOL.md lists them.
@@ -52,6 +56,7 @@ const (
 	CodeInternal             = "internal"
 	CodeInvalidToken         = "invalid_token"
 	CodeTokenExpired         = "token_expired"
+	CodeStaleReply           = "stale_reply"
 )
 
 // DefaultMaxMessageChars is the longest message, in characters, unless the
@@ -72,6 +77,8 @@ type Error struct {
 	Message        string
 	ClientMsgID    string
 	ConversationID int64
+	// LastSeq is the conversation's newest seq (stale_reply only).
+	LastSeq int64
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -97,6 +104,17 @@ type Request struct {
 	Cursor string
 	// Token is an auth request's fresh JWT.
 	Token string
+	// Desk fields (see desk.go): a message's stale-reply guard, a status
+	// or assign request, a read mark, an inbox view.
+	BasedOnSeq int64
+	Force      bool
+	Status     string
+	// Assignee is an assign request's new assignee (an external id), or
+	// an inbox view's assignee filter; "" with Unassign set unassigns.
+	Assignee string
+	Unassign bool
+	Seq      int64
+	Search   string
 }
 
 type rawRequest struct {
@@ -109,6 +127,12 @@ type rawRequest struct {
 	Limit          json.RawMessage `json:"limit"`
 	Cursor         json.RawMessage `json:"cursor"`
 	Token          json.RawMessage `json:"token"`
+	BasedOnSeq     json.RawMessage `json:"based_on_seq"`
+	Force          json.RawMessage `json:"force"`
+	Status         json.RawMessage `json:"status"`
+	Assignee       json.RawMessage `json:"assignee"`
+	Seq            json.RawMessage `json:"seq"`
+	Search         json.RawMessage `json:"q"`
 }
 
 // Decoder decodes client frames under configured limits.
@@ -181,6 +205,12 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 			return fail(errorf(CodeMessageTooLong, "the message is longer than %d characters", d.MaxMessageChars))
 		}
 		req.Message = text
+		if req.BasedOnSeq, err = optID(raw.BasedOnSeq, "based_on_seq"); err != nil {
+			return fail(err)
+		}
+		if req.Force, err = optBool(raw.Force, "force"); err != nil {
+			return fail(err)
+		}
 	case TypeHistory:
 		if req.BeforeSeq, err = optID(raw.BeforeSeq, "before_seq"); err != nil {
 			return fail(err)
@@ -208,6 +238,13 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 			return fail(err)
 		}
 		req.Limit = int(min(limit, 1000))
+		if err := decodeView(&req, raw); err != nil {
+			return fail(err)
+		}
+	case TypeStatus, TypeAssign, TypeRead:
+		if err := decodeDesk(&req, raw); err != nil {
+			return fail(err)
+		}
 	case TypeAuth:
 		if req.Token, err = optString(raw.Token, "token"); err != nil {
 			return fail(err)
@@ -352,7 +389,8 @@ func ErrorFrame(e *Error) []byte {
 		Message        string `json:"message"`
 		ClientMsgID    string `json:"client_msg_id,omitempty"`
 		ConversationID int64  `json:"conversation_id,omitempty"`
-	}{"error", e.Code, e.Message, e.ClientMsgID, e.ConversationID})
+		LastSeq        int64  `json:"last_seq,omitempty"`
+	}{"error", e.Code, e.Message, e.ClientMsgID, e.ConversationID, e.LastSeq})
 }
 
 // User is the connected user as the welcome frame shows it.
@@ -376,6 +414,8 @@ type Welcome struct {
 	// TokenExpiresAt is when the socket's token expires; the socket is
 	// closed then unless an auth frame brings a fresh token.
 	TokenExpiresAt time.Time
+	// Status is the visitor's conversation's status ("" for staff).
+	Status string
 }
 
 // WelcomeFrame encodes w.
@@ -389,7 +429,8 @@ func WelcomeFrame(w Welcome) []byte {
 		MaxMessageChars int    `json:"max_message_chars"`
 		StoreID         string `json:"store_id,omitempty"`
 		TokenExpiresAt  string `json:"token_expires_at,omitempty"`
-	}{"welcome", Subprotocol, w.User, w.ConversationID, w.LastSeq, w.MaxMessageChars, w.StoreID, optTime(w.TokenExpiresAt)})
+		Status          string `json:"status,omitempty"`
+	}{"welcome", Subprotocol, w.User, w.ConversationID, w.LastSeq, w.MaxMessageChars, w.StoreID, optTime(w.TokenExpiresAt), w.Status})
 }
 
 // optTime formats t, or "" for the zero time.
@@ -409,18 +450,24 @@ func AuthFrame(expiresAt time.Time) []byte {
 	}{TypeAuth, formatTime(expiresAt)})
 }
 
-// HistoryFrame answers a history request with messages in ascending seq.
-func HistoryFrame(conversationID int64, msgs []Message, hasMore bool) []byte {
+// HistoryFrame answers a history request with messages in ascending seq and
+// the events among them (see EventJSON.AfterSeq).
+func HistoryFrame(conversationID int64, msgs []Message, hasMore bool, events []Event) []byte {
 	out := make([]v1Message, len(msgs))
 	for i, m := range msgs {
 		out[i] = toV1(m, "")
+	}
+	evs := make([]EventJSON, len(events))
+	for i, e := range events {
+		evs[i] = e.ToJSON()
 	}
 	return mustMarshal(struct {
 		Type           string      `json:"type"`
 		ConversationID int64       `json:"conversation_id"`
 		Messages       []v1Message `json:"messages"`
 		HasMore        bool        `json:"has_more"`
-	}{TypeHistory, conversationID, out, hasMore})
+		Events         []EventJSON `json:"events"`
+	}{TypeHistory, conversationID, out, hasMore, evs})
 }
 
 // InboxEntry is one conversation of the admin inbox.
@@ -432,6 +479,15 @@ type InboxEntry struct {
 	LastSeq        int64
 	LastMessageAt  time.Time
 	LastMessage    *Message
+	// Status and Assignee (nil: unassigned) are the conversation's desk
+	// state; an empty Status is not shown (a server without the desk).
+	Status   string
+	Assignee *DeskUser
+	// ReadSeq and Unread are the receiving agent's, shown when HasReadState
+	// (inbox pages; inbox_update frames go to every agent alike).
+	HasReadState bool
+	ReadSeq      int64
+	Unread       int64
 }
 
 type inboxEntryJSON struct {
@@ -440,6 +496,10 @@ type inboxEntryJSON struct {
 	LastSeq        int64      `json:"last_seq"`
 	LastMessageAt  string     `json:"last_message_at"`
 	LastMessage    *v1Message `json:"last_message"`
+	Status         string     `json:"status,omitempty"`
+	Assignee       *DeskUser  `json:"assignee"`
+	ReadSeq        *int64     `json:"read_seq,omitempty"`
+	Unread         *int64     `json:"unread,omitempty"`
 }
 
 type inboxUser struct {
@@ -454,6 +514,11 @@ func toInboxJSON(e InboxEntry) inboxEntryJSON {
 		User:           inboxUser{ID: e.UserID, ExternalID: e.UserExternalID, Name: e.UserName},
 		LastSeq:        e.LastSeq,
 		LastMessageAt:  formatTime(e.LastMessageAt),
+		Status:         e.Status,
+		Assignee:       e.Assignee,
+	}
+	if e.HasReadState {
+		out.ReadSeq, out.Unread = &e.ReadSeq, &e.Unread
 	}
 	if e.LastMessage != nil {
 		m := toV1(*e.LastMessage, "")
@@ -472,6 +537,11 @@ type InboxPage struct {
 	NextCursor string
 	HasMore    bool
 	StoreID    string
+	// View is the view the page shows, and Counts the conversations of each
+	// status ("open", "pending", "resolved") for the receiving agent; nil
+	// for the snapshot pages that have none.
+	View   *View
+	Counts map[string]ViewCounts
 }
 
 // InboxFrame lists a page of conversations, most recent activity first.
@@ -481,13 +551,15 @@ func InboxFrame(p InboxPage) []byte {
 		out[i] = toInboxJSON(e)
 	}
 	return mustMarshal(struct {
-		Type          string           `json:"type"`
-		Conversations []inboxEntryJSON `json:"conversations"`
-		Cursor        string           `json:"cursor,omitempty"`
-		HasMore       bool             `json:"has_more"`
-		NextCursor    string           `json:"next_cursor,omitempty"`
-		StoreID       string           `json:"store_id,omitempty"`
-	}{TypeInbox, out, p.Cursor, p.HasMore, p.NextCursor, p.StoreID})
+		Type          string                `json:"type"`
+		Conversations []inboxEntryJSON      `json:"conversations"`
+		Cursor        string                `json:"cursor,omitempty"`
+		HasMore       bool                  `json:"has_more"`
+		NextCursor    string                `json:"next_cursor,omitempty"`
+		StoreID       string                `json:"store_id,omitempty"`
+		View          *View                 `json:"view,omitempty"`
+		Counts        map[string]ViewCounts `json:"counts,omitempty"`
+	}{TypeInbox, out, p.Cursor, p.HasMore, p.NextCursor, p.StoreID, p.View, p.Counts})
 }
 
 // InboxUpdateFrame tells admins that one conversation changed.

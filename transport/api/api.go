@@ -1,0 +1,354 @@
+// Package api serves grainchat's REST API under /api/v1: the support desk
+// (conversations, their status and assignee, messages, read marks) for staff
+// tools. It authenticates every request by "Authorization: Bearer <token>"
+// only (the WebSocket's tokens; a cookie alone is refused, which rules out
+// cross-site requests), and answers errors as
+// {"error":{"code":"…","message":"…"}} with the WebSocket's error codes.
+// docs/API.md and docs/openapi.yaml describe it.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// Desk is what the API asks of the actors (implemented by *actors.Node):
+// changes and posts go through the conversation's grain, which stores them
+// and delivers them live; read marks reach the user's other sockets.
+type Desk interface {
+	Change(ctx context.Context, conv int64, c storage.Change) (actors.ChangeOutcome, error)
+	Post(ctx context.Context, conv int64, in actors.PostInput) (storage.Message, bool, error)
+	MarkRead(ctx context.Context, userID, conv, seq int64) (int64, error)
+}
+
+// Config is the API's dependencies and bounds.
+type Config struct {
+	Logger   *slog.Logger
+	Verifier *auth.Verifier
+	Store    storage.Store
+	Desk     Desk
+	// MaxMessageChars bounds a posted message (characters).
+	MaxMessageChars int
+	// Rate and Burst bound each user's requests (per node); Rate < 0 means
+	// unlimited, 0 means the defaults.
+	Rate  float64
+	Burst int
+	// Timeout bounds one request's work (store and grain).
+	Timeout time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultRate    = 30
+	DefaultBurst   = 120
+	DefaultTimeout = 10 * time.Second
+	// maxBodyBytes bounds a request body.
+	maxBodyBytes = 64 << 10
+	// maxLimiters bounds the per-user limiters kept; idle ones go first.
+	maxLimiters = 10000
+)
+
+// API is the REST API's handler set.
+type API struct {
+	cfg     Config
+	decoder wire.Decoder
+
+	mu       sync.Mutex
+	limiters map[string]*limiter
+}
+
+type limiter struct {
+	*rate.Limiter
+	used time.Time
+}
+
+// New returns the API for cfg.
+func New(cfg Config) *API {
+	if cfg.Rate == 0 {
+		cfg.Rate = DefaultRate
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = DefaultBurst
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxMessageChars <= 0 {
+		cfg.MaxMessageChars = wire.DefaultMaxMessageChars
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{cfg: cfg, decoder: wire.Decoder{MaxMessageChars: cfg.MaxMessageChars}, limiters: make(map[string]*limiter)}
+}
+
+// Routes returns the API's routes for an http.ServeMux.
+func (a *API) Routes() map[string]http.Handler {
+	return map[string]http.Handler{
+		"GET /api/v1/conversations":                a.staff(a.listConversations),
+		"GET /api/v1/conversations/{id}":           a.staff(a.getConversation),
+		"PATCH /api/v1/conversations/{id}":         a.staff(a.patchConversation),
+		"GET /api/v1/conversations/{id}/messages":  a.staff(a.listMessages),
+		"POST /api/v1/conversations/{id}/messages": a.staff(a.postMessage),
+		"POST /api/v1/conversations/{id}/read":     a.staff(a.markRead),
+		// Other methods on the API's paths, and other paths.
+		"/api/v1/conversations":               methodNotAllowed("GET"),
+		"/api/v1/conversations/{id}":          methodNotAllowed("GET, PATCH"),
+		"/api/v1/conversations/{id}/messages": methodNotAllowed("GET, POST"),
+		"/api/v1/conversations/{id}/read":     methodNotAllowed("POST"),
+		"/api/v1/":                            http.HandlerFunc(notFound),
+	}
+}
+
+// methodNotAllowed answers 405 with the methods a path allows.
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": map[string]any{
+			"code": "method_not_allowed", "message": r.Method + " is not allowed here; use " + allow}})
+	})
+}
+
+// apiError is an error answer.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	lastSeq int64
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+func errorf(status int, code, message string) *apiError {
+	return &apiError{status: status, code: code, message: message}
+}
+
+// request is one authenticated staff request.
+type request struct {
+	ctx  context.Context
+	r    *http.Request
+	user storage.User
+}
+
+// staff authenticates a request as a staff user, bounds its rate and time,
+// and writes the handler's answer or error.
+func (a *API) staff(h func(req *request) (int, any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		user, err := a.authenticate(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if !a.allow(user.ExternalID) {
+			w.Header().Set("Retry-After", "1")
+			a.writeError(w, r, errorf(http.StatusTooManyRequests, wire.CodeRateLimited, "too many requests; retry after a second"))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+		defer cancel()
+		status, body, err := h(&request{ctx: ctx, r: r, user: user})
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if body == nil {
+			w.WriteHeader(status)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+// authenticate verifies the request's bearer token and returns its staff
+// user (created or updated from the token, as a WebSocket connect does).
+func (a *API) authenticate(r *http.Request) (storage.User, error) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return storage.User{}, errorf(http.StatusUnauthorized, wire.CodeInvalidToken,
+			"send the token as Authorization: Bearer <token> (cookies are not accepted here)")
+	}
+	id, err := a.cfg.Verifier.Verify(token)
+	if err != nil {
+		code := wire.CodeInvalidToken
+		if errors.Is(err, auth.ErrExpired) {
+			code = wire.CodeTokenExpired
+		}
+		return storage.User{}, errorf(http.StatusUnauthorized, code, "the token is not valid")
+	}
+	if !id.Admin {
+		return storage.User{}, errorf(http.StatusForbidden, wire.CodeForbidden, "the REST API is for staff")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	user, err := a.cfg.Store.UpsertUser(ctx, storage.UserInput{ExternalID: id.Subject, Name: id.Name, IsAdmin: true})
+	if err != nil {
+		return storage.User{}, fromStorage(err)
+	}
+	return user, nil
+}
+
+// allow takes one token of the user's bucket.
+func (a *API) allow(user string) bool {
+	if a.cfg.Rate < 0 {
+		return true
+	}
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.limiters[user]
+	if l == nil {
+		if len(a.limiters) >= maxLimiters {
+			a.pruneLocked(now)
+		}
+		l = &limiter{Limiter: rate.NewLimiter(rate.Limit(a.cfg.Rate), a.cfg.Burst)}
+		a.limiters[user] = l
+	}
+	l.used = now
+	return l.AllowN(now, 1)
+}
+
+// pruneLocked forgets the limiters of users idle long enough to have a full
+// bucket again (forgetting them changes nothing), or half of them.
+func (a *API) pruneLocked(now time.Time) {
+	full := time.Duration(float64(a.cfg.Burst)/a.cfg.Rate*float64(time.Second)) + time.Second
+	for k, l := range a.limiters {
+		if now.Sub(l.used) > full {
+			delete(a.limiters, k)
+		}
+	}
+	for k := range a.limiters {
+		if len(a.limiters) < maxLimiters/2 {
+			break
+		}
+		delete(a.limiters, k)
+	}
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		a.cfg.Logger.Error("api: unexpected error", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = errorf(http.StatusInternalServerError, wire.CodeInternal, "internal error")
+	}
+	if ae.status >= 500 {
+		a.cfg.Logger.Warn("api: request failed", "method", r.Method, "path", r.URL.Path, "code", ae.code)
+	}
+	body := map[string]any{"code": ae.code, "message": ae.message}
+	if ae.lastSeq > 0 {
+		body["last_seq"] = ae.lastSeq
+	}
+	writeJSON(w, ae.status, map[string]any{"error": body})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]any{"code": "not_found", "message": "no such endpoint"}})
+}
+
+// fromStorage translates a store error.
+func fromStorage(err error) *apiError {
+	var se *storage.Error
+	msg := ""
+	if errors.As(err, &se) {
+		msg = se.Message
+	}
+	switch storage.ErrorCode(err) {
+	case storage.ENOTFOUND:
+		return errorf(http.StatusNotFound, wire.CodeConversationNotFound, "no such conversation")
+	case storage.EINVALID:
+		return errorf(http.StatusBadRequest, wire.CodeInvalidRequest, msg)
+	case storage.EUNAVAILABLE:
+		return errorf(http.StatusServiceUnavailable, wire.CodeUnavailable, "the chat is temporarily unavailable; retry")
+	default:
+		return errorf(http.StatusInternalServerError, wire.CodeInternal, "internal error")
+	}
+}
+
+// fromDesk translates an actors.ErrDesk (or a store error).
+func fromDesk(err error) *apiError {
+	var de *actors.ErrDesk
+	if !errors.As(err, &de) {
+		return fromStorage(err)
+	}
+	status := http.StatusInternalServerError
+	switch de.Code {
+	case wire.CodeConversationNotFound:
+		status = http.StatusNotFound
+	case wire.CodeForbidden:
+		status = http.StatusForbidden
+	case wire.CodeStaleReply:
+		status = http.StatusConflict
+	case wire.CodeUnavailable:
+		status = http.StatusServiceUnavailable
+	case wire.CodeInvalidRequest, wire.CodeInvalidText, wire.CodeEmptyMessage, wire.CodeMessageTooLong:
+		status = http.StatusBadRequest
+	}
+	return &apiError{status: status, code: de.Code, message: de.Message, lastSeq: de.LastSeq}
+}
+
+// pathID reads the conversation id of the path.
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errorf(http.StatusNotFound, wire.CodeConversationNotFound, "no such conversation")
+	}
+	return id, nil
+}
+
+// queryInt reads an optional non-negative integer query parameter.
+func queryInt(r *http.Request, name string) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, name+" must be a non-negative integer")
+	}
+	return n, nil
+}
+
+// readBody decodes a JSON object body into v.
+func readBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errorf(http.StatusRequestEntityTooLarge, wire.CodeInvalidRequest, "the body is too large")
+		}
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "a field has the wrong type")
+		}
+		return errorf(http.StatusBadRequest, wire.CodeInvalidJSON, "the body is not a JSON object")
+	}
+	return nil
+}
+
+// jsonRaw is one field of a JSON object body, decoded when needed.
+type jsonRaw = json.RawMessage
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

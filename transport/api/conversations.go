@@ -1,0 +1,380 @@
+// This file holds the API's handlers: conversations (list, get, change),
+// their messages (list, post) and read marks.
+
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/transport/wire"
+)
+
+// Page sizes of the list endpoints.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 100
+	maxMessagesLimit = storage.MaxPageSize
+)
+
+// conversationJSON is a Conversation of docs/API.md.
+type conversationJSON struct {
+	ID            int64          `json:"id"`
+	User          wire.DeskUser  `json:"user"`
+	Status        string         `json:"status"`
+	Assignee      *wire.DeskUser `json:"assignee"`
+	LastSeq       int64          `json:"last_seq"`
+	LastMessageAt *string        `json:"last_message_at"`
+	LastMessage   *messageJSON   `json:"last_message"`
+	Unread        int64          `json:"unread"`
+	ReadSeq       int64          `json:"read_seq"`
+}
+
+// messageJSON is a message as the v1 history shows it.
+type messageJSON struct {
+	ID             int64  `json:"id"`
+	ConversationID int64  `json:"conversation_id"`
+	Seq            int64  `json:"seq"`
+	Message        string `json:"message"`
+	SenderID       int64  `json:"sender_id"`
+	SenderName     string `json:"sender_name"`
+	SenderIsAdmin  bool   `json:"sender_is_admin"`
+	CreatedAt      string `json:"created_at"`
+	ClientMsgID    string `json:"client_msg_id"`
+}
+
+func toMessageJSON(m storage.Message) messageJSON {
+	id := m.ClientMsgID
+	if strings.HasPrefix(id, "~") {
+		id = "" // a key the server made up
+	}
+	return messageJSON{
+		ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, Message: m.Body, SenderID: m.SenderID,
+		SenderName: m.SenderName, SenderIsAdmin: m.SenderIsAdmin,
+		CreatedAt: m.CreatedAt.UTC().Format(wire.TimeFormat), ClientMsgID: id,
+	}
+}
+
+func userJSON(u *storage.UserRef) *wire.DeskUser {
+	if u == nil {
+		return nil
+	}
+	return &wire.DeskUser{ID: u.ID, ExternalID: u.ExternalID, Name: u.Name}
+}
+
+func entryJSON(e storage.InboxEntry) conversationJSON {
+	out := conversationJSON{
+		ID:       e.ConversationID,
+		User:     wire.DeskUser{ID: e.UserID, ExternalID: e.UserExternalID, Name: e.UserName},
+		Status:   e.Status,
+		Assignee: userJSON(e.Assignee),
+		LastSeq:  e.LastSeq,
+		Unread:   e.Unread,
+		ReadSeq:  e.ReadSeq,
+	}
+	if e.LastMessageAt != nil {
+		t := e.LastMessageAt.UTC().Format(wire.TimeFormat)
+		out.LastMessageAt = &t
+	}
+	if e.LastMessage != nil {
+		m := toMessageJSON(*e.LastMessage)
+		out.LastMessage = &m
+	}
+	return out
+}
+
+// listConversations: GET /api/v1/conversations?status=&assignee=&q=&limit=&cursor=
+func (a *API) listConversations(req *request) (int, any, error) {
+	v := req.r.URL.Query()
+	q := storage.InboxQuery{ViewerID: req.user.ID, Search: v.Get("q")}
+	switch st := v.Get("status"); st {
+	case "", "all":
+	case storage.StatusOpen, storage.StatusPending, storage.StatusResolved:
+		q.Status = st
+	default:
+		return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "status must be open, pending, resolved or all")
+	}
+	if err := a.assigneeFilter(req, v.Get("assignee"), &q); err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(req.r, "limit")
+	if err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case v.Get("limit") == "":
+		limit = defaultListLimit
+	case limit < 1 || limit > maxListLimit:
+		return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "limit must be 1 to 100")
+	}
+	if c := v.Get("cursor"); c != "" {
+		after, ok := decodeCursor(c)
+		if !ok {
+			return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "cursor is not one the server gave")
+		}
+		q.After = after
+	}
+	if len([]rune(q.Search)) > storage.MaxSearchRunes {
+		return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "q is too long")
+	}
+	q.Limit = int(limit) + 1
+	rows, err := a.cfg.Store.InboxView(req.ctx, q)
+	if err != nil {
+		return 0, nil, fromStorage(err)
+	}
+	var next *string
+	if len(rows) > int(limit) {
+		rows = rows[:limit]
+		c := encodeCursor(rows[len(rows)-1].Cursor())
+		next = &c
+	}
+	out := make([]conversationJSON, len(rows))
+	for i, e := range rows {
+		out[i] = entryJSON(e)
+	}
+	return http.StatusOK, map[string]any{"conversations": out, "next_cursor": next}, nil
+}
+
+// assigneeFilter reads an assignee filter: me, none, any or an external id.
+func (a *API) assigneeFilter(req *request, v string, q *storage.InboxQuery) error {
+	switch v {
+	case "", storage.AssigneeAny:
+		q.Assignee = storage.AssigneeAny
+	case storage.AssigneeNone:
+		q.Assignee = storage.AssigneeNone
+	case storage.AssigneeMe:
+		q.Assignee = storage.AssigneeMe
+	default:
+		u, err := a.cfg.Store.StaffUser(req.ctx, v)
+		if err != nil {
+			if storage.ErrorCode(err) == storage.ENOTFOUND {
+				return errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "assignee is not a staff user")
+			}
+			return fromStorage(err)
+		}
+		q.Assignee, q.AssigneeID = storage.AssigneeUser, u.ID
+	}
+	return nil
+}
+
+// getConversation: GET /api/v1/conversations/{id}
+func (a *API) getConversation(req *request) (int, any, error) {
+	id, err := pathID(req.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	c, err := a.conversation(req, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, c, nil
+}
+
+// conversation reads one conversation as the caller sees it.
+func (a *API) conversation(req *request, id int64) (conversationJSON, error) {
+	e, err := a.cfg.Store.ConversationEntry(req.ctx, req.user.ID, id)
+	if err != nil {
+		return conversationJSON{}, fromStorage(err)
+	}
+	if e.Status == "" {
+		e.Status = storage.StatusOpen
+	}
+	return entryJSON(e), nil
+}
+
+// patchConversation: PATCH /api/v1/conversations/{id} with any of
+// {"status": "…", "assignee": "<external id>" or null}.
+func (a *API) patchConversation(req *request) (int, any, error) {
+	id, err := pathID(req.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var body map[string]jsonRaw
+	if err := readBody(req.r, &body); err != nil {
+		return 0, nil, err
+	}
+	c := storage.Change{ActorID: req.user.ID}
+	for k := range body {
+		if k != "status" && k != "assignee" {
+			return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "unknown field "+strconv.Quote(k))
+		}
+	}
+	if raw, ok := body["status"]; ok {
+		var st string
+		if json.Unmarshal(raw, &st) != nil || !storage.ValidStatus(st) {
+			return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "status must be open, pending or resolved")
+		}
+		c.Status = &st
+	}
+	if raw, ok := body["assignee"]; ok {
+		var uid int64
+		if string(raw) != "null" {
+			var ext string
+			if json.Unmarshal(raw, &ext) != nil || ext == "" {
+				return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "assignee must be a staff user's external id, or null")
+			}
+			u, err := a.cfg.Store.StaffUser(req.ctx, ext)
+			if err != nil {
+				if storage.ErrorCode(err) == storage.ENOTFOUND {
+					return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "assignee is not a staff user")
+				}
+				return 0, nil, fromStorage(err)
+			}
+			uid = u.ID
+		}
+		c.Assignee = &uid
+	}
+	if c.Status == nil && c.Assignee == nil {
+		return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "nothing to change: send status and/or assignee")
+	}
+	if _, err := a.cfg.Desk.Change(req.ctx, id, c); err != nil {
+		return 0, nil, fromDesk(err)
+	}
+	out, err := a.conversation(req, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+// listMessages: GET /api/v1/conversations/{id}/messages?after_seq=&before_seq=&limit=
+func (a *API) listMessages(req *request) (int, any, error) {
+	id, err := pathID(req.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	after, err := queryInt(req.r, "after_seq")
+	if err != nil {
+		return 0, nil, err
+	}
+	before, err := queryInt(req.r, "before_seq")
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(req.r, "limit")
+	if err != nil {
+		return 0, nil, err
+	}
+	if limit == 0 {
+		limit = storage.DefaultPageSize
+	}
+	limit = min(limit, maxMessagesLimit)
+	if _, err := a.cfg.Store.Conversation(req.ctx, id); err != nil {
+		return 0, nil, fromStorage(err)
+	}
+	msgs, err := a.cfg.Store.Messages(req.ctx, id, storage.Page{AfterSeq: after, BeforeSeq: before, Limit: int(limit) + 1})
+	if err != nil {
+		return 0, nil, fromStorage(err)
+	}
+	hasMore := len(msgs) > int(limit)
+	if hasMore {
+		if before != 0 && after == 0 {
+			msgs = msgs[1:]
+		} else {
+			msgs = msgs[:limit]
+		}
+	}
+	out := make([]messageJSON, len(msgs))
+	for i, m := range msgs {
+		out[i] = toMessageJSON(m)
+	}
+	var from, to int64
+	if len(msgs) > 0 {
+		from, to = msgs[0].Seq, msgs[len(msgs)-1].Seq
+		if from == 1 {
+			from = 0
+		}
+	}
+	events, err := a.cfg.Store.Events(req.ctx, id, from, to)
+	if err != nil {
+		return 0, nil, fromStorage(err)
+	}
+	evs := make([]wire.EventJSON, len(events))
+	for i, e := range events {
+		evs[i] = actors.StorageEventToWire(e).ToJSON()
+	}
+	return http.StatusOK, map[string]any{"messages": out, "has_more": hasMore, "events": evs}, nil
+}
+
+// postMessage: POST /api/v1/conversations/{id}/messages with {"message",
+// "client_msg_id", "based_on_seq", "force"}: stored and delivered through the
+// conversation's grain exactly like a staff reply over the socket.
+func (a *API) postMessage(req *request) (int, any, error) {
+	id, err := pathID(req.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var body map[string]jsonRaw
+	if err := readBody(req.r, &body); err != nil {
+		return 0, nil, err
+	}
+	for k := range body {
+		switch k {
+		case "message", "client_msg_id", "based_on_seq", "force":
+		default:
+			return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "unknown field "+strconv.Quote(k))
+		}
+	}
+	// The WebSocket's decoder checks the fields exactly as for a frame.
+	frame, _ := jsonMarshal(body)
+	in, err := a.decoder.Decode(frame)
+	if err != nil {
+		we := err.(*wire.Error)
+		return 0, nil, errorf(http.StatusBadRequest, we.Code, we.Message)
+	}
+	based := in.BasedOnSeq
+	if in.Force {
+		based = 0
+	}
+	msg, dup, err := a.cfg.Desk.Post(req.ctx, id, actors.PostInput{
+		Sender: req.user, Body: in.Message, ClientMsgID: in.ClientMsgID, BasedOnSeq: based,
+	})
+	if err != nil {
+		return 0, nil, fromDesk(err)
+	}
+	return http.StatusCreated, map[string]any{"message": toMessageJSON(msg), "duplicate": dup}, nil
+}
+
+// markRead: POST /api/v1/conversations/{id}/read with {"seq": n}.
+func (a *API) markRead(req *request) (int, any, error) {
+	id, err := pathID(req.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var body struct {
+		Seq *int64 `json:"seq"`
+	}
+	if err := readBody(req.r, &body); err != nil {
+		return 0, nil, err
+	}
+	if body.Seq == nil || *body.Seq < 0 {
+		return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "seq must be a non-negative integer")
+	}
+	if _, err := a.cfg.Desk.MarkRead(req.ctx, req.user.ID, id, *body.Seq); err != nil {
+		return 0, nil, fromStorage(err)
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// Cursors are the WebSocket inbox's: "<last_message_at in Unix µs>.<id>".
+func encodeCursor(c storage.InboxCursor) string {
+	return strconv.FormatInt(c.LastMessageAt.UnixMicro(), 10) + "." + strconv.FormatInt(c.ConversationID, 10)
+}
+
+func decodeCursor(s string) (storage.InboxCursor, bool) {
+	at, id, ok := strings.Cut(s, ".")
+	if !ok || len(s) > 100 {
+		return storage.InboxCursor{}, false
+	}
+	micros, err1 := strconv.ParseInt(at, 10, 64)
+	conv, err2 := strconv.ParseInt(id, 10, 64)
+	if err1 != nil || err2 != nil || micros <= 0 || conv <= 0 {
+		return storage.InboxCursor{}, false
+	}
+	return storage.InboxCursor{LastMessageAt: time.UnixMicro(micros).UTC(), ConversationID: conv}, true
+}
