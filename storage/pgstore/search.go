@@ -69,9 +69,24 @@ func (s *Store) IndexSearch(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, dbError(ctx, "pgstore: index search: prepare", err)
 	}
+	// The batch commits without waiting for its WAL to reach the disk:
+	// the appends' commits do not queue behind the indexer's flushes. A
+	// crash may lose the latest batches; they are then lost whole (queue
+	// rows and index entries are one transaction), and indexed again.
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, dbError(ctx, "pgstore: index search: begin", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+		return 0, dbError(ctx, "pgstore: index search", err)
+	}
 	var covered, indexed int
-	if err := st.QueryRowContext(ctx, searchBatch).Scan(&covered, &indexed); err != nil {
+	if err := tx.StmtxContext(ctx, st).QueryRowContext(ctx, searchBatch).Scan(&covered, &indexed); err != nil {
 		return 0, dbError(ctx, "pgstore: index search", s.checkPrepared(indexSearchQuery, err))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, dbError(ctx, "pgstore: index search: commit", err)
 	}
 	return covered, nil
 }

@@ -158,14 +158,17 @@ const (
 // chosen for each call by searchWalk (a query of its own, reading at most
 // searchHits matches: one more round trip, for searches only):
 //
-//   - From the matches (a rare word, a name): one IN over the UNION of the
-//     matching messages' conversations and the visitors whose name matches:
-//     a semi-join, which the planner runs from the matches (a few: probes
-//     of conversations by key) or, for a word of many messages, as a hash
-//     join with the conversations' scan. Not an OR of two IN subqueries: a
-//     SubPlan whose matches outgrow work_mem is not hashed but run again
-//     for every conversation (a word of every message of a million ran for
-//     minutes). Cost: every matching message, read once per page.
+//   - From the matches (a rare word, a name): the UNION of the matching
+//     messages' conversations and the visitors whose name matches, each
+//     probed in conversations by key with the view's filters (a LATERAL
+//     subquery with a LIMIT: the planner, which cannot tell a rare word
+//     from a common one in a prepared statement, hashed the matches and
+//     scanned all the conversations, 40 ms at 100,000 for one match), then
+//     a top-N sort. Not an OR of two IN subqueries: a SubPlan whose
+//     matches outgrow work_mem is not hashed but run again for every
+//     conversation (a word of every message of a million ran for minutes).
+//     Cost: every matching message, read once per page, and a probe per
+//     matching conversation.
 //   - A walk (spec.walk: a common word, whose first searchHits matches are
 //     in at least 1/searchWalkShare of the conversations): the view's
 //     conversations are sorted (a full sort: no index on last_message_at,
@@ -207,17 +210,7 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 	}
 	var conversations string
 	switch {
-	case q.Search == "" || !spec.walk:
-		if q.Search != "" {
-			fmt.Fprintf(&where, `
-			AND id IN (
-				SELECT conversation_id FROM message_search
-				WHERE tsv @@ plainto_tsquery('simple', %s)
-				UNION
-				SELECT cu.id FROM users su JOIN conversations cu ON cu.user_id = su.id
-				WHERE su.name ILIKE %s)`,
-				b.add(q.Search), b.add(likeContains(q.Search)))
-		}
+	case q.Search == "":
 		conversations = `(
 		SELECT id, user_id, last_seq, last_message_at, status, assignee_id
 		FROM conversations
@@ -225,6 +218,24 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 		ORDER BY last_message_at DESC, id DESC
 		LIMIT ` + limitArg + `
 	)`
+	case !spec.walk:
+		conversations = fmt.Sprintf(`(
+		SELECT c0.* FROM (
+			SELECT conversation_id AS id FROM message_search
+			WHERE tsv @@ plainto_tsquery('simple', %[2]s)
+			UNION
+			SELECT cu.id FROM users su JOIN conversations cu ON cu.user_id = su.id
+			WHERE su.name ILIKE %[3]s
+		) h
+		CROSS JOIN LATERAL (
+			SELECT id, user_id, last_seq, last_message_at, status, assignee_id
+			FROM conversations
+			WHERE id = h.id AND %[1]s
+			LIMIT 1
+		) c0
+		ORDER BY c0.last_message_at DESC, c0.id DESC
+		LIMIT %[4]s
+	)`, where.String(), b.add(q.Search), b.add(likeContains(q.Search)), limitArg)
 	default: // a search that walks
 		conversations = fmt.Sprintf(`(
 		SELECT w.* FROM (
