@@ -18,6 +18,7 @@ import (
 
 func TestDBError(t *testing.T) {
 	pqErr := func(code string) error {
+		//lint:ignore SA1019 pq.Error's Code field still has the type pq.ErrorCode
 		return &pq.Error{Severity: "ERROR", Code: pq.ErrorCode(code), Message: "m"}
 	}
 	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
