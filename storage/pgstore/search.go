@@ -16,12 +16,14 @@ const searchBatch = 16
 
 // indexSearchQuery takes up to $1 rows of search_queue that no other
 // indexer holds, deletes them and indexes the committed messages whose ids
-// they span and that message_search does not hold yet, in id order (two
-// indexers of overlapping ranges then wait for each other without
-// deadlocking; ON CONFLICT keeps the first). One statement, one snapshot:
-// every message a visible queue row spans is visible (its batch committed
-// with the row). It returns how many messages the rows span (0: nothing
-// left that another indexer is not taking) and how many it indexed.
+// they span, in id order, skipping those message_search holds already (ON
+// CONFLICT: ranges overlap only when batches took ids at the same moment,
+// so no probe is spent before the insert; two indexers of overlapping
+// ranges wait for each other in id order, without deadlocking). One
+// statement, one snapshot: every message a visible queue row spans is
+// visible (its batch committed with the row). It returns how many messages
+// the rows span (0: nothing left that another indexer is not taking) and
+// how many it indexed.
 //
 // The ranges are probed through the messages' primary key (LATERAL, one
 // range scan per row), never by a scan of the table.
@@ -42,7 +44,6 @@ const indexSearchQuery = `
 		INSERT INTO message_search (message_id, conversation_id, tsv)
 		SELECT c.id, c.conversation_id, to_tsvector('simple', c.body)
 		FROM covered c
-		WHERE NOT EXISTS (SELECT 1 FROM message_search s WHERE s.message_id = c.id)
 		ORDER BY c.id
 		ON CONFLICT (message_id) DO NOTHING
 		RETURNING 1

@@ -15,7 +15,11 @@ import (
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/pgstore"
 	"github.com/grainchat/grainchat/storage/pgtest"
+	"github.com/grainchat/grainchat/storage/storetest"
 )
+
+// The conformance suite indexes a pgstore.Store before it searches.
+var _ storetest.SearchIndexer = (*pgstore.Store)(nil)
 
 // searchWorld is a store without the indexer's loop (IndexSearch is called
 // by the test) and n visitors with a conversation each, plus a staff user
