@@ -111,7 +111,7 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 		page := wire.InboxPage{Entries: entries, HasMore: len(all) > len(first), StoreID: s.node.store.StoreID()}
 		if page.HasMore {
 			last := first[len(first)-1]
-			page.NextCursor = encodeInboxCursor(storage.InboxCursor{
+			page.NextCursor = EncodeInboxCursor(storage.InboxCursor{
 				LastMessageAt: time.UnixMicro(last.GetLastMessageAtUnixMicro()), ConversationID: last.GetConversationId()})
 		}
 		s.write(wire.InboxFrame(page))

@@ -64,7 +64,7 @@ func (s *session) inboxQuery(req wire.Request) (storage.InboxQuery, *wire.Error)
 		q.Assignee, q.AssigneeID = storage.AssigneeUser, u.ID
 	}
 	if req.Cursor != "" {
-		after, ok := decodeInboxCursor(req.Cursor)
+		after, ok := DecodeInboxCursor(req.Cursor)
 		if !ok {
 			return q, &wire.Error{Code: wire.CodeInvalidRequest, Message: "cursor is not one the server gave"}
 		}
@@ -125,7 +125,7 @@ func (s *session) readInboxView(ctx context.Context, q storage.InboxQuery, req w
 		}
 	}
 	if page.HasMore {
-		page.NextCursor = encodeInboxCursor(rows[len(rows)-1].Cursor())
+		page.NextCursor = EncodeInboxCursor(rows[len(rows)-1].Cursor())
 	}
 	return page, nil
 }
@@ -166,13 +166,16 @@ func inboxPageSize(limit int) int {
 	return min(limit, storage.MaxInboxPage)
 }
 
-// An inbox cursor on the wire is "<last_message_at in Unix microseconds>.<conversation id>":
-// opaque to clients, exact for the store.
-func encodeInboxCursor(c storage.InboxCursor) string {
+// An inbox cursor on the wire (and in the REST API) is "<last_message_at in
+// Unix microseconds>.<conversation id>": opaque to clients, exact for the
+// store.
+func EncodeInboxCursor(c storage.InboxCursor) string {
 	return strconv.FormatInt(c.LastMessageAt.UnixMicro(), 10) + "." + strconv.FormatInt(c.ConversationID, 10)
 }
 
-func decodeInboxCursor(s string) (storage.InboxCursor, bool) {
+// DecodeInboxCursor reads a cursor EncodeInboxCursor gave; false for any
+// other text.
+func DecodeInboxCursor(s string) (storage.InboxCursor, bool) {
 	at, id, ok := strings.Cut(s, ".")
 	if !ok {
 		return storage.InboxCursor{}, false

@@ -208,6 +208,11 @@ func TestAPIMatchesOpenAPI(t *testing.T) {
 				t.Errorf("%s: %d %s", q, a.status, a.raw)
 			}
 		}
+		// PostgreSQL indexes messages for search in the background (within
+		// about half a second): poll until the word is found.
+		waitFor(t, 10*time.Second, "the search index to have the messages", func() bool {
+			return findConversation(api.call("GET", "/conversations?q=order", ann, nil), conv) != nil
+		})
 		for _, q := range []string{"status=open", "status=all", "assignee=none", "assignee=any", "q=order", "q=carl", "limit=1"} {
 			if a := api.call("GET", "/conversations?"+q, ann, nil); a.status != 200 || findConversation(a, conv) == nil {
 				t.Errorf("%s: %d %s", q, a.status, a.raw)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/storage"
@@ -113,7 +112,7 @@ func (a *API) listConversations(req *request) (int, any, error) {
 		return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "limit must be 1 to 100")
 	}
 	if c := v.Get("cursor"); c != "" {
-		after, ok := decodeCursor(c)
+		after, ok := actors.DecodeInboxCursor(c)
 		if !ok {
 			return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "cursor is not one the server gave")
 		}
@@ -130,7 +129,7 @@ func (a *API) listConversations(req *request) (int, any, error) {
 	var next *string
 	if len(rows) > int(limit) {
 		rows = rows[:limit]
-		c := encodeCursor(rows[len(rows)-1].Cursor())
+		c := actors.EncodeInboxCursor(rows[len(rows)-1].Cursor())
 		next = &c
 	}
 	out := make([]conversationJSON, len(rows))
@@ -359,22 +358,4 @@ func (a *API) markRead(req *request) (int, any, error) {
 		return 0, nil, fromStorage(err)
 	}
 	return http.StatusNoContent, nil, nil
-}
-
-// Cursors are the WebSocket inbox's: "<last_message_at in Unix µs>.<id>".
-func encodeCursor(c storage.InboxCursor) string {
-	return strconv.FormatInt(c.LastMessageAt.UnixMicro(), 10) + "." + strconv.FormatInt(c.ConversationID, 10)
-}
-
-func decodeCursor(s string) (storage.InboxCursor, bool) {
-	at, id, ok := strings.Cut(s, ".")
-	if !ok || len(s) > 100 {
-		return storage.InboxCursor{}, false
-	}
-	micros, err1 := strconv.ParseInt(at, 10, 64)
-	conv, err2 := strconv.ParseInt(id, 10, 64)
-	if err1 != nil || err2 != nil || micros <= 0 || conv <= 0 {
-		return storage.InboxCursor{}, false
-	}
-	return storage.InboxCursor{LastMessageAt: time.UnixMicro(micros).UTC(), ConversationID: conv}, true
 }
