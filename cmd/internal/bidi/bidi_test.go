@@ -44,8 +44,12 @@ func startFirefox(t *testing.T) *Browser {
 	return b
 }
 
+// ctxT bounds a whole test's browser work. The suite runs this package next
+// to cmd/chatd's browser tests on two cores: 20 s was too short for the
+// pages test twice (navigate, input.performActions timed out), so it is
+// generous; it bounds a hang, it measures nothing.
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
