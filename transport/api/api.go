@@ -347,8 +347,3 @@ func readBody(r *http.Request, v any) error {
 	}
 	return nil
 }
-
-// jsonRaw is one field of a JSON object body, decoded when needed.
-type jsonRaw = json.RawMessage
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

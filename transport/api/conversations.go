@@ -180,9 +180,6 @@ func (a *API) conversation(req *request, id int64) (conversationJSON, error) {
 	if err != nil {
 		return conversationJSON{}, fromStorage(err)
 	}
-	if e.Status == "" {
-		e.Status = storage.StatusOpen
-	}
 	return entryJSON(e), nil
 }
 
@@ -193,7 +190,7 @@ func (a *API) patchConversation(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var body map[string]jsonRaw
+	var body map[string]json.RawMessage
 	if err := readBody(req.r, &body); err != nil {
 		return 0, nil, err
 	}
@@ -308,7 +305,7 @@ func (a *API) postMessage(req *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var body map[string]jsonRaw
+	var body map[string]json.RawMessage
 	if err := readBody(req.r, &body); err != nil {
 		return 0, nil, err
 	}
@@ -320,7 +317,7 @@ func (a *API) postMessage(req *request) (int, any, error) {
 		}
 	}
 	// The WebSocket's decoder checks the fields exactly as for a frame.
-	frame, _ := jsonMarshal(body)
+	frame, _ := json.Marshal(body)
 	in, err := a.decoder.Decode(frame)
 	if err != nil {
 		we := err.(*wire.Error)
