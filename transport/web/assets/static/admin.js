@@ -7,10 +7,30 @@
 // delivery continues: the page loads the newest page before it (first time)
 // or the history after the last seq it shows (after a reconnect).
 //
-// Unread: per conversation, the messages after the last one this staff
-// member saw on screen, not counting their own. What was seen is kept in
-// localStorage (per staff user), so it survives reloads and is shared by the
-// user's tabs; it is not shared with other staff members.
+// Unread and read marks (docs/PROTOCOL.md, "Support desk"): each staff
+// member has a read mark per conversation, kept by the server and the same
+// on all their tabs and devices. The page moves it ({"type":"read"}) when a
+// conversation's newest messages are on screen in a visible tab; every
+// socket of that staff member then gets a read frame. Inbox pages say each
+// conversation's read_seq and unread; a live message from someone else
+// after the mark counts as unread.
+//
+// Views: the tabs filter by status (open by default, pending, resolved,
+// all), the select by assignee (anyone, mine, unassigned, a colleague), the
+// search box by words in messages and visitor names. Each view is asked
+// from the server ({"type":"inbox","status","assignee","q"}), which answers
+// a page with the view's counts. Events (a status or assignee change, by
+// anyone) move a listed conversation out of the view at once, and ask the
+// view again (debounced) for its counts and for conversations that enter it.
+//
+// The desk: the conversation's header shows its status and assignee, and
+// claims, assigns, resolves, reopens or marks it pending. The thread shows
+// each change as a line (events). A reply carries based_on_seq: the newest
+// message on screen when the agent started writing it; when the server
+// refuses it as stale (someone wrote meanwhile), the reply stays on screen
+// with "Send anyway" (force) and "Edit" (back in the composer).
+//
+// Canned replies: see canned.js.
 //
 // Paging: the inbox frame holds the first page (most recent activity first)
 // and, when there are more, has_more and next_cursor; the page asks for the
@@ -33,6 +53,7 @@
 import { Connection } from './connection.js';
 import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
+import { CannedReplies } from './canned.js';
 import { $, el, chars, errorText, listTime, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
@@ -45,9 +66,15 @@ let openId = null; // the conversation on screen
 let followed = null; // the conversation `open`ed on the current socket
 let loaded = false; // has the conversation on screen had its first page?
 let pendingHistory = []; // { conv, kind } awaiting their history frame, in order
-let reads = {}; // conversation id -> last seq seen (localStorage)
 let nextCursor = null; // the inbox page after the loaded ones, when has_more
 let loadingCursor = null; // the cursor asked for, until its page arrives
+let session = null; // GET /session: who the page's cookie names
+let staff = []; // staff users [{id, external_id, name}], for the assignee menus
+let view = loadView(); // the inbox view shown {status, assignee, q}
+let viewsAsked = 0; // view requests (fresh pages) not answered yet
+let counts = null; // the view counts of the last page
+let refreshTimer = null;
+let basedOn = null; // the newest seq on screen when the reply in the composer was begun
 
 const status = new StatusView({ pill: $('state'), banner: $('banner') });
 const thread = new Thread({
@@ -62,12 +89,42 @@ const thread = new Thread({
 });
 
 const outbox = new Outbox({
-  send: (item) => conn.send({ message: item.text, conversation_id: item.conv, client_msg_id: item.cmid }),
+  send: (item) => {
+    const post = { message: item.text, conversation_id: item.conv, client_msg_id: item.cmid };
+    if (typeof item.basedOn === 'number') post.based_on_seq = item.basedOn;
+    if (item.force) post.force = true;
+    return conn.send(post);
+  },
   onChange: (item, state, detail) => {
     if (state === 'done' || item.conv !== openId) return; // the thread settles it from the ack or the message
+    if (state === 'failed' && detail.frame && detail.frame.code === 'stale_reply') {
+      showStale(item);
+      return;
+    }
     thread.setPending(item.cmid, state, { code: detail.code, text: detail.frame && errorText(detail.frame, maxChars) });
   },
 });
+
+// showStale shows a reply the stale-reply guard refused, with its choices.
+function showStale(item) {
+  thread.setPending(item.cmid, 'stale', {
+    onForce: () => {
+      // The same client_msg_id: nothing was stored under it.
+      outbox.discard(item.cmid);
+      thread.setPending(item.cmid, 'sending');
+      outbox.push(item.conv, item.text, item.cmid, { force: true });
+    },
+    onEdit: () => {
+      outbox.discard(item.cmid);
+      thread.removePending(item.cmid);
+      input.value = input.value.trim() ? `${item.text}\n${input.value}` : item.text;
+      basedOn = thread.maxSeq;
+      fit();
+      updateCounter();
+      input.focus();
+    },
+  });
+}
 
 // Leaving the page (reload, close, sign out) would lose what is not stored
 // yet: the browser asks first.
@@ -104,47 +161,32 @@ function requestHistory(conv, req, kind) {
 
 // --- read state ---------------------------------------------------------
 
-function readsKey() {
-  return `grainchat.read.${me.id}`;
-}
-
-function loadReads() {
-  try {
-    reads = JSON.parse(localStorage.getItem(readsKey()) || '{}') || {};
-  } catch {
-    reads = {};
-  }
-}
-
+// markRead moves the read mark of the conversation on screen to its
+// newest message, when the tab is visible.
 function markRead(e) {
-  if (!e || document.visibilityState !== 'visible') return;
-  const seq = Math.max(e.last_seq, openId === e.id ? thread.maxSeq : 0);
-  if (e.unread === 0 && (reads[e.id] || 0) >= seq) return;
-  e.unread = 0;
-  if ((reads[e.id] || 0) < seq) {
-    reads[e.id] = seq;
-    try {
-      localStorage.setItem(readsKey(), JSON.stringify(reads));
-    } catch {
-      // storage full or denied: unread counts reset on reload
-    }
+  if (!e || e.id !== openId || document.visibilityState !== 'visible') return;
+  const seq = Math.max(e.last_seq, thread.maxSeq);
+  if (seq > e.read_seq && conn.send({ type: 'read', conversation_id: e.id, seq })) e.read_seq = seq;
+  if (e.unread !== 0) {
+    e.unread = 0;
+    renderEntry(e);
+    renderTitle();
   }
-  renderEntry(e);
-  renderTitle();
 }
 
-// Another tab of the same staff member read a conversation.
-addEventListener('storage', (ev) => {
-  if (!me || ev.key !== readsKey()) return;
-  loadReads();
-  for (const e of entries.values()) {
-    if ((reads[e.id] || 0) >= e.last_seq && e.unread) {
-      e.unread = 0;
-      renderEntry(e);
-    }
+// readMarked takes a read frame: this staff member's mark moved (on this
+// or another of their sockets).
+function readMarked(f) {
+  const e = entries.get(f.conversation_id);
+  if (!e || typeof f.read_seq !== 'number') return;
+  e.read_seq = Math.max(e.read_seq, f.read_seq);
+  const unread = e.read_seq >= e.last_seq ? 0 : Math.min(e.unread, e.last_seq - e.read_seq);
+  if (unread !== e.unread) {
+    e.unread = unread;
+    renderEntry(e);
+    renderTitle();
   }
-  renderTitle();
-});
+}
 
 document.addEventListener('visibilitychange', () => {
   if (openId !== null) markRead(entries.get(openId));
@@ -169,14 +211,17 @@ function welcome(w) {
     $('banner').hidden = false;
     return;
   }
-  loadReads();
   checkStore(w.store_id);
   outbox.up();
-  // The inbox frame follows.
+  viewsAsked = 0; // answers to the last socket's requests will not come
+  conn.send({ type: 'staff' });
+  canned.refresh(true);
+  // The inbox frame (every conversation) follows; the page then asks for
+  // its view.
 }
 
-// The store the read marks (and the page's state) come from. Not per user:
-// a user's id is itself one of the store's ids.
+// The store the page's state (and its queued replies) come from. Not per
+// user: a user's id is itself one of the store's ids.
 const STORE_KEY = 'grainchat.store.inbox';
 
 // checkStore starts over when the server names another store than the one
@@ -189,12 +234,6 @@ function checkStore(storeId) {
 function startOver() {
   for (const e of entries.values()) if (e.li) e.li.remove();
   entries.clear();
-  reads = {};
-  try {
-    localStorage.removeItem(readsKey());
-  } catch {
-    // denied: nothing was kept either
-  }
   outbox.reset();
   nextCursor = null;
   loadingCursor = null;
@@ -227,9 +266,18 @@ function frame(f) {
         loadingCursor = null;
         for (const c of convs) update(c);
       } else {
-        // A fresh first page: it replaces the list (the conversation on
-        // screen stays). A conversation that ends before what the page holds
-        // means a restored database: start over.
+        // A fresh first page. One of another view than the page shows (the
+        // server's first page lists every conversation; an answer to a view
+        // since left) is not shown: the page asks for its own.
+        if (viewsAsked > 0) viewsAsked--;
+        if (!sameView(f.view)) {
+          if (viewsAsked === 0) askView();
+          return;
+        }
+        if (f.counts && typeof f.counts === 'object') counts = f.counts;
+        // It replaces the list (the conversation on screen stays). A
+        // conversation that ends before what the page holds means a
+        // restored database: start over.
         if (convs.some((c) => entries.has(c.conversation_id) && (c.last_seq || 0) < entries.get(c.conversation_id).last_seq)) {
           startOver();
         }
@@ -241,10 +289,11 @@ function frame(f) {
           }
         }
         loadingCursor = null;
-        for (const c of convs) update(c);
+        for (const c of convs) update(c, true);
+        $('inbox-loading').hidden = true;
       }
       nextCursor = f.has_more && typeof f.next_cursor === 'string' && f.next_cursor ? f.next_cursor : null;
-      $('inbox-loading').hidden = true;
+      renderViews();
       renderList();
       watchEnd();
       if (openId === null) {
@@ -255,28 +304,63 @@ function frame(f) {
       }
       return;
     }
-    case 'inbox_update':
-      if (f.conversation) {
-        update(f.conversation);
-        renderList();
+    case 'inbox_update': {
+      const c = f.conversation;
+      if (!c || typeof c.conversation_id !== 'number') return;
+      if (!entries.has(c.conversation_id)) {
+        // A conversation the page does not list: listed when it belongs to
+        // the view (a search view waits for its next page: the server
+        // matches the words). A first message is a new conversation: open,
+        // unassigned.
+        if (view.q || !matchesView(c)) return;
+        if (c.last_seq === 1 && counts && counts.open) {
+          counts.open.all++;
+          counts.open.unassigned++;
+          renderViews();
+        }
       }
+      update(c);
+      renderList();
       return;
+    }
     case 'message':
-    case undefined:
+    case undefined: {
       if (typeof f.message !== 'string' || typeof f.conversation_id !== 'number') return;
       if (me && f.sender_id === me.id) outbox.stored(f.client_msg_id);
-      update({
-        conversation_id: f.conversation_id,
-        last_seq: f.seq,
-        last_message_at: f.created_at,
-        last_message: f,
-        user: f.sender_is_admin ? undefined : { id: f.sender_id, name: f.sender_name },
-      });
-      renderList();
+      // A conversation the page does not list comes in with its
+      // inbox_update (which says its status and assignee).
+      if (entries.has(f.conversation_id)) {
+        update({
+          conversation_id: f.conversation_id,
+          last_seq: f.seq,
+          last_message_at: f.created_at,
+          last_message: f,
+          user: f.sender_is_admin ? undefined : { id: f.sender_id, name: f.sender_name },
+        });
+        renderList();
+      }
       if (f.conversation_id === openId) {
         thread.add(f);
         markRead(entries.get(openId));
       }
+      return;
+    }
+    case 'event':
+      if (typeof f.conversation_id === 'number' && f.event) changed(f.conversation_id, [f.event]);
+      return;
+    case 'changed':
+      // The answer to this page's status or assign request.
+      if (typeof f.conversation_id === 'number') changed(f.conversation_id, Array.isArray(f.events) ? f.events : []);
+      return;
+    case 'read':
+      readMarked(f);
+      return;
+    case 'staff':
+      staff = Array.isArray(f.staff) ? f.staff : [];
+      renderAssigneeMenus();
+      return;
+    case 'canned':
+      canned.frame(f);
       return;
     case 'opened':
       if (f.conversation_id !== openId || followed !== openId) return;
@@ -309,6 +393,7 @@ function frame(f) {
           requestHistory(openId, { after_seq: msgs[msgs.length - 1].seq, limit: 100 }, 'after');
         }
       }
+      if (Array.isArray(f.events)) thread.addEvents(...f.events);
       markRead(entries.get(openId));
       return;
     }
@@ -321,7 +406,14 @@ function frame(f) {
     case 'error':
       if (f.client_msg_id && outbox.refused(f)) return;
       if (f.code === 'token_expired') return; // the close (4401) follows and says so
+      if (canned.error(f)) return;
+      if (f.code === 'unknown_type') return; // a desk frame an older server does not know
       if (loadingCursor !== null && !f.client_msg_id && !f.conversation_id) loadingCursor = null; // a page request was refused
+      if (viewsAsked > 0 && !f.client_msg_id && !f.conversation_id) {
+        // A view request was refused (a colleague who is not staff any more).
+        viewsAsked--;
+        $('inbox-loading').hidden = true;
+      }
       if (!f.client_msg_id && f.conversation_id && pendingHistory.length && pendingHistory[0].conv === f.conversation_id) {
         pendingHistory.shift();
         thread.loadingOlder = false;
@@ -332,6 +424,24 @@ function frame(f) {
     default:
       return; // left, and frame types this page does not know
   }
+}
+
+// changed applies a conversation's desk events (live, or the answer to
+// this page's own request): the thread shows them, the entry takes the new
+// status or assignee (leaving the view when it no longer belongs), and the
+// view is asked again for its counts and for conversations entering it.
+function changed(id, events) {
+  if (id === openId) thread.addEvents(...events);
+  const e = entries.get(id);
+  for (const ev of events) {
+    if (!e) break;
+    if (ev.kind === 'status' && ev.status) e.status = ev.status;
+    if (ev.kind === 'assignee') e.assignee = ev.assignee || null;
+  }
+  if (e) renderEntry(e);
+  if (id === openId) renderDesk();
+  if (events.length) refreshView();
+  renderList();
 }
 
 let noticeTimer = null;
@@ -346,29 +456,60 @@ function notice(text) {
 // --- the inbox list -----------------------------------------------------
 
 // update merges an inbox entry (or what a message frame says) into the list
-// and counts what is new as unread.
-function update(c) {
+// and counts what is new as unread. fromPage: an entry of an inbox page,
+// with this staff member's read state.
+function update(c, fromPage = false) {
   const id = c.conversation_id;
   let e = entries.get(id);
   const seq = c.last_seq || 0;
+  const readSeq = typeof c.read_seq === 'number' ? c.read_seq : 0;
   if (!e) {
-    e = { id, user: null, last_seq: 0, last_message_at: null, last_message: null, unread: 0, li: null };
+    e = { id, user: null, status: 'open', assignee: null, last_seq: 0, last_message_at: null, last_message: null, read_seq: readSeq, unread: 0, li: null };
     entries.set(id, e);
-    e.unread = Math.max(0, seq - (reads[id] || 0));
+    e.unread = Math.max(0, seq - e.read_seq);
     if (c.last_message && c.last_message.sender_id === me.id && e.unread > 0) e.unread--;
   } else if (seq > e.last_seq) {
-    let fresh = seq - Math.max(e.last_seq, reads[id] || 0);
+    let fresh = seq - Math.max(e.last_seq, e.read_seq);
     if (c.last_message && c.last_message.seq === seq && c.last_message.sender_id === me.id) fresh--;
     e.unread += Math.max(0, fresh);
   }
   if (c.user && (c.user.external_id !== undefined || !e.user)) e.user = c.user;
+  if (typeof c.status === 'string' && c.status) e.status = c.status;
+  if (c.assignee !== undefined) e.assignee = c.assignee;
   if (seq >= e.last_seq) {
     e.last_seq = seq;
     if (c.last_message_at) e.last_message_at = c.last_message_at;
     if (c.last_message) e.last_message = c.last_message;
   }
-  if (id === openId) markRead(e);
+  if (fromPage && typeof c.unread === 'number') {
+    // The server's count, unless this page already read further.
+    e.read_seq = Math.max(e.read_seq, readSeq);
+    e.unread = e.read_seq >= e.last_seq ? 0 : readSeq === e.read_seq ? c.unread : Math.min(c.unread, e.last_seq - e.read_seq);
+  }
+  if (id === openId) {
+    markRead(e);
+    renderDesk();
+  }
   renderEntry(e);
+}
+
+// matchesView reports whether a conversation (an entry, or an inbox
+// entry) belongs to the view's status and assignee. Search words are the
+// server's to match.
+function matchesView(c) {
+  const status = c.status || 'open';
+  if (view.status !== 'all' && status !== view.status) return false;
+  const a = c.assignee || null;
+  switch (view.assignee) {
+    case 'any':
+      return true;
+    case 'none':
+      return a === null;
+    case 'me':
+      return a !== null && me !== null && a.id === me.id;
+    default:
+      return a !== null && a.external_id === view.assignee;
+  }
 }
 
 function displayName(e) {
@@ -420,6 +561,12 @@ function renderEntry(e) {
         el('time', { class: 'conv-time', datetime: e.last_message_at || '', text: e.last_message_at ? listTime(e.last_message_at) : '' }),
       ),
       el('span', { class: 'conv-bottom' }, el('span', { class: 'conv-preview', text: previewOf(e) }), badge),
+      el(
+        'span',
+        { class: 'conv-desk' },
+        el('span', { class: 'conv-status', dataset: { status: e.status }, text: statusLabel(e.status) }),
+        el('span', { class: 'conv-assignee', text: e.assignee ? `→ ${assigneeName(e.assignee)}` : 'Unassigned' }),
+      ),
     ),
   );
   e.button.classList.toggle('unread', e.unread > 0);
@@ -427,6 +574,16 @@ function renderEntry(e) {
   if (e.id === openId) e.button.setAttribute('aria-current', 'true');
   else e.button.removeAttribute('aria-current');
   e.button.setAttribute('aria-label', `${name}${e.unread ? `, ${e.unread} unread` : ''}: ${previewOf(e)}`);
+}
+
+const STATUS_LABELS = { open: 'Open', pending: 'Pending', resolved: 'Resolved' };
+
+function statusLabel(status) {
+  return STATUS_LABELS[status] || status;
+}
+
+function assigneeName(a) {
+  return me !== null && a.id === me.id ? 'you' : a.name || a.external_id;
 }
 
 function byActivity(a, b) {
@@ -439,15 +596,23 @@ function byActivity(a, b) {
 
 function renderList() {
   const list = $('inbox');
-  const sorted = [...entries.values()].sort(byActivity);
+  const listed = [];
+  for (const [id, e] of entries) {
+    if (matchesView(e)) listed.push(e);
+    else if (e.li) e.li.remove();
+    if (!matchesView(e) && id !== openId) entries.delete(id); // left the view
+  }
+  listed.sort(byActivity);
   let expected = list.firstElementChild;
-  for (const e of sorted) {
+  for (const e of listed) {
     if (e.li !== expected) list.insertBefore(e.li, expected);
     else expected = expected.nextElementSibling;
   }
-  $('inbox-empty').hidden = entries.size > 0;
+  const n = listed.length;
+  $('inbox-empty').hidden = n > 0 || !$('inbox-loading').hidden;
+  $('inbox-empty').textContent = emptyText();
   const more = nextCursor !== null ? '+' : '';
-  $('inbox-count').textContent = entries.size === 1 && !more ? '1 conversation' : `${entries.size}${more} conversations`;
+  $('inbox-count').textContent = n === 1 && !more ? '1 conversation' : `${n}${more} conversations`;
   $('inbox-more').hidden = nextCursor === null;
   renderTitle();
 }
@@ -479,6 +644,217 @@ function renderTitle() {
   document.title = total ? `(${total}) Inbox — grainchat` : 'Inbox — grainchat';
 }
 
+// --- views ----------------------------------------------------------------
+
+const VIEW_KEY = 'grainchat.inbox.view';
+const STATUSES = ['open', 'pending', 'resolved', 'all'];
+
+// loadView is the view this browser showed last (open, anyone, no search
+// by default).
+function loadView() {
+  const v = { status: 'open', assignee: 'any', q: '' };
+  try {
+    const saved = JSON.parse(localStorage.getItem(VIEW_KEY) || 'null');
+    if (saved && STATUSES.includes(saved.status)) v.status = saved.status;
+    if (saved && typeof saved.assignee === 'string' && saved.assignee) v.assignee = saved.assignee;
+  } catch {
+    // denied or garbled: the default view
+  }
+  return v;
+}
+
+function saveView() {
+  try {
+    localStorage.setItem(VIEW_KEY, JSON.stringify({ status: view.status, assignee: view.assignee }));
+  } catch {
+    // denied: the view is not remembered
+  }
+}
+
+// sameView reports whether an inbox frame's view is the one on screen.
+function sameView(v) {
+  return !!v && (v.status || 'all') === view.status && (v.assignee || 'any') === view.assignee && (v.q || '') === view.q;
+}
+
+// askView asks the server for the first page of the view on screen (as
+// long as the list already is, to keep what was scrolled to).
+function askView() {
+  clearTimeout(refreshTimer);
+  refreshTimer = null;
+  const limit = Math.min(200, Math.max(INBOX_PAGE, $('inbox').childElementCount));
+  const req = { type: 'inbox', status: view.status, assignee: view.assignee, limit };
+  if (view.q) req.q = view.q;
+  if (conn.send(req)) viewsAsked++;
+}
+
+// refreshView asks the view again soon (once for a burst of events).
+function refreshView() {
+  if (refreshTimer === null) refreshTimer = setTimeout(askView, 400);
+}
+
+// setView shows another view: the list empties until its page arrives.
+function setView(change) {
+  Object.assign(view, change);
+  saveView();
+  for (const [id, e] of entries) {
+    if (id !== openId) {
+      if (e.li) e.li.remove();
+      entries.delete(id);
+    }
+  }
+  nextCursor = null;
+  loadingCursor = null;
+  $('inbox-loading').hidden = false;
+  renderViews();
+  renderList();
+  watchEnd();
+  askView();
+}
+
+function emptyText() {
+  if (view.q) return 'No conversation matches this search.';
+  const which = { open: 'open ', pending: 'pending ', resolved: 'resolved ', all: '' }[view.status];
+  if (view.assignee === 'me') return `No ${which}conversations assigned to you.`;
+  if (view.assignee === 'none') return `No unassigned ${which}conversations.`;
+  if (view.assignee !== 'any') return `No ${which}conversations assigned to this colleague.`;
+  if (view.status === 'all' || view.status === 'open') {
+    return `No ${which}conversations. They appear here, newest activity first, as soon as a visitor writes.`;
+  }
+  return `No ${which}conversations.`;
+}
+
+// countOf is how many conversations of status the assignee filter keeps
+// (null when the counts do not say: a colleague's, or none yet).
+function countOf(status) {
+  if (!counts) return null;
+  const pick = (c) => {
+    if (!c) return 0;
+    if (view.assignee === 'any') return c.all || 0;
+    if (view.assignee === 'me') return c.mine || 0;
+    if (view.assignee === 'none') return c.unassigned || 0;
+    return null;
+  };
+  if (status !== 'all') return pick(counts[status]);
+  let total = 0;
+  for (const st of ['open', 'pending', 'resolved']) {
+    const n = pick(counts[st]);
+    if (n === null) return null;
+    total += n;
+  }
+  return total;
+}
+
+function renderViews() {
+  for (const b of $('view-status').querySelectorAll('button[data-status]')) {
+    const st = b.dataset.status;
+    b.setAttribute('aria-pressed', String(st === view.status));
+    const n = countOf(st);
+    b.querySelector('.count').textContent = n === null ? '' : String(n);
+  }
+  renderAssigneeMenus();
+  if (document.activeElement !== $('view-q')) $('view-q').value = view.q;
+}
+
+// renderAssigneeMenus fills the view's assignee filter and the
+// conversation's assignee select with the staff list.
+function renderAssigneeMenus() {
+  const sel = $('view-assignee');
+  const status = view.status === 'all' ? null : counts && counts[view.status];
+  const label = (text, n) => (typeof n === 'number' ? `${text} (${n})` : text);
+  const options = [
+    el('option', { value: 'any', text: label('Anyone', status ? status.all : undefined) }),
+    el('option', { value: 'me', text: label('Mine', status ? status.mine : undefined) }),
+    el('option', { value: 'none', text: label('Unassigned', status ? status.unassigned : undefined) }),
+  ];
+  const known = new Set(['any', 'me', 'none']);
+  for (const u of staff) {
+    if (me && u.id === me.id) continue;
+    options.push(el('option', { value: u.external_id, text: u.name }));
+    known.add(u.external_id);
+  }
+  if (!known.has(view.assignee)) options.push(el('option', { value: view.assignee, text: view.assignee }));
+  sel.replaceChildren(...options);
+  sel.value = view.assignee;
+  renderDesk();
+}
+
+$('view-status').addEventListener('click', (ev) => {
+  const b = ev.target.closest('button[data-status]');
+  if (b && b.dataset.status !== view.status) setView({ status: b.dataset.status });
+});
+$('view-assignee').addEventListener('change', () => setView({ assignee: $('view-assignee').value }));
+
+let searchTimer = null;
+function searchNow() {
+  clearTimeout(searchTimer);
+  const q = $('view-q').value.replace(/\s+/g, ' ').trim();
+  if (q !== view.q) setView({ q });
+}
+$('view-q').addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(searchNow, 300);
+});
+$('search').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  searchNow();
+});
+
+// --- the desk: status and assignee of the conversation on screen ----------
+
+function myExternalId() {
+  if (session && session.user && session.user.sub) return session.user.sub;
+  const mine = staff.find((u) => me && u.id === me.id);
+  return mine ? mine.external_id : null;
+}
+
+function renderDesk() {
+  const e = entries.get(openId);
+  if (!e) return;
+  const pill = $('conv-status');
+  pill.dataset.status = e.status;
+  pill.textContent = statusLabel(e.status);
+  $('resolve').hidden = e.status === 'resolved';
+  $('reopen').hidden = e.status !== 'resolved';
+  $('set-pending').hidden = e.status !== 'open';
+  $('claim').hidden = !!(e.assignee && me && e.assignee.id === me.id);
+  const sel = $('conv-assignee');
+  const options = [el('option', { value: '', text: 'Unassigned' })];
+  const listed = new Set();
+  if (me) {
+    options.push(el('option', { value: myExternalId() || `#${me.id}`, text: `${me.name} (you)` }));
+    listed.add(me.id);
+  }
+  for (const u of staff) {
+    if (listed.has(u.id)) continue;
+    options.push(el('option', { value: u.external_id, text: u.name }));
+    listed.add(u.id);
+  }
+  if (e.assignee && !listed.has(e.assignee.id)) {
+    options.push(el('option', { value: e.assignee.external_id, text: e.assignee.name }));
+  }
+  sel.replaceChildren(...options);
+  sel.value = !e.assignee ? '' : me && e.assignee.id === me.id ? myExternalId() || `#${me.id}` : e.assignee.external_id;
+}
+
+function deskRequest(f) {
+  if (openId === null) return;
+  if (!conn.send({ ...f, conversation_id: openId })) notice('Not connected; try again in a moment.');
+}
+
+$('resolve').addEventListener('click', () => deskRequest({ type: 'status', status: 'resolved' }));
+$('reopen').addEventListener('click', () => deskRequest({ type: 'status', status: 'open' }));
+$('set-pending').addEventListener('click', () => deskRequest({ type: 'status', status: 'pending' }));
+$('claim').addEventListener('click', () => {
+  const ext = myExternalId();
+  if (ext) deskRequest({ type: 'assign', assignee: ext });
+  else notice('Your staff identity is not known yet; try again in a moment.');
+});
+$('conv-assignee').addEventListener('change', () => {
+  const v = $('conv-assignee').value;
+  if (v.startsWith('#')) return; // the page does not know its own external id yet
+  deskRequest({ type: 'assign', assignee: v === '' ? null : v });
+});
+
 // --- the conversation on screen ----------------------------------------
 
 function conversationFromHash() {
@@ -502,13 +878,15 @@ function show(id, push) {
   // Replies to this conversation not stored yet, in the order written.
   for (const item of outbox.failedItems(id)) {
     thread.addPending(item.cmid, item.text);
-    thread.setPending(item.cmid, 'failed', { text: errorText(item.frame, maxChars) });
+    if (item.frame && item.frame.code === 'stale_reply') showStale(item);
+    else thread.setPending(item.cmid, 'failed', { text: errorText(item.frame, maxChars) });
   }
   for (const item of outbox.items(id)) {
     thread.addPending(item.cmid, item.text);
     thread.setPending(item.cmid, item.state === 'new' ? 'sending' : item.state);
   }
   if (previous) renderEntry(previous);
+  basedOn = null;
   const e = entries.get(id);
   $('conv-name').textContent = displayName(e);
   $('conv-sub').textContent = e.user && e.user.external_id ? `Visitor ${e.user.external_id} · conversation ${id}` : `Conversation ${id}`;
@@ -520,6 +898,8 @@ function show(id, push) {
   follow();
   markRead(e);
   renderEntry(e);
+  renderDesk();
+  renderList(); // a conversation of another view leaves the list with the one left
   if (matchMedia('(min-width: 761px)').matches) $('text').focus();
 }
 
@@ -560,7 +940,23 @@ function updateCounter() {
   c.textContent = `${n} / ${maxChars}`;
   c.classList.toggle('over', n > maxChars);
 }
-input.addEventListener('input', updateCounter);
+input.addEventListener('input', () => {
+  updateCounter();
+  // The reply is written after the newest message on screen now: the
+  // stale-reply guard checks nobody else wrote since.
+  if (!input.value.trim()) basedOn = null;
+  else if (basedOn === null) basedOn = thread.maxSeq;
+});
+
+const canned = new CannedReplies({
+  send: (f) => conn.send(f),
+  input,
+  onInserted: () => {
+    fit();
+    updateCounter();
+    if (basedOn === null) basedOn = thread.maxSeq;
+  },
+});
 
 function submit() {
   const text = input.value.trim();
@@ -572,7 +968,10 @@ function submit() {
   }
   const cmid = newClientMsgId();
   thread.addPending(cmid, text);
-  outbox.push(openId, text, cmid); // sent now, or after the replies before it, or after the next welcome
+  // Sent now, or after the replies before it, or after the next welcome;
+  // based on the newest message on screen when the agent began writing.
+  outbox.push(openId, text, cmid, { basedOn: basedOn ?? thread.maxSeq });
+  basedOn = null;
   input.value = '';
   fit();
   updateCounter();
@@ -585,6 +984,10 @@ $('composer').addEventListener('submit', (ev) => {
   input.focus();
 });
 input.addEventListener('keydown', (ev) => {
+  if (!ev.isComposing && canned.key(ev)) {
+    ev.preventDefault();
+    return;
+  }
   if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
     submit();
@@ -592,6 +995,8 @@ input.addEventListener('keydown', (ev) => {
 });
 
 fetchSession('').then((s) => {
+  session = s;
+  renderDesk();
   if (s && s.dev) {
     $('dev-banner').hidden = false;
     $('signout').hidden = false;

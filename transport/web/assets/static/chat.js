@@ -182,6 +182,7 @@ function welcome(w) {
     startOver(); // the conversation ends before what is shown: a restored database
   }
   conversation = w.conversation_id;
+  setStatus(w.status);
   pendingHistory = [];
   if (!loaded) {
     // The newest page (live messages that arrived meanwhile merge by seq).
@@ -222,8 +223,17 @@ function frame(f) {
         thread.add(...msgs);
         if (f.has_more && msgs.length) requestHistory({ after_seq: msgs[msgs.length - 1].seq, limit: 100 }, 'after');
       }
+      if (Array.isArray(f.events)) thread.addEvents(...f.events);
       return;
     }
+    case 'event':
+      // The conversation's status changed (resolved by staff, reopened by
+      // writing again): a line in the thread, and the note above the
+      // composer.
+      if (f.conversation_id !== conversation || !f.event) return;
+      thread.addEvents(f.event);
+      if (f.event.kind === 'status') setStatus(f.event.status);
+      return;
     case 'ack':
       thread.ack(f);
       outbox.stored(f.client_msg_id);
@@ -243,6 +253,12 @@ function frame(f) {
     default:
       return; // v1 clients ignore frame types they do not know
   }
+}
+
+// setStatus shows, while the conversation is resolved, that writing again
+// reopens it.
+function setStatus(status) {
+  $('resolved-note').hidden = status !== 'resolved';
 }
 
 let noticeTimer = null;

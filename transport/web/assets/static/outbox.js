@@ -53,9 +53,10 @@ export class Outbox {
   }
 
   // push queues text for conversation conv (with the client_msg_id cmid,
-  // a new one by default) and returns its client_msg_id.
-  push(conv, text, cmid = newClientMsgId()) {
-    const item = { cmid, conv, text, state: 'new', attempt: 0, timer: null, sentAt: 0 };
+  // a new one by default) and returns its client_msg_id. extra is kept on
+  // the item for send (the staff page's based_on_seq and force).
+  push(conv, text, cmid = newClientMsgId(), extra = {}) {
+    const item = { ...extra, cmid, conv, text, state: 'new', attempt: 0, timer: null, sentAt: 0 };
     const k = Outbox.key(conv);
     if (!this.queues.has(k)) this.queues.set(k, []);
     this.queues.get(k).push(item);

@@ -4,6 +4,10 @@
 // ignored. Messages the user wrote wait as "pending" (keyed by
 // client_msg_id, in the order written, below the stored ones) until their
 // ack or their own frame arrives; the page's Outbox sends them.
+//
+// Desk events (a status or assignee change, docs/PROTOCOL.md "Support desk")
+// show as a line between messages: after the message whose seq is the
+// event's after_seq, in id order, each id once.
 
 import { el, shortTime, fullTime } from './ui.js';
 
@@ -27,6 +31,7 @@ export class Thread {
 
   reset() {
     this.bySeq = new Map();
+    this.events = new Set(); // event ids shown
     this.pending = new Map(); // client_msg_id -> { li, text, failed }
     this.minSeq = 0;
     this.maxSeq = 0;
@@ -119,15 +124,75 @@ export class Thread {
     this.settle(m.client_msg_id, m);
     const li = this.render(m);
     this.bySeq.set(m.seq, li);
-    let before = null;
-    for (let node = this.list.lastElementChild; node; node = node.previousElementSibling) {
-      if (node.dataset.seq !== undefined && Number(node.dataset.seq) < m.seq) break;
-      before = node;
-    }
-    this.list.insertBefore(li, before);
+    this.place(li, m.seq, 0);
     if (!this.minSeq || m.seq < this.minSeq) this.minSeq = m.seq;
     if (m.seq > this.maxSeq) this.maxSeq = m.seq;
     return true;
+  }
+
+  // place inserts li at its place in the thread: by position (a message's
+  // seq; an event's after_seq + 0.5), then by event id; pending bubbles
+  // (no position) stay last.
+  place(li, pos, eventId) {
+    li.dataset.pos = String(pos);
+    let before = null;
+    for (let node = this.list.lastElementChild; node; node = node.previousElementSibling) {
+      if (node.dataset.pos !== undefined) {
+        const p = Number(node.dataset.pos);
+        if (p < pos || (p === pos && Number(node.dataset.event || 0) < eventId)) break;
+      }
+      before = node;
+    }
+    this.list.insertBefore(li, before);
+  }
+
+  // addEvents shows desk events (each id once) at their place; it returns
+  // how many were new.
+  addEvents(...events) {
+    const stick = this.nearBottom();
+    let added = 0;
+    for (const ev of events) {
+      if (!ev || typeof ev.id !== 'number' || this.events.has(ev.id)) continue;
+      this.events.add(ev.id);
+      const li = el(
+        'li',
+        { class: `event event-${ev.kind}`, dataset: { event: String(ev.id) } },
+        el('span', { class: 'event-text', text: this.eventText(ev) }),
+        el('time', { datetime: ev.created_at, title: fullTime(ev.created_at), text: shortTime(ev.created_at) }),
+      );
+      this.place(li, (ev.after_seq || 0) + 0.5, ev.id);
+      added++;
+    }
+    if (added) {
+      this.refresh();
+      if (stick) this.scrollToBottom();
+    }
+    return added;
+  }
+
+  // eventText puts an event into words for this viewer.
+  eventText(ev) {
+    const actor = ev.actor || {};
+    const mine = this.me !== null && actor.id === this.me.id;
+    const who = mine ? 'You' : actor.name || 'Someone';
+    if (ev.kind === 'status') {
+      if (this.viewer === 'visitor') {
+        if (ev.status === 'resolved') return mine ? 'You closed this conversation.' : `${who} (support) marked this conversation as resolved.`;
+        if (ev.status === 'pending') return 'Support is waiting for your reply.';
+        return 'This conversation was reopened.';
+      }
+      if (ev.status === 'resolved') return `${who} resolved the conversation`;
+      if (ev.status === 'pending') return `${who} marked the conversation pending`;
+      return `${who} reopened the conversation`;
+    }
+    if (ev.kind === 'assignee') {
+      const to = ev.assignee;
+      if (!to) return `${who} unassigned the conversation`;
+      if (to.id === actor.id) return `${who} took the conversation`;
+      const toName = this.me !== null && to.id === this.me.id ? 'you' : to.name;
+      return `${who} assigned the conversation to ${toName}`;
+    }
+    return `${who} changed the conversation`;
   }
 
   // settle removes the pending bubble of one of our messages once the
@@ -177,6 +242,17 @@ export class Thread {
     this.scrollToBottom();
   }
 
+  // removePending drops a pending bubble (its text went back to the
+  // composer, or was discarded).
+  removePending(clientMsgId) {
+    const p = this.pending.get(clientMsgId);
+    if (!p) return null;
+    p.li.remove();
+    this.pending.delete(clientMsgId);
+    this.refresh();
+    return p.text;
+  }
+
   // ack turns a pending message into the stored one.
   ack(frame) {
     const p = this.pending.get(frame.client_msg_id);
@@ -202,8 +278,9 @@ export class Thread {
     const p = this.pending.get(clientMsgId);
     if (!p) return false;
     const meta = p.li.querySelector('.meta');
-    p.failed = state === 'failed';
+    p.failed = state === 'failed' || state === 'stale';
     p.li.classList.toggle('failed', p.failed);
+    p.li.classList.toggle('stale', state === 'stale');
     p.li.classList.toggle('pending', !p.failed);
     p.li.classList.toggle('retrying', state === 'retrying');
     p.li.dataset.state = state;
@@ -229,6 +306,17 @@ export class Thread {
         );
         break;
       }
+      case 'stale':
+        // The stale-reply guard refused it: messages arrived after the
+        // ones this reply was written after. detail: {onForce, onEdit}.
+        meta.replaceChildren(
+          el('span', { class: 'status error', text: 'New messages arrived while you were writing this reply. Read them, then:' }),
+          ' ',
+          button('Send anyway', () => detail.onForce && detail.onForce()),
+          ' ',
+          button('Edit', () => detail.onEdit && detail.onEdit()),
+        );
+        break;
       case 'failed':
         meta.replaceChildren(
           el('span', { class: 'status error', text: detail.text || 'This message could not be sent.' }),
