@@ -228,4 +228,28 @@ type Desk interface {
 	// StaffUser returns the staff user with the given external id;
 	// ENOTFOUND if there is none or it is not staff.
 	StaffUser(ctx context.Context, externalID string) (User, error)
+
+	// StaffUsers returns the staff users (is_admin), sorted by name (byte
+	// order, not the database's collation) then id, at most limit: 0
+	// means MaxStaffUsers, more is capped. EINVALID for a negative limit.
+	StaffUsers(ctx context.Context, limit int) ([]UserRef, error)
+
+	// CannedReplies returns the team's canned replies (see canned.go),
+	// sorted by name (byte order), at most MaxCannedReplies; an empty
+	// slice, not nil, when there are none.
+	CannedReplies(ctx context.Context) ([]CannedReply, error)
+
+	// SaveCannedReply creates a canned reply (in.ID 0) or replaces the
+	// name and text of one (in.ID > 0), stamped with the actor and the
+	// time, and returns it as stored (see CannedReplyInput.Normalize).
+	// EINVALID for a name or text that Normalize refuses, an actor the
+	// store does not know, or a creation beyond MaxCannedReplies;
+	// ECONFLICT when another canned reply has the name (names are
+	// compared in lower case); ENOTFOUND for an unknown in.ID. Concurrent
+	// creations never exceed MaxCannedReplies nor share a name.
+	SaveCannedReply(ctx context.Context, in CannedReplyInput) (CannedReply, error)
+
+	// DeleteCannedReply deletes a canned reply; ENOTFOUND if there is none
+	// with that id.
+	DeleteCannedReply(ctx context.Context, id int64) error
 }

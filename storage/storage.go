@@ -16,8 +16,9 @@ import (
 // Error codes carried by *Error. They are stable: the edges (WebSocket error
 // frames, HTTP statuses) translate them, and tests assert on them.
 const (
-	ENOTFOUND    = "not_found"   // the named user or conversation does not exist
+	ENOTFOUND    = "not_found"   // the named user, conversation or canned reply does not exist
 	EINVALID     = "invalid"     // the input breaks a documented rule
+	ECONFLICT    = "conflict"    // a value that must be unique is taken (a canned reply's name)
 	EUNAVAILABLE = "unavailable" // the store cannot be reached or failed; retry later
 	EINTERNAL    = "internal"    // anything else
 )
@@ -320,6 +321,7 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 
-	// Desk: status, assignment, events, read marks, inbox views.
+	// Desk: status, assignment, events, read marks, inbox views, canned
+	// replies, the staff list.
 	Desk
 }

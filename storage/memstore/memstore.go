@@ -53,6 +53,9 @@ type Store struct {
 
 	lastEventID int64             // the last event id handed out (see New)
 	marks       map[markKey]int64 // read marks (desk.go)
+
+	lastCannedID int64                 // the last canned reply id handed out (see New)
+	canned       map[int64]cannedReply // canned replies by id (canned.go)
 }
 
 // conversation is one conversation and its messages; messages[i].Seq == i+1.
@@ -78,8 +81,8 @@ const MaxIDOrigin = 1 << 52
 
 // New returns an empty Store.
 //
-// Users, conversations, messages and desk events are numbered by four
-// independent sequences, each starting after the same origin: the time of New in
+// Users, conversations, messages, desk events and canned replies are
+// numbered by five independent sequences, each starting after the same origin: the time of New in
 // microseconds since 1970 (Options.Now; clamped to 0..MaxIDOrigin). So the
 // ids of a Store never meet those of a Store created earlier (by this
 // process or by an earlier run of the program) as long as that earlier Store
@@ -96,17 +99,19 @@ func New(opts Options) *Store {
 	}
 	origin := min(max(now().UnixMicro(), 0), MaxIDOrigin)
 	return &Store{
-		now:         now,
-		id:          "mem-" + rand.Text(),
-		lastUserID:  origin,
-		lastConvID:  origin,
-		lastMsgID:   origin,
-		lastEventID: origin,
-		users:       make(map[int64]storage.User),
-		userByExt:   make(map[string]int64),
-		convs:       make(map[int64]*conversation),
-		convByUsr:   make(map[int64]int64),
-		marks:       make(map[markKey]int64),
+		now:          now,
+		id:           "mem-" + rand.Text(),
+		lastUserID:   origin,
+		lastConvID:   origin,
+		lastMsgID:    origin,
+		lastEventID:  origin,
+		lastCannedID: origin,
+		users:        make(map[int64]storage.User),
+		userByExt:    make(map[string]int64),
+		convs:        make(map[int64]*conversation),
+		convByUsr:    make(map[int64]int64),
+		marks:        make(map[markKey]int64),
+		canned:       make(map[int64]cannedReply),
 	}
 }
 

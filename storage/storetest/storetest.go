@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Ping", testPing},
 	}
 	tests = append(tests, deskTests()...)
+	tests = append(tests, cannedTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -140,6 +140,19 @@ func InboxPageLimit(limit int) (int, error) {
 	return limit, nil
 }
 
+// StaffLimit resolves StaffUsers' limit: 0 means storage.MaxStaffUsers,
+// more than storage.MaxStaffUsers is capped, and a negative limit is
+// EINVALID.
+func StaffLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, storage.Errorf(storage.EINVALID, "staff list limit must not be negative")
+	case limit == 0 || limit > storage.MaxStaffUsers:
+		return storage.MaxStaffUsers, nil
+	}
+	return limit, nil
+}
+
 // Cursor times must lie within what both stores keep exactly: PostgreSQL's
 // timestamptz reaches further, but these years are more than any activity
 // time needs, and Go formats them without surprises.

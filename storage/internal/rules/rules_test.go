@@ -91,6 +91,22 @@ func TestInboxPageLimit(t *testing.T) {
 	}
 }
 
+func TestStaffLimit(t *testing.T) {
+	for _, tt := range []struct{ in, want int }{
+		{0, storage.MaxStaffUsers},
+		{1, 1},
+		{storage.MaxStaffUsers, storage.MaxStaffUsers},
+		{storage.MaxStaffUsers + 1, storage.MaxStaffUsers},
+	} {
+		if got, err := StaffLimit(tt.in); got != tt.want || err != nil {
+			t.Errorf("StaffLimit(%d) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := StaffLimit(-1); storage.ErrorCode(err) != storage.EINVALID {
+		t.Errorf("StaffLimit(-1): %v, want EINVALID", err)
+	}
+}
+
 func TestInboxCursor(t *testing.T) {
 	at := time.Date(2026, 12, 5, 8, 0, 0, 123456000, time.UTC)
 	for _, c := range []storage.InboxCursor{
