@@ -36,6 +36,11 @@ var knownTypes = map[string]bool{
 	wire.TypeStatus:  true,
 	wire.TypeAssign:  true,
 	wire.TypeRead:    true,
+	// Canned replies and the staff list.
+	wire.TypeCanned:       true,
+	wire.TypeCannedSave:   true,
+	wire.TypeCannedDelete: true,
+	wire.TypeStaff:        true,
 }
 
 // quote returns s as a JSON string literal.

@@ -53,6 +53,7 @@ func checkRequest(t *testing.T, d wire.Decoder, frame []byte, req wire.Request) 
 			t.Fatalf("Decode(%q): %s without conversation accepted", frame, req.Type)
 		}
 	}
+	checkCanned(t, d, frame, req)
 	if req.Type != wire.TypeMessage && req.Message != "" {
 		t.Fatalf("Decode(%q): %s carries a message text", frame, req.Type)
 	}
@@ -93,6 +94,14 @@ var fuzzSeeds = []string{
 	`{"type":5}`,
 	`{"MESSAGE":"case","Type":"message"}`,
 	`{"message":"a","message":null}`,
+	`{"type":"canned"}`,
+	`{"type":"staff"}`,
+	`{"type":"canned_save","name":" Hi-There_2 ","body":"  Hello!  "}`,
+	`{"type":"canned_save","id":"7","name":"a","body":"\u0000"}`,
+	`{"type":"canned_save","id":7,"name":"\u212a","body":"x"}`,
+	`{"type":"canned_save","name":"` + strings.Repeat("n", 33) + `","body":"x"}`,
+	`{"type":"canned_delete","id":0}`,
+	`{"type":"canned_delete","ID":3}`,
 	`{"client_msg_id":"` + strings.Repeat("k", 101) + `","message":"x"}`,
 }
 
@@ -129,4 +138,37 @@ func FuzzDecode(f *testing.F) {
 		}
 		checkRequest(t, d, frame, req)
 	})
+}
+
+// checkCanned asserts the invariants of a decoded canned request: only
+// canned_save carries a name and a text, a name of 1 to
+// MaxCannedNameBytes lower-case letters, digits, '-' and '_', a trimmed
+// text of 1 to the decoder's limit of runes without NUL; only canned_save
+// and canned_delete carry an id, and canned_delete always one.
+func checkCanned(t *testing.T, d wire.Decoder, frame []byte, req wire.Request) {
+	t.Helper()
+	if req.Type != wire.TypeCannedSave && (req.Name != "" || req.Body != "") {
+		t.Fatalf("Decode(%q): %s carries a canned reply's name or text", frame, req.Type)
+	}
+	if req.Type != wire.TypeCannedSave && req.Type != wire.TypeCannedDelete && req.ID != 0 {
+		t.Fatalf("Decode(%q): %s carries an id", frame, req.Type)
+	}
+	switch req.Type {
+	case wire.TypeCannedDelete:
+		if req.ID <= 0 {
+			t.Fatalf("Decode(%q): canned_delete without an id accepted", frame)
+		}
+	case wire.TypeCannedSave:
+		if req.ID < 0 || req.Name == "" || len(req.Name) > wire.MaxCannedNameBytes || strings.Trim(req.Name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Fatalf("Decode(%q): canned reply name %q accepted", frame, req.Name)
+		}
+		b := req.Body
+		limit := min(max(d.MaxMessageChars, 0), wire.MaxCannedBodyRunes)
+		if limit == 0 {
+			limit = wire.MaxCannedBodyRunes
+		}
+		if b == "" || b != strings.TrimSpace(b) || strings.IndexByte(b, 0) >= 0 || !utf8.ValidString(b) || utf8.RuneCountInString(b) > limit {
+			t.Fatalf("Decode(%q): canned reply text %q accepted", frame, b)
+		}
+	}
 }

@@ -36,6 +36,11 @@ const (
 	TypeStatus = "status"
 	TypeAssign = "assign"
 	TypeRead   = "read"
+	// Canned replies and the staff list (staff only): see canned.go.
+	TypeCanned       = "canned"
+	TypeCannedSave   = "canned_save"
+	TypeCannedDelete = "canned_delete"
+	TypeStaff        = "staff"
 )
 
 // Error codes of the error frame. They are stable; docs/PROTOCOL.md lists them.
@@ -57,6 +62,8 @@ const (
 	CodeInvalidToken         = "invalid_token"
 	CodeTokenExpired         = "token_expired"
 	CodeStaleReply           = "stale_reply"
+	CodeCannedNotFound       = "canned_not_found"
+	CodeNameTaken            = "name_taken"
 )
 
 // DefaultMaxMessageChars is the longest message, in characters, unless the
@@ -115,6 +122,12 @@ type Request struct {
 	Unassign bool
 	Seq      int64
 	Search   string
+	// Canned reply fields (see canned.go): the reply a canned_save
+	// replaces (0: a new one) or a canned_delete deletes, and the name (in
+	// lower case) and text a canned_save stores.
+	ID   int64
+	Name string
+	Body string
 }
 
 type rawRequest struct {
@@ -133,6 +146,9 @@ type rawRequest struct {
 	Assignee       json.RawMessage `json:"assignee"`
 	Seq            json.RawMessage `json:"seq"`
 	Search         json.RawMessage `json:"q"`
+	ID             json.RawMessage `json:"id"`
+	Name           json.RawMessage `json:"name"`
+	Body           json.RawMessage `json:"body"`
 }
 
 // Decoder decodes client frames under configured limits.
@@ -243,6 +259,10 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 		}
 	case TypeStatus, TypeAssign, TypeRead:
 		if err := decodeDesk(&req, raw); err != nil {
+			return fail(err)
+		}
+	case TypeCanned, TypeCannedSave, TypeCannedDelete, TypeStaff:
+		if err := d.decodeCanned(&req, raw); err != nil {
 			return fail(err)
 		}
 	case TypeAuth:
