@@ -248,6 +248,8 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		s.deskRequest(ctx, req)
 	case wire.TypeRead:
 		s.markRead(req)
+	case wire.TypeCanned, wire.TypeCannedSave, wire.TypeCannedDelete, wire.TypeStaff:
+		s.cannedRequest(req)
 	case wire.TypeOpen:
 		s.open(ctx, req.ConversationID)
 	case wire.TypeLeave:
