@@ -1,6 +1,6 @@
 // Package api serves grainchat's REST API under /api/v1: the support desk
-// (conversations, their status and assignee, messages, read marks) for staff
-// tools. It authenticates every request by "Authorization: Bearer <token>"
+// (conversations, their status and assignee, messages, read marks, canned
+// replies, the staff list) for staff tools. It authenticates every request by "Authorization: Bearer <token>"
 // only (the WebSocket's tokens; a cookie alone is refused, which rules out
 // cross-site requests), and answers errors as
 // {"error":{"code":"…","message":"…"}} with the WebSocket's error codes.
@@ -105,11 +105,19 @@ func (a *API) Routes() map[string]http.Handler {
 		"GET /api/v1/conversations/{id}/messages":  a.staff(a.listMessages),
 		"POST /api/v1/conversations/{id}/messages": a.staff(a.postMessage),
 		"POST /api/v1/conversations/{id}/read":     a.staff(a.markRead),
+		"GET /api/v1/canned_replies":               a.staff(a.listCanned),
+		"POST /api/v1/canned_replies":              a.staff(a.createCanned),
+		"PATCH /api/v1/canned_replies/{id}":        a.staff(a.patchCanned),
+		"DELETE /api/v1/canned_replies/{id}":       a.staff(a.deleteCanned),
+		"GET /api/v1/staff":                        a.staff(a.listStaff),
 		// Other methods on the API's paths, and other paths.
 		"/api/v1/conversations":               methodNotAllowed("GET"),
 		"/api/v1/conversations/{id}":          methodNotAllowed("GET, PATCH"),
 		"/api/v1/conversations/{id}/messages": methodNotAllowed("GET, POST"),
 		"/api/v1/conversations/{id}/read":     methodNotAllowed("POST"),
+		"/api/v1/canned_replies":              methodNotAllowed("GET, POST"),
+		"/api/v1/canned_replies/{id}":         methodNotAllowed("PATCH, DELETE"),
+		"/api/v1/staff":                       methodNotAllowed("GET"),
 		"/api/v1/":                            http.HandlerFunc(notFound),
 	}
 }
