@@ -166,6 +166,8 @@ func (d foxDriver) pressEnter(ctx context.Context, shift bool) error {
 	return d.p.Press(ctx, bidi.KeyEnter)
 }
 
+func (d foxDriver) pressEscape(ctx context.Context) error { return d.p.Press(ctx, bidi.KeyEscape) }
+
 func (d foxDriver) viewport(ctx context.Context, width, height int, phone bool) error {
 	dpr := 1.0
 	if phone {

@@ -27,6 +27,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // browserWait bounds every single wait in a page.
@@ -251,6 +252,10 @@ func (c chromeDriver) typeKeys(ctx context.Context, text string) error {
 
 func (c chromeDriver) pressEnter(ctx context.Context, shift bool) error {
 	return c.on(ctx, pressEnterMod(shift))
+}
+
+func (c chromeDriver) pressEscape(ctx context.Context) error {
+	return c.on(ctx, chromedp.KeyEvent(kb.Escape))
 }
 
 func (c chromeDriver) viewport(ctx context.Context, width, height int, phone bool) error {

@@ -39,6 +39,8 @@ type driver interface {
 	// pressEnter presses Enter (keydown, keyup), optionally with Shift.
 	typeKeys(ctx context.Context, text string) error
 	pressEnter(ctx context.Context, shift bool) error
+	// pressEscape presses Escape (keydown, keyup).
+	pressEscape(ctx context.Context) error
 	// viewport sets the page's size in CSS pixels: a desktop window, or a
 	// phone screen (twice the pixel density; Chromium also emulates touch,
 	// which BiDi cannot: the pages' layout depends on the width only).
@@ -224,6 +226,9 @@ func (p *page) debugState() string {
 		notice: document.getElementById('notice')?.hidden === false ? document.getElementById('notice').textContent : '',
 		messages: [...document.querySelectorAll('#messages .msg')].map(li => (li.dataset.seq || 'pending') + ': ' + li.querySelector('.text')?.textContent),
 		inbox: [...document.querySelectorAll('#inbox .conv')].map(b => b.querySelector('.conv-name')?.textContent + ' [' + (b.querySelector('.badge')?.textContent || '') + '] ' + b.querySelector('.conv-preview')?.textContent),
+		composer: document.getElementById('text')?.value,
+		focus: document.activeElement?.id,
+		canned_menu: document.getElementById('canned-menu')?.hidden === false ? document.getElementById('canned-menu').textContent : null,
 	})`, &state)
 	if err != nil {
 		return fmt.Sprintf("\n  (page state unavailable: %v)", err)

@@ -3,8 +3,8 @@
 // name opens a menu of the matching replies; Enter, Tab or a click inserts
 // the chosen one's text in place of `/name`. The dialog lists them and
 // creates, edits and deletes them. The list comes from the server
-// ({"type":"canned"}) when the page connects, when the dialog opens and, at
-// most every few seconds, when a `/` is typed, so colleagues' edits show.
+// ({"type":"canned"}) when the page connects, when the dialog opens and
+// each time the menu opens, so colleagues' edits show.
 
 import { $, el } from './ui.js';
 
@@ -12,7 +12,7 @@ import { $, el } from './ui.js';
 // start of a name, right before the caret.
 const TOKEN = /(^|\s)\/([A-Za-z0-9_-]{0,32})$/;
 const MENU_SIZE = 8;
-const REFRESH_MS = 5000;
+const ANSWER_MS = 5000;
 
 export class CannedReplies {
   // send writes a frame (false when not connected); input is the
@@ -24,7 +24,7 @@ export class CannedReplies {
     this.replies = [];
     this.matches = [];
     this.active = 0;
-    this.asked = 0; // when the list was last asked for
+    this.asked = 0; // when the list was asked for, until its answer
     this.saving = false; // a save or delete awaits its answer
     this.editing = null; // the id of the reply in the form (null: a new one)
     this.menu = $('canned-menu');
@@ -40,14 +40,17 @@ export class CannedReplies {
     $('canned-new').addEventListener('click', () => this.edit(null));
   }
 
-  // refresh asks for the list (at most every REFRESH_MS unless forced).
-  refresh(force = false) {
-    if (!force && Date.now() - this.asked < REFRESH_MS) return;
+  // refresh asks for the list, unless an answer is on its way (for at most
+  // ANSWER_MS: an answer lost with its socket does not stop later ones);
+  // fresh: a new socket, where no answer is on its way.
+  refresh(fresh = false) {
+    if (!fresh && this.asked && Date.now() - this.asked < ANSWER_MS) return;
     if (this.send({ type: 'canned' })) this.asked = Date.now();
   }
 
   // frame takes a canned frame: the whole list, after any change.
   frame(f) {
+    this.asked = 0;
     this.replies = Array.isArray(f.replies) ? f.replies : [];
     if (this.saving) {
       this.saving = false;
@@ -66,7 +69,7 @@ export class CannedReplies {
     if (f.code === 'name_taken') text = 'Another canned reply already has that name.';
     else if (f.code === 'canned_not_found') text = 'That canned reply was deleted meanwhile.';
     this.showError(text);
-    if (f.code === 'canned_not_found') this.refresh(true);
+    if (f.code === 'canned_not_found') this.refresh();
     return true;
   }
 
@@ -85,7 +88,7 @@ export class CannedReplies {
       this.close();
       return;
     }
-    this.refresh();
+    if (this.menu.hidden) this.refresh(); // the menu opens: the list again, for colleagues' edits
     const starts = this.replies.filter((r) => r.name.startsWith(t.prefix));
     const contains = this.replies.filter((r) => !r.name.startsWith(t.prefix) && r.name.includes(t.prefix));
     this.matches = [...starts, ...contains].slice(0, MENU_SIZE);
@@ -166,7 +169,7 @@ export class CannedReplies {
   // --- the dialog ---------------------------------------------------------
 
   openDialog() {
-    this.refresh(true);
+    this.refresh();
     this.edit(null);
     this.renderList();
     if (!this.dialog.open) this.dialog.showModal();
