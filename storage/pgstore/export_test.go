@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"io/fs"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
@@ -45,3 +46,14 @@ func MigrateTo(ctx context.Context, dsn string, version int64, down bool) error 
 	}
 	return err
 }
+
+// HoldAppending makes the indexer's loop see an AppendMessages call in
+// flight (a saturated message path) until release is called.
+func (s *Store) HoldAppending() (release func()) {
+	s.appending.enter(time.Now())
+	return func() { s.appending.exit(time.Now()) }
+}
+
+// YieldedIndexPasses is how many passes the indexer's loop skipped to
+// yield to the message path.
+func (s *Store) YieldedIndexPasses() int64 { return s.yielded.Load() }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -53,6 +54,8 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 		return results, nil
 	}
 
+	s.appending.enter(time.Now())
+	defer func() { s.appending.exit(time.Now()) }()
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	stmt, err := s.prepared(ctx, appendQuery)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -31,6 +32,7 @@ const (
 	DefaultQueryTimeout    = 10 * time.Second
 
 	DefaultSearchIndexInterval = 500 * time.Millisecond
+	DefaultSearchIndexMaxLag   = 30 * time.Second
 )
 
 // Options configures a Store. Every zero value means the documented default.
@@ -64,6 +66,13 @@ type Options struct {
 	// the work. Zero means DefaultSearchIndexInterval (500 ms); negative
 	// means no loop (something else must call IndexSearch). Close stops it.
 	SearchIndexInterval time.Duration
+	// SearchIndexMaxLag bounds how long the indexer yields to the message
+	// path: while this node's appends were in flight more than half of the
+	// last interval (the store is saturated), the loop skips its pass, so
+	// that indexing does not take the database's time from messages, unless
+	// the oldest message waiting would then be older than this. Zero means
+	// DefaultSearchIndexMaxLag (30 s); negative means never yield.
+	SearchIndexMaxLag time.Duration
 }
 
 // withDefaults returns o with its zero values replaced by the defaults.
@@ -89,6 +98,9 @@ func (o Options) withDefaults() Options {
 	if o.SearchIndexInterval == 0 {
 		o.SearchIndexInterval = DefaultSearchIndexInterval
 	}
+	if o.SearchIndexMaxLag == 0 {
+		o.SearchIndexMaxLag = DefaultSearchIndexMaxLag
+	}
 	return o
 }
 
@@ -104,8 +116,10 @@ type Store struct {
 	idMu sync.RWMutex
 	id   string // see StoreID
 
-	indexMu   sync.Mutex // one IndexSearch at a time (see IndexSearch)
-	stopIndex func()     // stops the indexer's loop; nil without one
+	appending busyMeter    // the message path's busy time, for the indexer (indexLoop)
+	yielded   atomic.Int64 // indexer passes skipped to yield to the message path
+	indexMu   sync.Mutex   // one IndexSearch at a time (see IndexSearch)
+	stopIndex func()       // stops the indexer's loop; nil without one
 	stopOnce  sync.Once
 }
 
@@ -203,7 +217,7 @@ func Open(ctx context.Context, logger *slog.Logger, dsn string, opts Options) (*
 	logger.Info("pgstore: opened",
 		"host", cfg.Host, "port", cfg.Port, "database", cfg.Database, "user", cfg.User,
 		"max_open_conns", opts.MaxOpenConns, "migrations", !opts.SkipMigrations, "store_id", s.id,
-		"search_index_interval", opts.SearchIndexInterval)
+		"search_index_interval", opts.SearchIndexInterval, "search_index_max_lag", opts.SearchIndexMaxLag)
 	return s, nil
 }
 

@@ -122,15 +122,35 @@ func (s *Store) stopIndexer() {
 
 // indexLoop indexes everything waiting every interval, until ctx ends. A
 // failure is logged once, and its end once; the loop carries on.
+//
+// It yields to the message path: a pass is skipped while this Store's
+// appends were in flight more than half of the last interval (the database
+// is the message path's bottleneck, and indexing would take its time from
+// messages), unless the queue was last found empty more than
+// Options.SearchIndexMaxLag ago. Search then lags behind messages by up to
+// that bound at peaks, and indexes what waits when they pass; a load that
+// saturates the store for longer pays for indexing as it goes.
 func (s *Store) indexLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
+	maxLag := s.opts.SearchIndexMaxLag
+	lastTick := time.Now()
+	lastBusy := s.appending.busy(lastTick)
+	drained := lastTick // the start of the last pass that emptied the queue
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		now := time.Now()
+		busy := s.appending.busy(now)
+		saturated := busy-lastBusy > now.Sub(lastTick)/2
+		lastTick, lastBusy = now, busy
+		if saturated && maxLag > 0 && now.Sub(drained) < maxLag {
+			s.yielded.Add(1)
+			continue
 		}
 		total, err := 0, error(nil)
 		for ctx.Err() == nil {
@@ -140,6 +160,9 @@ func (s *Store) indexLoop(ctx context.Context, interval time.Duration) {
 			if err != nil || n == 0 {
 				break
 			}
+		}
+		if err == nil && ctx.Err() == nil {
+			drained = now
 		}
 		switch {
 		case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):

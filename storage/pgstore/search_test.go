@@ -273,6 +273,69 @@ func TestIndexSearch_loop(t *testing.T) {
 	}
 }
 
+// TestIndexSearch_yields: while the message path is saturated (an append
+// in flight all the time), the loop skips its passes and a new message is
+// not indexed; after SearchIndexMaxLag it is, saturated or not; once the
+// message path is quiet, a new message is indexed within the interval.
+func TestIndexSearch_yields(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	w := newSearchWorld(t, dsn, 1)
+	const maxLag = 3 * time.Second
+	s := openStore(t, dsn, pgstore.Options{MaxOpenConns: 2, SearchIndexInterval: 20 * time.Millisecond, SearchIndexMaxLag: maxLag})
+	c := w.convs[0]
+	appendText := func(text string) time.Time {
+		t.Helper()
+		if _, err := s.AppendMessages(t.Context(), []storage.NewMessage{{ConversationID: c.ID, SenderID: c.UserID, Body: text}}); err != nil {
+			t.Fatalf("AppendMessages: %v", err)
+		}
+		return time.Now()
+	}
+	waitFound := func(word string, within time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for len(w.search(t, word)) == 0 {
+			if time.Since(start) > within {
+				t.Fatalf("%q not searchable after %v", word, within)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	waitYielded := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for s.YieldedIndexPasses() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("the loop yielded %d passes, want %d", s.YieldedIndexPasses(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	// Quiet: indexed.
+	appendText("a quiet wombat")
+	waitFound("wombat", 30*time.Second)
+
+	release := s.HoldAppending()
+	waitYielded(s.YieldedIndexPasses() + 1)
+	appended := appendText("a busy quokka")
+	// Passes skipped after the append: not indexed.
+	waitYielded(s.YieldedIndexPasses() + 5)
+	if got := w.search(t, "quokka"); len(got) != 0 && time.Since(appended) < maxLag {
+		t.Fatalf("indexed while the message path was saturated, %v after the append (max lag %v)", time.Since(appended), maxLag)
+	}
+	// The lag bound: indexed all the same.
+	waitFound("quokka", 30*time.Second)
+	if lag := time.Since(appended); lag < maxLag/2 {
+		t.Errorf("indexed %v after the append, under a saturated message path (max lag %v)", lag, maxLag)
+	}
+	release()
+
+	// Quiet again: the next message within a pass or two.
+	appendText("a calm numbat")
+	waitFound("numbat", 30*time.Second)
+}
+
 // TestMigrate_queuesExistingMessages: messages stored before migration
 // 00008 become searchable through the indexer; rolled back to 00007 and
 // migrated again, they are queued again.
