@@ -27,7 +27,14 @@ func testBrowserCannedReplies(t *testing.T, br browserKind) {
 	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
 	bob := b.newPage("Bob")
 	bob.setToken(s.Addr, mint(t, "staff-bob", "Bob", true))
+	shot := func(p *page, name string) { // docs/img has Chromium's
+		if br.name != "chromium" {
+			name = br.name + "-" + name
+		}
+		p.screenshot(name)
+	}
 	for _, p := range []*page{ann, bob} {
+		p.viewport(1280, 800, false)
 		p.navigate("http://" + s.Addr + "/admin/")
 		p.waitOnline()
 		p.waitInbox("Alice [1] Where is my order?")
@@ -52,6 +59,7 @@ func testBrowserCannedReplies(t *testing.T, br browserKind) {
 	ann.run("change the text", `document.getElementById('canned-body').value = 'Thanks a lot for your patience!'`)
 	ann.click("Save", "#canned-save")
 	ann.waitJS("the edited text listed", `[...document.querySelectorAll('#canned-list .canned-preview')].some(e => e.textContent === 'Thanks a lot for your patience!')`)
+	shot(ann, "admin-canned-dialog-desktop.png")
 	ann.click("Close", "#canned-close")
 	ann.waitJS("the dialog closed", `!document.getElementById('canned-dialog').open`)
 
@@ -61,6 +69,7 @@ func testBrowserCannedReplies(t *testing.T, br browserKind) {
 		const m = document.getElementById('canned-menu');
 		return !m.hidden && [...m.querySelectorAll('.canned-option .canned-name')].map(e => e.textContent).join(',') === '/thanks,/tracking';
 	})()`)
+	shot(bob, "admin-canned-menu-desktop.png")
 	// Escape closes it and leaves the text.
 	bob.must("press Escape", bob.timed(func(ctx context.Context) error { return bob.d.pressEscape(ctx) }))
 	bob.waitJS("the menu closed", `document.getElementById('canned-menu').hidden && document.getElementById('text').value === '/t'`)

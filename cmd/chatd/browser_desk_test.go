@@ -30,6 +30,14 @@ func testBrowserDesk(t *testing.T, br browserKind) {
 	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
 	bob := b.newPage("Bob")
 	bob.setToken(s.Addr, mint(t, "staff-bob", "Bob", true))
+	ann.viewport(1280, 800, false)
+	bob.viewport(1280, 800, false)
+	shot := func(p *page, name string) { // docs/img has Chromium's
+		if br.name != "chromium" {
+			name = br.name + "-" + name
+		}
+		p.screenshot(name)
+	}
 
 	visitor.navigate("http://" + s.Addr + "/")
 	visitor.waitOnline()
@@ -72,6 +80,7 @@ func testBrowserDesk(t *testing.T, br browserKind) {
 		document.querySelector('#view-status [data-status="resolved"] .count').textContent === '1'`)
 	bob.click("the Resolved tab", `#view-status [data-status="resolved"]`)
 	bob.waitInbox("Alice [2] Ann: Let me look into it")
+	shot(ann, "admin-desk-desktop.png")
 	visitor.waitJS("the resolved note", `!document.getElementById('resolved-note').hidden`)
 	waitEventLine(visitor, "Ann (support) marked this conversation as resolved.")
 
@@ -102,6 +111,7 @@ func testBrowserDesk(t *testing.T, br browserKind) {
 		return !!li && li.querySelector('.text').textContent === 'Here is your tracking number' &&
 			[...li.querySelectorAll('button')].map(b => b.textContent).join(',') === 'Send anyway,Edit';
 	})()`)
+	shot(ann, "admin-stale-reply-desktop.png")
 	// Nothing was stored: the visitor never sees it.
 	if n := visitor.evalString(`String([...document.querySelectorAll('#messages .msg .text')].filter(e => e.textContent === 'Here is your tracking number').length)`); n != "0" {
 		t.Fatalf("the visitor shows the refused reply %s times", n)
