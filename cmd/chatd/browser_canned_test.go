@@ -27,12 +27,7 @@ func testBrowserCannedReplies(t *testing.T, br browserKind) {
 	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
 	bob := b.newPage("Bob")
 	bob.setToken(s.Addr, mint(t, "staff-bob", "Bob", true))
-	shot := func(p *page, name string) { // docs/img has Chromium's
-		if br.name != "chromium" {
-			name = br.name + "-" + name
-		}
-		p.screenshot(name)
-	}
+	shot := func(p *page, name string) { p.docScreenshot(br, name) }
 	for _, p := range []*page{ann, bob} {
 		p.viewport(1280, 800, false)
 		p.navigate("http://" + s.Addr + "/admin/")

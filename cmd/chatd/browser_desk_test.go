@@ -32,12 +32,7 @@ func testBrowserDesk(t *testing.T, br browserKind) {
 	bob.setToken(s.Addr, mint(t, "staff-bob", "Bob", true))
 	ann.viewport(1280, 800, false)
 	bob.viewport(1280, 800, false)
-	shot := func(p *page, name string) { // docs/img has Chromium's
-		if br.name != "chromium" {
-			name = br.name + "-" + name
-		}
-		p.screenshot(name)
-	}
+	shot := func(p *page, name string) { p.docScreenshot(br, name) }
 
 	visitor.navigate("http://" + s.Addr + "/")
 	visitor.waitOnline()

@@ -355,6 +355,16 @@ func (p *page) screenshot(name string) string {
 	return path
 }
 
+// docScreenshot saves the visible page as name in Chromium (docs/img holds
+// copies of those) and as firefox-name in Firefox.
+func (p *page) docScreenshot(br browserKind, name string) string {
+	p.t.Helper()
+	if br.name != "chromium" {
+		name = br.name + "-" + name
+	}
+	return p.screenshot(name)
+}
+
 // viewport sets the page's size (see driver.viewport) and waits until the
 // page has it.
 func (p *page) viewport(width, height int, phone bool) {

@@ -24,12 +24,7 @@ func TestBrowserScreenshots(t *testing.T) {
 
 func testScreenshots(t *testing.T, br browserKind) {
 	s, secret := devServer(t)
-	shot := func(p *page, name string) {
-		if br.name != "chromium" {
-			name = br.name + "-" + name
-		}
-		p.screenshot(name)
-	}
+	shot := func(p *page, name string) { p.docScreenshot(br, name) }
 
 	// Five visitors and two staff members talk through Go clients.
 	type line struct {
