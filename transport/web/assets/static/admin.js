@@ -407,7 +407,6 @@ function frame(f) {
       if (f.client_msg_id && outbox.refused(f)) return;
       if (f.code === 'token_expired') return; // the close (4401) follows and says so
       if (canned.error(f)) return;
-      if (f.code === 'unknown_type') return; // a desk frame an older server does not know
       if (loadingCursor !== null && !f.client_msg_id && !f.conversation_id) loadingCursor = null; // a page request was refused
       if (viewsAsked > 0 && !f.client_msg_id && !f.conversation_id) {
         // A view request was refused (a colleague who is not staff any more).
