@@ -41,6 +41,10 @@ type conversationGrain struct {
 	// connected (usually one), and admin sessions that opened the
 	// conversation. Only the sessions keep the grain active (see idle).
 	subs []*actor.PID
+	// viewers are the staff sessions among subs (see live.go); typedAt is
+	// when each user's typing was last relayed.
+	viewers []viewer
+	typedAt map[int64]time.Time
 	// lastActive is when the grain last received anything but its own
 	// periodic check (see idle).
 	lastActive time.Time
@@ -164,7 +168,9 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			reply(ctx, &chatpb.Subscribed{ConversationId: g.id, ErrorCode: chatpb.CodeMoved})
 			return
 		}
-		g.subscribe(ctx)
+		g.subscribe(ctx, msg)
+	case *chatpb.Typing:
+		g.typing(ctx, msg)
 	case *checkOwner:
 		g.moved(ctx)
 	case *topologyChanged:
@@ -175,7 +181,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.checkIdle(ctx)
 	case *chatpb.Unsubscribe:
 		if s := ctx.Sender(); s != nil {
-			g.removeSub(s)
+			g.removeSub(ctx, s)
 			ctx.Unwatch(s)
 		}
 	case *refResolved:
@@ -233,7 +239,7 @@ func (g *conversationGrain) terminated(ctx actor.Context, who *actor.PID) {
 		}
 		return
 	}
-	g.removeSub(who)
+	g.removeSub(ctx, who)
 }
 
 // idle reports whether the grain may passivate: no session subscribed (hubs
@@ -614,7 +620,7 @@ func (g *conversationGrain) inboxResolved(ctx actor.Context, pid *actor.PID) {
 	g.inboxQueue = nil
 }
 
-func (g *conversationGrain) subscribe(ctx actor.Context) {
+func (g *conversationGrain) subscribe(ctx actor.Context, msg *chatpb.Subscribe) {
 	sender := ctx.Sender()
 	if sender == nil {
 		return
@@ -632,9 +638,13 @@ func (g *conversationGrain) subscribe(ctx actor.Context) {
 		ctx.Watch(sender)
 	}
 	reply(ctx, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
+	if sender.GetId() != hubName {
+		g.addViewer(ctx, sender, msg.GetUserId(), msg.GetUserName())
+	}
 }
 
-// removeSub drops pid from subs.
-func (g *conversationGrain) removeSub(pid *actor.PID) {
+// removeSub drops pid from subs (and from the viewers).
+func (g *conversationGrain) removeSub(ctx actor.Context, pid *actor.PID) {
 	g.subs, _ = removePID(g.subs, pid)
+	g.removeViewer(ctx, pid)
 }

@@ -156,6 +156,8 @@ func (s *session) open(ctx actor.Context, conv int64) {
 type link struct {
 	grainRef
 	waiting []uint64 // refs of posts waiting for pid
+	// typing is a staff client's typing waiting for pid (see live.go).
+	typing *chatpb.Typing
 }
 
 // inboxKey names a session's or a grain's reference to the inbox grain.
@@ -226,6 +228,7 @@ func (s *session) resolved(ctx actor.Context, conv int64, pid *actor.PID) {
 	l := s.link(conv)
 	previous := l.pid
 	left, changed := l.resolved(ctx, pid)
+	l.sendTyping(ctx)
 	if !changed {
 		if pid == nil && (len(l.waiting) > 0 || s.subscribedTo(conv)) {
 			l.retryLater(ctx, s.node)
@@ -235,7 +238,7 @@ func (s *session) resolved(ctx actor.Context, conv int64, pid *actor.PID) {
 	s.debug("grain resolved", "conversation_id", conv, "pid", pidValue{pid}, "previous", pidValue{previous})
 	if left != nil {
 		// The grain moved (or two activations exist): leave the old one.
-		ctx.Send(left, &chatpb.Unsubscribe{ConversationId: conv})
+		ctx.Request(left, &chatpb.Unsubscribe{ConversationId: conv})
 		s.node.metrics.GrainMoved()
 	}
 	if s.subscribedTo(conv) {
@@ -260,7 +263,7 @@ func (s *session) inboxResolved(ctx actor.Context, pid *actor.PID) {
 	}
 	s.debug("inbox resolved", "pid", pidValue{pid}, "previous", pidValue{previous})
 	if left != nil {
-		ctx.Send(left, &chatpb.InboxUnsubscribe{})
+		ctx.Request(left, &chatpb.InboxUnsubscribe{})
 	}
 	s.inbox.request(ctx, s.node, &chatpb.InboxSubscribe{UserId: s.cfg.User.ID}, s.node.cfg.SubscribeTimeout)
 }
@@ -268,7 +271,7 @@ func (s *session) inboxResolved(ctx actor.Context, pid *actor.PID) {
 // subscribe asks l's grain for conv's deliveries and arranges a check that
 // it answered.
 func (s *session) subscribe(ctx actor.Context, conv int64, l *link) {
-	l.request(ctx, s.node, &chatpb.Subscribe{ConversationId: conv}, s.node.cfg.SubscribeTimeout)
+	l.request(ctx, s.node, &chatpb.Subscribe{ConversationId: conv, UserId: s.cfg.User.ID, UserName: s.cfg.User.Name}, s.node.cfg.SubscribeTimeout)
 }
 
 // forget drops conv's grain PID (unanswered, moved or dead), queues the posts

@@ -159,6 +159,10 @@ func (h *hub) Receive(ctx actor.Context) {
 				ctx.Send(s, msg)
 			}
 		}
+	case *hubTyping:
+		h.typing(ctx, msg.typing)
+	case *chatpb.TypingDelivery:
+		h.typingDelivery(ctx, msg)
 	case *actor.Terminated:
 		h.grainTerminated(ctx, msg.Who)
 	case *hubLastSeq:

@@ -95,6 +95,12 @@ type Config struct {
 	// and wait for grains to be handed over (multi-node providers). A single
 	// node has no one to hand over to and stops at once.
 	LeaveGracefully bool
+	// TypingInterval is how often at most one user's typing in one
+	// conversation is relayed. Zero means DefaultTypingInterval (2s).
+	TypingInterval time.Duration
+	// TypingShowsStaffNames makes visitors see which staff user types
+	// (else "Support").
+	TypingShowsStaffNames bool
 	// LeaveGrace is how long a graceful leave waits after deregistering for
 	// the other members to notice. Zero means 1s.
 	LeaveGrace time.Duration
@@ -131,6 +137,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SubscribeTimeout <= 0 {
 		c.SubscribeTimeout = 3 * time.Second
+	}
+	if c.TypingInterval <= 0 {
+		c.TypingInterval = DefaultTypingInterval
 	}
 	if c.LeaveGrace <= 0 {
 		c.LeaveGrace = time.Second

@@ -88,6 +88,9 @@ type session struct {
 	// staff user's read marks as written (see desksession.go).
 	events  seenEvents
 	readSeq map[int64]int64
+	// typedAt is when the session last forwarded typing, per conversation
+	// (see live.go).
+	typedAt map[int64]time.Time
 
 	links   map[int64]*link // conversation → its grain (see follow.go)
 	inbox   grainRef        // admins: the inbox grain
@@ -169,6 +172,10 @@ func (s *session) Receive(ctx actor.Context) {
 		s.inboxUpdate(msg)
 	case *chatpb.EventDelivery:
 		s.event(msg)
+	case *chatpb.TypingDelivery:
+		s.typingDelivery(msg)
+	case *chatpb.ViewersDelivery:
+		s.viewersDelivery(msg)
 	case *chatpb.ReadMarked:
 		s.readMarked(msg.GetConversationId(), msg.GetSeq())
 	case *deskDone:
@@ -250,6 +257,8 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		s.markRead(req)
 	case wire.TypeCanned, wire.TypeCannedSave, wire.TypeCannedDelete, wire.TypeStaff:
 		s.cannedRequest(req)
+	case wire.TypeTyping:
+		s.typing(ctx, req)
 	case wire.TypeOpen:
 		s.open(ctx, req.ConversationID)
 	case wire.TypeLeave:
@@ -260,7 +269,7 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		if s.opened[req.ConversationID] {
 			delete(s.opened, req.ConversationID)
 			if l := s.links[req.ConversationID]; l != nil && l.pid != nil {
-				ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: req.ConversationID})
+				ctx.Request(l.pid, &chatpb.Unsubscribe{ConversationId: req.ConversationID})
 			}
 		}
 		if s.cfg.V1 {
@@ -350,7 +359,7 @@ func (s *session) stop(ctx actor.Context) {
 	// Unwatch too: a watched actor keeps its watchers' PIDs until it stops,
 	// so a grain that outlives many short sessions would accumulate them.
 	if pid := s.inbox.pid; s.inbox.forget(ctx, pid) {
-		ctx.Send(pid, &chatpb.InboxUnsubscribe{})
+		ctx.Request(pid, &chatpb.InboxUnsubscribe{})
 	}
 	for conv, l := range s.links {
 		if l.pid == nil {
@@ -358,7 +367,7 @@ func (s *session) stop(ctx actor.Context) {
 		}
 		ctx.Unwatch(l.pid)
 		if s.subscribedTo(conv) {
-			ctx.Send(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
+			ctx.Request(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
 		}
 	}
 }

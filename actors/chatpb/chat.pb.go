@@ -329,8 +329,13 @@ func (x *PostResult) GetLastSeq() int64 {
 type Subscribe struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId int64                  `protobuf:"varint,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// user_id and user_name name the staff user of a subscribing session: the
+	// grain lists them to the conversation's other staff (ViewersDelivery).
+	// Hubs leave them unset.
+	UserId        int64  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserName      string `protobuf:"bytes,3,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscribe) Reset() {
@@ -368,6 +373,20 @@ func (x *Subscribe) GetConversationId() int64 {
 		return x.ConversationId
 	}
 	return 0
+}
+
+func (x *Subscribe) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *Subscribe) GetUserName() string {
+	if x != nil {
+		return x.UserName
+	}
+	return ""
 }
 
 // Subscribed answers Subscribe: deliveries that follow have seq > last_seq.
@@ -525,7 +544,8 @@ func (*HubStarted) Descriptor() ([]byte, []int) {
 	return file_chat_proto_rawDescGZIP(), []int{6}
 }
 
-// Unsubscribe removes the sender from the grain's subscribers.
+// Unsubscribe removes the sender from the grain's subscribers. Send it with
+// Request: only then does the grain know the sender.
 type Unsubscribe struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId int64                  `protobuf:"varint,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
@@ -1518,6 +1538,214 @@ func (x *ReadMarked) GetSeq() int64 {
 	return 0
 }
 
+// Typing: a user is typing in a conversation. Never stored. A visitor's
+// session sends it through its node's hub to the conversation's announced
+// activations (an inactive grain has no staff subscribed, so no one to tell);
+// a staff session sends it to the grain it links. The grain relays at most one
+// per user every typing interval.
+type Typing struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId int64                  `protobuf:"varint,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	UserId         int64                  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserName       string                 `protobuf:"bytes,3,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
+	IsAdmin        bool                   `protobuf:"varint,4,opt,name=is_admin,json=isAdmin,proto3" json:"is_admin,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_chat_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Typing) GetConversationId() int64 {
+	if x != nil {
+		return x.ConversationId
+	}
+	return 0
+}
+
+func (x *Typing) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *Typing) GetUserName() string {
+	if x != nil {
+		return x.UserName
+	}
+	return ""
+}
+
+func (x *Typing) GetIsAdmin() bool {
+	if x != nil {
+		return x.IsAdmin
+	}
+	return false
+}
+
+// TypingDelivery carries a relayed Typing to a conversation's subscribers:
+// staff_frame for staff sessions, visitor_frame for the visitor's (it names
+// staff "Support" unless the operator shows names). The typing user's own
+// sessions drop it.
+type TypingDelivery struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId int64                  `protobuf:"varint,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	UserId         int64                  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	IsAdmin        bool                   `protobuf:"varint,3,opt,name=is_admin,json=isAdmin,proto3" json:"is_admin,omitempty"`
+	StaffFrame     []byte                 `protobuf:"bytes,4,opt,name=staff_frame,json=staffFrame,proto3" json:"staff_frame,omitempty"`
+	VisitorFrame   []byte                 `protobuf:"bytes,5,opt,name=visitor_frame,json=visitorFrame,proto3" json:"visitor_frame,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TypingDelivery) Reset() {
+	*x = TypingDelivery{}
+	mi := &file_chat_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingDelivery) ProtoMessage() {}
+
+func (x *TypingDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingDelivery.ProtoReflect.Descriptor instead.
+func (*TypingDelivery) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TypingDelivery) GetConversationId() int64 {
+	if x != nil {
+		return x.ConversationId
+	}
+	return 0
+}
+
+func (x *TypingDelivery) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *TypingDelivery) GetIsAdmin() bool {
+	if x != nil {
+		return x.IsAdmin
+	}
+	return false
+}
+
+func (x *TypingDelivery) GetStaffFrame() []byte {
+	if x != nil {
+		return x.StaffFrame
+	}
+	return nil
+}
+
+func (x *TypingDelivery) GetVisitorFrame() []byte {
+	if x != nil {
+		return x.VisitorFrame
+	}
+	return nil
+}
+
+// ViewersDelivery carries a conversation's viewers frame (the staff whose
+// sessions subscribe to its grain) to those sessions, when it changes and to
+// a session that subscribes.
+type ViewersDelivery struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId int64                  `protobuf:"varint,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	V1Frame        []byte                 `protobuf:"bytes,2,opt,name=v1_frame,json=v1Frame,proto3" json:"v1_frame,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ViewersDelivery) Reset() {
+	*x = ViewersDelivery{}
+	mi := &file_chat_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ViewersDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ViewersDelivery) ProtoMessage() {}
+
+func (x *ViewersDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ViewersDelivery.ProtoReflect.Descriptor instead.
+func (*ViewersDelivery) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ViewersDelivery) GetConversationId() int64 {
+	if x != nil {
+		return x.ConversationId
+	}
+	return 0
+}
+
+func (x *ViewersDelivery) GetV1Frame() []byte {
+	if x != nil {
+		return x.V1Frame
+	}
+	return nil
+}
+
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
@@ -1553,9 +1781,11 @@ const file_chat_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\x04 \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12\x19\n" +
-	"\blast_seq\x18\x06 \x01(\x03R\alastSeq\"4\n" +
+	"\blast_seq\x18\x06 \x01(\x03R\alastSeq\"j\n" +
 	"\tSubscribe\x12'\n" +
-	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\"\x94\x01\n" +
+	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1b\n" +
+	"\tuser_name\x18\x03 \x01(\tR\buserName\"\x94\x01\n" +
 	"\n" +
 	"Subscribed\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x19\n" +
@@ -1643,7 +1873,22 @@ const file_chat_proto_rawDesc = "" +
 	"ReadMarked\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\x03R\x0econversationId\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x03R\x03seqB.Z,github.com/grainchat/grainchat/actors/chatpbb\x06proto3"
+	"\x03seq\x18\x03 \x01(\x03R\x03seq\"\x82\x01\n" +
+	"\x06Typing\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1b\n" +
+	"\tuser_name\x18\x03 \x01(\tR\buserName\x12\x19\n" +
+	"\bis_admin\x18\x04 \x01(\bR\aisAdmin\"\xb3\x01\n" +
+	"\x0eTypingDelivery\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x19\n" +
+	"\bis_admin\x18\x03 \x01(\bR\aisAdmin\x12\x1f\n" +
+	"\vstaff_frame\x18\x04 \x01(\fR\n" +
+	"staffFrame\x12#\n" +
+	"\rvisitor_frame\x18\x05 \x01(\fR\fvisitorFrame\"U\n" +
+	"\x0fViewersDelivery\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x19\n" +
+	"\bv1_frame\x18\x02 \x01(\fR\av1FrameB.Z,github.com/grainchat/grainchat/actors/chatpbb\x06proto3"
 
 var (
 	file_chat_proto_rawDescOnce sync.Once
@@ -1657,7 +1902,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 	return file_chat_proto_rawDescData
 }
 
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_chat_proto_goTypes = []any{
 	(*ChatMessage)(nil),      // 0: grainchat.chat.ChatMessage
 	(*Post)(nil),             // 1: grainchat.chat.Post
@@ -1681,6 +1926,9 @@ var file_chat_proto_goTypes = []any{
 	(*Change)(nil),           // 19: grainchat.chat.Change
 	(*ChangeResult)(nil),     // 20: grainchat.chat.ChangeResult
 	(*ReadMarked)(nil),       // 21: grainchat.chat.ReadMarked
+	(*Typing)(nil),           // 22: grainchat.chat.Typing
+	(*TypingDelivery)(nil),   // 23: grainchat.chat.TypingDelivery
+	(*ViewersDelivery)(nil),  // 24: grainchat.chat.ViewersDelivery
 }
 var file_chat_proto_depIdxs = []int32{
 	0,  // 0: grainchat.chat.PostResult.message:type_name -> grainchat.chat.ChatMessage
@@ -1717,7 +1965,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -54,6 +54,8 @@ type config struct {
 	EtcdPrefix            string
 	ActorLogLevel         string
 	RefreshInterval       time.Duration
+	TypingInterval        time.Duration
+	TypingStaffNames      bool
 
 	MaxMessageChars  int
 	MaxFrameBytes    int
@@ -104,6 +106,8 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&cfg.EtcdPrefix, "etcd-prefix", "/grainchat", "etcd: key prefix of the member registrations")
 	fs.StringVar(&cfg.ActorLogLevel, "actor-log-level", "warn", "log level of the actor runtime (protoactor), which is chatty at info")
 	fs.DurationVar(&cfg.RefreshInterval, "grain-refresh-interval", actors.DefaultRefreshInterval, "how often staff sessions look up their grains again, to leave a stale activation after membership changes")
+	fs.DurationVar(&cfg.TypingInterval, "typing-interval", actors.DefaultTypingInterval, "relay one user's typing in a conversation at most this often")
+	fs.BoolVar(&cfg.TypingStaffNames, "typing-staff-names", false, "visitors see which staff user is typing (else \"Support is typing\")")
 	fs.IntVar(&cfg.MaxMessageChars, "max-message-chars", wire.DefaultMaxMessageChars, "longest accepted message, in characters")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", transport.DefaultMaxFrameBytes, "largest accepted WebSocket frame; larger closes with 1009")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "close sockets silent for this long")
@@ -291,7 +295,8 @@ func (cfg *config) validate() []string {
 		v    time.Duration
 	}{{"idle-timeout", cfg.IdleTimeout}, {"ping-interval", cfg.PingInterval}, {"grain-idle-timeout", cfg.GrainIdleTimeout},
 		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout}, {"handshake-wait", cfg.HandshakeWait},
-		{"automanaged-refresh", cfg.AutomanagedRefresh}, {"grain-refresh-interval", cfg.RefreshInterval}} {
+		{"automanaged-refresh", cfg.AutomanagedRefresh}, {"grain-refresh-interval", cfg.RefreshInterval},
+		{"typing-interval", cfg.TypingInterval}} {
 		if d.v <= 0 {
 			p = append(p, d.name+": must be positive")
 		}

@@ -147,6 +147,9 @@ func (m *Main) Open(ctx context.Context) error {
 		PostTimeout:      cfg.PostTimeout,
 		RefreshInterval:  cfg.RefreshInterval,
 		MaxMessageChars:  cfg.MaxMessageChars,
+		TypingInterval:   cfg.TypingInterval,
+
+		TypingShowsStaffNames: cfg.TypingStaffNames,
 	}, store, appender, metric)
 	if err != nil {
 		return err

@@ -36,6 +36,7 @@ var knownTypes = map[string]bool{
 	wire.TypeStatus:  true,
 	wire.TypeAssign:  true,
 	wire.TypeRead:    true,
+	wire.TypeTyping:  true,
 	// Canned replies and the staff list.
 	wire.TypeCanned:       true,
 	wire.TypeCannedSave:   true,
@@ -237,7 +238,7 @@ func TestDecode_refused(t *testing.T) {
 		{"client_msg_id of 51 2-byte runes", `{"message":"m","client_msg_id":"` + strings.Repeat("é", 51) + `"}`, wire.CodeInvalidRequest, "", 0},
 
 		// unknown_type.
-		{"unknown type", `{"type":"typing","client_msg_id":"c1","conversation_id":4}`, wire.CodeUnknownType, "c1", 4},
+		{"unknown type", `{"type":"typed","client_msg_id":"c1","conversation_id":4}`, wire.CodeUnknownType, "c1", 4},
 		{"type is case sensitive", `{"type":"Message","message":"m"}`, wire.CodeUnknownType, "", 0},
 		{"type with spaces", `{"type":" message","message":"m"}`, wire.CodeUnknownType, "", 0},
 		{"server frame type", `{"type":"ack"}`, wire.CodeUnknownType, "", 0},

@@ -272,6 +272,9 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 		if req.Token == "" {
 			return fail(errorf(CodeInvalidToken, "auth needs a token"))
 		}
+	case TypeTyping:
+		// Visitors may omit the conversation (their own); staff must name
+		// one (the session checks).
 	case TypeOpen, TypeLeave:
 		if req.ConversationID == 0 {
 			return fail(errorf(CodeConversationRequired, "%s needs a conversation_id", req.Type))

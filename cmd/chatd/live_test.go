@@ -1,0 +1,159 @@
+package main
+
+// Live signals across a real 3-node cluster: typing and the staff viewing a
+// conversation (docs/PROTOCOL.md, "Live signals").
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/grainchat/grainchat/transport/wsclient"
+)
+
+// isTyping matches a typing frame of conv by the user named.
+func isTyping(conv int64, name string) func(wsclient.Frame) bool {
+	return func(f wsclient.Frame) bool {
+		return f.Type() == "typing" && f.Int("conversation_id") == conv && obj(f, "user")["name"] == name
+	}
+}
+
+// viewersOf returns the names a viewers frame lists, in its order.
+func viewersOf(f wsclient.Frame) []string {
+	var names []string
+	staff, _ := f.Fields["staff"].([]any)
+	for _, s := range staff {
+		m, _ := s.(map[string]any)
+		name, _ := m["name"].(string)
+		names = append(names, name)
+	}
+	return names
+}
+
+// waitViewers waits for a viewers frame of conv at index >= from listing
+// exactly want.
+func waitViewers(t *testing.T, c *wsclient.Client, from int, conv int64, want string) int {
+	t.Helper()
+	_, i := waitFrame(t, c, from, "viewers "+want, func(f wsclient.Frame) bool {
+		return f.Type() == "viewers" && f.Int("conversation_id") == conv && fmt.Sprint(viewersOf(f)) == want
+	})
+	return i
+}
+
+func openConv(t *testing.T, c *wsclient.Client, conv int64) {
+	t.Helper()
+	n := len(c.Frames())
+	send(t, c, map[string]any{"type": "open", "conversation_id": conv})
+	waitFrame(t, c, n, "opened", func(f wsclient.Frame) bool { return f.Type() == "opened" && f.Int("conversation_id") == conv })
+}
+
+// Visitor on node 1, Ann on node 2, Bob on node 3: typing reaches the other
+// side (visitors see "Support", staff see who), at most once per user every
+// typing interval, never the typist nor a seed client; staff see who else has
+// the conversation open.
+func TestClusterTypingAndViewers(t *testing.T) {
+	c := startEtcdCluster(t, newDatabase(t), 3)
+	carl := dialURL(t, c.nodes[0].URL(), "carl", "Carl", false)
+	conv := convOf(t, carl)
+	post(t, carl, conv, "hello", "c1")
+	carlSeed, err := wsclient.Dial(ctxT(t, 10*time.Second), c.nodes[1].URL(), wsclient.Options{Token: mint(t, "carl", "Carl", false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(carlSeed.Close)
+	ann := dialURL(t, c.nodes[1].URL(), "ann", "Ann", true)
+	bob := dialURL(t, c.nodes[2].URL(), "bob", "Bob", true)
+
+	// Viewers: each opening tells everyone who has it open.
+	openConv(t, ann, conv)
+	waitViewers(t, ann, 0, conv, "[Ann]")
+	annAt := len(ann.Frames())
+	openConv(t, bob, conv)
+	waitViewers(t, bob, 0, conv, "[Ann Bob]")
+	waitViewers(t, ann, annAt, conv, "[Ann Bob]")
+
+	// The visitor types (no conversation_id): both agents see Carl, within
+	// a bound; repeated typing within the interval is relayed once.
+	var latencies []time.Duration
+	for round := range 3 {
+		annAt, bobAt := len(ann.Frames()), len(bob.Frames())
+		sent := time.Now()
+		for range 5 {
+			send(t, carl, map[string]any{"type": "typing"})
+		}
+		fa, _ := waitFrame(t, ann, annAt, "Carl typing", isTyping(conv, "Carl"))
+		fb, _ := waitFrame(t, bob, bobAt, "Carl typing", isTyping(conv, "Carl"))
+		latencies = append(latencies, fa.At.Sub(sent), fb.At.Sub(sent))
+		u := obj(fa, "user")
+		if u["is_admin"] != false || u["id"] != float64(userID(t, carl)) {
+			t.Errorf("round %d: typing frame %s", round, fa.Raw)
+		}
+		// A marker message after the interval: exactly one relay per round.
+		waitFor(t, 10*time.Second, "the typing interval", func() bool { return time.Since(sent) > 2100*time.Millisecond })
+		marker := fmt.Sprintf("marker %d", round)
+		post(t, carl, conv, marker, fmt.Sprintf("m%d", round))
+		for name, cl := range map[string]*wsclient.Client{"ann": ann, "bob": bob} {
+			_, end := waitFrame(t, cl, 0, marker, func(f wsclient.Frame) bool { return isMessage(f) && f.String("message") == marker })
+			n := 0
+			for _, f := range cl.Frames()[map[string]int{"ann": annAt, "bob": bobAt}[name]:end] {
+				if isTyping(conv, "Carl")(f) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("round %d: %s got %d typing frames for 5 sent within the interval, want 1:%s", round, name, n, dump(cl))
+			}
+		}
+	}
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	t.Logf("visitor typing to staff on other nodes: %v", latencies)
+	if median := latencies[len(latencies)/2]; median > 500*time.Millisecond {
+		t.Errorf("typing took %v (median) to reach staff on other nodes, want within 500ms", median)
+	}
+
+	// Ann types: Carl sees "Support" (no agent named), Bob sees Ann.
+	carlAt, bobAt := len(carl.Frames()), len(bob.Frames())
+	send(t, ann, map[string]any{"type": "typing", "conversation_id": conv})
+	f, _ := waitFrame(t, carl, carlAt, "Support typing", isTyping(conv, "Support"))
+	if u := obj(f, "user"); u["is_admin"] != true || u["id"] != 0.0 {
+		t.Errorf("visitor's typing frame names the agent: %s", f.Raw)
+	}
+	waitFrame(t, bob, bobAt, "Ann typing", isTyping(conv, "Ann"))
+
+	// A visitor may not type into another conversation; staff must name one.
+	carlAt = len(carl.Frames())
+	send(t, carl, map[string]any{"type": "typing", "conversation_id": conv + 1000})
+	if f, _ := waitType(t, carl, carlAt, "error"); f.String("code") != "forbidden" {
+		t.Errorf("visitor typing elsewhere: %s", f.Raw)
+	}
+	annAt = len(ann.Frames())
+	send(t, ann, map[string]any{"type": "typing"})
+	if f, _ := waitType(t, ann, annAt, "error"); f.String("code") != "conversation_required" {
+		t.Errorf("staff typing without a conversation: %s", f.Raw)
+	}
+
+	// Bob leaves, then Bob's second socket opens and closes: Ann follows.
+	annAt = len(ann.Frames())
+	send(t, bob, map[string]any{"type": "leave", "conversation_id": conv})
+	annAt = waitViewers(t, ann, annAt, conv, "[Ann]")
+	bob2 := dialURL(t, c.nodes[0].URL(), "bob", "Bob", true)
+	openConv(t, bob2, conv)
+	annAt = waitViewers(t, ann, annAt, conv, "[Ann Bob]")
+	bob2.Close()
+	waitViewers(t, ann, annAt, conv, "[Ann]")
+
+	// Nobody ever sees their own typing, and the seed socket no live frame.
+	post(t, ann, conv, "final", "a-final")
+	for name, cl := range map[string]*wsclient.Client{"carl": carl, "carl (seed)": carlSeed, "ann": ann, "bob": bob} {
+		_, end := waitFrame(t, cl, 0, "final", func(f wsclient.Frame) bool { return isMessage(f) && f.String("message") == "final" })
+		for _, f := range cl.Frames()[:end] {
+			switch {
+			case name == "carl (seed)" && f.Type() != "":
+				t.Errorf("seed client got %s", f.Raw)
+			case name == "carl" && isTyping(conv, "Carl")(f), name == "ann" && isTyping(conv, "Ann")(f):
+				t.Errorf("%s saw their own typing: %s", name, f.Raw)
+			}
+		}
+	}
+}
