@@ -206,6 +206,11 @@ type Desk interface {
 	// negative seq.
 	MarkRead(ctx context.Context, userID, conversationID, seq int64) (int64, error)
 
+	// ReadReceipts returns how far a conversation has been read: by staff
+	// (the furthest mark of any staff user) and by its visitor (the
+	// visitor's own mark). Zero for an unknown conversation.
+	ReadReceipts(ctx context.Context, conversationID int64) (ReadReceipts, error)
+
 	// InboxView returns one page of a view of the inbox (see InboxQuery),
 	// each entry with its status, assignee and the viewer's ReadSeq and
 	// Unread. Paging by cursor has InboxPage's guarantees within one view
@@ -252,4 +257,11 @@ type Desk interface {
 	// DeleteCannedReply deletes a canned reply; ENOTFOUND if there is none
 	// with that id.
 	DeleteCannedReply(ctx context.Context, id int64) error
+}
+
+// ReadReceipts is how far a conversation has been read by each side (see
+// Desk.ReadReceipts).
+type ReadReceipts struct {
+	Staff   int64
+	Visitor int64
 }

@@ -186,7 +186,25 @@ func (s *Store) MarkRead(ctx context.Context, userID, conversationID, seq int64)
 	k := markKey{userID: userID, conversationID: conversationID}
 	mark := max(s.marks[k], min(seq, c.LastSeq))
 	s.marks[k] = mark
+	r := s.receipts[conversationID]
+	if s.users[userID].IsAdmin {
+		r.Staff = max(r.Staff, mark)
+	}
+	if c.UserID == userID {
+		r.Visitor = max(r.Visitor, mark)
+	}
+	s.receipts[conversationID] = r
 	return mark, nil
+}
+
+// ReadReceipts implements storage.Desk.
+func (s *Store) ReadReceipts(ctx context.Context, conversationID int64) (storage.ReadReceipts, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return storage.ReadReceipts{}, err
+	}
+	return s.receipts[conversationID], nil
 }
 
 // ViewCounts implements storage.Desk.

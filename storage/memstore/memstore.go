@@ -53,6 +53,7 @@ type Store struct {
 
 	lastEventID int64             // the last event id handed out (see New)
 	marks       map[markKey]int64 // read marks (desk.go)
+	receipts    map[int64]storage.ReadReceipts
 
 	lastCannedID int64                 // the last canned reply id handed out (see New)
 	canned       map[int64]cannedReply // canned replies by id (canned.go)
@@ -111,6 +112,7 @@ func New(opts Options) *Store {
 		convs:        make(map[int64]*conversation),
 		convByUsr:    make(map[int64]int64),
 		marks:        make(map[markKey]int64),
+		receipts:     make(map[int64]storage.ReadReceipts),
 		canned:       make(map[int64]cannedReply),
 	}
 }

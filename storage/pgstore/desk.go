@@ -308,14 +308,24 @@ func (s *Store) readEvents(ctx context.Context, conversationID, fromSeq, toSeq i
 
 // markReadQuery moves user $1's mark of conversation $2 to $3, capped at the
 // conversation's last_seq, never backwards, and returns the mark: NULL when
-// the conversation does not exist.
+// the conversation does not exist. A staff user's mark, or the visitor's own,
+// moves the conversation's read receipts too (00010).
 const markReadQuery = `
-	WITH c AS (SELECT id, last_seq FROM conversations WHERE id = $2),
+	WITH c AS (SELECT id, user_id, last_seq FROM conversations WHERE id = $2),
 	m AS (
 		INSERT INTO read_marks (user_id, conversation_id, seq)
 		SELECT $1, c.id, LEAST($3::bigint, c.last_seq) FROM c
 		ON CONFLICT (user_id, conversation_id) DO UPDATE SET seq = GREATEST(read_marks.seq, EXCLUDED.seq)
 		RETURNING seq
+	),
+	r AS (
+		INSERT INTO read_receipts (conversation_id, staff_seq, visitor_seq)
+		SELECT c.id, CASE WHEN u.is_admin THEN m.seq ELSE 0 END, CASE WHEN c.user_id = u.id THEN m.seq ELSE 0 END
+		FROM c, m, users u
+		WHERE u.id = $1 AND (u.is_admin OR c.user_id = u.id)
+		ON CONFLICT (conversation_id) DO UPDATE SET
+			staff_seq = GREATEST(read_receipts.staff_seq, EXCLUDED.staff_seq),
+			visitor_seq = GREATEST(read_receipts.visitor_seq, EXCLUDED.visitor_seq)
 	)
 	SELECT (SELECT seq FROM m)`
 
@@ -337,6 +347,27 @@ func (s *Store) MarkRead(ctx context.Context, userID, conversationID, seq int64)
 		return 0, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", conversationID)
 	}
 	return mark.Int64, nil
+}
+
+// readReceiptsQuery reads conversation $1's read receipts (none: no row).
+const readReceiptsQuery = `SELECT staff_seq, visitor_seq FROM read_receipts WHERE conversation_id = $1`
+
+// ReadReceipts implements storage.Desk with one prepared statement.
+func (s *Store) ReadReceipts(ctx context.Context, conversationID int64) (storage.ReadReceipts, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var row struct {
+		Staff   int64 `db:"staff_seq"`
+		Visitor int64 `db:"visitor_seq"`
+	}
+	err := s.getPrepared(ctx, &row, readReceiptsQuery, conversationID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return storage.ReadReceipts{}, nil
+	case err != nil:
+		return storage.ReadReceipts{}, dbError(ctx, "pgstore: read receipts", err)
+	}
+	return storage.ReadReceipts{Staff: row.Staff, Visitor: row.Visitor}, nil
 }
 
 // viewCountsQuery counts the conversations with messages by status: all,

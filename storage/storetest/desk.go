@@ -30,6 +30,7 @@ func deskTests() []struct {
 		{"Desk/ChangesOrderWithAppends", testDeskChangesOrderWithAppends},
 		{"Desk/Events", testDeskEvents},
 		{"Desk/ReadMarks", testDeskReadMarks},
+		{"Desk/ReadReceipts", testDeskReadReceipts},
 		{"Desk/Unread", testDeskUnread},
 		{"Desk/ViewFilters", testDeskViewFilters},
 		{"Desk/ViewInvalid", testDeskViewInvalid},
@@ -511,6 +512,49 @@ func testDeskReadMarks(t *testing.T, s storage.Store) {
 	wantCode(t, err, storage.ENOTFOUND)
 	_, err = s.MarkRead(t.Context(), d.bob.ID+1000, c.ID, 1)
 	wantCode(t, err, storage.ENOTFOUND)
+}
+
+// testDeskReadReceipts: staff's receipt is the furthest staff mark, the
+// visitor's their own mark; another visitor's mark moves neither; neither
+// moves backwards.
+func testDeskReadReceipts(t *testing.T, s storage.Store) {
+	d := newDesk(t, s, 2)
+	c, other := d.convs[0], d.convs[1]
+	visitor, stranger := d.owner[c.ID], d.owner[other.ID]
+	appendN(t, s, d.world, c, 6)
+	receipts := func(want storage.ReadReceipts) {
+		t.Helper()
+		got, err := s.ReadReceipts(t.Context(), c.ID)
+		if err != nil || got != want {
+			t.Fatalf("ReadReceipts(%d) = %+v, %v; want %+v", c.ID, got, err, want)
+		}
+	}
+	mark := func(u storage.User, seq int64) {
+		t.Helper()
+		if _, err := s.MarkRead(t.Context(), u.ID, c.ID, seq); err != nil {
+			t.Fatalf("MarkRead(%s, %d): %v", u.ExternalID, seq, err)
+		}
+	}
+	receipts(storage.ReadReceipts{})
+	mark(d.ann, 2)
+	receipts(storage.ReadReceipts{Staff: 2})
+	mark(d.bob, 4)
+	mark(d.ann, 3) // Bob's is further
+	receipts(storage.ReadReceipts{Staff: 4})
+	mark(visitor, 5)
+	receipts(storage.ReadReceipts{Staff: 4, Visitor: 5})
+	mark(visitor, 1) // never backwards
+	mark(stranger, 6)
+	receipts(storage.ReadReceipts{Staff: 4, Visitor: 5})
+	mark(d.ann, 99) // capped at the last seq
+	receipts(storage.ReadReceipts{Staff: 6, Visitor: 5})
+
+	if got, err := s.ReadReceipts(t.Context(), other.ID); err != nil || got != (storage.ReadReceipts{}) {
+		t.Fatalf("ReadReceipts of an unread conversation = %+v, %v", got, err)
+	}
+	if got, err := s.ReadReceipts(t.Context(), c.ID+1000); err != nil || got != (storage.ReadReceipts{}) {
+		t.Fatalf("ReadReceipts of an unknown conversation = %+v, %v", got, err)
+	}
 }
 
 // testDeskUnread: unread counts the messages after the viewer's mark that
