@@ -45,6 +45,8 @@ type conversationGrain struct {
 	// when each user's typing was last relayed.
 	viewers []viewer
 	typedAt map[int64]time.Time
+	// staffRead and visitorRead are the read receipts (see receipts.go).
+	staffRead, visitorRead int64
 	// lastActive is when the grain last received anything but its own
 	// periodic check (see idle).
 	lastActive time.Time
@@ -171,6 +173,8 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.subscribe(ctx, msg)
 	case *chatpb.Typing:
 		g.typing(ctx, msg)
+	case *chatpb.Receipt:
+		g.receipt(ctx, msg)
 	case *checkOwner:
 		g.moved(ctx)
 	case *topologyChanged:
@@ -350,6 +354,9 @@ func (g *conversationGrain) load() error {
 		return err
 	}
 	if err := g.loadDesk(ctx, conv); err != nil {
+		return err
+	}
+	if err := g.loadReceipts(ctx); err != nil {
 		return err
 	}
 	g.lastSeq = max(g.lastSeq, conv.LastSeq)
@@ -638,6 +645,7 @@ func (g *conversationGrain) subscribe(ctx actor.Context, msg *chatpb.Subscribe) 
 		ctx.Watch(sender)
 	}
 	reply(ctx, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
+	g.sendReceipt(ctx, sender)
 	if sender.GetId() != hubName {
 		g.addViewer(ctx, sender, msg.GetUserId(), msg.GetUserName())
 	}

@@ -307,6 +307,7 @@ func (n *Node) MarkRead(ctx context.Context, userID, conv, seq int64) (int64, er
 		return 0, err
 	}
 	n.notifyRead(&chatpb.ReadMarked{UserId: userID, ConversationId: conv, Seq: mark})
+	go n.notifyReceipt(&chatpb.Receipt{ConversationId: conv, Seq: mark, ByStaff: true})
 	return mark, nil
 }
 

@@ -149,9 +149,9 @@ func (s *session) event(d *chatpb.EventDelivery) {
 // and tells this socket at once; the user's other sockets hear of it through
 // the inbox grain (readMarked).
 func (s *session) markRead(req wire.Request) {
-	conv := req.ConversationID
-	if !s.cfg.User.IsAdmin {
-		s.fail(&wire.Error{Code: wire.CodeForbidden, Message: "only staff have read marks", ConversationID: conv})
+	conv, werr := s.conversationFor(req)
+	if werr != nil {
+		s.fail(werr)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.StoreTimeout)
@@ -168,6 +168,10 @@ func (s *session) markRead(req wire.Request) {
 	s.noteRead(conv, mark)
 	if s.cfg.V1 {
 		s.write(wire.ReadFrame(conv, mark))
+	}
+	go s.node.notifyReceipt(&chatpb.Receipt{ConversationId: conv, Seq: mark, ByStaff: s.cfg.User.IsAdmin})
+	if !s.cfg.User.IsAdmin {
+		return // a visitor's mark is for staff to see, through the grain
 	}
 	rm := &chatpb.ReadMarked{UserId: s.cfg.User.ID, ConversationId: conv, Seq: mark}
 	if s.inbox.pid != nil {

@@ -163,6 +163,8 @@ func (h *hub) Receive(ctx actor.Context) {
 		h.typing(ctx, msg.typing)
 	case *chatpb.TypingDelivery:
 		h.typingDelivery(ctx, msg)
+	case *chatpb.ReceiptDelivery:
+		h.receipt(ctx, msg)
 	case *actor.Terminated:
 		h.grainTerminated(ctx, msg.Who)
 	case *hubLastSeq:

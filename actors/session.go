@@ -91,6 +91,9 @@ type session struct {
 	// typedAt is when the session last forwarded typing, per conversation
 	// (see live.go).
 	typedAt map[int64]time.Time
+	// receiptSeq is the furthest read receipt written per conversation
+	// (see receipts.go).
+	receiptSeq map[int64]int64
 
 	links   map[int64]*link // conversation → its grain (see follow.go)
 	inbox   grainRef        // admins: the inbox grain
@@ -148,6 +151,7 @@ func (s *session) Receive(ctx actor.Context) {
 			ctx.Send(s.node.hub.Load(), &hubJoin{conversationID: conv, session: ctx.Self()})
 			if s.cfg.V1 {
 				s.write(wire.WelcomeFrame(s.welcome(conv, s.cfg.LastSeq)))
+				s.loadReceipts(ctx)
 			}
 			s.markReady()
 		}
@@ -176,6 +180,10 @@ func (s *session) Receive(ctx actor.Context) {
 		s.typingDelivery(msg)
 	case *chatpb.ViewersDelivery:
 		s.viewersDelivery(msg)
+	case *chatpb.ReceiptDelivery:
+		s.receiptDelivery(msg)
+	case *receiptsLoaded:
+		s.staffRead(msg.receipts.Staff)
 	case *chatpb.ReadMarked:
 		s.readMarked(msg.GetConversationId(), msg.GetSeq())
 	case *deskDone:
@@ -268,6 +276,7 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		}
 		if s.opened[req.ConversationID] {
 			delete(s.opened, req.ConversationID)
+			delete(s.receiptSeq, req.ConversationID) // a new open gets the receipt again
 			if l := s.links[req.ConversationID]; l != nil && l.pid != nil {
 				ctx.Request(l.pid, &chatpb.Unsubscribe{ConversationId: req.ConversationID})
 			}

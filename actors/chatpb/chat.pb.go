@@ -1746,6 +1746,141 @@ func (x *ViewersDelivery) GetV1Frame() []byte {
 	return nil
 }
 
+// Receipt tells a conversation grain that a read mark moved: a staff user's
+// (by_staff) or the visitor's. The grain keeps the furthest of each side and
+// tells the other side (ReceiptDelivery). Sent by the node that stored the
+// mark, after storing it.
+type Receipt struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId int64                  `protobuf:"varint,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Seq            int64                  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	ByStaff        bool                   `protobuf:"varint,3,opt,name=by_staff,json=byStaff,proto3" json:"by_staff,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_chat_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Receipt) GetConversationId() int64 {
+	if x != nil {
+		return x.ConversationId
+	}
+	return 0
+}
+
+func (x *Receipt) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Receipt) GetByStaff() bool {
+	if x != nil {
+		return x.ByStaff
+	}
+	return false
+}
+
+// ReceiptDelivery carries a read receipt: by staff to the hubs (which pass it
+// to the visitor's sessions), by the visitor to the staff sessions that opened
+// the conversation. v1_frame is the encoded read frame.
+type ReceiptDelivery struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId int64                  `protobuf:"varint,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Seq            int64                  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	ByStaff        bool                   `protobuf:"varint,3,opt,name=by_staff,json=byStaff,proto3" json:"by_staff,omitempty"`
+	V1Frame        []byte                 `protobuf:"bytes,4,opt,name=v1_frame,json=v1Frame,proto3" json:"v1_frame,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReceiptDelivery) Reset() {
+	*x = ReceiptDelivery{}
+	mi := &file_chat_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptDelivery) ProtoMessage() {}
+
+func (x *ReceiptDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptDelivery.ProtoReflect.Descriptor instead.
+func (*ReceiptDelivery) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReceiptDelivery) GetConversationId() int64 {
+	if x != nil {
+		return x.ConversationId
+	}
+	return 0
+}
+
+func (x *ReceiptDelivery) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ReceiptDelivery) GetByStaff() bool {
+	if x != nil {
+		return x.ByStaff
+	}
+	return false
+}
+
+func (x *ReceiptDelivery) GetV1Frame() []byte {
+	if x != nil {
+		return x.V1Frame
+	}
+	return nil
+}
+
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
@@ -1888,7 +2023,16 @@ const file_chat_proto_rawDesc = "" +
 	"\rvisitor_frame\x18\x05 \x01(\fR\fvisitorFrame\"U\n" +
 	"\x0fViewersDelivery\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x19\n" +
-	"\bv1_frame\x18\x02 \x01(\fR\av1FrameB.Z,github.com/grainchat/grainchat/actors/chatpbb\x06proto3"
+	"\bv1_frame\x18\x02 \x01(\fR\av1Frame\"_\n" +
+	"\aReceipt\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x19\n" +
+	"\bby_staff\x18\x03 \x01(\bR\abyStaff\"\x82\x01\n" +
+	"\x0fReceiptDelivery\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x19\n" +
+	"\bby_staff\x18\x03 \x01(\bR\abyStaff\x12\x19\n" +
+	"\bv1_frame\x18\x04 \x01(\fR\av1FrameB.Z,github.com/grainchat/grainchat/actors/chatpbb\x06proto3"
 
 var (
 	file_chat_proto_rawDescOnce sync.Once
@@ -1902,7 +2046,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 	return file_chat_proto_rawDescData
 }
 
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_chat_proto_goTypes = []any{
 	(*ChatMessage)(nil),      // 0: grainchat.chat.ChatMessage
 	(*Post)(nil),             // 1: grainchat.chat.Post
@@ -1929,6 +2073,8 @@ var file_chat_proto_goTypes = []any{
 	(*Typing)(nil),           // 22: grainchat.chat.Typing
 	(*TypingDelivery)(nil),   // 23: grainchat.chat.TypingDelivery
 	(*ViewersDelivery)(nil),  // 24: grainchat.chat.ViewersDelivery
+	(*Receipt)(nil),          // 25: grainchat.chat.Receipt
+	(*ReceiptDelivery)(nil),  // 26: grainchat.chat.ReceiptDelivery
 }
 var file_chat_proto_depIdxs = []int32{
 	0,  // 0: grainchat.chat.PostResult.message:type_name -> grainchat.chat.ChatMessage
@@ -1965,7 +2111,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -240,9 +240,13 @@ func TestDeskReadMarks(t *testing.T) {
 	if e := entry(again); e["unread"] != 0.0 || e["read_seq"] != 5.0 {
 		t.Errorf("after a restart: %v", e)
 	}
+	// A visitor has a mark of their own conversation only (read receipts).
 	carl = dial(t, s, "carl", "Carl", false, true)
-	if code := deskError(t, carl, map[string]any{"type": "read", "conversation_id": conv, "seq": 1}); code != "forbidden" {
-		t.Errorf("a visitor moved a read mark")
+	waitFrame(t, carl, 0, "ann's receipt", isReceipt(conv, 5, "staff"))
+	from := len(carl.Frames())
+	send(t, carl, map[string]any{"type": "read", "conversation_id": conv + 1000, "seq": 1})
+	if f, _ := waitType(t, carl, from, "error"); f.String("code") != "forbidden" {
+		t.Errorf("a visitor's read mark of another conversation: %s", f.Raw)
 	}
 }
 

@@ -44,3 +44,22 @@ func ViewersFrame(conversationID int64, staff []Viewer) []byte {
 		Staff          []Viewer `json:"staff"`
 	}{TypeViewers, conversationID, staff})
 }
+
+// Who a read receipt is from.
+const (
+	ReadByStaff   = "staff"
+	ReadByVisitor = "visitor"
+)
+
+// ReceiptFrame tells one side of a conversation how far the other side has
+// read it: by is ReadByStaff (sent to the visitor) or ReadByVisitor (sent to
+// staff). It shares the read type with the staff's own read mark frame
+// (ReadFrame), which carries read_seq and no by.
+func ReceiptFrame(conversationID, seq int64, by string) []byte {
+	return mustMarshal(struct {
+		Type           string `json:"type"`
+		ConversationID int64  `json:"conversation_id"`
+		Seq            int64  `json:"seq"`
+		By             string `json:"by"`
+	}{TypeRead, conversationID, seq, by})
+}
