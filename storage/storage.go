@@ -324,4 +324,7 @@ type Store interface {
 	// Desk: status, assignment, events, read marks, inbox views, canned
 	// replies, the staff list.
 	Desk
+
+	// Presence: when visitors were last connected.
+	Presence
 }

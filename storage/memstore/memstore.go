@@ -54,6 +54,7 @@ type Store struct {
 	lastEventID int64             // the last event id handed out (see New)
 	marks       map[markKey]int64 // read marks (desk.go)
 	receipts    map[int64]storage.ReadReceipts
+	lastSeen    map[int64]time.Time // presence.go
 
 	lastCannedID int64                 // the last canned reply id handed out (see New)
 	canned       map[int64]cannedReply // canned replies by id (canned.go)
@@ -113,6 +114,7 @@ func New(opts Options) *Store {
 		convByUsr:    make(map[int64]int64),
 		marks:        make(map[markKey]int64),
 		receipts:     make(map[int64]storage.ReadReceipts),
+		lastSeen:     make(map[int64]time.Time),
 		canned:       make(map[int64]cannedReply),
 	}
 }

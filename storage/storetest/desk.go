@@ -31,6 +31,7 @@ func deskTests() []struct {
 		{"Desk/Events", testDeskEvents},
 		{"Desk/ReadMarks", testDeskReadMarks},
 		{"Desk/ReadReceipts", testDeskReadReceipts},
+		{"Presence/LastSeen", testPresenceLastSeen},
 		{"Desk/Unread", testDeskUnread},
 		{"Desk/ViewFilters", testDeskViewFilters},
 		{"Desk/ViewInvalid", testDeskViewInvalid},
