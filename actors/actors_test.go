@@ -30,12 +30,20 @@ type fakeSink struct {
 	notify  chan struct{}
 }
 
+// liveFrames are the presence frames a session writes unasked; the fake sink
+// leaves them out, so that these tests see the chat alone (cmd/chatd's
+// tests cover presence).
+var liveFrames = map[any]bool{"availability": true, "presence": true}
+
 func newFakeSink() *fakeSink { return &fakeSink{notify: make(chan struct{}, 1)} }
 
 func (f *fakeSink) Write(frame []byte) {
 	var m map[string]any
 	if err := json.Unmarshal(frame, &m); err != nil {
 		panic(fmt.Sprintf("session wrote invalid JSON %q", frame))
+	}
+	if liveFrames[m["type"]] {
+		return
 	}
 	f.mu.Lock()
 	f.frames = append(f.frames, m)

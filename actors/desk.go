@@ -43,6 +43,10 @@ func (g *conversationGrain) change(ctx actor.Context, c *chatpb.Change) {
 		a := c.GetAssigneeId()
 		sc.Assignee = &a
 	}
+	if c.GetSetNote() {
+		note := c.GetNote()
+		sc.Note = &note
+	}
 	self, root, store, id, timeout := ctx.Self(), g.node.system.Root, g.node.store, g.id, g.node.cfg.StoreTimeout
 	go func() {
 		sctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -246,6 +250,9 @@ func (n *Node) Change(ctx context.Context, conv int64, c storage.Change) (Change
 	if c.Assignee != nil {
 		req.SetAssignee, req.AssigneeId = true, *c.Assignee
 	}
+	if c.Note != nil {
+		req.SetNote, req.Note = true, *c.Note
+	}
 	res, err := n.requestGrain(ctx, conv, req)
 	if err != nil {
 		return ChangeOutcome{}, err
@@ -388,7 +395,7 @@ func eventToProto(e storage.Event) *chatpb.ChatEvent {
 	return &chatpb.ChatEvent{
 		Id: e.ID, ConversationId: e.ConversationID, AfterSeq: e.AfterSeq, Kind: e.Kind, Status: e.Status,
 		Assignee: deskUserToProto(e.Assignee), Actor: deskUserToProto(&e.Actor),
-		CreatedAtUnixMicro: e.CreatedAt.UnixMicro(),
+		CreatedAtUnixMicro: e.CreatedAt.UnixMicro(), Body: e.Body,
 	}
 }
 
@@ -396,6 +403,7 @@ func eventFromProto(e *chatpb.ChatEvent) storage.Event {
 	out := storage.Event{
 		ID: e.GetId(), ConversationID: e.GetConversationId(), AfterSeq: e.GetAfterSeq(), Kind: e.GetKind(),
 		Status: e.GetStatus(), Assignee: deskUserFromProto(e.GetAssignee()), CreatedAt: fromMicros(e.GetCreatedAtUnixMicro()),
+		Body: e.GetBody(),
 	}
 	if a := deskUserFromProto(e.GetActor()); a != nil {
 		out.Actor = *a
@@ -407,6 +415,7 @@ func eventToWire(e *chatpb.ChatEvent) wire.Event {
 	out := wire.Event{
 		ID: e.GetId(), ConversationID: e.GetConversationId(), AfterSeq: e.GetAfterSeq(), Kind: e.GetKind(),
 		Status: e.GetStatus(), Assignee: deskUserToWire(e.GetAssignee()), CreatedAt: fromMicros(e.GetCreatedAtUnixMicro()),
+		Body: e.GetBody(),
 	}
 	if a := deskUserToWire(e.GetActor()); a != nil {
 		out.Actor = *a

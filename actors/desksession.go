@@ -57,6 +57,9 @@ func (s *session) deskRequest(ctx actor.Context, req wire.Request) {
 			id = u.ID
 		}
 		c.Assignee = &id
+	case wire.TypeNote:
+		note := req.Message
+		c.Note = &note
 	}
 	self, root, node := ctx.Self(), s.node.system.Root, s.node
 	go func() {
@@ -216,9 +219,13 @@ func (s *session) historyEvents(ctx context.Context, conv int64, msgs []storage.
 	if err != nil {
 		return nil, err
 	}
-	out := make([]wire.Event, len(events))
-	for i, e := range events {
-		out[i] = StorageEventToWire(e)
+	out := make([]wire.Event, 0, len(events))
+	for _, e := range events {
+		// Visitors see status changes only: never a note, nor who is
+		// assigned.
+		if s.cfg.User.IsAdmin || e.Kind == storage.EventStatus {
+			out = append(out, StorageEventToWire(e))
+		}
 	}
 	return out, nil
 }

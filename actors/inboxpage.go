@@ -124,6 +124,7 @@ func (s *session) readInboxView(ctx context.Context, q storage.InboxQuery, req w
 			s.noteRead(e.ConversationID, e.ReadSeq)
 		}
 	}
+	s.withPresence(ctx, page.Entries)
 	if page.HasMore {
 		page.NextCursor = EncodeInboxCursor(rows[len(rows)-1].Cursor())
 	}

@@ -101,6 +101,16 @@ type Config struct {
 	// TypingShowsStaffNames makes visitors see which staff user types
 	// (else "Support").
 	TypingShowsStaffNames bool
+	// PresenceGrace is how long a visitor stays online after their last
+	// socket closed (a reload shows nothing). Zero means 3s.
+	PresenceGrace time.Duration
+	// PresencePeerTimeout is how long a node may stay silent before the
+	// others drop its visitors and staff (it also leaves when the topology
+	// drops it, usually sooner). Zero means 12s.
+	PresencePeerTimeout time.Duration
+	// AwayMessage is what visitors read while no staff user is available
+	// (sent with the availability frame).
+	AwayMessage string
 	// LeaveGrace is how long a graceful leave waits after deregistering for
 	// the other members to notice. Zero means 1s.
 	LeaveGrace time.Duration
@@ -137,6 +147,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.SubscribeTimeout <= 0 {
 		c.SubscribeTimeout = 3 * time.Second
+	}
+	if c.PresenceGrace <= 0 {
+		c.PresenceGrace = DefaultPresenceGrace
+	}
+	if c.PresencePeerTimeout <= 0 {
+		c.PresencePeerTimeout = DefaultPresencePeerTimeout
 	}
 	if c.TypingInterval <= 0 {
 		c.TypingInterval = DefaultTypingInterval
@@ -201,6 +217,9 @@ type Node struct {
 	hub      atomic.Pointer[actor.PID]
 	hubProps *actor.Props
 	addrs    atomic.Pointer[[]string]
+	// presence is the node's presence actor (see presence.go).
+	presence      atomic.Pointer[actor.PID]
+	presenceProps *actor.Props
 
 	// grains are this node's conversation activations: when the topology
 	// changes, each is told to check that its node still owns it and to
@@ -262,6 +281,7 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	)
 	n.cluster = cluster.New(n.system, clusterCfg)
 	n.hubProps = actor.PropsFromProducer(func() actor.Actor { return newHub(n) }, withDispatcher)
+	n.presenceProps = actor.PropsFromProducer(func() actor.Actor { return newPresence(n) }, withDispatcher)
 	// Readiness follows the topology events rather than reading the
 	// library's member list, which is not safe for concurrent reads.
 	// Members are matched by address: providers name members differently
@@ -283,6 +303,9 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 			rdv := cluster.NewRendezvous()
 			rdv.UpdateMembers(topo.GetMembers())
 			n.owners.Store(rdv)
+			if p := n.presence.Load(); p != nil {
+				n.system.Root.Send(p, &presenceTopology{addrs: addrs})
+			}
 			// Not under the library's topology lock: one send per grain.
 			go n.checkGrainOwners()
 		}
@@ -308,6 +331,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("spawn the node's hub: %w", err)
 	}
 	n.hub.Store(hub)
+	// Presence likewise; it learns the members from the topology events
+	// that follow, and from the current ones now.
+	presence, err := n.system.Root.SpawnNamed(n.presenceProps, presenceName)
+	if err != nil {
+		return fmt.Errorf("spawn the node's presence actor: %w", err)
+	}
+	n.presence.Store(presence)
+	n.system.Root.Send(presence, &presenceTopology{addrs: n.memberAddrs()})
 	go n.checkGrainOwners()
 	n.logger.Info("cluster member started", "node", n.system.ID, "address", n.system.Address())
 	return nil

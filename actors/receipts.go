@@ -153,4 +153,3 @@ func (g *conversationGrain) loadReceipts(ctx context.Context) error {
 	g.staffRead, g.visitorRead = max(g.staffRead, r.Staff), max(g.visitorRead, r.Visitor)
 	return nil
 }
-

@@ -94,6 +94,9 @@ type session struct {
 	// receiptSeq is the furthest read receipt written per conversation
 	// (see receipts.go).
 	receiptSeq map[int64]int64
+	// online are the conversations whose visitor is connected (staff; see
+	// presence.go).
+	online map[int64]bool
 
 	links   map[int64]*link // conversation → its grain (see follow.go)
 	inbox   grainRef        // admins: the inbox grain
@@ -136,6 +139,7 @@ func (s *session) Receive(ctx actor.Context) {
 	defer s.recoverPanic(ctx)
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		s.joinPresence(ctx)
 		if s.cfg.User.IsAdmin {
 			if s.cfg.V1 {
 				s.write(wire.WelcomeFrame(s.welcome(0, 0)))
@@ -184,6 +188,12 @@ func (s *session) Receive(ctx actor.Context) {
 		s.receiptDelivery(msg)
 	case *receiptsLoaded:
 		s.staffRead(msg.receipts.Staff)
+	case *presenceSnapshot:
+		s.online = msg.online
+	case *presenceChange:
+		s.presenceChanged(msg)
+	case *availabilityChange:
+		s.availability(msg)
 	case *chatpb.ReadMarked:
 		s.readMarked(msg.GetConversationId(), msg.GetSeq())
 	case *deskDone:
@@ -259,7 +269,7 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		}
 		s.inboxPageSize = inboxPageSize(req.Limit)
 		s.inboxPage(req)
-	case wire.TypeStatus, wire.TypeAssign:
+	case wire.TypeStatus, wire.TypeAssign, wire.TypeNote:
 		s.deskRequest(ctx, req)
 	case wire.TypeRead:
 		s.markRead(req)
@@ -267,6 +277,8 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		s.cannedRequest(req)
 	case wire.TypeTyping:
 		s.typing(ctx, req)
+	case wire.TypeAway:
+		s.away(ctx, req)
 	case wire.TypeOpen:
 		s.open(ctx, req.ConversationID)
 	case wire.TypeLeave:
@@ -362,6 +374,7 @@ func newNonce() string {
 
 func (s *session) stop(ctx actor.Context) {
 	s.stopped = true
+	s.leavePresence(ctx)
 	if s.cfg.ConversationID != 0 {
 		ctx.Send(s.node.hub.Load(), &hubLeave{conversationID: s.cfg.ConversationID, session: ctx.Self()})
 	}

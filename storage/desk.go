@@ -29,6 +29,9 @@ func ValidStatus(s string) bool {
 const (
 	EventStatus   = "status"   // Event.Status is the new status
 	EventAssignee = "assignee" // Event.Assignee is the new assignee (nil: unassigned)
+	// EventNote is an internal note (Event.Body): staff only, never shown
+	// to the visitor.
+	EventNote = "note"
 )
 
 // Limits of the desk.
@@ -36,6 +39,9 @@ const (
 	MaxEventsPage  = 1000 // Events returns at most this many events
 	MaxUnread      = 1000 // InboxEntry.Unread counts at most this many messages
 	MaxSearchRunes = 200  // a longer InboxQuery.Search is refused with EINVALID
+	// MaxNoteRunes bounds a note's text (the server's message bound is
+	// usually lower and applies first).
+	MaxNoteRunes = 20000
 )
 
 // UserRef names a user as the desk shows it.
@@ -58,6 +64,8 @@ type Event struct {
 	Status string
 	// Assignee is the new assignee (Kind EventAssignee); nil: unassigned.
 	Assignee *UserRef
+	// Body is the text of a note (Kind EventNote).
+	Body string
 	// Actor is who made the change: a staff user, or the visitor whose
 	// message reopened the conversation.
 	Actor     UserRef
@@ -80,6 +88,10 @@ type Change struct {
 	// Assignee, when not nil, is the new assignee's user id; a pointer to 0
 	// unassigns.
 	Assignee *int64
+	// Note, when not nil, is an internal note to record (a note event, after
+	// the status and assignee events): non-empty, at most MaxNoteRunes
+	// characters, no NUL. Only a staff actor may record one.
+	Note *string
 	// ActorID is the staff user making the change.
 	ActorID int64
 }
@@ -264,4 +276,12 @@ type Desk interface {
 type ReadReceipts struct {
 	Staff   int64
 	Visitor int64
+}
+
+// CheckNote refuses a note no store accepts (see Change.Note).
+func CheckNote(note string) error {
+	if note == "" || strings.IndexByte(note, 0) >= 0 || !utf8.ValidString(note) || utf8.RuneCountInString(note) > MaxNoteRunes {
+		return Errorf(EINVALID, "a note must be 1 to %d characters of valid text without NUL", MaxNoteRunes)
+	}
+	return nil
 }

@@ -1144,11 +1144,12 @@ type ChatEvent struct {
 	Id                 int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	ConversationId     int64                  `protobuf:"varint,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	AfterSeq           int64                  `protobuf:"varint,3,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
-	Kind               string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`         // "status" or "assignee"
+	Kind               string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`         // "status", "assignee" or "note"
 	Status             string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`     // kind status: the new status
 	Assignee           *DeskUser              `protobuf:"bytes,6,opt,name=assignee,proto3" json:"assignee,omitempty"` // kind assignee: the new assignee; unset: unassigned
 	Actor              *DeskUser              `protobuf:"bytes,7,opt,name=actor,proto3" json:"actor,omitempty"`
 	CreatedAtUnixMicro int64                  `protobuf:"varint,8,opt,name=created_at_unix_micro,json=createdAtUnixMicro,proto3" json:"created_at_unix_micro,omitempty"`
+	Body               string                 `protobuf:"bytes,9,opt,name=body,proto3" json:"body,omitempty"` // kind note: its text
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -1239,6 +1240,13 @@ func (x *ChatEvent) GetCreatedAtUnixMicro() int64 {
 	return 0
 }
 
+func (x *ChatEvent) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
 // EventDelivery carries an event to a conversation's subscribers (and,
 // through the inbox, to staff). v1_frame is the encoded event frame; seed
 // clients never see events.
@@ -1298,13 +1306,16 @@ func (x *EventDelivery) GetV1Frame() []byte {
 // behalf of a staff user. The grain answers with a ChangeResult carrying the
 // same ref.
 type Change struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ref           uint64                 `protobuf:"varint,1,opt,name=ref,proto3" json:"ref,omitempty"`
-	ActorId       int64                  `protobuf:"varint,2,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
-	SetStatus     bool                   `protobuf:"varint,3,opt,name=set_status,json=setStatus,proto3" json:"set_status,omitempty"`
-	Status        string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
-	SetAssignee   bool                   `protobuf:"varint,5,opt,name=set_assignee,json=setAssignee,proto3" json:"set_assignee,omitempty"`
-	AssigneeId    int64                  `protobuf:"varint,6,opt,name=assignee_id,json=assigneeId,proto3" json:"assignee_id,omitempty"` // 0 unassigns
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Ref         uint64                 `protobuf:"varint,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	ActorId     int64                  `protobuf:"varint,2,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	SetStatus   bool                   `protobuf:"varint,3,opt,name=set_status,json=setStatus,proto3" json:"set_status,omitempty"`
+	Status      string                 `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	SetAssignee bool                   `protobuf:"varint,5,opt,name=set_assignee,json=setAssignee,proto3" json:"set_assignee,omitempty"`
+	AssigneeId  int64                  `protobuf:"varint,6,opt,name=assignee_id,json=assigneeId,proto3" json:"assignee_id,omitempty"` // 0 unassigns
+	// set_note records note, an internal note (staff only).
+	SetNote       bool   `protobuf:"varint,7,opt,name=set_note,json=setNote,proto3" json:"set_note,omitempty"`
+	Note          string `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1379,6 +1390,20 @@ func (x *Change) GetAssigneeId() int64 {
 		return x.AssigneeId
 	}
 	return 0
+}
+
+func (x *Change) GetSetNote() bool {
+	if x != nil {
+		return x.SetNote
+	}
+	return false
+}
+
+func (x *Change) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
 }
 
 // ChangeResult answers Change: the conversation's state after it and the
@@ -1881,6 +1906,141 @@ func (x *ReceiptDelivery) GetV1Frame() []byte {
 	return nil
 }
 
+// PresenceState: a node's presence actor tells the other nodes' which
+// visitors (by conversation) and staff have sockets on its node. A full state
+// replaces what the receiver knew of the sender's node (sent every few
+// seconds, doubling as a heartbeat, and to a node that joined); otherwise it
+// is a change: online and offline list the conversations whose visitor came
+// or left, and staff, when staff_set, replaces the node's staff list.
+type PresenceState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Full          bool                   `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
+	Online        []int64                `protobuf:"varint,2,rep,packed,name=online,proto3" json:"online,omitempty"`
+	Offline       []int64                `protobuf:"varint,3,rep,packed,name=offline,proto3" json:"offline,omitempty"`
+	StaffSet      bool                   `protobuf:"varint,4,opt,name=staff_set,json=staffSet,proto3" json:"staff_set,omitempty"`
+	Staff         []*StaffPresence       `protobuf:"bytes,5,rep,name=staff,proto3" json:"staff,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceState) Reset() {
+	*x = PresenceState{}
+	mi := &file_chat_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceState) ProtoMessage() {}
+
+func (x *PresenceState) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceState.ProtoReflect.Descriptor instead.
+func (*PresenceState) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PresenceState) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *PresenceState) GetOnline() []int64 {
+	if x != nil {
+		return x.Online
+	}
+	return nil
+}
+
+func (x *PresenceState) GetOffline() []int64 {
+	if x != nil {
+		return x.Offline
+	}
+	return nil
+}
+
+func (x *PresenceState) GetStaffSet() bool {
+	if x != nil {
+		return x.StaffSet
+	}
+	return false
+}
+
+func (x *PresenceState) GetStaff() []*StaffPresence {
+	if x != nil {
+		return x.Staff
+	}
+	return nil
+}
+
+// StaffPresence is one staff socket's user and whether it is away.
+type StaffPresence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Away          bool                   `protobuf:"varint,2,opt,name=away,proto3" json:"away,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StaffPresence) Reset() {
+	*x = StaffPresence{}
+	mi := &file_chat_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StaffPresence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StaffPresence) ProtoMessage() {}
+
+func (x *StaffPresence) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StaffPresence.ProtoReflect.Descriptor instead.
+func (*StaffPresence) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *StaffPresence) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *StaffPresence) GetAway() bool {
+	if x != nil {
+		return x.Away
+	}
+	return false
+}
+
 var File_chat_proto protoreflect.FileDescriptor
 
 const file_chat_proto_rawDesc = "" +
@@ -1973,7 +2133,7 @@ const file_chat_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x02 \x01(\tR\n" +
 	"externalId\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xa6\x02\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xba\x02\n" +
 	"\tChatEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\x03R\x0econversationId\x12\x1b\n" +
@@ -1982,10 +2142,11 @@ const file_chat_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\tR\x06status\x124\n" +
 	"\bassignee\x18\x06 \x01(\v2\x18.grainchat.chat.DeskUserR\bassignee\x12.\n" +
 	"\x05actor\x18\a \x01(\v2\x18.grainchat.chat.DeskUserR\x05actor\x121\n" +
-	"\x15created_at_unix_micro\x18\b \x01(\x03R\x12createdAtUnixMicro\"[\n" +
+	"\x15created_at_unix_micro\x18\b \x01(\x03R\x12createdAtUnixMicro\x12\x12\n" +
+	"\x04body\x18\t \x01(\tR\x04body\"[\n" +
 	"\rEventDelivery\x12/\n" +
 	"\x05event\x18\x01 \x01(\v2\x19.grainchat.chat.ChatEventR\x05event\x12\x19\n" +
-	"\bv1_frame\x18\x02 \x01(\fR\av1Frame\"\xb0\x01\n" +
+	"\bv1_frame\x18\x02 \x01(\fR\av1Frame\"\xdf\x01\n" +
 	"\x06Change\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\x04R\x03ref\x12\x19\n" +
 	"\bactor_id\x18\x02 \x01(\x03R\aactorId\x12\x1d\n" +
@@ -1994,7 +2155,9 @@ const file_chat_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\tR\x06status\x12!\n" +
 	"\fset_assignee\x18\x05 \x01(\bR\vsetAssignee\x12\x1f\n" +
 	"\vassignee_id\x18\x06 \x01(\x03R\n" +
-	"assigneeId\"\x80\x02\n" +
+	"assigneeId\x12\x19\n" +
+	"\bset_note\x18\a \x01(\bR\asetNote\x12\x12\n" +
+	"\x04note\x18\b \x01(\tR\x04note\"\x80\x02\n" +
 	"\fChangeResult\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\x04R\x03ref\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x124\n" +
@@ -2032,7 +2195,16 @@ const file_chat_proto_rawDesc = "" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x19\n" +
 	"\bby_staff\x18\x03 \x01(\bR\abyStaff\x12\x19\n" +
-	"\bv1_frame\x18\x04 \x01(\fR\av1FrameB.Z,github.com/grainchat/grainchat/actors/chatpbb\x06proto3"
+	"\bv1_frame\x18\x04 \x01(\fR\av1Frame\"\xa7\x01\n" +
+	"\rPresenceState\x12\x12\n" +
+	"\x04full\x18\x01 \x01(\bR\x04full\x12\x16\n" +
+	"\x06online\x18\x02 \x03(\x03R\x06online\x12\x18\n" +
+	"\aoffline\x18\x03 \x03(\x03R\aoffline\x12\x1b\n" +
+	"\tstaff_set\x18\x04 \x01(\bR\bstaffSet\x123\n" +
+	"\x05staff\x18\x05 \x03(\v2\x1d.grainchat.chat.StaffPresenceR\x05staff\"<\n" +
+	"\rStaffPresence\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x12\n" +
+	"\x04away\x18\x02 \x01(\bR\x04awayB.Z,github.com/grainchat/grainchat/actors/chatpbb\x06proto3"
 
 var (
 	file_chat_proto_rawDescOnce sync.Once
@@ -2046,7 +2218,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 	return file_chat_proto_rawDescData
 }
 
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_chat_proto_goTypes = []any{
 	(*ChatMessage)(nil),      // 0: grainchat.chat.ChatMessage
 	(*Post)(nil),             // 1: grainchat.chat.Post
@@ -2075,6 +2247,8 @@ var file_chat_proto_goTypes = []any{
 	(*ViewersDelivery)(nil),  // 24: grainchat.chat.ViewersDelivery
 	(*Receipt)(nil),          // 25: grainchat.chat.Receipt
 	(*ReceiptDelivery)(nil),  // 26: grainchat.chat.ReceiptDelivery
+	(*PresenceState)(nil),    // 27: grainchat.chat.PresenceState
+	(*StaffPresence)(nil),    // 28: grainchat.chat.StaffPresence
 }
 var file_chat_proto_depIdxs = []int32{
 	0,  // 0: grainchat.chat.PostResult.message:type_name -> grainchat.chat.ChatMessage
@@ -2093,11 +2267,12 @@ var file_chat_proto_depIdxs = []int32{
 	17, // 13: grainchat.chat.EventDelivery.event:type_name -> grainchat.chat.ChatEvent
 	16, // 14: grainchat.chat.ChangeResult.assignee:type_name -> grainchat.chat.DeskUser
 	17, // 15: grainchat.chat.ChangeResult.events:type_name -> grainchat.chat.ChatEvent
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	28, // 16: grainchat.chat.PresenceState.staff:type_name -> grainchat.chat.StaffPresence
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -2111,7 +2286,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -56,6 +56,8 @@ type config struct {
 	RefreshInterval       time.Duration
 	TypingInterval        time.Duration
 	TypingStaffNames      bool
+	PresenceGrace         time.Duration
+	AwayMessage           string
 
 	MaxMessageChars  int
 	MaxFrameBytes    int
@@ -77,6 +79,9 @@ type config struct {
 	HandshakeWait    time.Duration
 	StoreWriters     int
 }
+
+// DefaultAwayMessage is what visitors read while no staff user is available.
+const DefaultAwayMessage = "We're away right now. Leave a message and we'll answer as soon as we're back."
 
 // register declares cfg's flags on fs with their defaults.
 func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -108,6 +113,8 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&cfg.RefreshInterval, "grain-refresh-interval", actors.DefaultRefreshInterval, "how often staff sessions look up their grains again, to leave a stale activation after membership changes")
 	fs.DurationVar(&cfg.TypingInterval, "typing-interval", actors.DefaultTypingInterval, "relay one user's typing in a conversation at most this often")
 	fs.BoolVar(&cfg.TypingStaffNames, "typing-staff-names", false, "visitors see which staff user is typing (else \"Support is typing\")")
+	fs.DurationVar(&cfg.PresenceGrace, "presence-grace", actors.DefaultPresenceGrace, "a visitor stays online this long after their last socket closed (hides reloads)")
+	fs.StringVar(&cfg.AwayMessage, "away-message", DefaultAwayMessage, "what visitors read while no staff user is available")
 	fs.IntVar(&cfg.MaxMessageChars, "max-message-chars", wire.DefaultMaxMessageChars, "longest accepted message, in characters")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", transport.DefaultMaxFrameBytes, "largest accepted WebSocket frame; larger closes with 1009")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", transport.DefaultIdleTimeout, "close sockets silent for this long")
@@ -296,7 +303,7 @@ func (cfg *config) validate() []string {
 	}{{"idle-timeout", cfg.IdleTimeout}, {"ping-interval", cfg.PingInterval}, {"grain-idle-timeout", cfg.GrainIdleTimeout},
 		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout}, {"handshake-wait", cfg.HandshakeWait},
 		{"automanaged-refresh", cfg.AutomanagedRefresh}, {"grain-refresh-interval", cfg.RefreshInterval},
-		{"typing-interval", cfg.TypingInterval}} {
+		{"typing-interval", cfg.TypingInterval}, {"presence-grace", cfg.PresenceGrace}} {
 		if d.v <= 0 {
 			p = append(p, d.name+": must be positive")
 		}

@@ -378,7 +378,10 @@ func TestHostileFrames(t *testing.T) {
 				if c.Resp.StatusCode != 101 {
 					t.Fatalf("handshake: %s", c.Resp.Status)
 				}
-				c.readUntil("the welcome", func(op byte, _ []byte) bool { return op == 1 })
+				// The welcome, then the availability frame that follows it.
+				c.readUntil("the availability frame", func(op byte, p []byte) bool {
+					return op == 1 && bytes.Contains(p, []byte(`"type":"availability"`))
+				})
 				for _, f := range tc.frames {
 					c.write(f)
 				}

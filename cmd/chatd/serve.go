@@ -150,6 +150,8 @@ func (m *Main) Open(ctx context.Context) error {
 		TypingInterval:   cfg.TypingInterval,
 
 		TypingShowsStaffNames: cfg.TypingStaffNames,
+		PresenceGrace:         cfg.PresenceGrace,
+		AwayMessage:           cfg.AwayMessage,
 	}, store, appender, metric)
 	if err != nil {
 		return err

@@ -63,6 +63,11 @@ func (s *Store) ChangeConversation(ctx context.Context, conversationID int64, ch
 	if ch.Status != nil && !storage.ValidStatus(*ch.Status) {
 		return storage.ChangeResult{}, storage.Errorf(storage.EINVALID, "unknown status %q", *ch.Status)
 	}
+	if ch.Note != nil {
+		if err := storage.CheckNote(*ch.Note); err != nil {
+			return storage.ChangeResult{}, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.checkOpen(ctx); err != nil {
@@ -74,6 +79,9 @@ func (s *Store) ChangeConversation(ctx context.Context, conversationID int64, ch
 	}
 	if _, ok := s.users[ch.ActorID]; !ok {
 		return storage.ChangeResult{}, storage.Errorf(storage.ENOTFOUND, "user %d not found", ch.ActorID)
+	}
+	if ch.Note != nil && !s.users[ch.ActorID].IsAdmin {
+		return storage.ChangeResult{}, storage.Errorf(storage.EINVALID, "only staff can write notes")
 	}
 	if ch.Assignee != nil && *ch.Assignee != 0 && !s.users[*ch.Assignee].IsAdmin {
 		return storage.ChangeResult{}, storage.Errorf(storage.EINVALID, "assignee %d is not a staff user", *ch.Assignee)
@@ -97,6 +105,9 @@ func (s *Store) ChangeConversation(ctx context.Context, conversationID int64, ch
 			c.AssigneeID = &id
 		}
 		record(storage.Event{Kind: storage.EventAssignee, Assignee: s.assignee(c), CreatedAt: now})
+	}
+	if ch.Note != nil {
+		record(storage.Event{Kind: storage.EventNote, Body: *ch.Note, CreatedAt: now})
 	}
 	c.events = append(c.events, events...)
 	return storage.ChangeResult{State: s.state(c), Events: cloneEvents(events)}, nil

@@ -25,7 +25,7 @@ import (
 const lockDeskQuery = `
 	SELECT c.status, c.last_seq,
 		cur.id, cur.external_id, cur.name,
-		act.id, act.external_id, act.name,
+		act.id, act.external_id, act.name, act.is_admin,
 		req.id, req.external_id, req.name, req.is_admin
 	FROM conversations c
 	LEFT JOIN users cur ON cur.id = c.assignee_id
@@ -35,16 +35,19 @@ const lockDeskQuery = `
 	FOR UPDATE OF c`
 
 // changeQuery writes a change: the conversation's new status ($2) and
-// assignee ($3), and the events ($6: a status event; $7: an assignee event)
-// after seq $4 by actor $5, all at one time read after the lock.
+// assignee ($3), and the events ($6: a status event; $7: an assignee event;
+// $8, when not NULL: a note) after seq $4 by actor $5, all at one time read
+// after the lock.
 const changeQuery = `
 	WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now),
 	upd AS (UPDATE conversations SET status = $2::text, assignee_id = $3::bigint WHERE id = $1::bigint),
 	ins AS (
-		INSERT INTO conversation_events (conversation_id, after_seq, kind, status, assignee_id, actor_id, created_at)
-		SELECT $1::bigint, $4::bigint, 'status', $2::text, NULL::bigint, $5::bigint, t.now FROM t WHERE $6::boolean
+		INSERT INTO conversation_events (conversation_id, after_seq, kind, status, assignee_id, actor_id, created_at, body)
+		SELECT $1::bigint, $4::bigint, 'status', $2::text, NULL::bigint, $5::bigint, t.now, NULL::text FROM t WHERE $6::boolean
 		UNION ALL
-		SELECT $1::bigint, $4::bigint, 'assignee', NULL::text, $3::bigint, $5::bigint, t.now FROM t WHERE $7::boolean
+		SELECT $1::bigint, $4::bigint, 'assignee', NULL::text, $3::bigint, $5::bigint, t.now, NULL::text FROM t WHERE $7::boolean
+		UNION ALL
+		SELECT $1::bigint, $4::bigint, 'note', NULL::text, NULL::bigint, $5::bigint, t.now, $8::text FROM t WHERE $8::text IS NOT NULL
 		RETURNING id, kind, created_at
 	)
 	SELECT id, kind, created_at FROM ins ORDER BY id`
@@ -55,6 +58,7 @@ type lockedDesk struct {
 	lastSeq  int64
 	current  nullableRef
 	actor    nullableRef
+	actorOK  sql.NullBool // the actor's is_admin
 	wanted   nullableRef
 	wantedOK sql.NullBool // the requested assignee's is_admin
 }
@@ -97,7 +101,7 @@ func (s *Store) ChangeConversation(ctx context.Context, conversationID int64, c 
 		return storage.ChangeResult{}, err
 	}
 	res, plan, err := planChange(conversationID, c, cur)
-	if err != nil || (!plan.status && !plan.assignee) {
+	if err != nil || (!plan.status && !plan.assignee && plan.note == nil) {
 		return res, err // nothing to write: the rollback ends the transaction
 	}
 	if res.Events, err = writeChange(ctx, tx, res.State, plan, cur.actor.ref()); err != nil {
@@ -118,6 +122,9 @@ func checkChange(c storage.Change) error {
 	if c.Assignee != nil && *c.Assignee < 0 {
 		return storage.Errorf(storage.EINVALID, "assignee %d is not a staff user", *c.Assignee)
 	}
+	if c.Note != nil {
+		return storage.CheckNote(*c.Note)
+	}
 	return nil
 }
 
@@ -127,7 +134,7 @@ func lockDesk(ctx context.Context, tx *sqlx.Tx, conversationID, actorID int64, r
 	err := tx.QueryRowContext(ctx, lockDeskQuery, conversationID, actorID, requested).Scan(
 		&d.status, &d.lastSeq,
 		&d.current.ID, &d.current.ExternalID, &d.current.Name,
-		&d.actor.ID, &d.actor.ExternalID, &d.actor.Name,
+		&d.actor.ID, &d.actor.ExternalID, &d.actor.Name, &d.actorOK,
 		&d.wanted.ID, &d.wanted.ExternalID, &d.wanted.Name, &d.wantedOK)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", conversationID)
@@ -138,8 +145,11 @@ func lockDesk(ctx context.Context, tx *sqlx.Tx, conversationID, actorID int64, r
 	return d, nil
 }
 
-// changePlan says which fields a change writes.
-type changePlan struct{ status, assignee bool }
+// changePlan says which fields a change writes, and the note it records.
+type changePlan struct {
+	status, assignee bool
+	note             *string
+}
 
 // planChange checks c against the locked state and returns the state after
 // it and what to write: ENOTFOUND for an unknown actor, EINVALID for an
@@ -148,6 +158,12 @@ func planChange(conversationID int64, c storage.Change, cur lockedDesk) (storage
 	var plan changePlan
 	if !cur.actor.ID.Valid {
 		return storage.ChangeResult{}, plan, storage.Errorf(storage.ENOTFOUND, "user %d not found", c.ActorID)
+	}
+	if c.Note != nil {
+		if !cur.actorOK.Bool {
+			return storage.ChangeResult{}, plan, storage.Errorf(storage.EINVALID, "only staff can write notes")
+		}
+		plan.note = c.Note
 	}
 	state := storage.DeskState{
 		ConversationID: conversationID,
@@ -184,8 +200,12 @@ func assigneeID(ref *storage.UserRef) int64 {
 // writeChange runs changeQuery in tx and returns the events it recorded.
 func writeChange(ctx context.Context, tx *sqlx.Tx, state storage.DeskState, plan changePlan, actor *storage.UserRef) ([]storage.Event, error) {
 	assignee := sql.NullInt64{Int64: assigneeID(state.Assignee), Valid: state.Assignee != nil}
+	note := sql.NullString{Valid: plan.note != nil}
+	if plan.note != nil {
+		note.String = *plan.note
+	}
 	rows, err := tx.QueryContext(ctx, changeQuery, state.ConversationID, state.Status, assignee,
-		state.LastSeq, actor.ID, plan.status, plan.assignee)
+		state.LastSeq, actor.ID, plan.status, plan.assignee, note)
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: change conversation", err)
 	}
@@ -204,6 +224,8 @@ func writeChange(ctx context.Context, tx *sqlx.Tx, state storage.DeskState, plan
 				a := *state.Assignee
 				e.Assignee = &a
 			}
+		case storage.EventNote:
+			e.Body = note.String
 		}
 		events = append(events, e)
 	}
@@ -245,7 +267,7 @@ func (s *Store) DeskState(ctx context.Context, conversationID int64) (storage.De
 // conversation, id order is after_seq order (both are assigned under the
 // conversation's row lock).
 const eventsQuery = `
-	SELECT e.id, e.after_seq, e.kind, COALESCE(e.status, ''), e.created_at,
+	SELECT e.id, e.after_seq, e.kind, COALESCE(e.status, ''), COALESCE(e.body, ''), e.created_at,
 		ac.id, ac.external_id, ac.name, asg.id, asg.external_id, asg.name
 	FROM conversation_events e
 	JOIN users ac ON ac.id = e.actor_id
@@ -292,7 +314,7 @@ func (s *Store) readEvents(ctx context.Context, conversationID, fromSeq, toSeq i
 	for rows.Next() {
 		e := storage.Event{ConversationID: conversationID}
 		var a nullableRef
-		err := rows.Scan(&e.ID, &e.AfterSeq, &e.Kind, &e.Status, &e.CreatedAt,
+		err := rows.Scan(&e.ID, &e.AfterSeq, &e.Kind, &e.Status, &e.Body, &e.CreatedAt,
 			&e.Actor.ID, &e.Actor.ExternalID, &e.Actor.Name, &a.ID, &a.ExternalID, &a.Name)
 		if err != nil {
 			return nil, dbError(ctx, "pgstore: events: scan", err)

@@ -32,6 +32,7 @@ func deskTests() []struct {
 		{"Desk/ReadMarks", testDeskReadMarks},
 		{"Desk/ReadReceipts", testDeskReadReceipts},
 		{"Presence/LastSeen", testPresenceLastSeen},
+		{"Desk/Notes", testDeskNotes},
 		{"Desk/Unread", testDeskUnread},
 		{"Desk/ViewFilters", testDeskViewFilters},
 		{"Desk/ViewInvalid", testDeskViewInvalid},
@@ -1066,4 +1067,48 @@ func testDeskConversationEntry(t *testing.T, s storage.Store) {
 	}
 	_, err = s.ConversationEntry(t.Context(), d.ann.ID, empty.ID+1000)
 	wantCode(t, err, storage.ENOTFOUND)
+}
+
+// testDeskNotes: a note is an event of its own kind with its text, after
+// the change's other events, at the conversation's last seq; only staff
+// write notes, and only valid text.
+func testDeskNotes(t *testing.T, s storage.Store) {
+	d := newDesk(t, s, 1)
+	c := d.convs[0]
+	appendN(t, s, d.world, c, 2)
+	res := d.change(c, storage.Change{ActorID: d.ann.ID, Status: ptr(storage.StatusPending), Note: ptr("called him: <b>refund</b> agreed")})
+	if len(res.Events) != 2 || res.Events[0].Kind != storage.EventStatus || res.Events[1].Kind != storage.EventNote {
+		t.Fatalf("events %+v, want a status event then a note", res.Events)
+	}
+	note := res.Events[1]
+	if note.Body != "called him: <b>refund</b> agreed" || note.AfterSeq != 2 || note.Actor.ID != d.ann.ID || note.Status != "" || note.Assignee != nil {
+		t.Fatalf("note %+v", note)
+	}
+	// A note alone changes nothing else.
+	res = d.change(c, storage.Change{ActorID: d.bob.ID, Note: ptr("second")})
+	if len(res.Events) != 1 || res.Events[0].Body != "second" || res.State.Status != storage.StatusPending {
+		t.Fatalf("a note alone: %+v", res)
+	}
+	events, err := s.Events(t.Context(), c.ID, 0, 2)
+	if err != nil || len(events) != 3 {
+		t.Fatalf("Events = %+v, %v", events, err)
+	}
+	if events[1].Kind != storage.EventNote || events[1].Body != note.Body || events[1].ID != note.ID || events[2].Body != "second" {
+		t.Fatalf("Events = %+v", events)
+	}
+	for name, ch := range map[string]storage.Change{
+		"empty":        {ActorID: d.ann.ID, Note: ptr("")},
+		"NUL":          {ActorID: d.ann.ID, Note: ptr("a\x00b")},
+		"too long":     {ActorID: d.ann.ID, Note: ptr(strings.Repeat("é", storage.MaxNoteRunes+1))},
+		"by a visitor": {ActorID: d.owner[c.ID].ID, Note: ptr("sneaky")},
+	} {
+		if _, err := s.ChangeConversation(t.Context(), c.ID, ch); storage.ErrorCode(err) != storage.EINVALID {
+			t.Errorf("%s note: %v, want EINVALID", name, err)
+		}
+	}
+	_, err = s.ChangeConversation(t.Context(), c.ID+1000, storage.Change{ActorID: d.ann.ID, Note: ptr("x")})
+	wantCode(t, err, storage.ENOTFOUND)
+	if events, _ := s.Events(t.Context(), c.ID, 0, 2); len(events) != 3 {
+		t.Fatalf("a refused note was recorded: %+v", events)
+	}
 }

@@ -33,6 +33,9 @@ type Desk interface {
 	Change(ctx context.Context, conv int64, c storage.Change) (actors.ChangeOutcome, error)
 	Post(ctx context.Context, conv int64, in actors.PostInput) (storage.Message, bool, error)
 	MarkRead(ctx context.Context, userID, conv, seq int64) (int64, error)
+	// VisitorPresence tells whether conversations' visitors are connected,
+	// or when they were last.
+	VisitorPresence(ctx context.Context, ids []int64) (map[int64]actors.VisitorPresence, error)
 }
 
 // Config is the API's dependencies and bounds.
@@ -105,6 +108,7 @@ func (a *API) Routes() map[string]http.Handler {
 		"GET /api/v1/conversations/{id}/messages":  a.staff(a.listMessages),
 		"POST /api/v1/conversations/{id}/messages": a.staff(a.postMessage),
 		"POST /api/v1/conversations/{id}/read":     a.staff(a.markRead),
+		"POST /api/v1/conversations/{id}/notes":    a.staff(a.postNote),
 		"GET /api/v1/canned_replies":               a.staff(a.listCanned),
 		"POST /api/v1/canned_replies":              a.staff(a.createCanned),
 		"PATCH /api/v1/canned_replies/{id}":        a.staff(a.patchCanned),
@@ -115,6 +119,7 @@ func (a *API) Routes() map[string]http.Handler {
 		"/api/v1/conversations/{id}":          methodNotAllowed("GET, PATCH"),
 		"/api/v1/conversations/{id}/messages": methodNotAllowed("GET, POST"),
 		"/api/v1/conversations/{id}/read":     methodNotAllowed("POST"),
+		"/api/v1/conversations/{id}/notes":    methodNotAllowed("POST"),
 		"/api/v1/canned_replies":              methodNotAllowed("GET, POST"),
 		"/api/v1/canned_replies/{id}":         methodNotAllowed("PATCH, DELETE"),
 		"/api/v1/staff":                       methodNotAllowed("GET"),

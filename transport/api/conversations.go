@@ -32,6 +32,8 @@ type conversationJSON struct {
 	LastMessage   *messageJSON   `json:"last_message"`
 	Unread        int64          `json:"unread"`
 	ReadSeq       int64          `json:"read_seq"`
+	// Visitor is the visitor's presence.
+	Visitor wire.VisitorPresence `json:"visitor"`
 }
 
 // messageJSON is a message as the v1 history shows it.
@@ -136,6 +138,9 @@ func (a *API) listConversations(req *request) (int, any, error) {
 	for i, e := range rows {
 		out[i] = entryJSON(e)
 	}
+	if err := a.withPresence(req, out); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, map[string]any{"conversations": out, "next_cursor": next}, nil
 }
 
@@ -180,7 +185,28 @@ func (a *API) conversation(req *request, id int64) (conversationJSON, error) {
 	if err != nil {
 		return conversationJSON{}, fromStorage(err)
 	}
-	return entryJSON(e), nil
+	out := []conversationJSON{entryJSON(e)}
+	if err := a.withPresence(req, out); err != nil {
+		return conversationJSON{}, err
+	}
+	return out[0], nil
+}
+
+// withPresence fills the conversations' visitor presence.
+func (a *API) withPresence(req *request, convs []conversationJSON) error {
+	ids := make([]int64, len(convs))
+	for i, c := range convs {
+		ids[i] = c.ID
+	}
+	presence, err := a.cfg.Desk.VisitorPresence(req.ctx, ids)
+	if err != nil {
+		return fromDesk(err)
+	}
+	for i := range convs {
+		p := presence[convs[i].ID]
+		convs[i].Visitor = wire.VisitorPresence{Online: p.Online, LastSeen: p.LastSeen}
+	}
+	return nil
 }
 
 // patchConversation: PATCH /api/v1/conversations/{id} with any of
@@ -236,6 +262,38 @@ func (a *API) patchConversation(req *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, out, nil
+}
+
+// postNote: POST /api/v1/conversations/{id}/notes with {"body": "…"}: an
+// internal note, which only staff ever see. Answers 201 with the note event.
+func (a *API) postNote(req *request) (int, any, error) {
+	id, err := pathID(req.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var body struct {
+		Body *string `json:"body"`
+	}
+	if err := readBody(req.r, &body); err != nil {
+		return 0, nil, err
+	}
+	if body.Body == nil {
+		return 0, nil, errorf(http.StatusBadRequest, wire.CodeEmptyMessage, "body is required")
+	}
+	text, werr := wire.Decoder{MaxMessageChars: a.cfg.MaxMessageChars}.Text(*body.Body)
+	if werr != nil {
+		return 0, nil, errorf(http.StatusBadRequest, werr.Code, werr.Message)
+	}
+	out, err := a.cfg.Desk.Change(req.ctx, id, storage.Change{ActorID: req.user.ID, Note: &text})
+	if err != nil {
+		return 0, nil, fromDesk(err)
+	}
+	for _, e := range out.Events {
+		if e.Kind == storage.EventNote {
+			return http.StatusCreated, actors.StorageEventToWire(e).ToJSON(), nil
+		}
+	}
+	return 0, nil, errorf(http.StatusInternalServerError, wire.CodeInternal, "internal error")
 }
 
 // listMessages: GET /api/v1/conversations/{id}/messages?after_seq=&before_seq=&limit=

@@ -37,6 +37,8 @@ var knownTypes = map[string]bool{
 	wire.TypeAssign:  true,
 	wire.TypeRead:    true,
 	wire.TypeTyping:  true,
+	wire.TypeAway:    true,
+	wire.TypeNote:    true,
 	// Canned replies and the staff list.
 	wire.TypeCanned:       true,
 	wire.TypeCannedSave:   true,

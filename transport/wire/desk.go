@@ -11,6 +11,10 @@ import (
 	"unicode/utf8"
 )
 
+// TypeNote is a staff request to write an internal note (answered with
+// changed; the note is an event of kind "note" that only staff see).
+const TypeNote = "note"
+
 // Conversation statuses as frames carry them.
 const (
 	StatusOpen     = "open"
@@ -121,11 +125,13 @@ type Event struct {
 	ID             int64
 	ConversationID int64
 	AfterSeq       int64
-	Kind           string // "status" or "assignee"
+	Kind           string // "status", "assignee" or "note"
 	Status         string
 	Assignee       *DeskUser
 	Actor          DeskUser
 	CreatedAt      time.Time
+	// Body is a note's text (staff only).
+	Body string
 }
 
 // EventJSON is an event as frames (and the REST API) show it.
@@ -139,12 +145,14 @@ type EventJSON struct {
 	// this seq (before the first message when 0).
 	AfterSeq  int64  `json:"after_seq"`
 	CreatedAt string `json:"created_at"`
+	// Body is a note's text.
+	Body string `json:"body,omitempty"`
 }
 
 // ToJSON returns e as frames show it.
 func (e Event) ToJSON() EventJSON {
 	return EventJSON{ID: e.ID, Kind: e.Kind, Status: e.Status, Assignee: e.Assignee, Actor: e.Actor,
-		AfterSeq: e.AfterSeq, CreatedAt: formatTime(e.CreatedAt)}
+		AfterSeq: e.AfterSeq, CreatedAt: formatTime(e.CreatedAt), Body: e.Body}
 }
 
 // EventFrame shows a change in a conversation's thread.

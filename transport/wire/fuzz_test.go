@@ -54,7 +54,7 @@ func checkRequest(t *testing.T, d wire.Decoder, frame []byte, req wire.Request) 
 		}
 	}
 	checkCanned(t, d, frame, req)
-	if req.Type != wire.TypeMessage && req.Message != "" {
+	if req.Type != wire.TypeMessage && req.Type != wire.TypeNote && req.Message != "" {
 		t.Fatalf("Decode(%q): %s carries a message text", frame, req.Type)
 	}
 	if req.Type != wire.TypeHistory && (req.AfterSeq != 0 || req.BeforeSeq != 0 || req.Limit != 0) {
@@ -91,6 +91,9 @@ var fuzzSeeds = []string{
 	`{"type":"open","conversation_id":0}`,
 	`{"type":"leave","conversation_id":"3"}`,
 	`{"type":"typing"}`,
+	`{"type":"note","conversation_id":3,"message":"  internal  "}`,
+	`{"type":"note","message":"x"}`,
+	`{"type":"away","away":true}`,
 	`{"type":5}`,
 	`{"MESSAGE":"case","Type":"message"}`,
 	`{"message":"a","message":null}`,

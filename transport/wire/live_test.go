@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/grainchat/grainchat/transport/wire"
 )
@@ -20,12 +21,23 @@ func TestDecodeTyping(t *testing.T) {
 			t.Errorf("Decode(%s) = %+v, %v; want %+v", frame, got, err, want)
 		}
 	}
+	for frame, want := range map[string]bool{`{"type":"away","away":true}`: true, `{"type":"away","away":false}`: false} {
+		if got, err := d.Decode([]byte(frame)); err != nil || got.Type != "away" || got.Away != want {
+			t.Errorf("Decode(%s) = %+v, %v", frame, got, err)
+		}
+	}
+	for _, frame := range []string{`{"type":"away"}`, `{"type":"away","away":"yes"}`} {
+		if _, err := d.Decode([]byte(frame)); err == nil || err.(*wire.Error).Code != wire.CodeInvalidRequest {
+			t.Errorf("Decode(%s): %v, want invalid_request", frame, err)
+		}
+	}
 	if _, err := d.Decode([]byte(`{"type":"typing","conversation_id":-1}`)); err == nil || err.(*wire.Error).Code != wire.CodeInvalidRequest {
 		t.Errorf("a negative conversation_id: %v", err)
 	}
 }
 
 func TestLiveFrames(t *testing.T) {
+	seen := time.Date(2026, 12, 5, 10, 0, 0, 123456789, time.UTC)
 	for _, c := range []struct {
 		frame []byte
 		want  string
@@ -37,6 +49,14 @@ func TestLiveFrames(t *testing.T) {
 		{wire.ViewersFrame(3, []wire.Viewer{{ID: 5, Name: "Ann"}, {ID: 6, Name: "Bob"}}),
 			`{"type":"viewers","conversation_id":3,"staff":[{"id":5,"name":"Ann"},{"id":6,"name":"Bob"}]}`},
 		{wire.ViewersFrame(3, nil), `{"type":"viewers","conversation_id":3,"staff":[]}`},
+		{wire.ReceiptFrame(3, 7, wire.ReadByStaff), `{"type":"read","conversation_id":3,"seq":7,"by":"staff"}`},
+		{wire.PresenceFrame(3, wire.VisitorPresence{Online: true, LastSeen: seen}), `{"type":"presence","conversation_id":3,"online":true}`},
+		{wire.PresenceFrame(3, wire.VisitorPresence{LastSeen: seen}),
+			`{"type":"presence","conversation_id":3,"online":false,"last_seen_at":"2026-12-05T10:00:00.123456Z"}`},
+		{wire.PresenceFrame(3, wire.VisitorPresence{}), `{"type":"presence","conversation_id":3,"online":false}`},
+		{wire.AvailabilityFrame(true, "away"), `{"type":"availability","staff_online":true}`},
+		{wire.AvailabilityFrame(false, "back soon"), `{"type":"availability","staff_online":false,"message":"back soon"}`},
+		{wire.AwayFrame(true), `{"type":"away","away":true}`},
 	} {
 		var got, want any
 		if err := json.Unmarshal(c.frame, &got); err != nil {

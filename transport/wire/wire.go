@@ -128,6 +128,8 @@ type Request struct {
 	ID   int64
 	Name string
 	Body string
+	// Away is a staff away request's state (see live.go).
+	Away bool
 }
 
 type rawRequest struct {
@@ -149,6 +151,7 @@ type rawRequest struct {
 	ID             json.RawMessage `json:"id"`
 	Name           json.RawMessage `json:"name"`
 	Body           json.RawMessage `json:"body"`
+	Away           json.RawMessage `json:"away"`
 }
 
 // Decoder decodes client frames under configured limits.
@@ -203,24 +206,9 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 	}
 	switch req.Type {
 	case TypeMessage:
-		if raw.Message == nil || string(raw.Message) == "null" {
-			return fail(errorf(CodeEmptyMessage, "the message is empty"))
-		}
-		text, err := optString(raw.Message, "message")
-		if err != nil {
+		if req.Message, err = d.text(raw.Message); err != nil {
 			return fail(err)
 		}
-		text = strings.TrimSpace(text)
-		if text == "" {
-			return fail(errorf(CodeEmptyMessage, "the message is empty"))
-		}
-		if strings.IndexByte(text, 0) >= 0 || !utf8.ValidString(text) {
-			return fail(errorf(CodeInvalidText, "the message contains a NUL character or invalid UTF-8"))
-		}
-		if d.MaxMessageChars > 0 && utf8.RuneCountInString(text) > d.MaxMessageChars {
-			return fail(errorf(CodeMessageTooLong, "the message is longer than %d characters", d.MaxMessageChars))
-		}
-		req.Message = text
 		if req.BasedOnSeq, err = optID(raw.BasedOnSeq, "based_on_seq"); err != nil {
 			return fail(err)
 		}
@@ -257,6 +245,13 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 		if err := decodeView(&req, raw); err != nil {
 			return fail(err)
 		}
+	case TypeNote:
+		if req.ConversationID == 0 {
+			return fail(errorf(CodeConversationRequired, "a note needs a conversation_id"))
+		}
+		if req.Message, err = d.text(raw.Message); err != nil {
+			return fail(err)
+		}
 	case TypeStatus, TypeAssign, TypeRead:
 		if err := decodeDesk(&req, raw); err != nil {
 			return fail(err)
@@ -275,6 +270,13 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 	case TypeTyping:
 		// Visitors may omit the conversation (their own); staff must name
 		// one (the session checks).
+	case TypeAway:
+		if req.Away, err = optBool(raw.Away, "away"); err != nil {
+			return fail(err)
+		}
+		if raw.Away == nil {
+			return fail(errorf(CodeInvalidRequest, "away needs \"away\": true or false"))
+		}
 	case TypeOpen, TypeLeave:
 		if req.ConversationID == 0 {
 			return fail(errorf(CodeConversationRequired, "%s needs a conversation_id", req.Type))
@@ -283,6 +285,36 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 		return fail(errorf(CodeUnknownType, "unknown frame type %.40q", req.Type))
 	}
 	return req, nil
+}
+
+// text reads a message's (or a note's) text: a string, trimmed, non-empty,
+// valid UTF-8 without NUL, at most MaxMessageChars characters.
+func (d Decoder) text(raw json.RawMessage) (string, *Error) {
+	if raw == nil || string(raw) == "null" {
+		return "", errorf(CodeEmptyMessage, "the message is empty")
+	}
+	text, err := optString(raw, "message")
+	if err != nil {
+		return "", err
+	}
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return "", errorf(CodeEmptyMessage, "the message is empty")
+	}
+	if strings.IndexByte(text, 0) >= 0 || !utf8.ValidString(text) {
+		return "", errorf(CodeInvalidText, "the message contains a NUL character or invalid UTF-8")
+	}
+	if d.MaxMessageChars > 0 && utf8.RuneCountInString(text) > d.MaxMessageChars {
+		return "", errorf(CodeMessageTooLong, "the message is longer than %d characters", d.MaxMessageChars)
+	}
+	return text, nil
+}
+
+// Text checks a message's (or a note's) text as a frame's would be checked,
+// for callers that did not read it from a frame (the REST API).
+func (d Decoder) Text(text string) (string, *Error) {
+	raw, _ := json.Marshal(text)
+	return d.text(raw)
 }
 
 func optString(raw json.RawMessage, field string) (string, *Error) {
@@ -511,18 +543,21 @@ type InboxEntry struct {
 	HasReadState bool
 	ReadSeq      int64
 	Unread       int64
+	// Visitor is the visitor's presence (inbox pages; nil: not shown).
+	Visitor *VisitorPresence
 }
 
 type inboxEntryJSON struct {
-	ConversationID int64      `json:"conversation_id"`
-	User           inboxUser  `json:"user"`
-	LastSeq        int64      `json:"last_seq"`
-	LastMessageAt  string     `json:"last_message_at"`
-	LastMessage    *v1Message `json:"last_message"`
-	Status         string     `json:"status,omitempty"`
-	Assignee       *DeskUser  `json:"assignee"`
-	ReadSeq        *int64     `json:"read_seq,omitempty"`
-	Unread         *int64     `json:"unread,omitempty"`
+	ConversationID int64            `json:"conversation_id"`
+	User           inboxUser        `json:"user"`
+	LastSeq        int64            `json:"last_seq"`
+	LastMessageAt  string           `json:"last_message_at"`
+	LastMessage    *v1Message       `json:"last_message"`
+	Status         string           `json:"status,omitempty"`
+	Assignee       *DeskUser        `json:"assignee"`
+	ReadSeq        *int64           `json:"read_seq,omitempty"`
+	Unread         *int64           `json:"unread,omitempty"`
+	Visitor        *VisitorPresence `json:"visitor,omitempty"`
 }
 
 type inboxUser struct {
@@ -543,6 +578,7 @@ func toInboxJSON(e InboxEntry) inboxEntryJSON {
 	if e.HasReadState {
 		out.ReadSeq, out.Unread = &e.ReadSeq, &e.Unread
 	}
+	out.Visitor = e.Visitor
 	if e.LastMessage != nil {
 		m := toV1(*e.LastMessage, "")
 		out.LastMessage = &m
