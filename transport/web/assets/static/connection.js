@@ -10,6 +10,13 @@
 // "unreachable". A socket closed because its token expired (4401) or by
 // policy (1008) is not reopened with the same token: a new one is needed
 // (setToken).
+//
+// Leaving the page: a browser may keep it, frozen, in its back/forward cache
+// (Chromium does, and then left the socket open: the server went on counting
+// the person as connected, and as viewing the conversation they had open).
+// The connection closes its socket when the page is hidden that way
+// (pagehide) and connects again if it is shown again (pageshow, persisted),
+// resuming as after any reconnect.
 
 export const PROTOCOL = 'grainchat.v1';
 
@@ -44,7 +51,12 @@ export class Connection {
     this.online = false;
     this.session = null; // the last GET /session answer
     this.refused = false; // closed for its token (4401, 1008): needs a new one
+    this.hidden = false; // the page was left (pagehide): no socket until it is shown again
     addEventListener('online', () => this.kick());
+    addEventListener('pagehide', () => this.leave());
+    addEventListener('pageshow', (ev) => {
+      if (ev.persisted) this.back();
+    });
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible') this.kick();
     });
@@ -79,7 +91,31 @@ export class Connection {
   // came back, the tab became visible): a pending retry, a diagnosis or an
   // attempt in progress starts over, from the shortest back-off.
   kick() {
-    if (!this.stopped && !this.refused && !this.online) this.reconnectNow();
+    if (!this.stopped && !this.refused && !this.hidden && !this.online) this.reconnectNow();
+  }
+
+  // leave closes the socket as the page is left (it may be kept in the
+  // back/forward cache, where nothing runs).
+  leave() {
+    if (this.stopped) return;
+    this.hidden = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close(1000, 'page left');
+    if (this.online) {
+      this.online = false;
+      this.onDown();
+    }
+  }
+
+  // back connects again when the page comes back from the back/forward
+  // cache.
+  back() {
+    if (!this.hidden) return;
+    this.hidden = false;
+    if (!this.stopped && !this.refused) this.reconnectNow();
   }
 
   reconnectNow() {
@@ -189,7 +225,7 @@ export class Connection {
     } catch {
       ok = false;
     }
-    if (this.stopped || this.ws || !this.refused) return; // something else moved on meanwhile
+    if (this.stopped || this.hidden || this.ws || !this.refused) return; // something else moved on meanwhile
     if (ok) this.reconnectNow();
     else this.onState('signed-out', detail);
   }
@@ -207,7 +243,7 @@ export class Connection {
     } catch {
       state = 'offline';
     }
-    if (this.stopped || this.ws) return;
+    if (this.stopped || this.hidden || this.ws) return;
     if (state === 'signed-out') {
       this.onState('signed-out', { reason: info && info.reason, session: info });
       return; // a new token (sign-in, setToken) is needed: reconnectNow()
@@ -225,7 +261,7 @@ export class Connection {
     this.onState(state, { ...detail, retryAt });
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (!this.stopped && !this.ws) this.open();
+      if (!this.stopped && !this.hidden && !this.ws) this.open();
     }, delay);
   }
 }
