@@ -32,6 +32,15 @@
 //
 // Canned replies: see canned.js.
 //
+// Live signals (live.js): while the agent types a reply, the page tells the
+// server (at most once a second); below the thread of the conversation on
+// screen, "Carl is typing…" (the visitor) or "Ann is typing…" (a colleague
+// who has it open) shows until 5 s pass without a new typing frame from
+// them, or their message arrives. The header says who else has the
+// conversation open ("Ann is viewing"), from the viewers frames the server
+// sends on open and at every change; the list is the followed
+// conversation's, forgotten on leave.
+//
 // Paging: the inbox frame holds the first page (most recent activity first)
 // and, when there are more, has_more and next_cursor; the page asks for the
 // next page ({"type":"inbox","cursor":…}) when the end of the list scrolls
@@ -54,6 +63,7 @@ import { Connection } from './connection.js';
 import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
 import { CannedReplies } from './canned.js';
+import { TypingSender, TypingView, viewingText } from './live.js';
 import { $, el, chars, errorText, listTime, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
@@ -75,6 +85,7 @@ let viewsAsked = 0; // view requests (fresh pages) not answered yet
 let counts = null; // the view counts of the last page
 let refreshTimer = null;
 let basedOn = null; // the newest seq on screen when the reply in the composer was begun
+const viewers = new Map(); // conversation id -> the staff [{id, name}] who have it open (the followed one)
 
 const status = new StatusView({ pill: $('state'), banner: $('banner') });
 const thread = new Thread({
@@ -87,6 +98,9 @@ const thread = new Thread({
   onRetry: (cmid) => outbox.retryNow(cmid),
   onDiscard: (cmid) => outbox.discard(cmid),
 });
+
+const typingView = new TypingView({ node: $('typing'), self: () => (me ? me.id : null) });
+const typingSender = new TypingSender((f) => conn.send(f));
 
 const outbox = new Outbox({
   send: (item) => {
@@ -144,6 +158,8 @@ const conn = new Connection({
   },
   onDown: () => {
     followed = null;
+    viewers.clear(); // the next socket opens the conversation again, and is told
+    renderViewers();
     pendingHistory = [];
     loadingCursor = null;
     thread.loadingOlder = false;
@@ -235,6 +251,8 @@ function startOver() {
   for (const e of entries.values()) if (e.li) e.li.remove();
   entries.clear();
   outbox.reset();
+  typingView.clear();
+  viewers.clear();
   nextCursor = null;
   loadingCursor = null;
   if (openId !== null) {
@@ -247,6 +265,8 @@ function startOver() {
     $('pane-empty').hidden = false;
     $('conv-name').textContent = '';
     $('conv-sub').textContent = '';
+    typingView.show(null);
+    renderViewers();
     hide();
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
   }
@@ -327,6 +347,7 @@ function frame(f) {
     case undefined: {
       if (typeof f.message !== 'string' || typeof f.conversation_id !== 'number') return;
       if (me && f.sender_id === me.id) outbox.stored(f.client_msg_id);
+      typingView.message(f);
       // A conversation the page does not list comes in with its
       // inbox_update (which says its status and assignee).
       if (entries.has(f.conversation_id)) {
@@ -361,6 +382,16 @@ function frame(f) {
       return;
     case 'canned':
       canned.frame(f);
+      return;
+    case 'typing':
+      // The visitor or a colleague types in a conversation this page opened.
+      typingView.typing(f);
+      return;
+    case 'viewers':
+      // Who has the followed conversation open (this agent included).
+      if (f.conversation_id !== followed || !Array.isArray(f.staff)) return;
+      viewers.set(f.conversation_id, f.staff);
+      renderViewers();
       return;
     case 'opened':
       if (f.conversation_id !== openId || followed !== openId) return;
@@ -868,6 +899,7 @@ function show(id, push) {
   }
   if (followed !== null) {
     conn.send({ type: 'leave', conversation_id: followed });
+    viewers.delete(followed); // no longer told; the next open is
     followed = null;
   }
   const previous = entries.get(openId);
@@ -889,6 +921,8 @@ function show(id, push) {
   const e = entries.get(id);
   $('conv-name').textContent = displayName(e);
   $('conv-sub').textContent = e.user && e.user.external_id ? `Visitor ${e.user.external_id} · conversation ${id}` : `Conversation ${id}`;
+  typingView.show(id);
+  renderViewers();
   $('pane').hidden = false;
   $('pane-empty').hidden = true;
   document.body.classList.add('conversation-open');
@@ -905,6 +939,17 @@ function show(id, push) {
 function follow() {
   if (openId === null || followed === openId) return;
   if (conn.send({ type: 'open', conversation_id: openId })) followed = openId;
+}
+
+// renderViewers says in the header who else has the conversation on screen
+// open (nothing when nobody else).
+function renderViewers() {
+  const others = (viewers.get(openId) || []).filter((v) => v && typeof v.name === 'string' && !(me && v.id === me.id));
+  const text = viewingText(others.map((v) => v.name));
+  const node = $('conv-viewers');
+  if (node.textContent !== text) node.textContent = text;
+  if (others.length > 3) node.title = others.map((v) => v.name).join(', ');
+  else node.removeAttribute('title');
 }
 
 function hide() {
@@ -945,6 +990,7 @@ input.addEventListener('input', () => {
   // stale-reply guard checks nobody else wrote since.
   if (!input.value.trim()) basedOn = null;
   else if (basedOn === null) basedOn = thread.maxSeq;
+  if (openId !== null) typingSender.input(openId, input.value);
 });
 
 const canned = new CannedReplies({
@@ -954,6 +1000,7 @@ const canned = new CannedReplies({
     fit();
     updateCounter();
     if (basedOn === null) basedOn = thread.maxSeq;
+    if (openId !== null) typingSender.input(openId, input.value);
   },
 });
 

@@ -13,10 +13,16 @@
 // before the newest message shown (a database restored from a backup), what
 // the page shows belongs to a past that no longer exists: it is dropped, the
 // page says so, and starts over.
+//
+// Typing (live.js): while the visitor types, the page tells the server
+// (at most once a second); when staff type, "Support is typing…" shows below
+// the thread, until 5 s pass without a new typing frame or a staff message
+// arrives.
 
 import { Connection } from './connection.js';
 import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
+import { TypingSender, TypingView } from './live.js';
 import { $, el, chars, errorText, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
@@ -102,6 +108,9 @@ const thread = new Thread({
   onDiscard: (cmid) => outbox.discard(cmid),
 });
 
+const typingView = new TypingView({ node: $('typing'), self: () => (me ? me.id : null) });
+const typingSender = new TypingSender((f) => conn.send(f));
+
 const outbox = new Outbox({
   send: (item) => conn.send({ message: item.text, client_msg_id: item.cmid }),
   onChange: (item, state, detail) => {
@@ -123,6 +132,7 @@ addEventListener('beforeunload', (ev) => {
 // came from. Messages still queued go to the visitor's (new) conversation.
 function startOver() {
   thread.reset();
+  typingView.clear();
   loaded = false;
   pendingHistory = [];
   for (const item of outbox.items(null)) {
@@ -182,6 +192,7 @@ function welcome(w) {
     startOver(); // the conversation ends before what is shown: a restored database
   }
   conversation = w.conversation_id;
+  typingView.show(conversation);
   setStatus(w.status);
   pendingHistory = [];
   if (!loaded) {
@@ -204,6 +215,7 @@ function frame(f) {
     case undefined:
       if (f.conversation_id !== conversation || typeof f.message !== 'string') return;
       if (me && f.sender_id === me.id) outbox.stored(f.client_msg_id);
+      typingView.message(f);
       if (thread.add(f) && f.sender_is_admin && (document.hidden || (embedded && !panelOpen))) {
         unread++;
         if (embedded) tellHost({ type: 'grainchat:unread', count: unread });
@@ -237,6 +249,11 @@ function frame(f) {
     case 'ack':
       thread.ack(f);
       outbox.stored(f.client_msg_id);
+      return;
+    case 'typing':
+      // Staff type in this conversation ("Support", or their name when the
+      // server shows staff names).
+      if (f.conversation_id === conversation) typingView.typing(f);
       return;
     case 'auth':
       return; // the fresh token was accepted
@@ -286,7 +303,10 @@ function updateCounter() {
   c.textContent = `${n} / ${maxChars}`;
   c.classList.toggle('over', n > maxChars);
 }
-input.addEventListener('input', updateCounter);
+input.addEventListener('input', () => {
+  updateCounter();
+  if (me && !me.is_admin) typingSender.input(null, input.value);
+});
 
 function submit() {
   const text = input.value.trim();
