@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lxzan/gws"
 )
 
 // newReport starts a report with the run's configuration.
@@ -107,8 +109,8 @@ func (b *bench) messageReport(sendDur time.Duration, lost int64) *messageReport 
 		Sent: b.sent.Load(), Replies: b.replies.Load(), Acked: b.acked.Load(), Refused: b.refusedN.Load(),
 		Unanswered: b.unanswered(), Delivered: b.delivered.Load(),
 		Lost: lost, Duplicates: b.dups.Load(), OutOfOrder: b.outOfOrder.Load(), DoubleAcked: b.doubleAcked.Load(),
-		Misrouted: b.misrouted.Load(),
-		Ack:       summarize(b.lat.ack), UserToAdmin: summarize(b.lat.userToAdmin), AdminToUser: summarize(b.lat.adminToUser)}
+		Misrouted: b.misrouted.Load(), TypingSent: b.typingSent.Load(),
+		Ack: summarize(b.lat.ack), UserToAdmin: summarize(b.lat.userToAdmin), AdminToUser: summarize(b.lat.adminToUser)}
 	if len(b.refusedBy) > 0 {
 		m.RefusedByCode = map[string]int{}
 		for k, v := range b.refusedBy {
@@ -200,6 +202,12 @@ func (b *bench) sendMessages(ctx context.Context) {
 		sendCtx, cancel = context.WithTimeout(ctx, b.o.duration)
 		defer cancel()
 	}
+	if b.o.typingEvery > 0 && b.o.dialect == dialectV1 {
+		typingCtx, stop := context.WithCancel(sendCtx)
+		done := make(chan struct{})
+		go func() { defer close(done); b.sendTyping(typingCtx) }()
+		defer func() { stop(); <-done }()
+	}
 	if b.o.rate > 0 {
 		// Each tick sends what the rate calls for by now, so that timer
 		// granularity does not lower the rate.
@@ -261,6 +269,30 @@ func (b *bench) sendMessages(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// sendTyping has every visitor send a typing frame each --typing-every, the
+// visitors' phases spread evenly over the interval, until ctx ends.
+func (b *bench) sendTyping(ctx context.Context) {
+	frame := []byte(`{"type":"typing"}`)
+	perSecond := float64(len(b.users)) / b.o.typingEvery.Seconds()
+	start := time.Now()
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for due := int(perSecond * now.Sub(start).Seconds()); n < due; n++ {
+				if u := b.users[n%len(b.users)]; !u.ended() {
+					u.conn.WriteAsync(gws.OpcodeText, frame, nil)
+					b.typingSent.Add(1)
+				}
+			}
+		}
+	}
 }
 
 // waitConnections waits (at most 30s) until the server's connection gauge
