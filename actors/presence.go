@@ -197,8 +197,8 @@ func (p *presence) Receive(ctx actor.Context) {
 	case *presenceTopology:
 		p.topology(ctx, msg.addrs)
 	case *presenceTimer:
+		p.after(ctx) // first: a panic in tick must not stop the timer
 		p.tick(ctx)
-		p.after(ctx)
 	case *presenceQuery:
 		out := make(map[int64]VisitorPresence, len(msg.convs))
 		for _, conv := range msg.convs {
