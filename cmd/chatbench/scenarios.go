@@ -209,36 +209,17 @@ func (b *bench) sendMessages(ctx context.Context) {
 		defer func() { stop(); <-done }()
 	}
 	if b.o.rate > 0 {
-		// Each tick sends what the rate calls for by now, so that timer
-		// granularity does not lower the rate.
 		total := b.o.messages * len(b.users) // 0: no bound but the duration
-		start := time.Now()
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		n := 0
-		for {
-			select {
-			case <-sendCtx.Done():
-				return
-			case now := <-t.C:
-				due := int(b.o.rate * now.Sub(start).Seconds())
-				if total > 0 {
-					due = min(due, total)
-				}
-				for ; n < due; n++ {
-					if u := b.users[n%len(b.users)]; !u.ended() {
-						if u.seed != nil {
-							_ = u.sendSeed(false)
-						} else {
-							u.send(0, "msg")
-						}
-					}
-				}
-				if total > 0 && n >= total {
-					return
+		pace(sendCtx, b.o.rate, total, func(n int) {
+			if u := b.users[n%len(b.users)]; !u.ended() {
+				if u.seed != nil {
+					_ = u.sendSeed(false)
+				} else {
+					u.send(0, "msg")
 				}
 			}
-		}
+		})
+		return
 	}
 	var wg sync.WaitGroup
 	for _, c := range b.users {
@@ -275,7 +256,18 @@ func (b *bench) sendMessages(ctx context.Context) {
 // visitors' phases spread evenly over the interval, until ctx ends.
 func (b *bench) sendTyping(ctx context.Context) {
 	frame := []byte(`{"type":"typing"}`)
-	perSecond := float64(len(b.users)) / b.o.typingEvery.Seconds()
+	pace(ctx, float64(len(b.users))/b.o.typingEvery.Seconds(), 0, func(n int) {
+		if u := b.users[n%len(b.users)]; !u.ended() {
+			u.conn.WriteAsync(gws.OpcodeText, frame, nil)
+			b.typingSent.Add(1)
+		}
+	})
+}
+
+// pace calls send(0), send(1), … at perSecond, until ctx ends or, when
+// total > 0, total calls were made. Each millisecond tick makes the calls
+// the rate calls for by then, so that timer granularity does not lower it.
+func pace(ctx context.Context, perSecond float64, total int, send func(n int)) {
 	start := time.Now()
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
@@ -285,11 +277,15 @@ func (b *bench) sendTyping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			for due := int(perSecond * now.Sub(start).Seconds()); n < due; n++ {
-				if u := b.users[n%len(b.users)]; !u.ended() {
-					u.conn.WriteAsync(gws.OpcodeText, frame, nil)
-					b.typingSent.Add(1)
-				}
+			due := int(perSecond * now.Sub(start).Seconds())
+			if total > 0 {
+				due = min(due, total)
+			}
+			for ; n < due; n++ {
+				send(n)
+			}
+			if total > 0 && n >= total {
+				return
 			}
 		}
 	}
