@@ -41,6 +41,14 @@
 // sends on open and at every change; the list is the followed
 // conversation's, forgotten on leave.
 //
+// Presence (live.js): each inbox entry shows a green dot while its visitor is
+// online, and the conversation's header "Online" or "Last seen 5 min ago"
+// (the exact time in its title, the words kept fresh), from the inbox
+// entries' visitor and the presence frames. The top bar's toggle sets the
+// agent away ("Away") or back ("Available"), as the server's away answer
+// says; the page sets the agent away after 10 minutes without input on it,
+// and back at the next input when it did so itself.
+//
 // Paging: the inbox frame holds the first page (most recent activity first)
 // and, when there are more, has_more and next_cursor; the page asks for the
 // next page ({"type":"inbox","cursor":…}) when the end of the list scrolls
@@ -63,8 +71,8 @@ import { Connection } from './connection.js';
 import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
 import { CannedReplies } from './canned.js';
-import { TypingSender, TypingView, viewingText } from './live.js';
-import { $, el, chars, errorText, listTime, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
+import { TypingSender, TypingView, viewingText, presenceText, AwayControl } from './live.js';
+import { $, el, chars, errorText, fullTime, listTime, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
 const INBOX_PAGE = 50;
@@ -86,6 +94,7 @@ let counts = null; // the view counts of the last page
 let refreshTimer = null;
 let basedOn = null; // the newest seq on screen when the reply in the composer was begun
 const viewers = new Map(); // conversation id -> the staff [{id, name}] who have it open (the followed one)
+const online = new Set(); // conversations whose visitor is online (from presence frames)
 
 const status = new StatusView({ pill: $('state'), banner: $('banner') });
 const thread = new Thread({
@@ -157,6 +166,7 @@ const conn = new Connection({
     setComposerEnabled(state !== 'signed-out' && state !== 'stopped' && openId !== null && me !== null && me.is_admin);
   },
   onDown: () => {
+    away.down();
     followed = null;
     viewers.clear(); // the next socket opens the conversation again, and is told
     renderViewers();
@@ -228,6 +238,10 @@ function welcome(w) {
     return;
   }
   checkStore(w.store_id);
+  // The server tells this socket who is online now; the inbox pages say
+  // the others' last-seen times.
+  online.clear();
+  away.up();
   outbox.up();
   viewsAsked = 0; // answers to the last socket's requests will not come
   conn.send({ type: 'staff' });
@@ -266,6 +280,7 @@ function startOver() {
     $('conv-name').textContent = '';
     $('conv-sub').textContent = '';
     typingView.show(null);
+    renderPresence();
     renderViewers();
     hide();
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
@@ -387,6 +402,12 @@ function frame(f) {
       // The visitor or a colleague types in a conversation this page opened.
       typingView.typing(f);
       return;
+    case 'presence':
+      presence(f);
+      return;
+    case 'away':
+      away.answer(f);
+      return;
     case 'viewers':
       // Who has the followed conversation open (this agent included).
       if (f.conversation_id !== followed || !Array.isArray(f.staff)) return;
@@ -494,7 +515,7 @@ function update(c, fromPage = false) {
   const seq = c.last_seq || 0;
   const readSeq = typeof c.read_seq === 'number' ? c.read_seq : 0;
   if (!e) {
-    e = { id, user: null, status: 'open', assignee: null, last_seq: 0, last_message_at: null, last_message: null, read_seq: readSeq, unread: 0, li: null };
+    e = { id, user: null, visitor: null, status: 'open', assignee: null, last_seq: 0, last_message_at: null, last_message: null, read_seq: readSeq, unread: 0, li: null };
     entries.set(id, e);
     e.unread = Math.max(0, seq - e.read_seq);
     if (c.last_message && c.last_message.sender_id === me.id && e.unread > 0) e.unread--;
@@ -506,6 +527,13 @@ function update(c, fromPage = false) {
   if (c.user && (c.user.external_id !== undefined || !e.user)) e.user = c.user;
   if (typeof c.status === 'string' && c.status) e.status = c.status;
   if (c.assignee !== undefined) e.assignee = c.assignee;
+  if (c.visitor && typeof c.visitor === 'object') {
+    e.visitor = { online: c.visitor.online === true, last_seen_at: c.visitor.last_seen_at };
+    if (e.visitor.online) online.add(id);
+    else online.delete(id);
+  } else if (!e.visitor && online.has(id)) {
+    e.visitor = { online: true };
+  }
   if (seq >= e.last_seq) {
     e.last_seq = seq;
     if (c.last_message_at) e.last_message_at = c.last_message_at;
@@ -575,6 +603,8 @@ function renderEntry(e) {
   const name = displayName(e);
   const avatar = el('span', { class: 'avatar', 'aria-hidden': 'true', text: initial(name) });
   avatar.style.backgroundColor = `hsl(${hue(e.id)} 55% 45%)`;
+  const isOnline = !!(e.visitor && e.visitor.online);
+  if (isOnline) avatar.append(el('span', { class: 'presence-dot', title: 'Online' }));
   const badge =
     e.unread > 0
       ? el('span', { class: 'badge', title: `${e.unread} unread`, text: e.unread > 99 ? '99+' : String(e.unread) })
@@ -603,7 +633,7 @@ function renderEntry(e) {
   e.button.classList.toggle('active', e.id === openId);
   if (e.id === openId) e.button.setAttribute('aria-current', 'true');
   else e.button.removeAttribute('aria-current');
-  e.button.setAttribute('aria-label', `${name}${e.unread ? `, ${e.unread} unread` : ''}: ${previewOf(e)}`);
+  e.button.setAttribute('aria-label', `${name}${isOnline ? ', online' : ''}${e.unread ? `, ${e.unread} unread` : ''}: ${previewOf(e)}`);
 }
 
 const STATUS_LABELS = { open: 'Open', pending: 'Pending', resolved: 'Resolved' };
@@ -923,6 +953,7 @@ function show(id, push) {
   $('conv-sub').textContent = e.user && e.user.external_id ? `Visitor ${e.user.external_id} · conversation ${id}` : `Conversation ${id}`;
   typingView.show(id);
   renderViewers();
+  renderPresence();
   $('pane').hidden = false;
   $('pane-empty').hidden = true;
   document.body.classList.add('conversation-open');
@@ -951,6 +982,54 @@ function renderViewers() {
   if (others.length > 3) node.title = others.map((v) => v.name).join(', ');
   else node.removeAttribute('title');
 }
+
+// presence takes a presence frame: a visitor came or went.
+function presence(f) {
+  if (typeof f.conversation_id !== 'number' || typeof f.online !== 'boolean') return;
+  const id = f.conversation_id;
+  if (f.online) online.add(id);
+  else online.delete(id);
+  const e = entries.get(id);
+  if (!e) return;
+  e.visitor = { online: f.online, last_seen_at: f.last_seen_at };
+  renderEntry(e);
+  if (id === openId) renderPresence();
+}
+
+// renderPresence says in the header whether the visitor of the
+// conversation on screen is online, or when they were last seen (the exact
+// time in the title).
+function renderPresence() {
+  const e = openId === null ? null : entries.get(openId);
+  const v = e ? e.visitor : null;
+  const node = $('conv-presence');
+  const text = presenceText(v);
+  if (node.textContent !== text) node.textContent = text;
+  node.dataset.online = String(!!(v && v.online));
+  const at = v && !v.online && v.last_seen_at ? fullTime(v.last_seen_at) : '';
+  if (at) node.title = `Last seen ${at}`;
+  else node.removeAttribute('title');
+}
+// "Last seen 5 min ago" grows older by itself.
+setInterval(renderPresence, 20000);
+
+// The agent's away state: the toggle in the top bar, and the idle timer.
+const away = new AwayControl({
+  send: (f) => conn.send(f),
+  onChange: (isAway, auto) => {
+    const b = $('away');
+    b.disabled = false;
+    b.textContent = isAway ? 'Away' : 'Available';
+    b.dataset.away = String(isAway);
+    b.setAttribute('aria-pressed', String(isAway));
+    b.title = isAway
+      ? `${auto ? 'Away after 10 minutes without activity' : 'You are away'}: visitors read the away message. Click to be available.`
+      : 'Visitors see that support is online. Click to set yourself away.';
+  },
+});
+$('away').addEventListener('click', () => {
+  if (!away.toggle()) notice('Not connected; try again in a moment.');
+});
 
 function hide() {
   document.body.classList.remove('conversation-open');

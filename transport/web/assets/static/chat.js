@@ -14,6 +14,10 @@
 // the page shows belongs to a past that no longer exists: it is dropped, the
 // page says so, and starts over.
 //
+// Availability (live.js): below the top bar, "We're online" while staff are
+// available, else the operator's away message, from the availability frames
+// (right after the welcome and at each change).
+//
 // Typing (live.js): while the visitor types, the page tells the server
 // (at most once a second); when staff type, "Support is typing…" shows below
 // the thread, until 5 s pass without a new typing frame or a staff message
@@ -22,7 +26,7 @@
 import { Connection } from './connection.js';
 import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
-import { TypingSender, TypingView } from './live.js';
+import { TypingSender, TypingView, availabilityText } from './live.js';
 import { $, el, chars, errorText, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
@@ -255,6 +259,14 @@ function frame(f) {
       // server shows staff names).
       if (f.conversation_id === conversation) typingView.typing(f);
       return;
+    case 'availability': {
+      const a = $('availability');
+      const text = availabilityText(f);
+      if (a.textContent !== text) a.textContent = text;
+      a.dataset.online = String(f.staff_online === true);
+      a.hidden = false;
+      return;
+    }
     case 'auth':
       return; // the fresh token was accepted
     case 'error':

@@ -138,3 +138,110 @@ export function listNames(names) {
   if (names.length <= 3) return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
   return `${names.slice(0, 2).join(', ')} and ${names.length - 2} others`;
 }
+
+// Presence and availability (docs/PROTOCOL.md, "Presence", "Staff
+// availability"). Staff see whether each visitor is online, or when they were
+// last seen; visitors see whether staff are available. An agent may set
+// themselves away (AwayControl), and is set away by the page after
+// AWAY_AFTER_MS without input on it.
+
+// presenceText puts a visitor's presence ({online, last_seen_at}) into
+// words: "Online", "Last seen just now", "Last seen 5 min ago", "Last seen
+// 3 h ago", "Last seen 2 days ago", "Offline" (no time known), '' (nothing
+// known).
+export function presenceText(v, now = Date.now()) {
+  if (!v || typeof v !== 'object') return '';
+  if (v.online === true) return 'Online';
+  const at = Date.parse(v.last_seen_at || '');
+  if (Number.isNaN(at)) return 'Offline';
+  const min = Math.floor(Math.max(0, now - at) / 60000);
+  if (min < 1) return 'Last seen just now';
+  if (min < 60) return `Last seen ${min} min ago`;
+  const h = Math.floor(min / 60);
+  if (h < 24) return `Last seen ${h} h ago`;
+  const d = Math.floor(h / 24);
+  return `Last seen ${d} ${d === 1 ? 'day' : 'days'} ago`;
+}
+
+// AWAY_AFTER_MS: an agent's page sets them away after this long without
+// input on it (mouse, keys, focus).
+export const AWAY_AFTER_MS = 10 * 60 * 1000;
+
+// INPUT_EVENTS are what counts as input on the page.
+const INPUT_EVENTS = ['pointerdown', 'pointermove', 'keydown', 'wheel', 'touchstart', 'focusin'];
+
+// AwayControl keeps an agent's away state: set by hand (toggle), or by the
+// page after idleMs without input, and then back at the next input. The
+// server keeps away per socket: after each welcome the page says it again
+// (up). What it shows is the server's answer (the away frame).
+export class AwayControl {
+  // send writes a frame (false when not connected); onChange(away, auto)
+  // shows the state the server confirmed.
+  constructor({ send, onChange, idleMs = AWAY_AFTER_MS, target = window }) {
+    this.send = send;
+    this.onChange = onChange;
+    this.idleMs = idleMs;
+    this.away = false; // as the server confirmed it
+    this.wanted = false; // as the agent (or the idle timer) wants it
+    this.auto = false; // wanted away by the idle timer, not by hand
+    this.last = performance.now();
+    this.online = false;
+    const onInput = () => this.input();
+    for (const type of INPUT_EVENTS) target.addEventListener(type, onInput, { capture: true, passive: true });
+    target.addEventListener('focus', onInput);
+    this.timer = setInterval(() => this.check(), Math.min(30000, Math.max(50, idleMs / 4)));
+  }
+
+  // toggle sets the agent away, or back, by hand; false when not connected.
+  toggle() {
+    if (!this.online) return false;
+    this.last = performance.now();
+    return this.set(!this.wanted, false);
+  }
+
+  set(away, auto) {
+    this.wanted = away;
+    this.auto = away && auto;
+    return this.online ? this.send({ type: 'away', away }) : false;
+  }
+
+  // input notes input on the page: back from an automatic away.
+  input() {
+    this.last = performance.now();
+    if (this.wanted && this.auto) this.set(false, false);
+  }
+
+  check() {
+    if (!this.wanted && performance.now() - this.last >= this.idleMs) this.set(true, true);
+  }
+
+  // up: a new socket (not away on the server): say away again if wanted.
+  up() {
+    this.online = true;
+    this.away = false;
+    if (this.wanted) this.send({ type: 'away', away: true });
+    else this.onChange(false, false);
+  }
+
+  down() {
+    this.online = false;
+  }
+
+  // answer takes an away frame.
+  answer(f) {
+    if (typeof f.away !== 'boolean') return;
+    this.away = f.away;
+    this.onChange(this.away, this.away && this.auto);
+  }
+
+  stop() {
+    clearInterval(this.timer);
+  }
+}
+
+// availabilityText is what a visitor reads about staff from an availability
+// frame.
+export function availabilityText(f) {
+  if (f.staff_online === true) return "We're online";
+  return typeof f.message === 'string' && f.message.trim() ? f.message : "We're away right now.";
+}
