@@ -49,6 +49,10 @@
 // says; the page sets the agent away after 10 minutes without input on it,
 // and back at the next input when it did so itself.
 //
+// Read receipts: the visitor's page says how far the visitor has read; for
+// the conversation on screen (opened), "Seen" shows under the last staff
+// reply up to there.
+//
 // Paging: the inbox frame holds the first page (most recent activity first)
 // and, when there are more, has_more and next_cursor; the page asks for the
 // next page ({"type":"inbox","cursor":…}) when the end of the list scrolls
@@ -94,6 +98,7 @@ let counts = null; // the view counts of the last page
 let refreshTimer = null;
 let basedOn = null; // the newest seq on screen when the reply in the composer was begun
 const viewers = new Map(); // conversation id -> the staff [{id, name}] who have it open (the followed one)
+const visitorSeen = new Map(); // conversation id -> how far its visitor has read (read receipts)
 const online = new Set(); // conversations whose visitor is online (from presence frames)
 
 const status = new StatusView({ pill: $('state'), banner: $('banner') });
@@ -218,6 +223,15 @@ document.addEventListener('visibilitychange', () => {
   if (openId !== null) markRead(entries.get(openId));
 });
 
+// visitorRead takes a read receipt: the visitor has read up to seq; "Seen"
+// shows under the last staff reply up to there.
+function visitorRead(f) {
+  if (typeof f.conversation_id !== 'number' || typeof f.seq !== 'number') return;
+  const seq = Math.max(f.seq, visitorSeen.get(f.conversation_id) || 0);
+  visitorSeen.set(f.conversation_id, seq);
+  if (f.conversation_id === openId) thread.setSeen(seq);
+}
+
 // --- frames -------------------------------------------------------------
 
 function welcome(w) {
@@ -264,6 +278,7 @@ function checkStore(storeId) {
 function startOver() {
   for (const e of entries.values()) if (e.li) e.li.remove();
   entries.clear();
+  visitorSeen.clear();
   outbox.reset();
   typingView.clear();
   viewers.clear();
@@ -389,7 +404,10 @@ function frame(f) {
       if (typeof f.conversation_id === 'number') changed(f.conversation_id, Array.isArray(f.events) ? f.events : []);
       return;
     case 'read':
-      readMarked(f);
+      // A read receipt (by the visitor, for a conversation this page
+      // opened), or this agent's own read mark (read_seq).
+      if (f.by === 'visitor') visitorRead(f);
+      else readMarked(f);
       return;
     case 'staff':
       staff = Array.isArray(f.staff) ? f.staff : [];
@@ -936,6 +954,7 @@ function show(id, push) {
   openId = id;
   loaded = false;
   thread.reset();
+  if (visitorSeen.has(id)) thread.setSeen(visitorSeen.get(id));
   // Replies to this conversation not stored yet, in the order written.
   for (const item of outbox.failedItems(id)) {
     thread.addPending(item.cmid, item.text);

@@ -18,6 +18,12 @@
 // available, else the operator's away message, from the availability frames
 // (right after the welcome and at each change).
 //
+// Read receipts: while the page is visible (and, in the widget, its panel
+// open) and shows messages, it tells the server how far the visitor has read
+// ({"type":"read"} with the newest seq shown; at most once a second). Staff
+// read marks come back as read frames by "staff": "Seen" under the visitor's
+// last message they have read.
+//
 // Typing (live.js): while the visitor types, the page tells the server
 // (at most once a second); when staff type, "Support is typing…" shows below
 // the thread, until 5 s pass without a new typing frame or a staff message
@@ -56,13 +62,35 @@ let panelOpen = true; // embedded: is the widget's panel open?
 let unread = 0; // staff replies that arrived while the page was hidden (or the panel closed)
 const baseTitle = document.title;
 
+let readSent = 0; // the newest seq this page said (or the server confirmed) the visitor read
+let readTimer = null;
+
+// scheduleRead tells the server, within a second, how far the visitor has
+// read (once for a burst of messages).
+function scheduleRead() {
+  if (readTimer !== null) return;
+  readTimer = setTimeout(() => {
+    readTimer = null;
+    sendRead();
+  }, 1000);
+}
+
+function sendRead() {
+  if (document.visibilityState !== 'visible' || (embedded && !panelOpen) || !loaded || conversation === null) return;
+  const seq = thread.maxSeq;
+  if (seq > readSent && conn.send({ type: 'read', conversation_id: conversation, seq })) readSent = seq;
+}
+
 function clearUnread() {
   unread = 0;
   document.title = baseTitle;
   if (embedded) tellHost({ type: 'grainchat:unread', count: 0 });
 }
 document.addEventListener('visibilitychange', () => {
-  if (!document.hidden && (!embedded || panelOpen)) clearUnread();
+  if (!document.hidden && (!embedded || panelOpen)) {
+    clearUnread();
+    scheduleRead();
+  }
 });
 
 if (embedded) {
@@ -75,6 +103,7 @@ if (embedded) {
       panelOpen = Boolean(ev.data.open);
       if (panelOpen) {
         clearUnread();
+        scheduleRead();
         $('text').focus();
       }
     } else if (ev.data.type === 'grainchat:token' && typeof ev.data.token === 'string' && ev.data.token) {
@@ -136,6 +165,7 @@ addEventListener('beforeunload', (ev) => {
 // came from. Messages still queued go to the visitor's (new) conversation.
 function startOver() {
   thread.reset();
+  readSent = 0;
   typingView.clear();
   loaded = false;
   pendingHistory = [];
@@ -191,6 +221,7 @@ function welcome(w) {
     startOver();
   } else if (conversation !== null && conversation !== w.conversation_id) {
     thread.reset(); // another person
+    readSent = 0;
     loaded = false;
   } else if (loaded && typeof w.last_seq === 'number' && w.last_seq < thread.maxSeq) {
     startOver(); // the conversation ends before what is shown: a restored database
@@ -209,6 +240,7 @@ function welcome(w) {
   } else {
     requestHistory({ after_seq: thread.maxSeq, limit: 100 }, 'after');
   }
+  scheduleRead();
   outbox.up();
   setComposerEnabled(true);
 }
@@ -220,7 +252,9 @@ function frame(f) {
       if (f.conversation_id !== conversation || typeof f.message !== 'string') return;
       if (me && f.sender_id === me.id) outbox.stored(f.client_msg_id);
       typingView.message(f);
-      if (thread.add(f) && f.sender_is_admin && (document.hidden || (embedded && !panelOpen))) {
+      const added = thread.add(f) > 0;
+      if (added) scheduleRead();
+      if (added && f.sender_is_admin && (document.hidden || (embedded && !panelOpen))) {
         unread++;
         if (embedded) tellHost({ type: 'grainchat:unread', count: unread });
         document.title = `(${unread}) ${baseTitle}`;
@@ -240,6 +274,7 @@ function frame(f) {
         if (f.has_more && msgs.length) requestHistory({ after_seq: msgs[msgs.length - 1].seq, limit: 100 }, 'after');
       }
       if (Array.isArray(f.events)) thread.addEvents(...f.events);
+      scheduleRead();
       return;
     }
     case 'event':
@@ -258,6 +293,13 @@ function frame(f) {
       // Staff type in this conversation ("Support", or their name when the
       // server shows staff names).
       if (f.conversation_id === conversation) typingView.typing(f);
+      return;
+    case 'read':
+      // A read receipt (staff have read up to seq), or the answer to this
+      // page's own read frame (read_seq).
+      if (f.conversation_id !== conversation) return;
+      if (f.by === 'staff') thread.setSeen(f.seq);
+      if (typeof f.read_seq === 'number') readSent = Math.max(readSent, f.read_seq);
       return;
     case 'availability': {
       const a = $('availability');

@@ -8,6 +8,10 @@
 // Desk events (a status or assignee change, docs/PROTOCOL.md "Support desk")
 // show as a line between messages: after the message whose seq is the
 // event's after_seq, in id order, each id once.
+//
+// Read receipts (docs/PROTOCOL.md, "Read receipts"): setSeen says how far
+// the other side has read; "Seen" shows under the last of "our" messages up
+// to there (the visitor's own; in the inbox, any staff reply).
 
 import { el, shortTime, fullTime } from './ui.js';
 
@@ -35,6 +39,8 @@ export class Thread {
     this.pending = new Map(); // client_msg_id -> { li, text, failed }
     this.minSeq = 0;
     this.maxSeq = 0;
+    this.seenSeq = 0; // the other side has read up to this seq
+    this.seenLi = null; // the message labelled "Seen"
     this.hasMore = false;
     this.loadingOlder = false;
     this.list.replaceChildren();
@@ -335,7 +341,34 @@ export class Thread {
     return true;
   }
 
+  // setSeen takes a read receipt: the other side has read up to seq.
+  // Receipts only move forward.
+  setSeen(seq) {
+    if (typeof seq !== 'number' || seq <= this.seenSeq) return;
+    this.seenSeq = seq;
+    this.renderSeen();
+  }
+
+  // renderSeen puts "Seen" under the last of our messages the other side
+  // has read (only that one).
+  renderSeen() {
+    let target = null;
+    const ours = this.viewer === 'visitor' ? 'mine' : 'from-staff';
+    for (let s = Math.min(this.seenSeq, this.maxSeq); s > 0 && s >= this.minSeq; s--) {
+      const li = this.bySeq.get(s);
+      if (li && li.classList.contains(ours)) {
+        target = li;
+        break;
+      }
+    }
+    if (target === this.seenLi) return;
+    if (this.seenLi) this.seenLi.querySelector('.meta .seen')?.remove();
+    this.seenLi = target;
+    if (target) target.querySelector('.meta').append(el('span', { class: 'seen', text: 'Seen' }));
+  }
+
   refresh() {
+    this.renderSeen();
     this.older.hidden = !this.hasMore;
     this.older.disabled = this.loadingOlder;
     this.older.textContent = this.loadingOlder ? 'Loading earlier messages…' : 'Load earlier messages';
