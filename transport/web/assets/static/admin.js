@@ -49,6 +49,12 @@
 // says; the page sets the agent away after 10 minutes without input on it,
 // and back at the next input when it did so itself.
 //
+// Internal notes: the composer's Note toggle makes it write a note
+// ({"type":"note"}: staff only, never the visitor) instead of a reply; notes
+// show in the thread as yellow blocks, "Note by Ann", from the live event
+// frames, the changed answer and history pages. No typing frame goes while
+// writing a note.
+//
 // Read receipts: the visitor's page says how far the visitor has read; for
 // the conversation on screen (opened), "Seen" shows under the last staff
 // reply up to there.
@@ -96,6 +102,8 @@ let view = loadView(); // the inbox view shown {status, assignee, q}
 let viewsAsked = 0; // view requests (fresh pages) not answered yet
 let counts = null; // the view counts of the last page
 let refreshTimer = null;
+let noteMode = false; // does the composer write an internal note?
+let pendingNote = null; // { conv, text }: a note sent, not answered yet
 let basedOn = null; // the newest seq on screen when the reply in the composer was begun
 const viewers = new Map(); // conversation id -> the staff [{id, name}] who have it open (the followed one)
 const visitorSeen = new Map(); // conversation id -> how far its visitor has read (read receipts)
@@ -475,6 +483,17 @@ function frame(f) {
       return; // a fresh token was accepted
     case 'error':
       if (f.client_msg_id && outbox.refused(f)) return;
+      if (!f.client_msg_id && pendingNote && f.conversation_id === pendingNote.conv && f.code !== 'conversation_not_found') {
+        // The note was refused: its text goes back to the composer.
+        if (!input.value.trim() && openId === pendingNote.conv) {
+          input.value = pendingNote.text;
+          fit();
+          updateCounter();
+        }
+        pendingNote = null;
+        notice(`The note was not added. ${errorText(f, maxChars)}`);
+        return;
+      }
       if (f.code === 'token_expired') return; // the close (4401) follows and says so
       if (canned.error(f)) return;
       if (loadingCursor !== null && !f.client_msg_id && !f.conversation_id) loadingCursor = null; // a page request was refused
@@ -501,6 +520,7 @@ function frame(f) {
 // view is asked again for its counts and for conversations entering it.
 function changed(id, events) {
   if (id === openId) thread.addEvents(...events);
+  if (pendingNote && pendingNote.conv === id && events.some((ev) => ev && ev.kind === 'note')) pendingNote = null;
   const e = entries.get(id);
   for (const ev of events) {
     if (!e) break;
@@ -509,7 +529,7 @@ function changed(id, events) {
   }
   if (e) renderEntry(e);
   if (id === openId) renderDesk();
-  if (events.length) refreshView();
+  if (events.some((ev) => ev && ev.kind !== 'note')) refreshView();
   renderList();
 }
 
@@ -1088,7 +1108,7 @@ input.addEventListener('input', () => {
   // stale-reply guard checks nobody else wrote since.
   if (!input.value.trim()) basedOn = null;
   else if (basedOn === null) basedOn = thread.maxSeq;
-  if (openId !== null) typingSender.input(openId, input.value);
+  if (openId !== null && !noteMode) typingSender.input(openId, input.value);
 });
 
 const canned = new CannedReplies({
@@ -1098,8 +1118,22 @@ const canned = new CannedReplies({
     fit();
     updateCounter();
     if (basedOn === null) basedOn = thread.maxSeq;
-    if (openId !== null) typingSender.input(openId, input.value);
+    if (openId !== null && !noteMode) typingSender.input(openId, input.value);
   },
+});
+
+// setNoteMode makes the composer write notes (on) or replies.
+function setNoteMode(on) {
+  noteMode = on;
+  const b = $('note-mode');
+  b.setAttribute('aria-pressed', String(on));
+  $('composer').classList.toggle('note-mode', on);
+  input.placeholder = on ? 'Internal note: only staff see it…' : 'Reply…';
+  $('send').textContent = on ? 'Add note' : 'Send';
+}
+$('note-mode').addEventListener('click', () => {
+  setNoteMode(!noteMode);
+  input.focus();
 });
 
 function submit() {
@@ -1107,7 +1141,22 @@ function submit() {
   if (!text || openId === null || !me) return;
   const n = chars(text);
   if (n > maxChars) {
-    notice(`Message too long: ${n} characters, the limit is ${maxChars}. Shorten it and send again.`);
+    notice(`${noteMode ? 'Note' : 'Message'} too long: ${n} characters, the limit is ${maxChars}. Shorten it and send again.`);
+    return;
+  }
+  if (noteMode) {
+    // A note is not queued: it is sent now, or not at all (and stays in
+    // the composer).
+    if (!conn.send({ type: 'note', conversation_id: openId, message: text })) {
+      notice('Not connected; the note was not added. Try again in a moment.');
+      return;
+    }
+    pendingNote = { conv: openId, text };
+    input.value = '';
+    basedOn = null;
+    fit();
+    updateCounter();
+    $('notice').hidden = true;
     return;
   }
   const cmid = newClientMsgId();

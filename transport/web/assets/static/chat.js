@@ -273,7 +273,9 @@ function frame(f) {
         thread.add(...msgs);
         if (f.has_more && msgs.length) requestHistory({ after_seq: msgs[msgs.length - 1].seq, limit: 100 }, 'after');
       }
-      if (Array.isArray(f.events)) thread.addEvents(...f.events);
+      // Status events only: anything else (the server sends visitors none)
+      // is not the visitor's to see.
+      if (Array.isArray(f.events)) thread.addEvents(...f.events.filter((ev) => ev && ev.kind === 'status'));
       scheduleRead();
       return;
     }
@@ -281,9 +283,9 @@ function frame(f) {
       // The conversation's status changed (resolved by staff, reopened by
       // writing again): a line in the thread, and the note above the
       // composer.
-      if (f.conversation_id !== conversation || !f.event) return;
+      if (f.conversation_id !== conversation || !f.event || f.event.kind !== 'status') return;
       thread.addEvents(f.event);
-      if (f.event.kind === 'status') setStatus(f.event.status);
+      setStatus(f.event.status);
       return;
     case 'ack':
       thread.ack(f);

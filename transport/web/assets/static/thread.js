@@ -9,6 +9,10 @@
 // show as a line between messages: after the message whose seq is the
 // event's after_seq, in id order, each id once.
 //
+// Internal notes (kind "note", staff only) show in the inbox as a yellow
+// block, "Note by Ann" above the text; the visitor's thread shows status
+// events only, whatever it is given.
+//
 // Read receipts (docs/PROTOCOL.md, "Read receipts"): setSeen says how far
 // the other side has read; "Seen" shows under the last of "our" messages up
 // to there (the visitor's own; in the inbox, any staff reply).
@@ -159,13 +163,18 @@ export class Thread {
     let added = 0;
     for (const ev of events) {
       if (!ev || typeof ev.id !== 'number' || this.events.has(ev.id)) continue;
+      if (this.viewer === 'visitor' && ev.kind !== 'status') continue;
       this.events.add(ev.id);
-      const li = el(
-        'li',
-        { class: `event event-${ev.kind}`, dataset: { event: String(ev.id) } },
-        el('span', { class: 'event-text', text: this.eventText(ev) }),
-        el('time', { datetime: ev.created_at, title: fullTime(ev.created_at), text: shortTime(ev.created_at) }),
-      );
+      const time = el('time', { datetime: ev.created_at, title: fullTime(ev.created_at), text: shortTime(ev.created_at) });
+      const li =
+        ev.kind === 'note'
+          ? el(
+              'li',
+              { class: 'event event-note note', dataset: { event: String(ev.id) } },
+              el('div', { class: 'note-head' }, el('span', { class: 'note-by', text: this.noteBy(ev) }), time),
+              el('p', { class: 'note-body', text: typeof ev.body === 'string' ? ev.body : '' }),
+            )
+          : el('li', { class: `event event-${ev.kind}`, dataset: { event: String(ev.id) } }, el('span', { class: 'event-text', text: this.eventText(ev) }), time);
       this.place(li, (ev.after_seq || 0) + 0.5, ev.id);
       added++;
     }
@@ -174,6 +183,13 @@ export class Thread {
       if (stick) this.scrollToBottom();
     }
     return added;
+  }
+
+  // noteBy labels a note with its author: "Note by Ann", "Note by you".
+  noteBy(ev) {
+    const actor = ev.actor || {};
+    if (this.me !== null && actor.id === this.me.id) return 'Note by you';
+    return `Note by ${actor.name || 'someone'}`;
   }
 
   // eventText puts an event into words for this viewer.
