@@ -81,6 +81,6 @@ func waitSeen(p *page, texts []string) {
 	p.waitJS(fmt.Sprintf("Seen under %q", texts), fmt.Sprintf(`(() => {
 		const seen = [...document.querySelectorAll('#messages .msg .seen')];
 		return seen.every((s) => s.textContent === 'Seen') &&
-			JSON.stringify(seen.map((s) => s.closest('.msg').querySelector('.text').textContent)) === %s;
+			JSON.stringify(seen.map((s) => s.closest('.msg').querySelector('.text').textContent)) === JSON.stringify(JSON.parse(%s));
 	})()`, jsString(string(w))))
 }
