@@ -188,6 +188,10 @@ func (d foxDriver) setToken(ctx context.Context, addr, token string) error {
 	})
 }
 
+func (d foxDriver) grant(ctx context.Context, origin, name string) error {
+	return d.f.b.SetPermission(ctx, d.p.UserContext, origin, name, "granted")
+}
+
 func (d foxDriver) cookie(ctx context.Context, addr, name string) (*testCookie, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
@@ -284,6 +285,19 @@ func (c chromeDriver) setToken(ctx context.Context, addr, token string) error {
 		})
 		return err
 	}))
+}
+
+func (c chromeDriver) grant(ctx context.Context, origin, name string) error {
+	deadline, _ := ctx.Deadline()
+	tctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	_, err := chromedp.CallBrowser(tctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+		Permission:       &cdpbrowser.PermissionDescriptor{Name: name},
+		Setting:          cdpbrowser.PermissionSettingGranted,
+		Origin:           origin,
+		BrowserContextID: chromedp.FromContext(c.ctx).BrowserContextID,
+	})
+	return err
 }
 
 func (c chromeDriver) cookie(ctx context.Context, addr, name string) (*testCookie, error) {

@@ -60,6 +60,9 @@ type driver interface {
 	// frame returns a driver for the page's frame whose address starts
 	// with urlPrefix (a cross-site iframe too), or nil if there is none yet.
 	frame(ctx context.Context, urlPrefix string) (driver, error)
+	// grant grants the page's person the permission name ("notifications")
+	// on origin, as if they had allowed it when asked.
+	grant(ctx context.Context, origin, name string) error
 	// gone is non-nil once the browser is gone (a wait stops at once).
 	gone() error
 }

@@ -276,6 +276,22 @@ func (b *Browser) SetCookie(ctx context.Context, userContext string, c Cookie) e
 	return b.conn.Call(ctx, "storage.setCookie", map[string]any{"cookie": cookie, "partition": partition(userContext)}, nil)
 }
 
+// SetPermission sets the permission name ("notifications", "geolocation",
+// …) of origin in userContext ("" means the default user context) to state:
+// "granted", "denied" or "prompt" (permissions.setPermission, an extension
+// module of WebDriver BiDi that Firefox serves).
+func (b *Browser) SetPermission(ctx context.Context, userContext, origin, name, state string) error {
+	params := map[string]any{
+		"descriptor": map[string]any{"name": name},
+		"state":      state,
+		"origin":     origin,
+	}
+	if userContext != "" {
+		params["userContext"] = userContext
+	}
+	return b.conn.Call(ctx, "permissions.setPermission", params, nil)
+}
+
 // Cookies returns the cookies of userContext's jar.
 func (b *Browser) Cookies(ctx context.Context, userContext string) ([]Cookie, error) {
 	var res struct {

@@ -59,6 +59,12 @@
 // the conversation on screen (opened), "Seen" shows under the last staff
 // reply up to there.
 //
+// Notifications (notify.js): the title counts the unread messages; a beep
+// (the top bar's sound toggle, off by default, remembered) and a desktop
+// notification ("Enable notifications", for the agent's own and unassigned
+// conversations) tell of a new visitor message, unless its conversation is
+// on screen in a visible tab.
+//
 // Paging: the inbox frame holds the first page (most recent activity first)
 // and, when there are more, has_more and next_cursor; the page asks for the
 // next page ({"type":"inbox","cursor":…}) when the end of the list scrolls
@@ -82,6 +88,7 @@ import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
 import { CannedReplies } from './canned.js';
 import { TypingSender, TypingView, viewingText, presenceText, AwayControl } from './live.js';
+import { notifyDecision, Beeper, notificationPermission, showNotification } from './notify.js';
 import { $, el, chars, errorText, fullTime, listTime, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
@@ -384,6 +391,20 @@ function frame(f) {
     case 'message':
     case undefined: {
       if (typeof f.message !== 'string' || typeof f.conversation_id !== 'number') return;
+      const tell = notifyDecision({
+        message: f,
+        me,
+        entry: entries.get(f.conversation_id) || null,
+        openId,
+        visible: document.visibilityState === 'visible',
+      });
+      if (tell.sound) beeper.beep();
+      if (tell.desktop) {
+        const conv = f.conversation_id;
+        showNotification(f, () => {
+          if (entries.has(conv)) show(conv, true);
+        });
+      }
       if (me && f.sender_id === me.id) outbox.stored(f.client_msg_id);
       typingView.message(f);
       // A conversation the page does not list comes in with its
@@ -1069,6 +1090,37 @@ const away = new AwayControl({
 $('away').addEventListener('click', () => {
   if (!away.toggle()) notice('Not connected; try again in a moment.');
 });
+
+// The sound toggle and the button that asks for desktop notifications.
+const beeper = new Beeper();
+function renderSound() {
+  const b = $('sound');
+  b.setAttribute('aria-pressed', String(beeper.on));
+  b.textContent = beeper.on ? 'Sound on' : 'Sound off';
+}
+$('sound').addEventListener('click', () => {
+  beeper.set(!beeper.on);
+  renderSound();
+  beeper.beep(); // what it sounds like (nothing when turned off)
+});
+renderSound();
+
+function renderNotify() {
+  $('notify-enable').hidden = notificationPermission() !== 'default';
+}
+$('notify-enable').addEventListener('click', () => {
+  // The browser asks only from a click.
+  const asked = window.Notification.requestPermission();
+  if (asked && typeof asked.then === 'function') asked.then(renderNotify, renderNotify);
+});
+renderNotify();
+// The permission may change in the browser's site settings.
+if (navigator.permissions && navigator.permissions.query) {
+  navigator.permissions.query({ name: 'notifications' }).then(
+    (s) => s.addEventListener('change', renderNotify),
+    () => {},
+  );
+}
 
 function hide() {
   document.body.classList.remove('conversation-open');
