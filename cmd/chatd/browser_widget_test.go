@@ -17,7 +17,8 @@ import (
 // adds widget.js with one tag and the visitor's token in data-token. The
 // floating button opens chatd's /embed/ in an iframe, which signs in with the
 // token (no cookie involved), drops it from its address, and chats; closing
-// the panel and receiving a reply shows an unread badge on the button. The
+// the panel and receiving two replies shows an unread badge (2) on the
+// button, which goes when the panel opens again. The
 // host page logs no error (no postMessage before the frame said it is
 // ready). In Chromium and in Firefox.
 func TestBrowserWidgetOnAnotherSite(t *testing.T) {
@@ -38,6 +39,7 @@ func testWidgetOnAnotherSite(t *testing.T, br browserKind) {
 	// frame that has not loaded yet (Chromium: "The target origin provided …
 	// does not match the recipient window's origin").
 	page := b.newPage("host page")
+	page.viewport(1280, 800, false)
 	page.navigate(hostOrigin + "/")
 	page.waitJS("the chat button", `document.querySelector('[data-grainchat]')?.shadowRoot?.querySelector('button')?.textContent === 'Questions?'`)
 	page.run("click the chat button", `document.querySelector('[data-grainchat]').shadowRoot.querySelector('button').click()`)
@@ -66,8 +68,12 @@ func testWidgetOnAnotherSite(t *testing.T, br browserKind) {
 	page.waitJS("the panel to close", `document.querySelector('[data-grainchat]').shadowRoot.querySelector('.grainchat-panel').style.display === 'none'`)
 	post(t, staff, conv, "Anything else?", "r2")
 	page.waitJS("the unread badge", `document.querySelector('[data-grainchat]').shadowRoot.querySelector('.grainchat-badge').textContent === '1'`)
+	post(t, staff, conv, "We can also call you.", "r3")
+	page.waitJS("the unread badge at 2", `document.querySelector('[data-grainchat]').shadowRoot.querySelector('.grainchat-badge').textContent === '2'`)
+	page.docScreenshot(br, "widget-badge-desktop.png")
 	page.run("reopen", `GrainChat.open()`)
 	frame.waitMessageText("Anything else?")
+	frame.waitMessageText("We can also call you.")
 	page.waitJS("the badge to clear", `document.querySelector('[data-grainchat]').shadowRoot.querySelector('.grainchat-badge').style.display === 'none'`)
 
 	var c *testCookie
