@@ -116,7 +116,7 @@ func testBrowserNotifications(t *testing.T, br browserKind) {
 			{ message: m(), me, entry: e(), openId: 1, visible: true },                  // on screen
 			{ message: m(), me, entry: e(), openId: 1, visible: false },                 // on screen, hidden tab
 			{ message: m({ sender_is_admin: true, sender_id: 8 }), me, entry: e(), openId: null, visible: true }, // staff
-			{ message: m({ seq: 4 }), me, entry: e(), openId: null, visible: true },      // known already
+			{ message: m(), me, entry: e({ read_seq: 5 }), openId: null, visible: true }, // read already
 		];
 		return cases.map((c) => { const d = notifyDecision(c); return (d.sound ? 'S' : '-') + (d.desktop ? 'D' : '-'); });
 	})`, &got)

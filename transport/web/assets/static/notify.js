@@ -22,8 +22,10 @@ export function notifyDecision({ message, me, entry, openId, visible }) {
   const none = { sound: false, desktop: false };
   if (!message || message.sender_is_admin || (me && message.sender_id === me.id)) return none;
   if (visible && message.conversation_id === openId) return none;
-  // Not new: the page knew it already, or the agent read it.
-  if (entry && (message.seq <= (entry.last_seq || 0) || message.seq <= (entry.read_seq || 0))) return none;
+  // Read already (on another tab or device). A message frame is otherwise
+  // new: a socket gets each message once, and its inbox_update may come
+  // first (so the entry's last_seq says nothing).
+  if (entry && message.seq <= (entry.read_seq || 0)) return none;
   const a = entry ? entry.assignee : null;
   return { sound: true, desktop: !a || (!!me && a.id === me.id) };
 }
