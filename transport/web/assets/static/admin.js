@@ -100,6 +100,12 @@ const entries = new Map(); // conversation id -> entry
 let openId = null; // the conversation on screen
 let followed = null; // the conversation `open`ed on the current socket
 let loaded = false; // has the conversation on screen had its first page?
+// The newest seq the conversation on screen showed when the socket went
+// down: the next `opened` asks for the history after it. Not thread.maxSeq
+// then: the new socket gets every conversation's messages live from its
+// welcome on, so one stored meanwhile (a visitor's queued message, sent again
+// on their reconnect) may show before `opened`, above a gap.
+let resumeAfter = null;
 let pendingHistory = []; // { conv, kind } awaiting their history frame, in order
 let nextCursor = null; // the inbox page after the loaded ones, when has_more
 let loadingCursor = null; // the cursor asked for, until its page arrives
@@ -186,6 +192,7 @@ const conn = new Connection({
     setComposerEnabled(state !== 'signed-out' && state !== 'stopped' && openId !== null && me !== null && me.is_admin);
   },
   onDown: () => {
+    if (openId !== null && loaded && resumeAfter === null) resumeAfter = thread.maxSeq;
     away.down();
     followed = null;
     viewers.clear(); // the next socket opens the conversation again, and is told
@@ -299,6 +306,7 @@ function startOver() {
   viewers.clear();
   nextCursor = null;
   loadingCursor = null;
+  resumeAfter = null;
   if (openId !== null) {
     openId = null;
     followed = null;
@@ -474,8 +482,10 @@ function frame(f) {
           thread.refresh();
         }
       } else {
-        requestHistory(openId, { after_seq: thread.maxSeq, limit: 100 }, 'after');
+        const after = resumeAfter !== null ? Math.min(resumeAfter, thread.maxSeq) : thread.maxSeq;
+        requestHistory(openId, { after_seq: after, limit: 100 }, 'after');
       }
+      resumeAfter = null;
       return;
     case 'history': {
       const req = pendingHistory.shift();
@@ -994,6 +1004,7 @@ function show(id, push) {
   const previous = entries.get(openId);
   openId = id;
   loaded = false;
+  resumeAfter = null;
   thread.reset();
   if (visitorSeen.has(id)) thread.setSeen(visitorSeen.get(id));
   // Replies to this conversation not stored yet, in the order written.
