@@ -187,6 +187,7 @@ const conn = new Connection({
     setComposerEnabled(state !== 'signed-out' && state !== 'stopped' && me !== null && !me.is_admin);
   },
   onDown: () => {
+    readSent = 0; // a read frame in flight may be lost: the next welcome says it again
     pendingHistory = [];
     thread.loadingOlder = false;
     thread.refresh();
