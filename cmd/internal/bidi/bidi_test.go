@@ -302,3 +302,49 @@ func TestStartFailsCleanly(t *testing.T) {
 		t.Errorf("a float preference: %v, want it refused", err)
 	}
 }
+
+// A permission set for one user context is that context's only: a page of
+// the other still has to ask.
+func TestFirefoxSetPermission(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><title>p</title>`)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	origin := "http://" + ln.Addr().String()
+
+	b := startFirefox(t)
+	ctx := ctxT(t)
+	var pages []*Page
+	for range 2 {
+		uc, err := b.NewUserContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := b.NewPage(ctx, uc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, p)
+	}
+	if err := b.SetPermission(ctx, pages[0].UserContext, origin, "notifications", "granted"); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"granted", "default"} {
+		if err := pages[i].Navigate(ctx, origin+"/"); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := pages[i].EvaluateJSON(ctx, `Notification.permission`, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("page %d: Notification.permission = %q, want %q", i, got, want)
+		}
+	}
+}
