@@ -280,7 +280,7 @@ func (a *API) postNote(req *request) (int, any, error) {
 	if body.Body == nil {
 		return 0, nil, errorf(http.StatusBadRequest, wire.CodeEmptyMessage, "body is required")
 	}
-	text, werr := wire.Decoder{MaxMessageChars: a.cfg.MaxMessageChars}.Text(*body.Body)
+	text, werr := a.decoder.Text(*body.Body)
 	if werr != nil {
 		return 0, nil, errorf(http.StatusBadRequest, werr.Code, werr.Message)
 	}

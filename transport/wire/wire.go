@@ -297,6 +297,13 @@ func (d Decoder) text(raw json.RawMessage) (string, *Error) {
 	if err != nil {
 		return "", err
 	}
+	return d.Text(text)
+}
+
+// Text checks a message's (or a note's) text, as read from a frame or a
+// REST body: trimmed, non-empty, valid UTF-8 without NUL, at most
+// MaxMessageChars characters. It returns the trimmed text.
+func (d Decoder) Text(text string) (string, *Error) {
 	text = strings.TrimSpace(text)
 	if text == "" {
 		return "", errorf(CodeEmptyMessage, "the message is empty")
@@ -308,13 +315,6 @@ func (d Decoder) text(raw json.RawMessage) (string, *Error) {
 		return "", errorf(CodeMessageTooLong, "the message is longer than %d characters", d.MaxMessageChars)
 	}
 	return text, nil
-}
-
-// Text checks a message's (or a note's) text as a frame's would be checked,
-// for callers that did not read it from a frame (the REST API).
-func (d Decoder) Text(text string) (string, *Error) {
-	raw, _ := json.Marshal(text)
-	return d.text(raw)
 }
 
 func optString(raw json.RawMessage, field string) (string, *Error) {
