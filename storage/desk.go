@@ -125,8 +125,9 @@ type InboxQuery struct {
 	// AssigneeUser (with AssigneeID).
 	Assignee   string
 	AssigneeID int64
-	// Search, when not empty, keeps conversations with a message whose text
-	// matches every word of it, or whose visitor's name contains it,
+	// Search, when not empty, keeps conversations with a message or an
+	// internal note (EventNote) whose text matches every word of it, or
+	// whose visitor's name contains it,
 	// case-insensitively (PostgreSQL: full text search of the 'simple'
 	// configuration, which does not depend on a language, and ILIKE;
 	// memstore: each word of Search equal to a word of the message, words
@@ -136,8 +137,8 @@ type InboxQuery struct {
 	// AppendMessages returned; PostgreSQL once the store's search indexer
 	// has run after the message's batch committed, normally within its
 	// interval (pgstore.Options.SearchIndexInterval, 500 ms by default),
-	// longer when it falls behind or the database is unreachable. Names are
-	// matched at once in both.
+	// longer when it falls behind or the database is unreachable. Names and
+	// notes are matched at once in both.
 	Search string
 	After  InboxCursor
 	// Limit: 0 means DefaultInboxPage; more than MaxInboxPage is capped.

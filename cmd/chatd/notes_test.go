@@ -76,6 +76,11 @@ func TestClusterNotesNeverReachVisitors(t *testing.T) {
 	if f, _ := waitType(t, carl, carlAt, "error"); f.String("code") != "forbidden" {
 		t.Errorf("a visitor's note: %s", f.Raw)
 	}
+	carlAt = len(carl.Frames())
+	send(t, carl, map[string]any{"type": "inbox", "q": "refund"}) // a search by a visitor
+	if f, _ := waitType(t, carl, carlAt, "error"); f.String("code") != "forbidden" {
+		t.Errorf("a visitor's search: %s", f.Raw)
+	}
 
 	// A note over the API (a staff token); a visitor token is refused.
 	api := newAPIClient(t, &testServer{t: t, Addr: c.nodes[a].node.Addr()})
@@ -84,10 +89,16 @@ func TestClusterNotesNeverReachVisitors(t *testing.T) {
 		t.Errorf("POST notes: %d %s", r.status, r.raw)
 	}
 	waitFrame(t, ann, 0, "note 2", isNote(conv, "SECRET-2"))
+	// Search (staff only) finds the conversation by a note's words, at once.
+	r := api.call("GET", "/conversations?q=refund+secret-1", mint(t, "bob", "Bob", true), nil)
+	if found, _ := r.body["conversations"].([]any); r.status != 200 || len(found) != 1 || found[0].(map[string]any)["id"] != float64(conv) {
+		t.Errorf("staff search for a note's words: %d %s", r.status, r.raw)
+	}
 	visitorToken := mint(t, "carl", "Carl", false)
 	for _, r := range []apiAnswer{
 		api.call("GET", path+"/messages", visitorToken, nil),
 		api.call("GET", path, visitorToken, nil),
+		api.call("GET", "/conversations?q=refund", visitorToken, nil),
 		api.call("POST", path+"/notes", visitorToken, map[string]any{"body": "SECRET-3"}),
 	} {
 		if r.status != 403 || strings.Contains(string(r.raw), "SECRET") {

@@ -389,7 +389,7 @@ func newSearch(text string) search {
 }
 
 // conversation reports whether c matches: no search, a visitor name that
-// contains the text, or a message that has every word.
+// contains the text, or a message or internal note that has every word.
 func (m search) conversation(c *conversation, name string) bool {
 	if m.text == "" || strings.Contains(strings.ToLower(name), m.text) {
 		return true
@@ -398,15 +398,20 @@ func (m search) conversation(c *conversation, name string) bool {
 		return false
 	}
 	for _, msg := range c.messages {
-		if m.message(msg.Body) {
+		if m.matches(msg.Body) {
+			return true
+		}
+	}
+	for _, e := range c.events {
+		if e.Kind == storage.EventNote && m.matches(e.Body) {
 			return true
 		}
 	}
 	return false
 }
 
-// message reports whether body has every word of the search.
-func (m search) message(body string) bool {
+// matches reports whether body has every word of the search.
+func (m search) matches(body string) bool {
 	have := words(body)
 	for _, w := range m.words {
 		if !slices.Contains(have, w) {

@@ -24,6 +24,7 @@ type deskFixture struct {
 // rareWord is in exactly one message of a deskFixture; absentWord in none.
 const (
 	rareWord   = "zyzzyva"
+	noteWord   = "zanzibarnote" // in a note only
 	absentWord = "wombat"
 )
 
@@ -171,6 +172,35 @@ func TestSearch_100kMessages(t *testing.T) {
 		t.Errorf("the search for a rare word walks the conversations:\n%s", plan)
 	}
 
+	// Internal notes, by both plans: a new conversation (the newest) whose
+	// only message has neither word, with a note that has both the word of
+	// every message (found by the walk) and a word of its own (from the
+	// matches).
+	ctx := t.Context()
+	u, err := s.UpsertUser(ctx, storage.UserInput{ExternalID: "noted", Name: "Noted Visitor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := s.EnsureConversation(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendMessages(ctx, []storage.NewMessage{{ConversationID: conv.ID, SenderID: u.ID, SenderName: u.Name, Body: "thanks"}}); err != nil {
+		t.Fatal(err)
+	}
+	note := "Question asked by phone, see " + noteWord
+	if _, err := s.ChangeConversation(ctx, conv.ID, storage.Change{ActorID: f.staff.ID, Note: &note}); err != nil {
+		t.Fatal(err)
+	}
+	if got := view(storage.InboxQuery{Search: noteWord}); !slices.Equal(got, []int64{conv.ID}) {
+		t.Errorf("search for a word of a note: %v, want [%d]", got, conv.ID)
+	}
+	if got := view(storage.InboxQuery{Search: "question", Limit: 2}); !slices.Equal(got, []int64{conv.ID, all[0]}) {
+		t.Errorf("search (walking) for a word of every message and of a note: %v, want [%d %d]", got, conv.ID, all[0])
+	}
+	if plan := explain(t, s, storage.InboxQuery{ViewerID: f.staff.ID, Search: "question", Assignee: storage.AssigneeAny, Limit: 2}); !walked(plan) {
+		t.Errorf("the search for a word of every message does not walk the conversations:\n%s", plan)
+	}
 }
 
 // walked reports whether a search's plan, run, probed conversations one by

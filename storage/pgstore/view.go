@@ -153,8 +153,10 @@ const (
 // Search: conversations with a message whose 'simple' text search vector
 // matches every word (message_search and its GIN index
 // message_search_tsv_idx, filled by IndexSearch: a message is found once
-// indexed, see migration 00008) or whose visitor's name contains the text
-// (ILIKE, users_name_trgm_idx when pg_trgm is installed). Two plans,
+// indexed, see migration 00008), with an internal note that does (the
+// partial GIN index conversation_events_note_tsv_idx, 00013: found as soon
+// as written), or whose visitor's name contains the text (ILIKE,
+// users_name_trgm_idx when pg_trgm is installed). Two plans,
 // chosen for each call by searchWalk (a query of its own, reading at most
 // searchHits matches: one more round trip, for searches only):
 //
@@ -224,6 +226,9 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 			SELECT conversation_id AS id FROM message_search
 			WHERE tsv @@ plainto_tsquery('simple', %[2]s)
 			UNION
+			SELECT conversation_id FROM conversation_events
+			WHERE kind = 'note' AND to_tsvector('simple', body) @@ plainto_tsquery('simple', %[2]s)
+			UNION
 			SELECT cu.id FROM users su JOIN conversations cu ON cu.user_id = su.id
 			WHERE su.name ILIKE %[3]s
 		) h
@@ -251,7 +256,13 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 			WHERE m.conversation_id = w.id AND s.tsv @@ plainto_tsquery('simple', %[2]s)
 			LIMIT 1
 		) wm ON true
-		WHERE wu.name ILIKE %[3]s OR wm.hit
+		LEFT JOIN LATERAL (
+			SELECT true AS hit FROM conversation_events e
+			WHERE e.conversation_id = w.id AND e.kind = 'note'
+				AND to_tsvector('simple', e.body) @@ plainto_tsquery('simple', %[2]s)
+			LIMIT 1
+		) wn ON true
+		WHERE wu.name ILIKE %[3]s OR wm.hit OR wn.hit
 		ORDER BY w.last_message_at DESC, w.id DESC
 		LIMIT %[4]s
 	)`, where.String(), b.add(q.Search), b.add(likeContains(q.Search)), limitArg)

@@ -38,6 +38,7 @@ func deskTests() []struct {
 		{"Desk/ViewInvalid", testDeskViewInvalid},
 		{"Desk/ViewWalk", testDeskViewWalk},
 		{"Desk/Search", testDeskSearch},
+		{"Desk/SearchNotes", testDeskSearchNotes},
 		{"Desk/StaffUser", testDeskStaffUser},
 		{"Desk/ConversationEntry", testDeskConversationEntry},
 	}
@@ -1016,6 +1017,49 @@ func testDeskSearch(t *testing.T, s storage.Store) {
 	first := mustView(t, s, storage.InboxQuery{ViewerID: d.ann.ID, Search: "platypus", Limit: 1})
 	if got := search(storage.InboxQuery{Search: "platypus", After: first[0].Cursor()}); !slices.Equal(got, ids(c3)) {
 		t.Errorf("second page of the search: %v, want %v", got, ids(c3))
+	}
+}
+
+// testDeskSearchNotes: a search finds a conversation by the words of one
+// of its internal notes as it finds one by a message's (every word in one
+// note), as soon as the note is written, with the view's filters; a note
+// and a message do not add up to a match.
+func testDeskSearchNotes(t *testing.T, s storage.Store) {
+	d := newDesk(t, s, 4)
+	c0, c1, c2, c3 := d.convs[0], d.convs[1], d.convs[2], d.convs[3]
+	mustAppend(t, s, []storage.NewMessage{
+		d.msg(c0, "where is my parcel?"),
+		d.msg(c1, "the kettle leaks"),
+		d.msg(c2, "hello"),
+		d.msg(c3, "hello again"),
+	})
+	indexSearch(t, s)
+	d.change(c1, storage.Change{ActorID: d.ann.ID, Note: ptr("Called Mallory in Billing: refund on Monday")})
+	d.change(c2, storage.Change{ActorID: d.bob.ID, Note: ptr("VIP customer, see the kettle ticket")})
+	d.change(c3, storage.Change{ActorID: d.ann.ID, Status: ptr(storage.StatusResolved), Note: ptr("billing sorted")})
+	search := func(q storage.InboxQuery) []int64 {
+		t.Helper()
+		q.ViewerID = d.ann.ID
+		return inboxIDs(mustView(t, s, q))
+	}
+	// Newest first: c3, c2, c1, c0 got their messages in that order's reverse.
+	for _, tt := range []struct {
+		q    storage.InboxQuery
+		want []int64
+	}{
+		{storage.InboxQuery{Search: "mallory"}, []int64{c1.ID}},
+		{storage.InboxQuery{Search: "BILLING refund"}, []int64{c1.ID}}, // every word, in one note
+		{storage.InboxQuery{Search: "billing"}, []int64{c3.ID, c1.ID}}, // two notes
+		{storage.InboxQuery{Search: "kettle"}, []int64{c2.ID, c1.ID}},  // a note (c2) and a message (c1)
+		{storage.InboxQuery{Search: "kettle leaks vip"}, nil},          // message and note do not add up
+		{storage.InboxQuery{Search: "hello vip"}, nil},                 // nor on one conversation
+		{storage.InboxQuery{Search: "billing", Status: storage.StatusOpen}, []int64{c1.ID}},
+		{storage.InboxQuery{Search: "billing", Status: storage.StatusResolved}, []int64{c3.ID}},
+		{storage.InboxQuery{Search: "parcel"}, []int64{c0.ID}},
+	} {
+		if got := search(tt.q); !slices.Equal(got, tt.want) {
+			t.Errorf("search %+v: %v, want %v", tt.q, got, tt.want)
+		}
 	}
 }
 
