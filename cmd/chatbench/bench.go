@@ -30,6 +30,7 @@ type bench struct {
 	sent, replies, acked, refusedN, delivered atomic.Int64
 	dups, outOfOrder, doubleAcked, badFrames  atomic.Int64
 	closedEarlyN, misrouted, typingSent       atomic.Int64
+	typingReceived                            atomic.Int64
 	finished, stopReplies                     atomic.Bool
 
 	mu        sync.Mutex

@@ -70,6 +70,8 @@ type client struct {
 
 	conv int64 // visitors: their conversation, set before welcomed is closed (seed: see seedState)
 
+	opened atomic.Int64 // admins: opened frames received (--open-per-admin)
+
 	seed *seedState // the seed dialect's state; nil in v1
 
 	mu         sync.Mutex
@@ -303,6 +305,11 @@ func (c *client) handle(data []byte) {
 	case "message":
 		c.onMessage(f, now)
 		c.signal()
+	case "opened":
+		c.opened.Add(1)
+		c.signal()
+	case "typing":
+		c.b.typingReceived.Add(1)
 	}
 }
 

@@ -109,6 +109,10 @@ func internType(b []byte) string {
 		return "inbox"
 	case "inbox_update":
 		return "inbox_update"
+	case "opened":
+		return "opened"
+	case "typing":
+		return "typing"
 	}
 	return string(b)
 }

@@ -123,6 +123,7 @@ type options struct {
 	drain       time.Duration
 	replyEvery  int
 	typingEvery time.Duration
+	openPerAdm  int
 	connectRate float64
 	concurrency int
 	rounds      int
@@ -176,6 +177,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for outstanding acks and deliveries at the end (seed: how long without any new frame)")
 	fs.IntVar(&o.replyEvery, "reply-every", 10, "an admin replies to every Nth visitor message of a conversation (the admin conversation_id mod admins); 0 = never")
 	fs.DurationVar(&o.typingEvery, "typing-every", 0, "chat (v1): each visitor also sends a typing frame this often, phases spread evenly, while messages are sent (e.g. 3s); 0 = never")
+	fs.IntVar(&o.openPerAdm, "open-per-admin", 0, "chat (v1): each admin opens this many of the conversations it replies in (conversation_id mod --admins) before messages flow, as an agent with conversations on screen, and so also gets their typing frames (typing_received); 0 = admins follow the inbox only")
 	fs.Float64Var(&o.connectRate, "connect-rate", 0, "connections opened per second; 0 = as fast as --concurrency dialers can (chat, admins 2000 at start; churn 200 throughout)")
 	fs.IntVar(&o.concurrency, "concurrency", 100, "dialers opening connections at the same time (churn: at most --users)")
 	fs.IntVar(&o.rounds, "rounds", 1, "connect: times the same --conns visitors connect (round 1 creates their conversations; connect 2)")
@@ -258,8 +260,8 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	if o.concurrency < 1 || o.rounds < 1 || o.msgsPerConn < 1 || o.window < 0 {
 		problems = append(problems, "--concurrency, --rounds and --msgs-per-conn must be at least 1, --window at least 0")
 	}
-	if o.rate < 0 || o.connectRate < 0 || o.replyEvery < 0 || o.settleMargin < 0 || o.typingEvery < 0 {
-		problems = append(problems, "--rate, --connect-rate, --reply-every, --settle-margin and --typing-every cannot be negative")
+	if o.rate < 0 || o.connectRate < 0 || o.replyEvery < 0 || o.settleMargin < 0 || o.typingEvery < 0 || o.openPerAdm < 0 {
+		problems = append(problems, "--rate, --connect-rate, --reply-every, --settle-margin, --typing-every and --open-per-admin cannot be negative")
 	}
 	if o.duration <= 0 || o.sampleEvery <= 0 {
 		problems = append(problems, "--duration and --sample-every must be positive")

@@ -104,11 +104,12 @@ type idleReport struct {
 
 type messageReport struct {
 	SendSeconds        float64        `json:"send_s"`
-	CompleteSeconds    float64        `json:"complete_s,omitempty"`  // --messages: from the first post until everything was delivered (or the drain gave up)
-	Sent               int64          `json:"sent"`                  // visitor posts
-	Replies            int64          `json:"replies"`               // admin posts
-	TypingSent         int64          `json:"typing_sent,omitempty"` // --typing-every: typing frames sent
-	Acked              int64          `json:"acked"`                 // v1: acks; seed: messages back at their sender (stored)
+	CompleteSeconds    float64        `json:"complete_s,omitempty"`      // --messages: from the first post until everything was delivered (or the drain gave up)
+	Sent               int64          `json:"sent"`                      // visitor posts
+	Replies            int64          `json:"replies"`                   // admin posts
+	TypingSent         int64          `json:"typing_sent,omitempty"`     // --typing-every: typing frames sent
+	TypingReceived     int64          `json:"typing_received,omitempty"` // typing frames the admins received (--open-per-admin)
+	Acked              int64          `json:"acked"`                     // v1: acks; seed: messages back at their sender (stored)
 	Refused            int64          `json:"refused"`
 	RefusedByCode      map[string]int `json:"refused_by_code,omitempty"`
 	Unanswered         int64          `json:"unanswered"` // posts of open connections with neither ack nor error at the end (seed: never back at their sender)

@@ -109,7 +109,7 @@ func (b *bench) messageReport(sendDur time.Duration, lost int64) *messageReport 
 		Sent: b.sent.Load(), Replies: b.replies.Load(), Acked: b.acked.Load(), Refused: b.refusedN.Load(),
 		Unanswered: b.unanswered(), Delivered: b.delivered.Load(),
 		Lost: lost, Duplicates: b.dups.Load(), OutOfOrder: b.outOfOrder.Load(), DoubleAcked: b.doubleAcked.Load(),
-		Misrouted: b.misrouted.Load(), TypingSent: b.typingSent.Load(),
+		Misrouted: b.misrouted.Load(), TypingSent: b.typingSent.Load(), TypingReceived: b.typingReceived.Load(),
 		Ack: summarize(b.lat.ack), UserToAdmin: summarize(b.lat.userToAdmin), AdminToUser: summarize(b.lat.adminToUser)}
 	if len(b.refusedBy) > 0 {
 		m.RefusedByCode = map[string]int{}
@@ -141,6 +141,12 @@ func (b *bench) runChat(ctx context.Context) (*report, error) {
 		closeAll(b.admins)
 		smp.stop()
 		return nil, fmt.Errorf("no visitor connected: %v; first: %s", st.FailedBy, st.FirstErr)
+	}
+
+	if err := b.openConversations(ctx); err != nil {
+		closeAll(append(append([]*client(nil), b.users...), b.admins...))
+		smp.stop()
+		return nil, err
 	}
 
 	c0 := b.cpuNow(ctx)
@@ -188,6 +194,29 @@ func (b *bench) runChat(ctx context.Context) (*report, error) {
 	smp.take(ctx)
 	b.finish(r, smp)
 	return r, nil
+}
+
+// openConversations has each admin open --open-per-admin of the
+// conversations it replies in (conversation_id mod --admins) and waits
+// until chatd answered every open with opened.
+func (b *bench) openConversations(ctx context.Context) error {
+	if b.o.openPerAdm == 0 || b.o.dialect != dialectV1 || len(b.admins) == 0 {
+		return nil
+	}
+	want := make([]int, len(b.admins))
+	for _, u := range b.users {
+		a := b.admins[int(u.conv%int64(len(b.admins)))]
+		if want[a.id.idx] < b.o.openPerAdm {
+			want[a.id.idx]++
+			a.conn.WriteAsync(gws.OpcodeText, fmt.Appendf(nil, `{"type":"open","conversation_id":%d}`, u.conv), nil)
+		}
+	}
+	for _, a := range b.admins {
+		if !a.waitUntil(ctx, 30*time.Second, func() bool { return a.opened.Load() >= int64(want[a.id.idx]) }) {
+			return fmt.Errorf("admin %d: %d of %d conversations opened after 30 s", a.id.idx, a.opened.Load(), want[a.id.idx])
+		}
+	}
+	return nil
 }
 
 // sendMessages has the visitors post: for --duration, or --messages each.

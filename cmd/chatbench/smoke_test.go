@@ -111,6 +111,21 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("CPU: %+v", r.CPU)
 		}
 	})
+	t.Run("typing to opened conversations", func(t *testing.T) {
+		// 10 visitors type every 500 ms for 3 s; each admin opens 2 of its
+		// conversations, so 4 of the 10 visitors' typing reaches an admin
+		// (relayed at most once per user every 2 s: 2 each).
+		r := bench(t, "--scenario", "chat", "--users", "10", "--admins", "2", "--duration", "3s", "--rate", "50",
+			"--typing-every", "500ms", "--open-per-admin", "2")
+		checkMessages(t, r.Messages)
+		if m := r.Messages; m.TypingSent < 40 || m.TypingReceived < 4 || m.TypingReceived > 4*2+4 {
+			t.Errorf("typing: %d sent, %d received by admins; want at least 40 sent and 4 to 12 received", m.TypingSent, m.TypingReceived)
+		}
+		// Opened conversations do not deliver their messages twice.
+		if m := r.Messages; m.Delivered != 3*m.Acked {
+			t.Errorf("delivered %d frames of %d messages, want 3 each", m.Delivered, m.Acked)
+		}
+	})
 	t.Run("admins flat out", func(t *testing.T) {
 		r := bench(t, "--scenario", "admins", "--users", "5", "--admins", "6", "--rate", "0", "--duration", "1s")
 		checkMessages(t, r.Messages)
