@@ -335,9 +335,9 @@ type killRecord struct {
 	TargetConversation int64   `json:"target_conversation"`
 	TargetHosted       bool    `json:"target_hosted"` // the target's grain was found on a node
 	Grains             []int64 `json:"grains"`        // our conversations whose grains the node hosted
-	// AlsoElsewhere are those of Grains that another node's log also
-	// said it hosted at the kill (two activations during a membership
-	// change).
+	// AlsoElsewhere are those of Grains that another node also hosted
+	// at the kill, as its operator view said (two activations during a
+	// membership change).
 	AlsoElsewhere []int64 `json:"also_elsewhere,omitempty"`
 	Sockets       int     `json:"sockets"` // visitors connected to the node
 	// ServeAgain is, per visitor, the time from the kill until a post
@@ -399,17 +399,18 @@ func (c *chaos) kill(ctx context.Context, k int) (killRecord, error) {
 	rec.TargetConversation = target.conv
 	var victim *chatproc.Node
 	_ = chatproc.WaitFor(ctx, 10*time.Second, "the target's host", func() bool {
-		if hs := c.cl.Hosts(target.conv); len(hs) > 0 {
+		if hs := c.cl.Hosts(ctx, target.conv); len(hs) > 0 {
 			victim = hs[0]
 			return true
 		}
 		return false
 	})
 	if victim == nil {
-		// Not in any log: kill the node hosting the most conversations.
+		// Hosted nowhere: kill the node hosting the most conversations.
+		most := -1
 		for _, n := range c.cl.Nodes {
-			if victim == nil || len(n.Hosted()) > len(victim.Hosted()) {
-				victim = n
+			if h := len(n.Hosted(ctx)); h > most {
+				victim, most = n, h
 			}
 		}
 	} else {
@@ -417,7 +418,7 @@ func (c *chaos) kill(ctx context.Context, k int) (killRecord, error) {
 	}
 	rec.Node = victim.Name()
 	hosted := map[int64]bool{}
-	for _, conv := range victim.Hosted() {
+	for _, conv := range victim.Hosted(ctx) {
 		hosted[conv] = true
 	}
 	rec.grainOnNode = make([]bool, len(c.visitors))
@@ -426,7 +427,7 @@ func (c *chaos) kill(ctx context.Context, k int) (killRecord, error) {
 		if hosted[v.conv] {
 			rec.grainOnNode[i] = true
 			rec.Grains = append(rec.Grains, v.conv)
-			if len(c.cl.Hosts(v.conv)) > 1 {
+			if len(c.cl.Hosts(ctx, v.conv)) > 1 {
 				rec.AlsoElsewhere = append(rec.AlsoElsewhere, v.conv)
 			}
 		}

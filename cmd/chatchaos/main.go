@@ -205,13 +205,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cl, err := chatproc.StartCluster(ctx, chatproc.ClusterConfig{
 		Node: chatproc.NodeConfig{
 			Binary: bin,
-			// Debug logs (chatd's and the actor runtime's) say where
-			// grains activate and stop; chatproc reads the text format.
-			// The per-user rate limit is lifted, as loadtest.sh does:
-			// this measures failover, not the limiter (--chatd-arg
-			// --message-rate=10 puts it back).
-			Args: []string{"--jwt-secret", jwtSecret, "--log-level", "debug", "--actor-log-level", "debug",
-				"--log-format", "text", "--message-rate", "-1"},
+			// --pprof serves the operator view (GET /debug/cluster),
+			// which says where grains are. The per-user rate limit is
+			// lifted, as loadtest.sh does: this measures failover, not
+			// the limiter (--chatd-arg --message-rate=10 puts it back).
+			Args: []string{"--jwt-secret", jwtSecret, "--pprof", "--log-format", "text", "--message-rate", "-1"},
 			ReadyTimeout: 60 * time.Second,
 			LogLimit:     4 << 20,
 		},

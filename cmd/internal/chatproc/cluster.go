@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -129,23 +129,15 @@ func (c *Cluster) URLs() []string {
 	return out
 }
 
-// Hosts lists the nodes whose current process hosts the grain of conv,
-// the most recent activation first.
-func (c *Cluster) Hosts(conv int64) []*Node {
-	type hosted struct {
-		n     *Node
-		since time.Time
-	}
-	var hs []hosted
+// Hosts lists the nodes whose current process hosts the grain of conv
+// (their Status), in the cluster's order. Right after a membership change
+// two nodes may both host it for a while.
+func (c *Cluster) Hosts(ctx context.Context, conv int64) []*Node {
+	var out []*Node
 	for _, n := range c.Nodes {
-		if since, ok := n.Hosting(conv); ok {
-			hs = append(hs, hosted{n, since})
+		if slices.Contains(n.Hosted(ctx), conv) {
+			out = append(out, n)
 		}
-	}
-	sort.Slice(hs, func(i, j int) bool { return hs[i].since.After(hs[j].since) })
-	out := make([]*Node, len(hs))
-	for i, h := range hs {
-		out[i] = h.n
 	}
 	return out
 }

@@ -2,15 +2,14 @@ package chatproc
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
-	"sort"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -26,9 +25,8 @@ type NodeConfig struct {
 	// A restart keeps it, as a node behind a load balancer would.
 	Addr string
 	// Args are chatd's flags; the node runs `chatd --addr <Addr> <Args...>`.
-	// Activated and Hosting read the log: they need `--log-level debug` and
-	// the text format; Hosting also needs `--actor-log-level debug` to see
-	// the grains the actor runtime stops when their owner changes.
+	// Status (and Hosted, Cluster.Hosts) need `--pprof`, which serves the
+	// operator view GET /debug/cluster.
 	Args []string
 	// Env is the process's environment. Nil means this process's
 	// environment with CHAT_DATABASE_URL emptied, so that only flags (and
@@ -53,17 +51,15 @@ type Node struct {
 
 	outMu sync.Mutex // serializes writes to log and cfg.LogTo
 
-	mu   sync.Mutex
-	run  *run           // the current or last run
-	ever map[int64]bool // conversations any run activated
+	mu  sync.Mutex
+	run *run // the current or last run
 }
 
 // run is one process of a Node.
 type run struct {
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has ended and its output is read
-	exit    error         // cmd.Wait's answer, set before done is closed
-	hosting map[int64]time.Time
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has ended and its output is read
+	exit error         // cmd.Wait's answer, set before done is closed
 }
 
 func (r *run) ended() bool {
@@ -98,7 +94,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 30 * time.Second
 	}
-	n := &Node{cfg: cfg, log: NewBuffer(cfg.LogLimit), ever: map[int64]bool{}}
+	n := &Node{cfg: cfg, log: NewBuffer(cfg.LogLimit)}
 	if err := n.start(ctx); err != nil {
 		return nil, err
 	}
@@ -151,7 +147,7 @@ func (n *Node) start(ctx context.Context) error {
 		n.mu.Unlock()
 		return fmt.Errorf("start %s: %w", n.cfg.Name, err)
 	}
-	r := &run{cmd: cmd, done: make(chan struct{}), hosting: map[int64]time.Time{}}
+	r := &run{cmd: cmd, done: make(chan struct{})}
 	n.run = r
 	n.mu.Unlock()
 
@@ -213,7 +209,6 @@ func (n *Node) readLines(r *run, rd io.Reader, wg *sync.WaitGroup) {
 				_, _ = n.cfg.LogTo.Write(line)
 			}
 			n.outMu.Unlock()
-			n.follow(r, line)
 		}
 		if err != nil {
 			return
@@ -273,126 +268,52 @@ func (n *Node) Stop(timeout time.Duration) error {
 	}
 }
 
-// Activated reports whether the node's output, over all its runs, says it
-// activated the grain of conversation conv.
-func (n *Node) Activated(conv int64) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ever[conv]
+// Status is what GET /debug/cluster answers (chatd's operator view; the
+// node needs --pprof), in part: the node's view of the cluster and the
+// grains it hosts.
+type Status struct {
+	Node          string   `json:"node"`
+	Member        bool     `json:"member"`
+	Members       []string `json:"members"`
+	Conversations []int64  `json:"conversations"` // conversation grains active on the node, sorted
+	InboxOwner    string   `json:"inbox_owner"`
+	InboxActive   bool     `json:"inbox_active"`
+	Sessions      int      `json:"sessions"`
 }
 
-// Hosting reports whether the node's current process hosts the grain of
-// conversation conv, and since when: its output says it activated the grain
-// and has not said since that the grain stopped (moved by the actor runtime
-// or by its own owner check, passivated, panicked). Right after a membership
-// change two nodes may both say so for a while.
-func (n *Node) Hosting(conv int64) (since time.Time, ok bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.run == nil || n.run.ended() {
-		return time.Time{}, false
+// Status asks the node's current process for its operator view (bounded by
+// 5 s and ctx). An error when the node is not running or does not answer.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	if !n.Running() {
+		return Status{}, fmt.Errorf("%s is not running", n.cfg.Name)
 	}
-	since, ok = n.run.hosting[conv]
-	return since, ok
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.cfg.Addr+"/debug/cluster", nil)
+	if err != nil {
+		return Status{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Status{}, fmt.Errorf("%s: status: %w", n.cfg.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Status{}, fmt.Errorf("%s: status: %s (is chatd running with --pprof?)", n.cfg.Name, resp.Status)
+	}
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return Status{}, fmt.Errorf("%s: status: %w", n.cfg.Name, err)
+	}
+	return st, nil
 }
 
 // Hosted lists, in increasing order, the conversations whose grains the
-// node's current process hosts (see Hosting).
-func (n *Node) Hosted() []int64 {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.run == nil || n.run.ended() {
+// node's current process hosts (its Status); none when it does not answer.
+func (n *Node) Hosted(ctx context.Context) []int64 {
+	st, err := n.Status(ctx)
+	if err != nil {
 		return nil
 	}
-	out := make([]int64, 0, len(n.run.hosting))
-	for c := range n.run.hosting {
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
-// follow updates what the node hosts from one line of its output.
-func (n *Node) follow(r *run, line []byte) {
-	conv, ev := parseGrainLine(line)
-	if ev == grainNone {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	switch ev {
-	case grainActivated:
-		r.hosting[conv] = time.Now()
-		n.ever[conv] = true
-	case grainStopped:
-		delete(r.hosting, conv)
-	}
-}
-
-type grainEvent int
-
-const (
-	grainNone grainEvent = iota
-	grainActivated
-	grainStopped
-)
-
-// The lines chatd's conversation grains (actors/conversation.go) and the
-// actor runtime's placement actor (protoactor's disthash, which poisons
-// grains whose owner changed) log at debug level, in the text format.
-var (
-	activatedPrefix = []byte(`msg="conversation activated" component=conversation conversation_id=`)
-	movedPrefix     = []byte(`msg="Actor moved" component=protoactor identity=conversation/`)
-	stoppedMsgs     = [][]byte{
-		[]byte(`msg="conversation owned by another node: stopping this activation"`),
-		[]byte(`msg="passivating idle conversation"`),
-		[]byte(`msg="conversation grain panicked"`),
-	}
-	convKey = []byte(" conversation_id=")
-)
-
-// parseGrainLine recognizes a grain's activation or end in a log line.
-func parseGrainLine(line []byte) (int64, grainEvent) {
-	if i := bytes.Index(line, activatedPrefix); i >= 0 {
-		if conv, ok := leadingID(line[i+len(activatedPrefix):]); ok {
-			return conv, grainActivated
-		}
-		return 0, grainNone
-	}
-	if i := bytes.Index(line, movedPrefix); i >= 0 {
-		if conv, ok := leadingID(line[i+len(movedPrefix):]); ok {
-			return conv, grainStopped
-		}
-		return 0, grainNone
-	}
-	for _, m := range stoppedMsgs {
-		i := bytes.Index(line, m)
-		if i < 0 {
-			continue
-		}
-		rest := line[i+len(m):]
-		j := bytes.Index(rest, convKey)
-		if j < 0 {
-			return 0, grainNone
-		}
-		if conv, ok := leadingID(rest[j+len(convKey):]); ok {
-			return conv, grainStopped
-		}
-		return 0, grainNone
-	}
-	return 0, grainNone
-}
-
-// leadingID parses the decimal id at the start of b, which must end with a
-// space or a line end.
-func leadingID(b []byte) (int64, bool) {
-	end := 0
-	for end < len(b) && b[end] >= '0' && b[end] <= '9' {
-		end++
-	}
-	if end == 0 || end == len(b) || (b[end] != ' ' && b[end] != '\n') {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(string(b[:end]), 10, 64)
-	return id, err == nil
+	return st.Conversations
 }
