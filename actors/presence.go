@@ -454,6 +454,7 @@ func (p *presence) delta() *chatpb.PresenceState {
 	for conv, off := range p.sendOffline {
 		if off {
 			st.Offline = append(st.Offline, conv)
+			st.OfflineAtUnixMicro = append(st.OfflineAtUnixMicro, p.lastSeen[conv].UnixMicro())
 		}
 	}
 	if p.sendStaff {
@@ -502,6 +503,7 @@ func (p *presence) peerState(ctx actor.Context, from *actor.PID, st *chatpb.Pres
 	// Every conversation the state names, or the node had, with whether it
 	// was online before the state applies.
 	before := make(map[int64]bool)
+	left := make(map[int64]time.Time) // when the peer's visitors left, as it says
 	note := func(conv int64) {
 		if _, ok := before[conv]; !ok {
 			before[conv] = p.online(conv)
@@ -516,16 +518,20 @@ func (p *presence) peerState(ctx actor.Context, from *actor.PID, st *chatpb.Pres
 		}
 		peer.online = make(map[int64]bool, len(st.GetOnline()))
 	} else {
-		for _, conv := range st.GetOffline() {
+		at := st.GetOfflineAtUnixMicro()
+		for i, conv := range st.GetOffline() {
 			note(conv)
 			delete(peer.online, conv)
+			if i < len(at) && at[i] > 0 {
+				left[conv] = time.UnixMicro(at[i]).UTC()
+			}
 		}
 	}
 	for _, conv := range st.GetOnline() {
 		peer.online[conv] = true
 	}
 	// The node that had the visitor stores when they left.
-	p.notifyFlips(ctx, before, false)
+	p.notifyFlips(ctx, before, left, false)
 	if st.GetStaffSet() {
 		peer.staff = st.GetStaff()
 		p.checkAvailability(ctx)
@@ -534,13 +540,17 @@ func (p *presence) peerState(ctx actor.Context, from *actor.PID, st *chatpb.Pres
 
 // notifyFlips tells staff sessions about the conversations whose online
 // state differs from before; store also stores when the visitors who left
-// were last seen (now).
-func (p *presence) notifyFlips(ctx actor.Context, before map[int64]bool, store bool) {
+// were last seen: at their time in left, else now.
+func (p *presence) notifyFlips(ctx actor.Context, before map[int64]bool, left map[int64]time.Time, store bool) {
 	now := time.Now()
 	for conv, was := range before {
 		if on := p.online(conv); on != was {
 			if !on {
-				p.seen(conv, now, store)
+				at, ok := left[conv]
+				if !ok {
+					at = now
+				}
+				p.seen(conv, at, store)
 			}
 			p.changed(ctx, conv, on)
 		}
@@ -586,7 +596,7 @@ func (p *presence) dropPeer(ctx actor.Context, addr string) {
 		before[conv] = true
 	}
 	delete(p.peers, addr)
-	p.notifyFlips(ctx, before, true) // the node that had them cannot
+	p.notifyFlips(ctx, before, nil, true) // the node that had them cannot
 	p.checkAvailability(ctx)
 }
 
@@ -613,8 +623,10 @@ func (s *session) presenceChanged(c *presenceChange) {
 	}
 	if c.online {
 		s.online[c.conv] = true
+		delete(s.leftAt, c.conv)
 	} else {
 		delete(s.online, c.conv)
+		s.rememberLeft(c.conv, c.lastSeen)
 	}
 	if s.cfg.V1 {
 		s.write(wire.PresenceFrame(c.conv, wire.VisitorPresence{Online: c.online, LastSeen: c.lastSeen}))
@@ -642,9 +654,29 @@ func (s *session) away(ctx actor.Context, req wire.Request) {
 	}
 }
 
+// maxLeftAt bounds a staff session's leftAt. The presence actors store
+// last-seen times within seconds (presenceSaveEvery), so only the latest
+// departures are missing from the store; past the bound the session
+// forgets them all and reads the store's.
+const maxLeftAt = 1024
+
+// rememberLeft records that conv's visitor left at t, for the inbox pages
+// read before the store has it (see withPresence).
+func (s *session) rememberLeft(conv int64, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if s.leftAt == nil || len(s.leftAt) >= maxLeftAt {
+		s.leftAt = make(map[int64]time.Time)
+	}
+	s.leftAt[conv] = t
+}
+
 // withPresence fills the entries' visitor presence: online from what the
 // node's presence actor told the session, the last-seen times of the others
-// from the store (left out if it fails).
+// from the store (left out if it fails), or from the presence frames the
+// session got when they are later (the store gets them in batches, a few
+// seconds after the visitor left).
 func (s *session) withPresence(ctx context.Context, entries []wire.InboxEntry) {
 	var offline []int64
 	for i := range entries {
@@ -659,11 +691,18 @@ func (s *session) withPresence(ctx context.Context, entries []wire.InboxEntry) {
 	}
 	seen, err := s.node.store.LastSeen(ctx, offline)
 	if err != nil {
-		return
+		seen = nil // the session's own, if any
 	}
 	for i := range entries {
-		if at, ok := seen[entries[i].ConversationID]; ok && !entries[i].Visitor.Online {
-			entries[i].Visitor.LastSeen = at
+		v := entries[i].Visitor
+		if v.Online {
+			continue
+		}
+		if at, ok := seen[entries[i].ConversationID]; ok {
+			v.LastSeen = at
+		}
+		if at, ok := s.leftAt[entries[i].ConversationID]; ok && at.After(v.LastSeen) {
+			v.LastSeen = at
 		}
 	}
 }

@@ -97,6 +97,9 @@ type session struct {
 	// online are the conversations whose visitor is connected (staff; see
 	// presence.go).
 	online map[int64]bool
+	// leftAt are the last-seen times of the visitors this session saw
+	// leave (staff; see presence.go), until the store has them.
+	leftAt map[int64]time.Time
 
 	links   map[int64]*link // conversation → its grain (see follow.go)
 	inbox   grainRef        // admins: the inbox grain

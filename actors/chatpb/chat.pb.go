@@ -1913,14 +1913,18 @@ func (x *ReceiptDelivery) GetV1Frame() []byte {
 // is a change: online and offline list the conversations whose visitor came
 // or left, and staff, when staff_set, replaces the node's staff list.
 type PresenceState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Full          bool                   `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
-	Online        []int64                `protobuf:"varint,2,rep,packed,name=online,proto3" json:"online,omitempty"`
-	Offline       []int64                `protobuf:"varint,3,rep,packed,name=offline,proto3" json:"offline,omitempty"`
-	StaffSet      bool                   `protobuf:"varint,4,opt,name=staff_set,json=staffSet,proto3" json:"staff_set,omitempty"`
-	Staff         []*StaffPresence       `protobuf:"bytes,5,rep,name=staff,proto3" json:"staff,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Full     bool                   `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
+	Online   []int64                `protobuf:"varint,2,rep,packed,name=online,proto3" json:"online,omitempty"`
+	Offline  []int64                `protobuf:"varint,3,rep,packed,name=offline,proto3" json:"offline,omitempty"`
+	StaffSet bool                   `protobuf:"varint,4,opt,name=staff_set,json=staffSet,proto3" json:"staff_set,omitempty"`
+	Staff    []*StaffPresence       `protobuf:"bytes,5,rep,name=staff,proto3" json:"staff,omitempty"`
+	// offline_at_unix_micro: when each visitor of offline left (the same
+	// order), so that every node shows the same last-seen time. A node that
+	// does not send it (an older one) is taken to mean "now".
+	OfflineAtUnixMicro []int64 `protobuf:"varint,6,rep,packed,name=offline_at_unix_micro,json=offlineAtUnixMicro,proto3" json:"offline_at_unix_micro,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *PresenceState) Reset() {
@@ -1984,6 +1988,13 @@ func (x *PresenceState) GetStaffSet() bool {
 func (x *PresenceState) GetStaff() []*StaffPresence {
 	if x != nil {
 		return x.Staff
+	}
+	return nil
+}
+
+func (x *PresenceState) GetOfflineAtUnixMicro() []int64 {
+	if x != nil {
+		return x.OfflineAtUnixMicro
 	}
 	return nil
 }
@@ -2195,13 +2206,14 @@ const file_chat_proto_rawDesc = "" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x19\n" +
 	"\bby_staff\x18\x03 \x01(\bR\abyStaff\x12\x19\n" +
-	"\bv1_frame\x18\x04 \x01(\fR\av1Frame\"\xa7\x01\n" +
+	"\bv1_frame\x18\x04 \x01(\fR\av1Frame\"\xda\x01\n" +
 	"\rPresenceState\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12\x16\n" +
 	"\x06online\x18\x02 \x03(\x03R\x06online\x12\x18\n" +
 	"\aoffline\x18\x03 \x03(\x03R\aoffline\x12\x1b\n" +
 	"\tstaff_set\x18\x04 \x01(\bR\bstaffSet\x123\n" +
-	"\x05staff\x18\x05 \x03(\v2\x1d.grainchat.chat.StaffPresenceR\x05staff\"<\n" +
+	"\x05staff\x18\x05 \x03(\v2\x1d.grainchat.chat.StaffPresenceR\x05staff\x121\n" +
+	"\x15offline_at_unix_micro\x18\x06 \x03(\x03R\x12offlineAtUnixMicro\"<\n" +
 	"\rStaffPresence\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x12\n" +
 	"\x04away\x18\x02 \x01(\bR\x04awayB.Z,github.com/grainchat/grainchat/actors/chatpbb\x06proto3"

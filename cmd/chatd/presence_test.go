@@ -81,8 +81,21 @@ func TestClusterPresence(t *testing.T) {
 	if waited := f.At.Sub(closed); waited < grace-500*time.Millisecond {
 		t.Errorf("offline after %v, before the grace (%v)", waited, grace)
 	}
-	if at, err := time.Parse(time.RFC3339Nano, f.String("last_seen_at")); err != nil || at.Before(closed.Add(-time.Second)) || at.After(f.At) {
+	// The time he left, not the end of the grace, on Ann's node as on his.
+	if at, err := time.Parse(time.RFC3339Nano, f.String("last_seen_at")); err != nil || at.Before(closed.Add(-time.Second)) || at.After(closed.Add(time.Second)) {
 		t.Errorf("last_seen_at of %s (closed at %v)", f.Raw, closed)
+	}
+	// An inbox page asked at once says so too (the store gets the time
+	// a few seconds later).
+	annAt = len(ann.Frames())
+	send(t, ann, map[string]any{"type": "inbox"})
+	in, _ := waitType(t, ann, annAt, "inbox")
+	for _, e := range in.Fields["conversations"].([]any) {
+		if m := e.(map[string]any); m["conversation_id"] == float64(conv) {
+			if v, _ := m["visitor"].(map[string]any); v == nil || v["online"] != false || v["last_seen_at"] != f.String("last_seen_at") {
+				t.Errorf("Carl's inbox entry right after he left: %v, want offline, last seen %s", m["visitor"], f.String("last_seen_at"))
+			}
+		}
 	}
 
 	// A reload within the grace shows nothing to staff.
