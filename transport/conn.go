@@ -21,7 +21,10 @@ import (
 // them through frameConn.writeFrames: a burst of frames for one client is one
 // system call.
 type conn struct {
-	id     string
+	id string
+	// seq numbers the connection on this node (id is seq in base 36); it
+	// picks the connection's registry shard.
+	seq    uint64
 	server *Server
 	userID int64
 	user   *userState
@@ -62,7 +65,8 @@ var _ actors.Sink = (*conn)(nil)
 
 var connSeq atomic.Uint64
 
-func newConnID() string { return strconv.FormatUint(connSeq.Add(1), 36) }
+// connID is the id of the connection numbered seq (from connSeq).
+func connID(seq uint64) string { return strconv.FormatUint(seq, 36) }
 
 // Write queues frame. When more than the configured number of frames are
 // waiting, the client is not reading: it is closed with CloseSlowConsumer.

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -201,17 +200,14 @@ type Server struct {
 	plain *gws.Upgrader // for clients that speak the seed protocol
 	v1    *gws.Upgrader // for clients that offer the grainchat.v1 subprotocol
 
-	mu       sync.Mutex
-	conns    map[*gws.Conn]*conn
-	users    map[int64]*userState // users with reserved or open sockets
-	reserved int                  // sockets reserved, open or being opened
-	closing  bool
+	// conns is the table of sockets: reserved, open, per user (see
+	// registry).
+	conns *registry
 	// handshakes holds a token per handshake doing store and actor work
 	// (MaxHandshakes); waiting counts those waiting for one.
 	handshakes chan struct{}
 	waiting    atomic.Int64
-	drained    chan struct{}
-	stopPing   chan struct{}
+	stopPing   chan struct{} // closed by the first StopAccepting
 	pingDone   chan struct{}
 }
 
@@ -231,13 +227,12 @@ func New(logger *slog.Logger, cfg Config, verifier *auth.Verifier, origins *auth
 		node:     node,
 		metrics:  metrics,
 		decoder:  wire.Decoder{MaxMessageChars: cfg.MaxMessageChars},
-		conns:    make(map[*gws.Conn]*conn),
-		users:    make(map[int64]*userState),
 		stopPing: make(chan struct{}),
 		pingDone: make(chan struct{}),
 
 		handshakes: make(chan struct{}, cfg.MaxHandshakes),
 	}
+	s.conns = newRegistry(cfg.MaxConns, cfg.MaxConnsPerUser, s.newLimiter)
 	opt := func(subprotocols []string) *gws.ServerOption {
 		return &gws.ServerOption{
 			ParallelEnabled:    false, // frames of one socket are handled in order
@@ -271,10 +266,11 @@ func (s *Server) Start() {
 			case <-s.stopPing:
 				return
 			case <-t.C:
-				// Ping outside the server's lock: with 19,000 sockets,
-				// scheduling each ping under it held up every handshake
-				// and close for the whole sweep.
-				batch = s.openConns(batch[:0])
+				// Ping outside the registry's locks: with 19,000 sockets,
+				// scheduling each ping under one lock held up every
+				// handshake and close for the whole sweep. The copy
+				// holds one shard's lock at a time.
+				batch = s.conns.appendOpen(batch[:0])
 				for _, c := range batch {
 					c.ping()
 				}
@@ -285,55 +281,35 @@ func (s *Server) Start() {
 }
 
 // Shutdown refuses new sockets, closes every open one with 1001 and waits
-// (bounded by ctx) until their sessions have stopped.
+// (bounded by ctx) until their sessions have stopped. A socket that opens
+// after StopAccepting is refused (ServeHTTP's add), so the sockets collected
+// here are all there will be (see registry.stop).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.StopAccepting()
-	s.mu.Lock()
-	s.drained = make(chan struct{})
-	if len(s.conns) == 0 {
-		close(s.drained)
-	}
-	for _, c := range s.conns {
+	for _, c := range s.conns.appendOpen(nil) {
 		c.Close(wire.DisconnectShutdown)
 	}
-	drained := s.drained
-	s.mu.Unlock()
 	<-s.pingDone
 	select {
-	case <-drained:
+	case <-s.conns.drainedC():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("close websockets: %w", ctx.Err())
 	}
 }
 
-// openConns appends the open sockets' conns to dst.
-func (s *Server) openConns(dst []*conn) []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.conns {
-		dst = append(dst, c)
-	}
-	return dst
-}
-
 // StopAccepting refuses new sockets from now on, handshakes waiting for a
 // slot included (503), and stops the pings; Shutdown closes the open ones.
 // It is idempotent.
 func (s *Server) StopAccepting() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closing {
-		s.closing = true
+	if s.conns.stop() {
 		close(s.stopPing)
 	}
 }
 
 // Connections is the number of open sockets.
 func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.conns.openCount()
 }
 
 // refusal is a handshake answered with an HTTP status instead of an upgrade.
@@ -374,18 +350,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logger.Debug("upgrade failed", "err", err)
 		return
 	}
-	s.mu.Lock()
-	if s.closing || h.conn.closing.Load() {
-		s.mu.Unlock()
+	c := h.conn
+	socket.Session().Store(connKey, c)
+	if !s.conns.add(c) {
+		// Shutting down (Shutdown may have collected the open sockets
+		// already), or the session closed the connection.
 		h.abandon()
 		_ = socket.WriteClose(wire.DisconnectShutdown.Code, []byte(wire.DisconnectShutdown.Reason))
 		_ = socket.NetConn().Close()
 		return
 	}
-	c := h.conn
-	s.conns[socket] = c
-	socket.Session().Store(connKey, c)
-	s.mu.Unlock()
 	s.metrics.ConnOpened()
 	_ = socket.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	c.attach(socket, nc)
@@ -405,7 +379,7 @@ type admitted struct {
 // abandon undoes an admission whose upgrade did not complete.
 func (h *admitted) abandon() {
 	h.server.node.StopSession(h.conn.pid)
-	h.server.release(h.conn.userID)
+	h.server.conns.release(h.conn.userID)
 }
 
 // admit checks a handshake in order — Origin, token, that it is an upgrade,
@@ -446,15 +420,16 @@ func (s *Server) admit(r *http.Request) (*admitted, *refusal) {
 		s.logger.Warn("handshake: load user", "err", err)
 		return nil, refuseUnavailable
 	}
-	us, status := s.reserve(user.ID, user.IsAdmin)
-	switch status {
-	case http.StatusTooManyRequests:
+	us, err := s.conns.reserve(user.ID, user.IsAdmin)
+	switch {
+	case errors.Is(err, errUserConns):
 		return nil, refuseUserConns
-	case http.StatusServiceUnavailable:
+	case err != nil:
 		return nil, refuseFull
 	}
 	v1 := offersSubprotocol(r, wire.Subprotocol)
-	c := &conn{id: newConnID(), server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue, user: us,
+	seq := connSeq.Add(1)
+	c := &conn{id: connID(seq), seq: seq, server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue, user: us,
 		subject: ident.Subject, admin: ident.Admin}
 	if user.IsAdmin {
 		c.maxQueued = s.cfg.AdminWriteQueue
@@ -475,11 +450,8 @@ func (s *Server) admit(r *http.Request) (*admitted, *refusal) {
 	}
 }
 
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+// isClosing reports whether StopAccepting was called.
+func (s *Server) isClosing() bool { return s.conns.stopped() }
 
 // acquireHandshake waits, at most HandshakeWait, for one of the
 // MaxHandshakes slots of handshakes doing store and actor work. At most
@@ -590,53 +562,18 @@ func (q quietReader) Read(p []byte) (int, error) {
 // connection.
 const readBufferSize = 512
 
-// userState is what the server bounds per user: sockets and frame rate.
-type userState struct {
-	conns   int
-	limiter *rate.Limiter
-}
-
-// reserve counts a socket for user before it opens; the caller must release
-// it when the socket closes or fails to open.
-func (s *Server) reserve(userID int64, admin bool) (*userState, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return nil, http.StatusServiceUnavailable
+// newLimiter makes the frame rate limiter of a user (staff: admin), shared
+// by all of the user's sockets on this node.
+func (s *Server) newLimiter(admin bool) *rate.Limiter {
+	perSecond, burst := s.cfg.MessageRate, s.cfg.MessageBurst
+	if admin {
+		perSecond, burst = s.cfg.StaffMessageRate, s.cfg.StaffMessageBurst
 	}
-	if s.reserved >= s.cfg.MaxConns {
-		return nil, http.StatusServiceUnavailable
+	limit := rate.Inf
+	if perSecond > 0 {
+		limit = rate.Limit(perSecond)
 	}
-	u := s.users[userID]
-	if u == nil {
-		perSecond, burst := s.cfg.MessageRate, s.cfg.MessageBurst
-		if admin {
-			perSecond, burst = s.cfg.StaffMessageRate, s.cfg.StaffMessageBurst
-		}
-		limit := rate.Inf
-		if perSecond > 0 {
-			limit = rate.Limit(perSecond)
-		}
-		u = &userState{limiter: rate.NewLimiter(limit, burst)}
-		s.users[userID] = u
-	}
-	if u.conns >= s.cfg.MaxConnsPerUser {
-		return nil, http.StatusTooManyRequests
-	}
-	u.conns++
-	s.reserved++
-	return u, 0
-}
-
-func (s *Server) release(userID int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reserved--
-	if u := s.users[userID]; u != nil {
-		if u.conns--; u.conns <= 0 {
-			delete(s.users, userID)
-		}
-	}
+	return rate.NewLimiter(limit, burst)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *refusal) {
@@ -659,7 +596,7 @@ func offersSubprotocol(r *http.Request, want string) bool {
 }
 
 // connKey is where a socket's *conn is kept in its gws session storage, so
-// that reading a frame does not take the server-wide lock.
+// that reading a frame takes no registry lock.
 const connKey = "grainchat.conn"
 
 func (s *Server) lookup(socket *gws.Conn) *conn {
@@ -675,23 +612,15 @@ func (s *Server) lookup(socket *gws.Conn) *conn {
 func (s *Server) OnOpen(*gws.Conn) {}
 
 // OnClose implements gws.Event: the session actor stops with its socket.
+// It undoes ServeHTTP's add once: a socket that was never added has nothing
+// to undo.
 func (s *Server) OnClose(socket *gws.Conn, err error) {
-	s.mu.Lock()
-	c := s.conns[socket]
-	delete(s.conns, socket)
-	if s.closing && len(s.conns) == 0 && s.drained != nil {
-		select {
-		case <-s.drained:
-		default:
-			close(s.drained)
-		}
-	}
-	s.mu.Unlock()
-	if c == nil {
+	c := s.lookup(socket)
+	if c == nil || !s.conns.remove(c) {
 		return
 	}
 	c.closed()
-	s.release(c.userID)
+	s.conns.release(c.userID)
 	s.metrics.ConnClosed()
 	if c.pid != nil {
 		s.node.StopSession(c.pid)
