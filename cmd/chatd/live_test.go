@@ -4,6 +4,7 @@ package main
 // conversation (docs/PROTOCOL.md, "Live signals").
 
 import (
+	"database/sql"
 	"fmt"
 	"sort"
 	"testing"
@@ -156,4 +157,76 @@ func TestClusterTypingAndViewers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dbWrites is the rows inserted, updated and deleted in the database of dsn
+// so far, as PostgreSQL's statistics say (each backend reports its own
+// within about 10 s of its transaction).
+func dbWrites(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	var n int64
+	err := db.QueryRow(`SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()`).Scan(&n)
+	if err != nil {
+		t.Fatalf("read the database's statistics: %v", err)
+	}
+	return n
+}
+
+// settledWrites waits until dbWrites has not moved for 11 s (the backends'
+// statistics reach pg_stat_database within 10 s) and returns it.
+func settledWrites(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	last, since := dbWrites(t, db), time.Now()
+	waitFor(t, 60*time.Second, "the database's write counters to settle", func() bool {
+		if n := dbWrites(t, db); n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= 11*time.Second
+	})
+	return last
+}
+
+// Typing costs PostgreSQL no write: dozens of typing frames each way, all
+// relayed, leave the database's row counters where they were; a message
+// moves them (the counters work).
+func TestTypingWritesNothing(t *testing.T) {
+	dsn := newDatabase(t)
+	s := startServer(t, "--database-url", dsn, "--typing-interval", "50ms")
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	carl := dial(t, s, "carl", "Carl", false, true)
+	conv := convOf(t, carl)
+	post(t, carl, conv, "hello", "c1")
+	ann := dial(t, s, "ann", "Ann", true, true)
+	openConv(t, ann, conv)
+
+	before := settledWrites(t, db)
+	const n = 30
+	carlAt, annAt := len(carl.Frames()), len(ann.Frames())
+	for range n {
+		send(t, carl, map[string]any{"type": "typing"})
+		send(t, ann, map[string]any{"type": "typing", "conversation_id": conv})
+		time.Sleep(100 * time.Millisecond) // pace the frames over the relay interval
+	}
+	count := func(c *wsclient.Client, from int, name string) int {
+		k := 0
+		for _, f := range c.Frames()[from:] {
+			if isTyping(conv, name)(f) {
+				k++
+			}
+		}
+		return k
+	}
+	waitFor(t, 10*time.Second, "the typing frames relayed", func() bool {
+		return count(ann, annAt, "Carl") >= n*2/3 && count(carl, carlAt, "Support") >= n*2/3
+	})
+	if after := settledWrites(t, db); after != before {
+		t.Errorf("typing wrote %d rows (%d typing frames relayed to Ann, %d to Carl)", after-before,
+			count(ann, annAt, "Carl"), count(carl, carlAt, "Support"))
+	}
+	post(t, carl, conv, "a message is a write", "c2")
+	waitFor(t, 30*time.Second, "a message's write in the counters", func() bool { return dbWrites(t, db) > before })
 }
