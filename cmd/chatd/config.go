@@ -15,6 +15,7 @@ import (
 
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/cmd/internal/devsecret"
+	"github.com/grainchat/grainchat/integrations/webhook"
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/clientip"
 	"github.com/grainchat/grainchat/transport/wire"
@@ -78,6 +79,13 @@ type config struct {
 	MaxHandshakes    int
 	HandshakeWait    time.Duration
 	StoreWriters     int
+
+	WebhookURL         string
+	WebhookSecret      string
+	WebhookTimeout     time.Duration
+	WebhookRetention   time.Duration
+	WebhookRetryMax    time.Duration
+	WebhookConcurrency int
 }
 
 // DefaultAwayMessage is what visitors read while no staff user is available.
@@ -132,6 +140,12 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", transport.DefaultMaxHandshakes, "handshakes loading their user and starting their session at once; more wait for a slot")
 	fs.DurationVar(&cfg.HandshakeWait, "handshake-wait", transport.DefaultHandshakeWait, "how long a handshake may wait for a slot before 503 with Retry-After")
 	fs.IntVar(&cfg.StoreWriters, "store-writers", 1, "message batches written to the database at the same time (fewer: bigger batches, less database CPU)")
+	fs.StringVar(&cfg.WebhookURL, "webhook-url", "", "comma-separated endpoints (YAML: a list) that get every event as a signed POST (docs/WEBHOOKS.md); needs --database-url and --webhook-secret")
+	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "key of the webhooks' HMAC-SHA256 signatures (>= 16 bytes)")
+	fs.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", webhook.DefaultTimeout, "bound on one webhook attempt; a slower answer is a failed attempt")
+	fs.DurationVar(&cfg.WebhookRetention, "webhook-retention", webhook.DefaultRetention, "how long a webhook event is retried before it is given up")
+	fs.DurationVar(&cfg.WebhookRetryMax, "webhook-retry-max", webhook.DefaultRetryMax, "longest wait between two attempts of one webhook event (the backoff starts at 1s and doubles)")
+	fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", webhook.DefaultConcurrency, "conversations whose webhook events one endpoint is sent at once (each conversation's in order)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
 }
@@ -303,10 +317,27 @@ func (cfg *config) validate() []string {
 	}{{"idle-timeout", cfg.IdleTimeout}, {"ping-interval", cfg.PingInterval}, {"grain-idle-timeout", cfg.GrainIdleTimeout},
 		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout}, {"handshake-wait", cfg.HandshakeWait},
 		{"automanaged-refresh", cfg.AutomanagedRefresh}, {"grain-refresh-interval", cfg.RefreshInterval},
-		{"typing-interval", cfg.TypingInterval}, {"presence-grace", cfg.PresenceGrace}} {
+		{"typing-interval", cfg.TypingInterval}, {"presence-grace", cfg.PresenceGrace},
+		{"webhook-timeout", cfg.WebhookTimeout}, {"webhook-retention", cfg.WebhookRetention}, {"webhook-retry-max", cfg.WebhookRetryMax}} {
 		if d.v <= 0 {
 			p = append(p, d.name+": must be positive")
 		}
+	}
+	if urls := cfg.webhookURLs(); len(urls) > 0 {
+		if cfg.DatabaseURL == "" {
+			p = append(p, "webhook-url: webhooks need --database-url (the memory store keeps no outbox)")
+		}
+		if len(cfg.WebhookSecret) < 16 {
+			p = append(p, "webhook-secret: webhooks need a secret of at least 16 bytes")
+		}
+		for _, u := range urls {
+			if err := webhook.CheckURL(u); err != nil {
+				p = append(p, "webhook-url: "+err.Error())
+			}
+		}
+	}
+	if cfg.WebhookConcurrency < 1 {
+		p = append(p, "webhook-concurrency: must be positive")
 	}
 	if cfg.PingInterval >= cfg.IdleTimeout {
 		p = append(p, "ping-interval: must be shorter than idle-timeout")
@@ -317,6 +348,8 @@ func (cfg *config) validate() []string {
 func (cfg *config) origins() []string { return splitList(cfg.AllowedOrigins) }
 
 func (cfg *config) trustedProxies() []string { return splitList(cfg.TrustedProxies) }
+
+func (cfg *config) webhookURLs() []string { return splitList(cfg.WebhookURL) }
 
 // tlsConfig loads the --tls-cert/--tls-key pair: nil without them. Beyond a
 // floor of TLS 1.2 it keeps Go's defaults (cipher suites, curves, HTTP/2).

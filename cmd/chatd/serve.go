@@ -21,6 +21,7 @@ import (
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/actors/membership"
 	"github.com/grainchat/grainchat/cmd/internal/metrics"
+	"github.com/grainchat/grainchat/integrations/webhook"
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/batch"
 	"github.com/grainchat/grainchat/storage/memstore"
@@ -125,6 +126,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	metric := metrics.New(func() int { return m.node.Members() }) // scraped only once the node is set
+	if err := m.startWebhooks(ctx, store, metric); err != nil {
+		return err
+	}
 	appender := batch.New(logger.With("component", "batch"), store, batch.Options{Observe: metric.ObserveBatch, Writers: cfg.StoreWriters})
 	m.onClose(func(context.Context) { appender.Close() })
 
@@ -244,6 +248,41 @@ func (m *Main) Open(ctx context.Context) error {
 	return nil
 }
 
+// startWebhooks starts the webhooks' dispatcher when --webhook-url is set:
+// the store must keep their outbox (pgstore; validate refuses the memory
+// store already).
+func (m *Main) startWebhooks(ctx context.Context, store storage.Store, metric *metrics.Metrics) error {
+	cfg := m.Config
+	urls := cfg.webhookURLs()
+	if len(urls) == 0 {
+		return nil
+	}
+	outbox, ok := store.(storage.Webhooks)
+	if !ok {
+		return errors.New("webhook-url: webhooks need --database-url (this store keeps no outbox)")
+	}
+	d, err := webhook.New(m.logger.With("component", "webhook"), webhook.Config{
+		URLs:        urls,
+		Secret:      []byte(cfg.WebhookSecret),
+		Timeout:     cfg.WebhookTimeout,
+		Retention:   cfg.WebhookRetention,
+		RetryMax:    cfg.WebhookRetryMax,
+		Concurrency: cfg.WebhookConcurrency,
+	}, outbox, metric)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	m.onClose(func(ctx context.Context) {
+		if err := d.Shutdown(ctx); err != nil {
+			m.logger.Warn("webhooks shutdown", "err", err)
+		}
+	})
+	return nil
+}
+
 // onClose arranges for f to run at Close, before what was built earlier.
 func (m *Main) onClose(f func(context.Context)) { m.closers = append(m.closers, f) }
 
@@ -325,7 +364,10 @@ func openStore(ctx context.Context, logger *slog.Logger, cfg config) (storage.St
 		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every message is lost when chatd stops. Set --database-url / CHAT_DATABASE_URL for PostgreSQL.")
 		return memstore.New(memstore.Options{}), nil
 	}
-	store, err := pgstore.Open(ctx, logger.With("component", "pgstore"), cfg.DatabaseURL, pgstore.Options{SkipMigrations: !cfg.Migrate})
+	store, err := pgstore.Open(ctx, logger.With("component", "pgstore"), cfg.DatabaseURL, pgstore.Options{
+		SkipMigrations: !cfg.Migrate,
+		Webhooks:       len(cfg.webhookURLs()) > 0,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

@@ -26,10 +26,18 @@ func (s *Store) EnsureConversation(ctx context.Context, userID int64) (storage.C
 		return storage.Conversation{}, dbError(ctx, "pgstore: ensure conversation", err)
 	}
 
+	// With webhooks, a new conversation is queued in the same statement
+	// (00014).
 	err = s.db.GetContext(ctx, &c, `
-		INSERT INTO conversations (user_id) VALUES ($1)
-		ON CONFLICT (user_id) DO NOTHING
-		RETURNING `+conversationColumns, userID)
+		WITH c AS (
+			INSERT INTO conversations (user_id) VALUES ($1)
+			ON CONFLICT (user_id) DO NOTHING
+			RETURNING `+conversationColumns+`
+		), q AS (
+			INSERT INTO webhook_queue (kind, first_id, last_id)
+			SELECT 'conversation', c.id, c.id FROM c WHERE $2::boolean
+		)
+		SELECT * FROM c`, userID, s.opts.Webhooks)
 	switch {
 	case err == nil:
 		return c, nil

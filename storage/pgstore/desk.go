@@ -107,6 +107,15 @@ func (s *Store) ChangeConversation(ctx context.Context, conversationID int64, c 
 	if res.Events, err = writeChange(ctx, tx, res.State, plan, cur.actor.ref()); err != nil {
 		return storage.ChangeResult{}, err
 	}
+	if s.opts.Webhooks && len(res.Events) > 0 {
+		// The change's events, for the webhooks (00014), under the
+		// conversation's lock like the events themselves.
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_queue (kind, first_id, last_id, conversation_ids)
+			VALUES ('events', $1, $2, ARRAY[$3::bigint])`, res.Events[0].ID, res.Events[len(res.Events)-1].ID, conversationID)
+		if err != nil {
+			return storage.ChangeResult{}, dbError(ctx, "pgstore: change conversation: queue webhooks", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return storage.ChangeResult{}, dbError(ctx, "pgstore: change conversation: commit", err)
 	}
@@ -331,7 +340,8 @@ func (s *Store) readEvents(ctx context.Context, conversationID, fromSeq, toSeq i
 // markReadQuery moves user $1's mark of conversation $2 to $3, capped at the
 // conversation's last_seq, never backwards, and returns the mark: NULL when
 // the conversation does not exist. A staff user's mark, or the visitor's own,
-// moves the conversation's read receipts too (00010).
+// moves the conversation's read receipts too (00010). With $4, a mark that
+// moved is queued for the webhooks.
 const markReadQuery = `
 	WITH c AS (SELECT id, user_id, last_seq FROM conversations WHERE id = $2),
 	m AS (
@@ -339,6 +349,13 @@ const markReadQuery = `
 		SELECT $1, c.id, LEAST($3::bigint, c.last_seq) FROM c
 		ON CONFLICT (user_id, conversation_id) DO UPDATE SET seq = GREATEST(read_marks.seq, EXCLUDED.seq)
 		RETURNING seq
+	),
+	q AS (
+		-- A mark that moved, for the webhooks when $4 (00014). The old mark
+		-- is read in the statement's snapshot, before the upsert.
+		INSERT INTO webhook_queue (kind, first_id, last_id, user_id, seq)
+		SELECT 'read', c.id, c.id, $1, m.seq FROM c, m
+		WHERE $4::boolean AND m.seq > COALESCE((SELECT o.seq FROM read_marks o WHERE o.user_id = $1 AND o.conversation_id = $2), 0)
 	),
 	r AS (
 		INSERT INTO read_receipts (conversation_id, staff_seq, visitor_seq)
@@ -359,7 +376,7 @@ func (s *Store) MarkRead(ctx context.Context, userID, conversationID, seq int64)
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var mark sql.NullInt64
-	err := s.getPrepared(ctx, &mark, markReadQuery, userID, conversationID, seq)
+	err := s.getPrepared(ctx, &mark, markReadQuery, userID, conversationID, seq, s.opts.Webhooks)
 	switch {
 	case pq.As(err, "23503") != nil: // foreign_key_violation: the only other key is the user
 		return 0, storage.Errorf(storage.ENOTFOUND, "user %d not found", userID)

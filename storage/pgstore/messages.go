@@ -21,7 +21,7 @@ const messageColumns = `m.id, m.conversation_id, m.seq, m.sender_id, m.sender_na
 // AppendMessages implements storage.Store.
 //
 // The whole batch is one call of the SQL function grainchat_append_messages
-// (migration 00002; 00007 and 00008 changed it), through a prepared statement: one round trip and one
+// (migration 00002; 00007, 00008 and 00014 changed it), through a prepared statement: one round trip and one
 // commit, whatever the size of the batch. The function locks the batch's
 // conversations in id order (so that concurrent writers never deadlock),
 // finds the messages stored earlier under the batch's client message ids,
@@ -64,7 +64,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 	}
 	rows, err := stmt.QueryContext(ctx,
 		pq.Int64Array(cols.conversationID), pq.Int64Array(cols.senderID), pq.StringArray(cols.senderName),
-		pq.BoolArray(cols.senderIsAdmin), pq.StringArray(cols.body), pq.StringArray(cols.clientMsgID))
+		pq.BoolArray(cols.senderIsAdmin), pq.StringArray(cols.body), pq.StringArray(cols.clientMsgID), s.opts.Webhooks)
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: append messages", s.checkPrepared(appendQuery, err))
 	}
@@ -104,7 +104,8 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 	return results, nil
 }
 
-// appendQuery calls grainchat_append_messages (migration 00008). A new
+// appendQuery calls grainchat_append_messages (migration 00014; $7: queue
+// the batch for webhooks, Options.Webhooks). A new
 // message's columns are the ones sent: only a duplicate's (the message stored
 // first under its key) come back, and the event of a message that reopened
 // its conversation.
@@ -118,7 +119,7 @@ const appendQuery = `SELECT ord,
 	CASE WHEN outcome = 'duplicate' THEN body END,
 	CASE WHEN outcome = 'duplicate' THEN COALESCE(client_msg_id, '') END,
 	reopen_event_id, actor_external_id, actor_name
-	FROM grainchat_append_messages($1, $2, $3, $4, $5, $6)`
+	FROM grainchat_append_messages($1, $2, $3, $4, $5, $6, $7)`
 
 // appendColumns holds valid new messages column by column, to be sent as
 // arrays.

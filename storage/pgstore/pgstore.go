@@ -73,6 +73,13 @@ type Options struct {
 	// the oldest message waiting would then be older than this. Zero means
 	// DefaultSearchIndexMaxLag (30 s); negative means never yield.
 	SearchIndexMaxLag time.Duration
+	// Webhooks makes the Store record webhook events (storage.Webhooks,
+	// migration 00014) in the transactions that store what they describe:
+	// one queue row per AppendMessages call, per desk change, per new
+	// conversation and per moved read mark. Every node of a cluster must
+	// agree (a node without it records nothing of its own writes). False
+	// (the default) records nothing.
+	Webhooks bool
 }
 
 // withDefaults returns o with its zero values replaced by the defaults.
@@ -217,7 +224,8 @@ func Open(ctx context.Context, logger *slog.Logger, dsn string, opts Options) (*
 	logger.Info("pgstore: opened",
 		"host", cfg.Host, "port", cfg.Port, "database", cfg.Database, "user", cfg.User,
 		"max_open_conns", opts.MaxOpenConns, "migrations", !opts.SkipMigrations, "store_id", s.id,
-		"search_index_interval", opts.SearchIndexInterval, "search_index_max_lag", opts.SearchIndexMaxLag)
+		"search_index_interval", opts.SearchIndexInterval, "search_index_max_lag", opts.SearchIndexMaxLag,
+		"webhooks", opts.Webhooks)
 	return s, nil
 }
 

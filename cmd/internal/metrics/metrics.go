@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/integrations/webhook"
 	"github.com/grainchat/grainchat/transport"
 )
 
@@ -35,11 +36,18 @@ type Metrics struct {
 	passivations     *prometheus.CounterVec
 	gapFilled        prometheus.Counter
 	grainMoved       prometheus.Counter
+
+	webhookSent      *prometheus.CounterVec
+	webhookErrors    *prometheus.CounterVec
+	webhookFailed    *prometheus.CounterVec
+	webhookPending   *prometheus.GaugeVec
+	webhookOldestAge *prometheus.GaugeVec
 }
 
 var (
 	_ transport.Metrics = (*Metrics)(nil)
 	_ actors.Metrics    = (*Metrics)(nil)
+	_ webhook.Metrics   = (*Metrics)(nil)
 )
 
 // New registers every metric, plus the Go runtime and process collectors.
@@ -76,10 +84,21 @@ func New(members func() int) *Metrics {
 			Help: "Messages sessions read from the store to fill a gap."}),
 		grainMoved: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_grain_moves_total",
 			Help: "Times a session found its grain at a new PID."}),
+		webhookSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_webhook_events_sent_total",
+			Help: "Webhook events an endpoint took (2xx) from this node, by endpoint."}, []string{"endpoint"}),
+		webhookErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_webhook_attempts_failed_total",
+			Help: "Webhook attempts that failed (non-2xx answer, timeout, connection) and will be retried, by endpoint."}, []string{"endpoint"}),
+		webhookFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_webhook_events_failed_total",
+			Help: "Webhook events given up after the retention (--webhook-retention), by endpoint."}, []string{"endpoint"}),
+		webhookPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "grainchat_webhook_events_pending",
+			Help: "Webhook events waiting for an endpoint, reported by the node sending it (0 elsewhere: sum over nodes)."}, []string{"endpoint"}),
+		webhookOldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "grainchat_webhook_oldest_pending_seconds",
+			Help: "Age of the oldest webhook event waiting for an endpoint, reported by the node sending it (0 elsewhere: max over nodes)."}, []string{"endpoint"}),
 	}
 	for _, c := range []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.framesRefused, m.slowConsumers, m.readsPaused,
 		m.handshakeRefused, m.messagesStored, m.storeLatency, m.batchSize, m.batchFailures, m.activations,
 		m.passivations, m.gapFilled, m.grainMoved,
+		m.webhookSent, m.webhookErrors, m.webhookFailed, m.webhookPending, m.webhookOldestAge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -143,4 +162,21 @@ func (m *Metrics) ObserveBatch(size int, d time.Duration, err error) {
 	if err != nil {
 		m.batchFailures.Inc()
 	}
+}
+
+// WebhookSent implements webhook.Metrics.
+func (m *Metrics) WebhookSent(endpoint string) { m.webhookSent.WithLabelValues(endpoint).Inc() }
+
+// WebhookAttemptFailed implements webhook.Metrics.
+func (m *Metrics) WebhookAttemptFailed(endpoint string) {
+	m.webhookErrors.WithLabelValues(endpoint).Inc()
+}
+
+// WebhookExpired implements webhook.Metrics.
+func (m *Metrics) WebhookExpired(endpoint string) { m.webhookFailed.WithLabelValues(endpoint).Inc() }
+
+// WebhookBacklog implements webhook.Metrics.
+func (m *Metrics) WebhookBacklog(endpoint string, pending int64, oldestAge time.Duration) {
+	m.webhookPending.WithLabelValues(endpoint).Set(float64(pending))
+	m.webhookOldestAge.WithLabelValues(endpoint).Set(oldestAge.Seconds())
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The Grafana dashboard in docs/grafana names only metrics chatd exports, and
@@ -21,6 +22,10 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 	m.HandshakeRefused(401)
 	m.GrainActivated("conversation")
 	m.GrainPassivated("conversation")
+	m.WebhookSent("http://receiver/hook")
+	m.WebhookAttemptFailed("http://receiver/hook")
+	m.WebhookExpired("http://receiver/hook")
+	m.WebhookBacklog("http://receiver/hook", 1, time.Second)
 	families, err := m.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
