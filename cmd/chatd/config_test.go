@@ -95,6 +95,34 @@ func TestConfigReportsAllProblems(t *testing.T) {
 	}
 }
 
+// Webhooks need PostgreSQL, a secret and http(s) URLs; every problem is
+// reported at once.
+func TestConfigWebhooks(t *testing.T) {
+	_, err := parseForTest(t, []string{"--webhook-url", "https://crm.example/hook,ftp://x/y", "--webhook-secret", "short",
+		"--webhook-concurrency", "0", "--webhook-retention", "0s"}, nil)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"webhook-url: webhooks need --database-url", "webhook-secret: webhooks need a secret of at least 16 bytes",
+		`webhook-url: "ftp://x/y": must be an http:// or https:// URL`, "webhook-concurrency", "webhook-retention: must be positive"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	cfg, err := parseForTest(t, []string{"--database-url", "postgres://db/x", "--webhook-secret", "sixteen-bytes-ok"},
+		map[string]string{"CHAT_WEBHOOK_URL": "https://a.example/h, https://b.example/h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.webhookURLs(); len(got) != 2 || got[1] != "https://b.example/h" {
+		t.Errorf("webhook URLs %q", got)
+	}
+	// Without --webhook-url nothing is required.
+	if _, err := parseForTest(t, nil, nil); err != nil {
+		t.Errorf("no webhooks: %v", err)
+	}
+}
+
 // `chatd token` signs with --jwt-secret, a token the server's verifier accepts.
 func TestTokenCommand(t *testing.T) {
 	var out bytes.Buffer
