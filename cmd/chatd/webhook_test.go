@@ -51,6 +51,7 @@ type arrival struct {
 	id, typ    string
 	conv, seq  int64
 	messageTxt string
+	raw        []byte
 }
 
 // webhookReceiver is a real HTTP endpoint on a fixed loopback port that
@@ -82,7 +83,9 @@ func startReceiver(t *testing.T) *webhookReceiver {
 	return r
 }
 
-func (r *webhookReceiver) URL() string { return "http://" + r.addr + "/hooks/grainchat?token=not-logged" }
+func (r *webhookReceiver) URL() string {
+	return "http://" + r.addr + "/hooks/grainchat?token=not-logged"
+}
 
 func (r *webhookReceiver) serve(ln net.Listener) {
 	srv := &http.Server{Handler: http.HandlerFunc(r.handle), ReadHeaderTimeout: 5 * time.Second}
@@ -154,7 +157,7 @@ func (r *webhookReceiver) handle(w http.ResponseWriter, req *http.Request) {
 		r.slow.Add(1)
 		time.Sleep(slowDelay)
 	}
-	a := arrival{id: env.ID, typ: env.Type, conv: env.Data.Conversation.ID}
+	a := arrival{id: env.ID, typ: env.Type, conv: env.Data.Conversation.ID, raw: body}
 	if m := env.Data.Message; m != nil {
 		if m.ConversationID != a.conv {
 			r.badHeaders.Add(1)
@@ -522,4 +525,118 @@ func TestWebhookDeliveryClusterSenderKilled(t *testing.T) {
 		return sending(others[0]) || sending(others[1])
 	})
 	checkWebhookArrivals(t, r, db, l.convs, messages)
+}
+
+// Every event type reaches the receiver with its data, in the
+// conversation's order: created, the visitor's message, status and
+// assignee changes, a note, staff's read mark, the reopen and the message
+// that reopened.
+func TestWebhookEventTypes(t *testing.T) {
+	db := newDatabase(t)
+	r := startReceiver(t)
+	s := startServer(t, append([]string{"--database-url", db}, webhookArgs(r)...)...)
+	api := newAPIClient(t, s)
+	v := dial(t, s, "wh-alice", "Alice", false, true)
+	dial(t, s, "wh-ann", "Ann", true, true) // the assignee must have connected once
+	conv := convOf(t, v)
+	staff := mint(t, "wh-ann", "Ann", true)
+	post(t, v, 0, "Where is my order?", "q1")
+	for _, call := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodPatch, fmt.Sprintf("/conversations/%d", conv), map[string]any{"status": "resolved", "assignee": "wh-ann"}},
+		{http.MethodPost, fmt.Sprintf("/conversations/%d/notes", conv), map[string]any{"body": "VIP customer"}},
+		{http.MethodPost, fmt.Sprintf("/conversations/%d/read", conv), map[string]any{"seq": 1}},
+	} {
+		if a := api.call(call.method, call.path, staff, call.body); a.status/100 != 2 {
+			t.Fatalf("%s %s: %d %v", call.method, call.path, a.status, a.body)
+		}
+	}
+	post(t, v, 0, "Still waiting", "q2")
+
+	want := []string{"conversation.created", "message.created", "conversation.updated", "conversation.updated", "note.created",
+		"conversation.read", "conversation.updated", "message.created"}
+	var got []arrival
+	waitFor(t, 30*time.Second, "every event at the receiver", func() bool {
+		got = nil
+		for _, a := range r.arrivals() {
+			if a.conv == conv {
+				got = append(got, a)
+			}
+		}
+		return len(got) >= len(want)
+	})
+	var types []string
+	for _, a := range got {
+		types = append(types, a.typ)
+	}
+	if strings.Join(types, " ") != strings.Join(want, " ") {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+	var bodies []webhookBody
+	for _, a := range got {
+		var e webhookBody
+		if err := json.Unmarshal(a.raw, &e); err != nil {
+			t.Fatalf("%s: %v", a.raw, err)
+		}
+		if e.ID != a.id || e.Data.Conversation.ID != conv || e.Data.Conversation.User.ExternalID != "wh-alice" {
+			t.Errorf("event %s: envelope or conversation wrong: %s", a.id, a.raw)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, e.CreatedAt); err != nil {
+			t.Errorf("event %s: created_at %q is not RFC 3339", a.id, e.CreatedAt)
+		}
+		bodies = append(bodies, e)
+	}
+	check := func(i int, ok bool) {
+		t.Helper()
+		if !ok {
+			t.Errorf("event %d (%s) has the wrong data: %s", i, got[i].typ, got[i].raw)
+		}
+	}
+	m1, st, as, nt, rd, re, m2 := bodies[1].Data, bodies[2].Data, bodies[3].Data, bodies[4].Data, bodies[5].Data, bodies[6].Data, bodies[7].Data
+	check(1, m1.Message != nil && m1.Message.Seq == 1 && m1.Message.Message == "Where is my order?" && m1.Message.Sender == "Alice")
+	check(2, st.Event != nil && st.Event.Kind == "status" && st.Event.Status == "resolved" && st.Event.Actor.ExternalID == "wh-ann" && st.Event.AfterSeq == 1)
+	check(3, as.Event != nil && as.Event.Kind == "assignee" && as.Event.Assignee != nil && as.Event.Assignee.ExternalID == "wh-ann")
+	check(4, nt.Event != nil && nt.Event.Kind == "note" && nt.Event.Body == "VIP customer")
+	check(5, rd.Read != nil && rd.Read.Staff && rd.Read.Seq == 1 && rd.Read.User.ExternalID == "wh-ann")
+	check(6, re.Event != nil && re.Event.Kind == "status" && re.Event.Status == "open" && re.Event.Actor.ExternalID == "wh-alice" && re.Event.AfterSeq == 1)
+	check(7, m2.Message != nil && m2.Message.Seq == 2 && m2.Conversation.Status == "open" && m2.Conversation.Assignee != nil)
+}
+
+// webhookUser is a user in an event's body.
+type webhookUser struct {
+	ExternalID string `json:"external_id"`
+}
+
+// webhookBody is what the tests read of an event's body.
+type webhookBody struct {
+	ID        string `json:"id"`
+	CreatedAt string `json:"created_at"`
+	Data      struct {
+		Conversation struct {
+			ID       int64        `json:"id"`
+			User     webhookUser  `json:"user"`
+			Status   string       `json:"status"`
+			Assignee *webhookUser `json:"assignee"`
+		} `json:"conversation"`
+		Message *struct {
+			Seq     int64  `json:"seq"`
+			Message string `json:"message"`
+			Sender  string `json:"sender_name"`
+		} `json:"message"`
+		Event *struct {
+			Kind     string       `json:"kind"`
+			Status   string       `json:"status"`
+			Assignee *webhookUser `json:"assignee"`
+			Body     string       `json:"body"`
+			Actor    webhookUser  `json:"actor"`
+			AfterSeq int64        `json:"after_seq"`
+		} `json:"event"`
+		Read *struct {
+			User  webhookUser `json:"user"`
+			Staff bool        `json:"staff"`
+			Seq   int64       `json:"seq"`
+		} `json:"read"`
+	} `json:"data"`
 }
