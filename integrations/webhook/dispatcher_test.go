@@ -1,0 +1,161 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grainchat/grainchat/integrations/webhook"
+	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/pgstore"
+	"github.com/grainchat/grainchat/storage/pgtest"
+)
+
+const testSecret = "dispatcher-test-secret"
+
+// recorder is an endpoint that records the message.created it accepts per
+// conversation, and refuses what refuse says to.
+type recorder struct {
+	mu     sync.Mutex
+	seqs   map[int64][]int64 // accepted message seqs per conversation, in arrival order
+	bad    int
+	refuse func(conv int64) bool
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	if webhook.Verify([]byte(testSecret), req.Header.Get(webhook.HeaderSignature), body, time.Now(), 0) != nil {
+		r.mu.Lock()
+		r.bad++
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var env struct {
+		Type string `json:"type"`
+		Data struct {
+			Message *struct {
+				ConversationID int64 `json:"conversation_id"`
+				Seq            int64 `json:"seq"`
+			} `json:"message"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal(body, &env)
+	if m := env.Data.Message; m != nil {
+		if r.refuse != nil && r.refuse(m.ConversationID) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		r.mu.Lock()
+		r.seqs[m.ConversationID] = append(r.seqs[m.ConversationID], m.Seq)
+		r.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (r *recorder) count(conv int64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if conv != 0 {
+		return len(r.seqs[conv])
+	}
+	n := 0
+	for _, s := range r.seqs {
+		n += len(s)
+	}
+	return n
+}
+
+// A dead endpoint (it never answers) holds up only its own events, and a
+// conversation whose events one endpoint refuses holds up only that
+// conversation there: everything else arrives, in seq order.
+func TestDispatcherIsolation(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	store, err := pgstore.Open(ctx, pgtest.Logger(t), dsn, pgstore.Options{MaxOpenConns: 8, Webhooks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+
+	const convs, perConv = 10, 20
+	var conversations []storage.Conversation
+	var users []storage.User
+	for i := range convs {
+		u, _ := store.UpsertUser(ctx, storage.UserInput{ExternalID: fmt.Sprint("v", i), Name: "V"})
+		c, err := store.EnsureConversation(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users, conversations = append(users, u), append(conversations, c)
+	}
+	blocked := conversations[3].ID
+
+	good := &recorder{seqs: map[int64][]int64{}, refuse: func(conv int64) bool { return conv == blocked }}
+	goodSrv := httptest.NewServer(good)
+	t.Cleanup(goodSrv.Close)
+	hang := make(chan struct{})
+	deadSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(deadSrv.Close)
+	t.Cleanup(func() { close(hang) })
+
+	d, err := webhook.New(slog.New(slog.NewTextHandler(t.Output(), nil)), webhook.Config{
+		URLs: []string{deadSrv.URL + "/dead", goodSrv.URL + "/good"}, Secret: []byte(testSecret),
+		Timeout: time.Second, RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		Concurrency: 4, ExpandInterval: 20 * time.Millisecond, PollInterval: 20 * time.Millisecond, LockInterval: 100 * time.Millisecond,
+	}, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+
+	for k := range perConv {
+		var ms []storage.NewMessage
+		for i, c := range conversations {
+			ms = append(ms, storage.NewMessage{ConversationID: c.ID, SenderID: users[i].ID, SenderName: "V", Body: fmt.Sprint("m", k)})
+		}
+		if _, err := store.AppendMessages(ctx, ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := (convs - 1) * perConv
+	deadline := time.Now().Add(30 * time.Second)
+	for good.count(0) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the good endpoint got %d of %d messages in 30 s, with the other endpoint dead and one conversation refused", good.count(0), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	good.mu.Lock()
+	defer good.mu.Unlock()
+	for conv, seqs := range good.seqs {
+		for i, s := range seqs {
+			if s != int64(i+1) {
+				t.Fatalf("conversation %d: arrivals %v, want 1…%d in order", conv, seqs, perConv)
+			}
+		}
+	}
+	if len(good.seqs[blocked]) != 0 || good.bad != 0 {
+		t.Errorf("refused conversation got %d, bad signatures %d", len(good.seqs[blocked]), good.bad)
+	}
+	// The refused conversation's first event is retried, and its others wait.
+	var attempts int
+	if err := store.DB().QueryRowContext(ctx, `SELECT max(attempts) FROM webhook_deliveries WHERE conversation_id = $1`, blocked).Scan(&attempts); err != nil || attempts < 2 {
+		t.Errorf("the refused conversation's head has %d attempts (%v), want retries", attempts, err)
+	}
+}
