@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/grainchat/grainchat/transport/wsclient"
 )
@@ -77,10 +78,25 @@ func TestV1AdminInbox(t *testing.T) {
 	}
 
 	// New messages: one inbox_update each, to every admin, the sender included.
+	annAt, bobAt := len(ann.Frames()), len(bob.Frames())
 	post(t, bruno, 0, "b3", "b3")
 	post(t, ann, convA, "reply", "r1")
 	wantB.lastSeq, wantB.lastMessage = 3, "b3"
 	wantA.lastSeq, wantA.lastMessage = 3, "reply"
+	// The updates come through the inbox grain, after the acks: wait for
+	// them (an inbox asked before they arrive is answered with what the
+	// session delivered, last_seq 2, and they follow it).
+	for c, from := range map[*wsclient.Client]int{ann: annAt, bob: bobAt} {
+		waitFor(t, 10*time.Second, "two inbox_update frames", func() bool {
+			n := 0
+			for _, f := range c.Frames()[from:] {
+				if f.Type() == "inbox_update" {
+					n++
+				}
+			}
+			return n >= 2
+		})
+	}
 
 	// Asked again, the inbox is in the new order.
 	for name, c := range map[string]*wsclient.Client{"ann": ann, "bob": bob} {
