@@ -102,28 +102,30 @@ func New(cfg Config) *API {
 // Routes returns the API's routes for an http.ServeMux.
 func (a *API) Routes() map[string]http.Handler {
 	return map[string]http.Handler{
-		"GET /api/v1/conversations":                a.staff(a.listConversations),
-		"GET /api/v1/conversations/{id}":           a.staff(a.getConversation),
-		"PATCH /api/v1/conversations/{id}":         a.staff(a.patchConversation),
-		"GET /api/v1/conversations/{id}/messages":  a.staff(a.listMessages),
-		"POST /api/v1/conversations/{id}/messages": a.staff(a.postMessage),
-		"POST /api/v1/conversations/{id}/read":     a.staff(a.markRead),
-		"POST /api/v1/conversations/{id}/notes":    a.staff(a.postNote),
-		"GET /api/v1/canned_replies":               a.staff(a.listCanned),
-		"POST /api/v1/canned_replies":              a.staff(a.createCanned),
-		"PATCH /api/v1/canned_replies/{id}":        a.staff(a.patchCanned),
-		"DELETE /api/v1/canned_replies/{id}":       a.staff(a.deleteCanned),
-		"GET /api/v1/staff":                        a.staff(a.listStaff),
+		"GET /api/v1/conversations":                 a.staff(a.listConversations),
+		"GET /api/v1/conversations/{id}":            a.staff(a.getConversation),
+		"PATCH /api/v1/conversations/{id}":          a.staff(a.patchConversation),
+		"GET /api/v1/conversations/{id}/messages":   a.staff(a.listMessages),
+		"GET /api/v1/conversations/{id}/transcript": a.staff(a.transcript),
+		"POST /api/v1/conversations/{id}/messages":  a.staff(a.postMessage),
+		"POST /api/v1/conversations/{id}/read":      a.staff(a.markRead),
+		"POST /api/v1/conversations/{id}/notes":     a.staff(a.postNote),
+		"GET /api/v1/canned_replies":                a.staff(a.listCanned),
+		"POST /api/v1/canned_replies":               a.staff(a.createCanned),
+		"PATCH /api/v1/canned_replies/{id}":         a.staff(a.patchCanned),
+		"DELETE /api/v1/canned_replies/{id}":        a.staff(a.deleteCanned),
+		"GET /api/v1/staff":                         a.staff(a.listStaff),
 		// Other methods on the API's paths, and other paths.
-		"/api/v1/conversations":               methodNotAllowed("GET"),
-		"/api/v1/conversations/{id}":          methodNotAllowed("GET, PATCH"),
-		"/api/v1/conversations/{id}/messages": methodNotAllowed("GET, POST"),
-		"/api/v1/conversations/{id}/read":     methodNotAllowed("POST"),
-		"/api/v1/conversations/{id}/notes":    methodNotAllowed("POST"),
-		"/api/v1/canned_replies":              methodNotAllowed("GET, POST"),
-		"/api/v1/canned_replies/{id}":         methodNotAllowed("PATCH, DELETE"),
-		"/api/v1/staff":                       methodNotAllowed("GET"),
-		"/api/v1/":                            http.HandlerFunc(notFound),
+		"/api/v1/conversations":                 methodNotAllowed("GET"),
+		"/api/v1/conversations/{id}":            methodNotAllowed("GET, PATCH"),
+		"/api/v1/conversations/{id}/messages":   methodNotAllowed("GET, POST"),
+		"/api/v1/conversations/{id}/transcript": methodNotAllowed("GET"),
+		"/api/v1/conversations/{id}/read":       methodNotAllowed("POST"),
+		"/api/v1/conversations/{id}/notes":      methodNotAllowed("POST"),
+		"/api/v1/canned_replies":                methodNotAllowed("GET, POST"),
+		"/api/v1/canned_replies/{id}":           methodNotAllowed("PATCH, DELETE"),
+		"/api/v1/staff":                         methodNotAllowed("GET"),
+		"/api/v1/":                              http.HandlerFunc(notFound),
 	}
 }
 
@@ -183,8 +185,27 @@ func (a *API) staff(h func(req *request) (int, any, error)) http.Handler {
 			w.WriteHeader(status)
 			return
 		}
+		if s, ok := body.(*streamed); ok {
+			a.stream(w, r, status, s)
+			return
+		}
 		writeJSON(w, status, body)
 	})
+}
+
+// stream writes a streamed answer. The request's own context bounds it (the
+// writer bounds each store read): a long transcript may take longer than
+// one request's Timeout. A failure once the status is sent aborts the
+// connection, so that the client sees the answer fail.
+func (a *API) stream(w http.ResponseWriter, r *http.Request, status int, s *streamed) {
+	w.Header().Set("Content-Type", s.contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+s.filename+`"`)
+	w.WriteHeader(status)
+	if err := s.write(r.Context(), w); err != nil {
+		a.cfg.Logger.Warn("api: streamed answer failed", "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // authenticate verifies the request's bearer token and returns its staff
