@@ -209,7 +209,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			// which says where grains are. The per-user rate limit is
 			// lifted, as loadtest.sh does: this measures failover, not
 			// the limiter (--chatd-arg --message-rate=10 puts it back).
-			Args: []string{"--jwt-secret", jwtSecret, "--pprof", "--log-format", "text", "--message-rate", "-1"},
+			Args:         []string{"--jwt-secret", jwtSecret, "--pprof", "--log-format", "text", "--message-rate", "-1"},
 			ReadyTimeout: 60 * time.Second,
 			LogLimit:     4 << 20,
 		},

@@ -109,8 +109,8 @@ func TestAPITranscript(t *testing.T) {
 		t.Fatalf("JSON transcript: %d %v", r.status, r.header)
 	}
 	var doc struct {
-		Conversation struct{ ID int64 } `json:"conversation"`
-		Notes        bool               `json:"notes"`
+		Conversation struct{ ID int64 }    `json:"conversation"`
+		Notes        bool                  `json:"notes"`
 		ExportedBy   struct{ Name string } `json:"exported_by"`
 		Thread       []struct {
 			Message *struct {
