@@ -218,7 +218,8 @@ func (c InboxCursor) IsZero() bool {
 type Store interface {
 	// UpsertUser creates the user with in.ExternalID or updates its name and
 	// admin flag, and returns it. EINVALID for an empty or too long ExternalID,
-	// or one that is not valid UTF-8 or holds a NUL byte. The name is cleaned,
+	// one that is not valid UTF-8 or holds a NUL byte, or one reserved for
+	// API keys' bots (IsBotExternalID: only CreateAPIKey makes those). The name is cleaned,
 	// never refused: invalid UTF-8 becomes U+FFFD, NUL bytes are dropped, an
 	// empty name becomes the ExternalID, and it is truncated to MaxNameBytes
 	// on a rune boundary.
@@ -327,4 +328,7 @@ type Store interface {
 
 	// Presence: when visitors were last connected.
 	Presence
+
+	// APIKeys: the REST API's keys and their bots.
+	APIKeys
 }

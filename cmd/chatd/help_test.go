@@ -25,6 +25,8 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"token", "--help"}, []string{"Usage: chatd token", "-sub", "-admin", "-dev-secret-file"}},
 		{[]string{"token", "-h"}, []string{"Usage: chatd token"}},
 		{[]string{"migrate", "--help"}, []string{"-database-url"}},
+		{[]string{"apikey", "--help"}, []string{"chatd apikey create", "-name", "-database-url"}},
+		{[]string{"apikey", "create", "--help"}, []string{"chatd apikey revoke", "-id", "-all"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			cmd := exec.Command(bin, tc.args...)

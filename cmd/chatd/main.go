@@ -6,6 +6,7 @@
 //	chatd check-config [flags]                   validate the configuration and exit
 //	chatd cluster status [--url URL,...]         what each node sees and hosts (nodes run with --pprof)
 //	chatd token --sub ID --name NAME [--admin]   print a token for development
+//	chatd apikey create|list|revoke [flags]      manage the REST API's keys (PostgreSQL)
 package main
 
 import (
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return runToken(args[1:], getenv, stdout)
 		case "migrate":
 			return runMigrate(ctx, args[1:], getenv, stdout)
+		case "apikey":
+			return runAPIKey(ctx, args[1:], getenv, stdout)
 		case "cluster":
 			if len(args) < 2 || args[1] != "status" {
 				return errors.New("usage: chatd cluster status [--url URL,...] [--json]")

@@ -58,6 +58,9 @@ type Store struct {
 
 	lastCannedID int64                 // the last canned reply id handed out (see New)
 	canned       map[int64]cannedReply // canned replies by id (canned.go)
+
+	lastAPIKeyID int64             // the last API key id handed out (see New)
+	apiKeys      map[int64]*apiKey // API keys by id (apikeys.go)
 }
 
 // conversation is one conversation and its messages; messages[i].Seq == i+1.
@@ -83,8 +86,8 @@ const MaxIDOrigin = 1 << 52
 
 // New returns an empty Store.
 //
-// Users, conversations, messages, desk events and canned replies are
-// numbered by five independent sequences, each starting after the same origin: the time of New in
+// Users, conversations, messages, desk events, canned replies and API keys
+// are numbered by six independent sequences, each starting after the same origin: the time of New in
 // microseconds since 1970 (Options.Now; clamped to 0..MaxIDOrigin). So the
 // ids of a Store never meet those of a Store created earlier (by this
 // process or by an earlier run of the program) as long as that earlier Store
@@ -108,6 +111,7 @@ func New(opts Options) *Store {
 		lastMsgID:    origin,
 		lastEventID:  origin,
 		lastCannedID: origin,
+		lastAPIKeyID: origin,
 		users:        make(map[int64]storage.User),
 		userByExt:    make(map[string]int64),
 		convs:        make(map[int64]*conversation),
@@ -116,6 +120,7 @@ func New(opts Options) *Store {
 		receipts:     make(map[int64]storage.ReadReceipts),
 		lastSeen:     make(map[int64]time.Time),
 		canned:       make(map[int64]cannedReply),
+		apiKeys:      make(map[int64]*apiKey),
 	}
 }
 
@@ -153,7 +158,7 @@ func (s *Store) checkOpen(ctx context.Context) error {
 
 // UpsertUser implements storage.Store.
 func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.User, error) {
-	if err := rules.ExternalID(in.ExternalID); err != nil {
+	if err := rules.UserExternalID(in.ExternalID); err != nil {
 		return storage.User{}, err
 	}
 	name := rules.Name(in.Name, in.ExternalID)

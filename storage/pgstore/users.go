@@ -14,7 +14,7 @@ const userColumns = `id, external_id, name, is_admin, created_at`
 // UpsertUser implements storage.Store. The name is cleaned as described in
 // storage (truncated to storage.MaxNameBytes; empty means the external id).
 func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.User, error) {
-	if err := rules.ExternalID(in.ExternalID); err != nil {
+	if err := rules.UserExternalID(in.ExternalID); err != nil {
 		return storage.User{}, err
 	}
 	name := rules.Name(in.Name, in.ExternalID)
@@ -69,7 +69,7 @@ const connectQuery = `SELECT u.id, u.external_id, u.name, u.is_admin, u.created_
 // whose name and role are unchanged (and, for a visitor, whose conversation
 // exists); UpsertUser and EnsureConversation otherwise.
 func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User, storage.Conversation, error) {
-	if err := rules.ExternalID(in.ExternalID); err != nil {
+	if err := rules.UserExternalID(in.ExternalID); err != nil {
 		return storage.User{}, storage.Conversation{}, err
 	}
 	name := rules.Name(in.Name, in.ExternalID)

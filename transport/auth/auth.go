@@ -1,7 +1,8 @@
 // Package auth authenticates WebSocket handshakes: it verifies the HS256 JWT
 // that the host site hands to its users (Verifier), mints such tokens for
 // development and tests (Issuer), and decides which browser origins may open a
-// connection (OriginPolicy).
+// connection (OriginPolicy). It also makes and recognizes the REST API's
+// keys (NewAPIKey, IsAPIKey, HashAPIKey).
 //
 // # Token contract
 //
@@ -9,7 +10,8 @@
 // of at least MinSecretBytes bytes. Claims:
 //
 //   - sub (string, required): the user's stable id in the host site, non-empty,
-//     at most MaxSubjectBytes bytes.
+//     at most MaxSubjectBytes bytes, not starting with ReservedSubjectPrefix
+//     (in any case): those are API keys' bots (see apikey.go).
 //   - name (string, optional): display name; empty means "use sub".
 //   - admin (bool, optional).
 //   - exp (required), nbf and iat (checked when present), all with Config.Leeway.

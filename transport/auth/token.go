@@ -32,8 +32,9 @@ type claims struct {
 }
 
 var (
-	errNoSubject   = errors.New("missing sub")
-	errLongSubject = errors.New("sub too long")
+	errNoSubject       = errors.New("missing sub")
+	errLongSubject     = errors.New("sub too long")
+	errReservedSubject = errors.New("sub reserved for API keys")
 )
 
 // Validate implements jwt.ClaimsValidator.
@@ -43,6 +44,8 @@ func (c *claims) Validate() error {
 		return errNoSubject
 	case len(c.Subject) > MaxSubjectBytes:
 		return errLongSubject
+	case ReservedSubject(c.Subject):
+		return errReservedSubject
 	}
 	return nil
 }
@@ -160,6 +163,7 @@ var reasons = []struct {
 	{jwt.ErrTokenSignatureInvalid, "algorithm not allowed"}, // alg other than HS256
 	{errNoSubject, "missing sub"},
 	{errLongSubject, "sub too long"},
+	{errReservedSubject, "sub reserved for API keys"},
 	{jwt.ErrTokenRequiredClaimMissing, "missing required claim"},
 	{jwt.ErrTokenInvalidIssuer, "wrong issuer"},
 	{jwt.ErrTokenInvalidAudience, "wrong audience"},
@@ -214,6 +218,8 @@ func (i *Issuer) Mint(id Identity, ttl time.Duration) (string, error) {
 		return "", errors.New("auth: mint: empty subject")
 	case len(id.Subject) > MaxSubjectBytes:
 		return "", fmt.Errorf("auth: mint: subject longer than %d bytes", MaxSubjectBytes)
+	case ReservedSubject(id.Subject):
+		return "", fmt.Errorf("auth: mint: subjects starting with %q are reserved for API keys", ReservedSubjectPrefix)
 	case ttl < time.Second:
 		return "", fmt.Errorf("auth: mint: ttl %v is under one second", ttl)
 	}

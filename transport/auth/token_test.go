@@ -198,6 +198,8 @@ func TestVerifyRejects(t *testing.T) {
 		{"exp string", Config{}, hs256(t, validClaims(map[string]any{"exp": "tomorrow"})), ErrInvalidToken, "malformed"},
 		{"missing sub", Config{}, hs256(t, validClaims(map[string]any{"sub": nil})), ErrInvalidToken, "missing sub"},
 		{"empty sub", Config{}, hs256(t, validClaims(map[string]any{"sub": ""})), ErrInvalidToken, "missing sub"},
+		{"sub of an API key's bot", Config{}, hs256(t, validClaims(map[string]any{"sub": "apikey:crm", "admin": true})), ErrInvalidToken, "sub reserved for API keys"},
+		{"sub of an API key's bot, upper case", Config{}, hs256(t, validClaims(map[string]any{"sub": "APIKey:crm"})), ErrInvalidToken, "sub reserved for API keys"},
 		{"sub too long", Config{},
 			hs256(t, validClaims(map[string]any{"sub": strings.Repeat("x", MaxSubjectBytes+1)})), ErrInvalidToken, "sub too long"},
 		{"sub number", Config{}, hs256(t, validClaims(map[string]any{"sub": 42})), ErrInvalidToken, "malformed"},

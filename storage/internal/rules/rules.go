@@ -30,6 +30,19 @@ func ExternalID(id string) error {
 	return nil
 }
 
+// UserExternalID checks the external id of a user a token names
+// (UpsertUser, Connect): ExternalID's rules, and not one reserved for API
+// keys' bots (storage.IsBotExternalID), which only CreateAPIKey writes.
+func UserExternalID(id string) error {
+	if err := ExternalID(id); err != nil {
+		return err
+	}
+	if storage.IsBotExternalID(id) {
+		return storage.Errorf(storage.EINVALID, "external ids starting with %q are reserved for API keys", storage.BotExternalIDPrefix)
+	}
+	return nil
+}
+
 // Name returns name cleaned for storage: invalid UTF-8 sequences are replaced
 // by U+FFFD, NUL bytes are removed, an empty result becomes fallback, and the
 // result is truncated to storage.MaxNameBytes bytes on a rune boundary.

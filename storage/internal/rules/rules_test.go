@@ -133,3 +133,16 @@ func TestInboxCursor(t *testing.T) {
 		}
 	}
 }
+
+func TestUserExternalID(t *testing.T) {
+	for _, id := range []string{"ann", "x-apikey:crm", "apikey", "api key:crm"} {
+		if err := UserExternalID(id); err != nil {
+			t.Errorf("UserExternalID(%q) = %v, want nil", id, err)
+		}
+	}
+	for _, id := range []string{"apikey:crm", "APIKEY:crm", "ApiKey:", "", "a\x00"} {
+		if err := UserExternalID(id); storage.ErrorCode(err) != storage.EINVALID {
+			t.Errorf("UserExternalID(%q) = %v, want %s", id, err, storage.EINVALID)
+		}
+	}
+}
