@@ -224,6 +224,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Logger: logger.With("component", "api"), Verifier: verifier, Store: store, Desk: node,
 		MaxMessageChars: cfg.MaxMessageChars, Rate: cfg.StaffRate, Burst: cfg.StaffBurst, Timeout: cfg.PostTimeout + 5*time.Second,
 	})
+	m.onClose(func(context.Context) { rest.Close() }) // after the HTTP server's shutdown: no request left
 	for pattern, h := range rest.Routes() {
 		extra[pattern] = h
 	}

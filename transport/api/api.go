@@ -1,8 +1,10 @@
 // Package api serves grainchat's REST API under /api/v1: the support desk
 // (conversations, their status and assignee, messages, read marks, canned
-// replies, the staff list) for staff tools. It authenticates every request by "Authorization: Bearer <token>"
-// only (the WebSocket's tokens; a cookie alone is refused, which rules out
-// cross-site requests), and answers errors as
+// replies, the staff list, API keys) for staff tools. It authenticates every
+// request by "Authorization: Bearer <credential>" only (a cookie alone is
+// refused, which rules out cross-site requests): the WebSocket's tokens, or
+// an API key, which acts as its bot (a staff user of its own; see
+// storage.APIKeys). It answers errors as
 // {"error":{"code":"…","message":"…"}} with the WebSocket's error codes.
 // docs/API.md and docs/openapi.yaml describe it.
 package api
@@ -52,6 +54,9 @@ type Config struct {
 	Burst int
 	// Timeout bounds one request's work (store and grain).
 	Timeout time.Duration
+	// Now returns the current time (when a key was last used); nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Defaults of Config.
@@ -63,6 +68,16 @@ const (
 	maxBodyBytes = 64 << 10
 	// maxLimiters bounds the per-user limiters kept; idle ones go first.
 	maxLimiters = 10000
+	// touchEvery is how often, at most, a node records that a key was used
+	// (storage.APIKey.LastUsedAt is to the minute).
+	touchEvery = time.Minute
+	// maxTouching bounds the recordings of key use in flight; beyond, a
+	// recording is skipped (the next minute's request makes it).
+	maxTouching = 4
+	// touchTimeout bounds one recording.
+	touchTimeout = 5 * time.Second
+	// maxTouched bounds the keys whose last recording a node remembers.
+	maxTouched = 1000
 )
 
 // API is the REST API's handler set.
@@ -72,6 +87,14 @@ type API struct {
 
 	mu       sync.Mutex
 	limiters map[string]*limiter
+	touched  map[int64]time.Time // key id → when this node last recorded its use
+
+	// Recordings of key use run off the request's path, in goroutines
+	// that Close ends (cancel) and waits for (touching).
+	ctx      context.Context
+	cancel   context.CancelFunc
+	touching sync.WaitGroup
+	slots    chan struct{} // maxTouching
 }
 
 type limiter struct {
@@ -96,7 +119,20 @@ func New(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &API{cfg: cfg, decoder: wire.Decoder{MaxMessageChars: cfg.MaxMessageChars}, limiters: make(map[string]*limiter)}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &API{cfg: cfg, decoder: wire.Decoder{MaxMessageChars: cfg.MaxMessageChars},
+		limiters: make(map[string]*limiter), touched: make(map[int64]time.Time),
+		ctx: ctx, cancel: cancel, slots: make(chan struct{}, maxTouching)}
+}
+
+// Close stops the recordings of key use in flight and waits for them. The
+// API must not serve requests after it.
+func (a *API) Close() {
+	a.cancel()
+	a.touching.Wait()
 }
 
 // Routes returns the API's routes for an http.ServeMux.
@@ -115,6 +151,9 @@ func (a *API) Routes() map[string]http.Handler {
 		"PATCH /api/v1/canned_replies/{id}":         a.staff(a.patchCanned),
 		"DELETE /api/v1/canned_replies/{id}":        a.staff(a.deleteCanned),
 		"GET /api/v1/staff":                         a.staff(a.listStaff),
+		"GET /api/v1/api_keys":                      a.staff(a.person(a.listAPIKeys)),
+		"POST /api/v1/api_keys":                     a.staff(a.person(a.createAPIKey)),
+		"DELETE /api/v1/api_keys/{id}":              a.staff(a.person(a.revokeAPIKey)),
 		// Other methods on the API's paths, and other paths.
 		"/api/v1/conversations":                 methodNotAllowed("GET"),
 		"/api/v1/conversations/{id}":            methodNotAllowed("GET, PATCH"),
@@ -125,6 +164,8 @@ func (a *API) Routes() map[string]http.Handler {
 		"/api/v1/canned_replies":                methodNotAllowed("GET, POST"),
 		"/api/v1/canned_replies/{id}":           methodNotAllowed("PATCH, DELETE"),
 		"/api/v1/staff":                         methodNotAllowed("GET"),
+		"/api/v1/api_keys":                      methodNotAllowed("GET, POST"),
+		"/api/v1/api_keys/{id}":                 methodNotAllowed("DELETE"),
 		"/api/v1/":                              http.HandlerFunc(notFound),
 	}
 }
@@ -157,6 +198,9 @@ type request struct {
 	ctx  context.Context
 	r    *http.Request
 	user storage.User
+	// key is the API key that authenticated it (user is its bot); nil for
+	// a token.
+	key *storage.APIKey
 }
 
 // staff authenticates a request as a staff user, bounds its rate and time,
@@ -164,7 +208,7 @@ type request struct {
 func (a *API) staff(h func(req *request) (int, any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		user, err := a.authenticate(r)
+		user, key, err := a.authenticate(r)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
@@ -176,7 +220,7 @@ func (a *API) staff(h func(req *request) (int, any, error)) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 		defer cancel()
-		status, body, err := h(&request{ctx: ctx, r: r, user: user})
+		status, body, err := h(&request{ctx: ctx, r: r, user: user, key: key})
 		if err != nil {
 			a.writeError(w, r, err)
 			return
@@ -208,14 +252,18 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, status int, s *stre
 	}
 }
 
-// authenticate verifies the request's bearer token and returns its staff
-// user (created or updated from the token, as a WebSocket connect does).
-func (a *API) authenticate(r *http.Request) (storage.User, error) {
+// authenticate verifies the request's bearer credential and returns its
+// staff user: a token's (created or updated from the token, as a WebSocket
+// connect does), or an API key's bot, with the key.
+func (a *API) authenticate(r *http.Request) (storage.User, *storage.APIKey, error) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return storage.User{}, errorf(http.StatusUnauthorized, wire.CodeInvalidToken,
+		return storage.User{}, nil, errorf(http.StatusUnauthorized, wire.CodeInvalidToken,
 			"send the token as Authorization: Bearer <token> (cookies are not accepted here)")
+	}
+	if auth.IsAPIKey(token) {
+		return a.authenticateKey(r, token)
 	}
 	id, err := a.cfg.Verifier.Verify(token)
 	if err != nil {
@@ -223,18 +271,79 @@ func (a *API) authenticate(r *http.Request) (storage.User, error) {
 		if errors.Is(err, auth.ErrExpired) {
 			code = wire.CodeTokenExpired
 		}
-		return storage.User{}, errorf(http.StatusUnauthorized, code, "the token is not valid")
+		return storage.User{}, nil, errorf(http.StatusUnauthorized, code, "the token is not valid")
 	}
 	if !id.Admin {
-		return storage.User{}, errorf(http.StatusForbidden, wire.CodeForbidden, "the REST API is for staff")
+		return storage.User{}, nil, errorf(http.StatusForbidden, wire.CodeForbidden, "the REST API is for staff")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
 	user, err := a.cfg.Store.UpsertUser(ctx, storage.UserInput{ExternalID: id.Subject, Name: id.Name, IsAdmin: true})
 	if err != nil {
-		return storage.User{}, fromStorage(err)
+		return storage.User{}, nil, fromStorage(err)
 	}
-	return user, nil
+	return user, nil, nil
+}
+
+// authenticateKey looks an API key up by its hash, on every request (so a
+// revocation takes effect at once, on every node), and returns its bot.
+// Its use is recorded off the request's path (touch).
+func (a *API) authenticateKey(r *http.Request, key string) (storage.User, *storage.APIKey, error) {
+	if len(key) > auth.MaxTokenBytes {
+		return storage.User{}, nil, errorf(http.StatusUnauthorized, wire.CodeInvalidToken, "the API key is not valid")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	k, err := a.cfg.Store.APIKeyByHash(ctx, auth.HashAPIKey(key))
+	switch {
+	case storage.ErrorCode(err) == storage.ENOTFOUND:
+		return storage.User{}, nil, errorf(http.StatusUnauthorized, wire.CodeInvalidToken, "the API key is not valid (unknown or revoked)")
+	case err != nil:
+		return storage.User{}, nil, fromStorage(err)
+	}
+	a.touch(k)
+	bot := storage.User{ID: k.Bot.ID, ExternalID: k.Bot.ExternalID, Name: k.Bot.Name, IsAdmin: true}
+	return bot, &k, nil
+}
+
+// touch records that key k was used, at most once per touchEvery per node
+// (and not when the store's time is that recent already), in a goroutine:
+// the request does not wait for the write.
+func (a *API) touch(k storage.APIKey) {
+	now := a.cfg.Now()
+	if k.LastUsedAt != nil && now.Sub(*k.LastUsedAt) < touchEvery {
+		return
+	}
+	a.mu.Lock()
+	if t, ok := a.touched[k.ID]; ok && now.Sub(t) < touchEvery {
+		a.mu.Unlock()
+		return
+	}
+	if len(a.touched) >= maxTouched {
+		for id, t := range a.touched {
+			if now.Sub(t) >= touchEvery {
+				delete(a.touched, id)
+			}
+		}
+		if len(a.touched) >= maxTouched {
+			clear(a.touched)
+		}
+	}
+	a.touched[k.ID] = now
+	a.mu.Unlock()
+	select {
+	case a.slots <- struct{}{}:
+	default:
+		return // enough in flight: a later request records it
+	}
+	a.touching.Go(func() {
+		defer func() { <-a.slots }()
+		ctx, cancel := context.WithTimeout(a.ctx, touchTimeout)
+		defer cancel()
+		if err := a.cfg.Store.TouchAPIKey(ctx, k.ID, now); err != nil && a.ctx.Err() == nil {
+			a.cfg.Logger.Warn("api: could not record an API key's use", "api_key_id", k.ID, "err", err)
+		}
+	})
 }
 
 // allow takes one token of the user's bucket.
