@@ -4,8 +4,10 @@ package main
 // refuses a handshake or a frame, not in the actor runtime's own records.
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -151,6 +153,19 @@ func checkLogsKeepSecrets(t *testing.T, extra []string) {
 	// A plain HTTP request with the token in its query string.
 	_ = httpStatus(t, "http://"+s.Addr+"/session?token="+url.QueryEscape(visitorTok), nil)
 
+	// API keys: one made over REST and used; an unknown one on REST and on
+	// the WebSocket.
+	apiKey, badKey := restAPIKey(t, s, staffTok, "logs "+marker[6:14]), "gck_"+marker[6:]+strings.Repeat("A", 43-len(marker[6:]))
+	for key, want := range map[string]int{apiKey: 200, badKey: 401} {
+		if got := httpStatus(t, "http://"+s.Addr+"/api/v1/conversations", http.Header{"Authorization": {"Bearer " + key}}); got != want {
+			t.Errorf("REST with a key: %d, want %d", got, want)
+		}
+	}
+	if c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: apiKey}); err == nil {
+		c.Close()
+		t.Errorf("a socket with an API key was accepted")
+	}
+
 	visitor.Close()
 	staff.Close()
 	seed.Close()
@@ -160,7 +175,7 @@ func checkLogsKeepSecrets(t *testing.T, extra []string) {
 	if !strings.Contains(logs, "socket open") || !strings.Contains(logs, "socket closed") {
 		t.Fatalf("the log has no debug records; is the level debug?\n%s", logs)
 	}
-	secrets := map[string]string{"the marker text": marker}
+	secrets := map[string]string{"the marker text": marker, "the API key": apiKey, "the API key's random part": apiKey[4:], "the bad API key": badKey}
 	for name, tok := range map[string]string{"visitor token": visitorTok, "staff token": staffTok, "bad token": badTok} {
 		parts := strings.Split(tok, ".")
 		if len(parts) != 3 {
@@ -178,4 +193,24 @@ func checkLogsKeepSecrets(t *testing.T, extra []string) {
 		}
 	}
 	t.Logf("%d log lines checked", strings.Count(logs, "\n"))
+}
+
+// restAPIKey creates an API key over REST with a staff token and returns it.
+func restAPIKey(t *testing.T, s *testServer, staffToken, name string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"name": name})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr+"/api/v1/api_keys", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+staffToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Key string `json:"key"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Key == "" {
+		t.Fatalf("POST /api/v1/api_keys: %d, %v", resp.StatusCode, err)
+	}
+	return out.Key
 }
