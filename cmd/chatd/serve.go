@@ -225,9 +225,13 @@ func (m *Main) Open(ctx context.Context) error {
 		MaxMessageChars: cfg.MaxMessageChars, Rate: cfg.StaffRate, Burst: cfg.StaffBurst, Timeout: cfg.PostTimeout + 5*time.Second,
 	})
 	m.onClose(func(context.Context) { rest.Close() }) // after the HTTP server's shutdown: no request left
-	for pattern, h := range rest.Routes() {
+	restRoutes := rest.Routes()
+	for pattern, h := range restRoutes {
 		extra[pattern] = h
 	}
+	// The inbox page's transcript download: its token is in the HttpOnly
+	// cookie, the API takes only a bearer token (web.CookieBearer).
+	extra["GET /admin/conversations/{id}/transcript"] = web.CookieBearer(restRoutes["GET /api/v1/conversations/{id}/transcript"])
 	m.httpServer = &http.Server{
 		Handler:           proxies.Handler(transport.Routes(ws, ready, extra)),
 		TLSConfig:         tlsConfig,
