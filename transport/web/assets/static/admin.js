@@ -73,6 +73,17 @@
 // updates add conversations that no page has brought yet at the top; every
 // conversation is listed once (the entry with the newest last_seq wins).
 //
+// Transcript: the header's "Download transcript" fetches the conversation's
+// transcript (text by default, or JSON; internal notes only when "With
+// internal notes" is ticked, which is off by default and again for each
+// conversation opened: a transcript may be forwarded to the visitor) and
+// saves it as conversation-N.txt or .json. The REST API takes only a bearer
+// token and the page's is in its HttpOnly cookie: the page asks
+// /admin/conversations/N/transcript, which passes the cookie's token to the
+// API (web.CookieBearer). An error answer or a failure shows in the notice;
+// a download that does not start within 30 s, or end within 2 minutes, is
+// given up.
+//
 // Replies go through the Outbox (outbox.js), a queue per conversation: in
 // order, one at a time, sent again by themselves after a refusal that passes
 // and after a reconnect; the page warns before a reload loses them.
@@ -965,6 +976,81 @@ function renderDesk() {
   sel.value = !e.assignee ? '' : me && e.assignee.id === me.id ? myExternalId() || `#${me.id}` : e.assignee.external_id;
 }
 
+// --- the transcript ------------------------------------------------------
+
+const TRANSCRIPT_START_MS = 30000; // until the answer starts
+const TRANSCRIPT_BODY_MS = 120000; // until it has all arrived
+let transcriptBusy = false;
+
+// downloadTranscript fetches the transcript of the conversation on screen
+// and saves it; what goes wrong shows in the notice.
+async function downloadTranscript() {
+  if (openId === null || transcriptBusy) return;
+  const conv = openId;
+  const format = $('transcript-format').value === 'json' ? 'json' : 'text';
+  const notes = $('transcript-notes').checked;
+  const button = $('transcript');
+  transcriptBusy = true;
+  button.disabled = true;
+  button.textContent = 'Downloading…';
+  const abort = new AbortController();
+  let timer = setTimeout(() => abort.abort(), TRANSCRIPT_START_MS);
+  let stage = 'connect';
+  try {
+    const res = await fetch(`/admin/conversations/${conv}/transcript?format=${format}&notes=${notes}`, {
+      headers: { 'X-Grainchat-Page': 'inbox' },
+      credentials: 'same-origin',
+      cache: 'no-store',
+      signal: abort.signal,
+    });
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(), TRANSCRIPT_BODY_MS);
+    stage = 'body';
+    if (res.status !== 200) {
+      const body = await res.json().catch(() => null);
+      const err = body && body.error && typeof body.error === 'object' ? body.error : null;
+      notice(`The transcript was not downloaded. ${err ? transcriptErrorText(err) : `The server answered ${res.status}.`}`);
+      return;
+    }
+    const blob = await res.blob();
+    saveFile(blob, `conversation-${conv}.${format === 'json' ? 'json' : 'txt'}`);
+  } catch {
+    if (abort.signal.aborted) notice('The transcript was not downloaded: the server took too long. Try again.');
+    else if (stage === 'connect') notice('The transcript was not downloaded: cannot reach the chat server. Try again.');
+    else notice('The transcript download was cut off. Try again.');
+  } finally {
+    clearTimeout(timer);
+    transcriptBusy = false;
+    button.disabled = false;
+    button.textContent = 'Download transcript';
+  }
+}
+
+// transcriptErrorText puts the API's error ({code, message}) into words.
+function transcriptErrorText(err) {
+  switch (err.code) {
+    case 'invalid_token':
+      return 'You are not signed in (any more); sign in again.';
+    case 'forbidden':
+      return 'Only staff can download transcripts.';
+    default:
+      return errorText(err, maxChars);
+  }
+}
+
+// saveFile saves blob as a download named name.
+function saveFile(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = el('a', { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // The download has taken the file by then (revoking at once can cancel it).
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+$('transcript').addEventListener('click', downloadTranscript);
+
 function deskRequest(f) {
   if (openId === null) return;
   if (!conn.send({ ...f, conversation_id: openId })) notice('Not connected; try again in a moment.');
@@ -1019,6 +1105,7 @@ function show(id, push) {
   }
   if (previous) renderEntry(previous);
   basedOn = null;
+  $('transcript-notes').checked = false; // notes in a transcript: asked each time, per conversation
   const e = entries.get(id);
   $('conv-name').textContent = displayName(e);
   $('conv-sub').textContent = e.user && e.user.external_id ? `Visitor ${e.user.external_id} · conversation ${id}` : `Conversation ${id}`;
