@@ -65,14 +65,21 @@ func ErrorCode(err error) string {
 
 // Limits that every Store enforces.
 const (
-	MaxNameBytes        = 200  // display names are truncated to this many bytes (on a rune boundary)
-	MaxExternalIDBytes  = 200  // longer external ids are refused with EINVALID
-	MaxClientMsgIDBytes = 100  // longer client message ids are refused with EINVALID
-	MaxPageSize         = 200  // Messages returns at most this many rows
-	DefaultPageSize     = 50   // Messages' page size when Page.Limit is 0
-	MaxInboxSize        = 1000 // Inbox returns at most this many conversations
-	DefaultInboxPage    = 50   // InboxPage's page size when its limit is 0
-	MaxInboxPage        = 200  // InboxPage returns at most this many conversations
+	MaxNameBytes       = 200 // display names are truncated to this many bytes (on a rune boundary)
+	MaxExternalIDBytes = 200 // longer external ids are refused with EINVALID
+	// The bounds of UserInput's Email and Context (a token's email and ctx
+	// claims); what breaks them is refused with EINVALID.
+	MaxEmailBytes        = 254
+	MaxContextBytes      = 4096 // the canonical JSON
+	MaxContextKeys       = 32
+	MaxContextKeyRunes   = 64
+	MaxContextValueRunes = 512
+	MaxClientMsgIDBytes  = 100  // longer client message ids are refused with EINVALID
+	MaxPageSize          = 200  // Messages returns at most this many rows
+	DefaultPageSize      = 50   // Messages' page size when Page.Limit is 0
+	MaxInboxSize         = 1000 // Inbox returns at most this many conversations
+	DefaultInboxPage     = 50   // InboxPage's page size when its limit is 0
+	MaxInboxPage         = 200  // InboxPage returns at most this many conversations
 )
 
 // User is a person known to the host site, identified there by ExternalID
@@ -84,6 +91,10 @@ type User struct {
 	Name       string    `db:"name"`
 	IsAdmin    bool      `db:"is_admin"`
 	CreatedAt  time.Time `db:"created_at"`
+	// Email and Context are the latest token's (see UserInput); "" when it
+	// had none.
+	Email   string `db:"email"`
+	Context string `db:"context"`
 }
 
 // UserInput is what a token says about a user.
@@ -91,6 +102,16 @@ type UserInput struct {
 	ExternalID string
 	Name       string
 	IsAdmin    bool
+	// Email is the token's email claim: one plain address, at most
+	// MaxEmailBytes; "" for none. Context is its ctx claim's JSON text: an
+	// object of at most MaxContextKeys keys (1 to MaxContextKeyRunes
+	// characters each) whose values are strings of at most
+	// MaxContextValueRunes characters, numbers, booleans or null, stored in
+	// canonical form (keys sorted, no spaces) of at most MaxContextBytes;
+	// "" for none. Anything else is refused with EINVALID. Each connect
+	// replaces both with the token's (none clears them).
+	Email   string
+	Context string
 }
 
 // Conversation is the one conversation a visitor has with the site's staff.
@@ -161,12 +182,17 @@ type Page struct {
 
 // InboxEntry is one conversation as the admin inbox shows it.
 type InboxEntry struct {
-	ConversationID int64      `db:"conversation_id"`
-	UserID         int64      `db:"user_id"`
-	UserExternalID string     `db:"user_external_id"`
-	UserName       string     `db:"user_name"`
-	LastSeq        int64      `db:"last_seq"`
-	LastMessageAt  *time.Time `db:"last_message_at"`
+	ConversationID int64  `db:"conversation_id"`
+	UserID         int64  `db:"user_id"`
+	UserExternalID string `db:"user_external_id"`
+	UserName       string `db:"user_name"`
+	// UserEmail and UserContext are the visitor's (User.Email, Context):
+	// InboxView and ConversationEntry fill them; Inbox and InboxPage need
+	// not.
+	UserEmail     string     `db:"user_email"`
+	UserContext   string     `db:"user_context"`
+	LastSeq       int64      `db:"last_seq"`
+	LastMessageAt *time.Time `db:"last_message_at"`
 	// LastMessage is the newest message, nil when the conversation has none.
 	LastMessage *Message `db:"-"`
 	// Status and Assignee (nil: unassigned) are the conversation's desk

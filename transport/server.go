@@ -412,9 +412,11 @@ func (s *Server) admit(r *http.Request) (*admitted, *refusal) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
-	user, conv, err := s.store.Connect(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, IsAdmin: ident.Admin})
+	user, conv, err := s.store.Connect(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, IsAdmin: ident.Admin,
+		Email: ident.Email, Context: ident.Context})
 	if err != nil {
 		if storage.ErrorCode(err) == storage.EINVALID {
+			s.logger.Info("handshake refused: invalid identity in token", "err", err)
 			return nil, refuseIdentity
 		}
 		s.logger.Warn("handshake: load user", "err", err)

@@ -355,6 +355,8 @@ func (s *Store) entry(c *conversation) storage.InboxEntry {
 		UserID:         u.ID,
 		UserExternalID: u.ExternalID,
 		UserName:       u.Name,
+		UserEmail:      u.Email,
+		UserContext:    u.Context,
 		LastSeq:        snap.LastSeq,
 		LastMessageAt:  snap.LastMessageAt,
 		LastMessage:    last,

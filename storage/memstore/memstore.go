@@ -162,6 +162,10 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 		return storage.User{}, err
 	}
 	name := rules.Name(in.Name, in.ExternalID)
+	email, details, err := rules.UserDetails(in.Email, in.Context)
+	if err != nil {
+		return storage.User{}, err
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -170,8 +174,7 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 	}
 	if id, ok := s.userByExt[in.ExternalID]; ok {
 		u := s.users[id]
-		u.Name = name
-		u.IsAdmin = in.IsAdmin
+		u.Name, u.IsAdmin, u.Email, u.Context = name, in.IsAdmin, email, details
 		s.users[id] = u
 		return u, nil
 	}
@@ -181,6 +184,8 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 		Name:       name,
 		IsAdmin:    in.IsAdmin,
 		CreatedAt:  s.timestamp(),
+		Email:      email,
+		Context:    details,
 	}
 	s.users[u.ID] = u
 	s.userByExt[u.ExternalID] = u.ID

@@ -9,7 +9,7 @@ import (
 	"github.com/grainchat/grainchat/storage/internal/rules"
 )
 
-const userColumns = `id, external_id, name, is_admin, created_at`
+const userColumns = `id, external_id, name, is_admin, created_at, COALESCE(email, '') AS email, COALESCE(context, '') AS context`
 
 // UpsertUser implements storage.Store. The name is cleaned as described in
 // storage (truncated to storage.MaxNameBytes; empty means the external id).
@@ -18,26 +18,30 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 		return storage.User{}, err
 	}
 	name := rules.Name(in.Name, in.ExternalID)
+	email, details, err := rules.UserDetails(in.Email, in.Context)
+	if err != nil {
+		return storage.User{}, err
+	}
 
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	// Usually the user exists, unchanged: one read, no write (a write on
 	// every connection cost a commit, and its fsync, per connection).
 	var u storage.User
-	err := s.getPrepared(ctx, &u, `SELECT `+userColumns+` FROM users WHERE external_id = $1`, in.ExternalID)
+	err = s.getPrepared(ctx, &u, `SELECT `+userColumns+` FROM users WHERE external_id = $1`, in.ExternalID)
 	switch {
-	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin:
+	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && u.Email == email && u.Context == details:
 		return u, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return storage.User{}, dbError(ctx, "pgstore: upsert user", err)
 	}
 	err = s.db.GetContext(ctx, &u, `
-		INSERT INTO users (external_id, name, is_admin)
-		VALUES ($1, $2, $3)
+		INSERT INTO users (external_id, name, is_admin, email, context)
+		VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''))
 		ON CONFLICT (external_id) DO UPDATE
-			SET name = EXCLUDED.name, is_admin = EXCLUDED.is_admin
+			SET name = EXCLUDED.name, is_admin = EXCLUDED.is_admin, email = EXCLUDED.email, context = EXCLUDED.context
 		RETURNING `+userColumns,
-		in.ExternalID, name, in.IsAdmin)
+		in.ExternalID, name, in.IsAdmin, email, details)
 	if err != nil {
 		return storage.User{}, dbError(ctx, "pgstore: upsert user", err)
 	}
@@ -61,7 +65,7 @@ func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
 
 // connectQuery reads a user by external id with their conversation, if any.
 const connectQuery = `SELECT u.id, u.external_id, u.name, u.is_admin, u.created_at,
-	c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id
+	COALESCE(u.email, ''), COALESCE(u.context, ''), c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id
 	FROM users u LEFT JOIN conversations c ON c.user_id = u.id
 	WHERE u.external_id = $1`
 
@@ -73,6 +77,10 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 		return storage.User{}, storage.Conversation{}, err
 	}
 	name := rules.Name(in.Name, in.ExternalID)
+	email, details, err := rules.UserDetails(in.Email, in.Context)
+	if err != nil {
+		return storage.User{}, storage.Conversation{}, err
+	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	st, err := s.prepared(qctx, connectQuery)
@@ -89,9 +97,10 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 		assignee  sql.NullInt64
 	)
 	err = st.QueryRowContext(qctx, in.ExternalID).Scan(&u.ID, &u.ExternalID, &u.Name, &u.IsAdmin, &u.CreatedAt,
-		&convID, &lastSeq, &lastAt, &convSince, &status, &assignee)
+		&u.Email, &u.Context, &convID, &lastSeq, &lastAt, &convSince, &status, &assignee)
 	switch {
-	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && (in.IsAdmin || convID.Valid):
+	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && u.Email == email && u.Context == details &&
+		(in.IsAdmin || convID.Valid):
 		var c storage.Conversation
 		if !in.IsAdmin {
 			c = storage.Conversation{ID: convID.Int64, UserID: u.ID, LastSeq: lastSeq.Int64, CreatedAt: convSince.Time,

@@ -107,7 +107,7 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) (
 		var m nullMessage
 		var a nullableRef
 		err := rows.Scan(
-			&e.ConversationID, &e.UserID, &e.UserExternalID, &e.UserName, &e.LastSeq, &e.LastMessageAt,
+			&e.ConversationID, &e.UserID, &e.UserExternalID, &e.UserName, &e.UserEmail, &e.UserContext, &e.LastSeq, &e.LastMessageAt,
 			&e.Status, &a.ID, &a.ExternalID, &a.Name, &e.ReadSeq, &e.Unread,
 			&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.SenderName, &m.SenderIsAdmin,
 			&m.Body, &m.ClientMsgID, &m.CreatedAt)
@@ -284,11 +284,12 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 	}
 
 	query := `
-	SELECT c.id, c.user_id, u.external_id, u.name, c.last_seq, c.last_message_at,
+	SELECT c.id, c.user_id, u.external_id, u.name, u.email, u.context, c.last_seq, c.last_message_at,
 		c.status, a.id, a.external_id, a.name, ` + readState + `,
 		` + messageColumns + `
 	FROM ` + conversations + ` c
-	CROSS JOIN LATERAL (SELECT external_id, name FROM users WHERE id = c.user_id LIMIT 1) u
+	CROSS JOIN LATERAL (SELECT external_id, name, COALESCE(email, '') AS email, COALESCE(context, '') AS context
+		FROM users WHERE id = c.user_id LIMIT 1) u
 	LEFT JOIN LATERAL (SELECT id, external_id, name FROM users WHERE id = c.assignee_id LIMIT 1) a ON true` +
 		readJoins + `
 	LEFT JOIN LATERAL (

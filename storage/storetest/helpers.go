@@ -183,7 +183,8 @@ func wantCode(t *testing.T, err error, code string) {
 
 func diffUser(got, want storage.User) string {
 	if got.ID != want.ID || got.ExternalID != want.ExternalID || got.Name != want.Name ||
-		got.IsAdmin != want.IsAdmin || !got.CreatedAt.Equal(want.CreatedAt) {
+		got.IsAdmin != want.IsAdmin || !got.CreatedAt.Equal(want.CreatedAt) ||
+		got.Email != want.Email || got.Context != want.Context {
 		return fmt.Sprintf("got %+v, want %+v", got, want)
 	}
 	return ""

@@ -16,6 +16,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -44,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Connect/Visitor", testConnectVisitor},
 		{"Connect/Staff", testConnectStaff},
 		{"Connect/InvalidExternalID", testConnectInvalidExternalID},
+		{"Connect/UserDetails", testConnectUserDetails},
 		{"AppendMessages/Empty", testAppendEmpty},
 		{"AppendMessages/SeqAcrossConversations", testAppendSeqAcrossConversations},
 		{"AppendMessages/StoredFields", testAppendStoredFields},
@@ -1033,5 +1035,79 @@ func testConnectInvalidExternalID(t *testing.T, s storage.Store) {
 		if storage.ErrorCode(err) != storage.EINVALID {
 			t.Errorf("Connect(%q): %v, want EINVALID", ext, err)
 		}
+	}
+}
+
+// testConnectUserDetails: a token's email and ctx are stored with the user
+// (ctx in canonical form), replaced by the next connect's (none clears
+// them), shown in the visitor's inbox view entry; bad ones are refused.
+func testConnectUserDetails(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	in := storage.UserInput{ExternalID: "ctx-visitor", Name: "Vera", Email: "vera@example.com",
+		Context: ` { "plan" : "pro", "account_id": 42, "vip": true, "note": null, "tag": "<b>&</b>" } `}
+	u, c := mustConnect(t, s, in)
+	const canon = `{"account_id":42,"note":null,"plan":"pro","tag":"<b>&</b>","vip":true}`
+	if u.Email != "vera@example.com" || u.Context != canon {
+		t.Fatalf("connect: email %q context %q, want vera@example.com and %s", u.Email, u.Context, canon)
+	}
+	if got, err := s.User(ctx, u.ID); err != nil || diffUser(got, u) != "" {
+		t.Fatalf("User = %+v, %v; want %+v", got, err, u)
+	}
+	u2, _ := mustConnect(t, s, in) // unchanged
+	if d := diffUser(u2, u); d != "" {
+		t.Fatalf("returning: %s", d)
+	}
+	staff := mustUser(t, s, storage.UserInput{ExternalID: "ctx-staff", Name: "Sam", IsAdmin: true})
+	w := &world{t: t, users: []storage.User{u}, convs: []storage.Conversation{c}, owner: map[int64]storage.User{c.ID: u}}
+	mustAppend(t, s, []storage.NewMessage{w.msg(c, "hi")})
+	e, err := s.ConversationEntry(ctx, staff.ID, c.ID)
+	if err != nil || e.UserEmail != u.Email || e.UserContext != canon {
+		t.Fatalf("ConversationEntry: %+v, %v", e, err)
+	}
+	view := mustView(t, s, storage.InboxQuery{ViewerID: staff.ID})
+	if len(view) != 1 || view[0].UserEmail != u.Email || view[0].UserContext != canon {
+		t.Fatalf("InboxView: %+v", view)
+	}
+	// A new token's details replace them; a token without clears them.
+	u3, _ := mustConnect(t, s, storage.UserInput{ExternalID: "ctx-visitor", Name: "Vera", Email: "v@example.org", Context: `{"plan":"free"}`})
+	if u3.ID != u.ID || u3.Email != "v@example.org" || u3.Context != `{"plan":"free"}` {
+		t.Fatalf("changed details: %+v", u3)
+	}
+	u4, _ := mustConnect(t, s, storage.UserInput{ExternalID: "ctx-visitor", Name: "Vera"})
+	if u4.Email != "" || u4.Context != "" {
+		t.Fatalf("cleared details: %+v", u4)
+	}
+	if got, _ := s.User(ctx, u.ID); got.Email != "" || got.Context != "" {
+		t.Fatalf("cleared details, read again: %+v", got)
+	}
+	// Refused, by Connect and UpsertUser alike, and nothing changes.
+	many := map[string]int{}
+	for i := range storage.MaxContextKeys + 1 {
+		many[fmt.Sprintf("k%d", i)] = i
+	}
+	manyJSON, _ := json.Marshal(many)
+	for _, bad := range []storage.UserInput{
+		{Email: "not an address"},
+		{Email: "Vera <vera@example.com>"},
+		{Email: strings.Repeat("a", 250) + "@example.com"},
+		{Context: `[1,2]`},
+		{Context: `"text"`},
+		{Context: `{"a":1} {"b":2}`},
+		{Context: `{"a":{"nested":1}}`},
+		{Context: `{"a":[1]}`},
+		{Context: `{"":1}`},
+		{Context: `{"` + strings.Repeat("k", storage.MaxContextKeyRunes+1) + `":1}`},
+		{Context: `{"a":"` + strings.Repeat("é", storage.MaxContextValueRunes+1) + `"}`},
+		{Context: string(manyJSON)},
+		{Context: `{not json}`},
+	} {
+		bad.ExternalID, bad.Name = "ctx-visitor", "Vera"
+		_, _, err := s.Connect(ctx, bad)
+		wantCode(t, err, storage.EINVALID)
+		_, err = s.UpsertUser(ctx, bad)
+		wantCode(t, err, storage.EINVALID)
+	}
+	if got, _ := s.User(ctx, u.ID); got.Email != "" || got.Context != "" || got.Name != "Vera" {
+		t.Fatalf("after refusals: %+v", got)
 	}
 }

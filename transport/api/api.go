@@ -278,7 +278,8 @@ func (a *API) authenticate(r *http.Request) (storage.User, *storage.APIKey, erro
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
-	user, err := a.cfg.Store.UpsertUser(ctx, storage.UserInput{ExternalID: id.Subject, Name: id.Name, IsAdmin: true})
+	user, err := a.cfg.Store.UpsertUser(ctx, storage.UserInput{ExternalID: id.Subject, Name: id.Name, IsAdmin: true,
+		Email: id.Email, Context: id.Context})
 	if err != nil {
 		return storage.User{}, nil, fromStorage(err)
 	}

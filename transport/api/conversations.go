@@ -24,7 +24,7 @@ const (
 // conversationJSON is a Conversation of docs/API.md.
 type conversationJSON struct {
 	ID            int64          `json:"id"`
-	User          wire.DeskUser  `json:"user"`
+	User          visitorJSON    `json:"user"`
 	Status        string         `json:"status"`
 	Assignee      *wire.DeskUser `json:"assignee"`
 	LastSeq       int64          `json:"last_seq"`
@@ -34,6 +34,14 @@ type conversationJSON struct {
 	ReadSeq       int64          `json:"read_seq"`
 	// Visitor is the visitor's presence.
 	Visitor wire.VisitorPresence `json:"visitor"`
+}
+
+// visitorJSON is a Conversation's user: who they are, and the details their
+// token gave (email and ctx, null when none; ctx is the token's object).
+type visitorJSON struct {
+	wire.DeskUser
+	Email   *string         `json:"email"`
+	Context json.RawMessage `json:"context"`
 }
 
 // messageJSON is a message as the v1 history shows it.
@@ -71,12 +79,20 @@ func userJSON(u *storage.UserRef) *wire.DeskUser {
 func entryJSON(e storage.InboxEntry) conversationJSON {
 	out := conversationJSON{
 		ID:       e.ConversationID,
-		User:     wire.DeskUser{ID: e.UserID, ExternalID: e.UserExternalID, Name: e.UserName},
+		User:     visitorJSON{DeskUser: wire.DeskUser{ID: e.UserID, ExternalID: e.UserExternalID, Name: e.UserName}},
 		Status:   e.Status,
 		Assignee: userJSON(e.Assignee),
 		LastSeq:  e.LastSeq,
 		Unread:   e.Unread,
 		ReadSeq:  e.ReadSeq,
+	}
+	if e.UserEmail != "" {
+		email := e.UserEmail
+		out.User.Email = &email
+	}
+	out.User.Context = json.RawMessage("null")
+	if e.UserContext != "" {
+		out.User.Context = json.RawMessage(e.UserContext)
 	}
 	if e.LastMessageAt != nil {
 		t := e.LastMessageAt.UTC().Format(wire.TimeFormat)

@@ -69,6 +69,13 @@ type Identity struct {
 	Name string
 	// Admin is the admin claim.
 	Admin bool
+	// Email is the email claim, as the token has it ("" when none): where
+	// a visitor may be written to. Storage checks it (storage.UserInput).
+	Email string
+	// Context is the ctx claim's JSON text ("" when none or null): the host
+	// site's attributes of the user (plan, account id…), which staff see.
+	// Storage checks and normalizes it (storage.UserInput).
+	Context string
 	// ExpiresAt is the exp claim; the connection should not outlive it.
 	ExpiresAt time.Time
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,6 +29,9 @@ const (
 type claims struct {
 	Name  string `json:"name"`
 	Admin bool   `json:"admin"`
+	// Email and Ctx describe the user to staff (Identity.Email, Context).
+	Email string          `json:"email,omitempty"`
+	Ctx   json.RawMessage `json:"ctx,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -98,7 +102,10 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if c.ExpiresAt == nil { // guarded by WithExpirationRequired; belt and braces
 		return Identity{}, invalid("missing exp")
 	}
-	id := Identity{Subject: c.Subject, Name: c.Name, Admin: c.Admin, ExpiresAt: c.ExpiresAt.Time}
+	id := Identity{Subject: c.Subject, Name: c.Name, Admin: c.Admin, ExpiresAt: c.ExpiresAt.Time, Email: c.Email}
+	if ctx := string(c.Ctx); ctx != "" && ctx != "null" {
+		id.Context = ctx
+	}
 	if id.Name == "" {
 		id.Name = id.Subject
 	}
@@ -227,6 +234,8 @@ func (i *Issuer) Mint(id Identity, ttl time.Duration) (string, error) {
 	c := claims{
 		Name:  id.Name,
 		Admin: id.Admin,
+		Email: id.Email,
+		Ctx:   json.RawMessage(id.Context),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   id.Subject,
 			Issuer:    i.issuer,

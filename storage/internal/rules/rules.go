@@ -6,6 +6,9 @@
 package rules
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/mail"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -191,4 +194,62 @@ func InboxCursor(c storage.InboxCursor) error {
 		return storage.Errorf(storage.EINVALID, "inbox cursor: time out of range")
 	}
 	return nil
+}
+
+// UserDetails checks a token's email and ctx claims (storage.UserInput's
+// Email and Context) and returns them as stored: the email unchanged, the
+// context as canonical JSON (keys sorted, no spaces; "" for none). EINVALID
+// for an email that is not one plain address (local@domain, no name, no
+// spaces) or longer than storage.MaxEmailBytes, or a context that is not a
+// JSON object of at most storage.MaxContextKeys keys (each 1 to
+// storage.MaxContextKeyRunes characters) whose values are strings (at most
+// storage.MaxContextValueRunes characters), numbers, booleans or null, or
+// whose canonical form is longer than storage.MaxContextBytes.
+func UserDetails(email, ctx string) (string, string, error) {
+	if email != "" {
+		a, err := mail.ParseAddress(email)
+		switch {
+		case len(email) > storage.MaxEmailBytes:
+			return "", "", storage.Errorf(storage.EINVALID, "email is longer than %d bytes", storage.MaxEmailBytes)
+		case err != nil || a.Name != "" || a.Address != email:
+			return "", "", storage.Errorf(storage.EINVALID, "email is not one plain address")
+		}
+	}
+	if ctx == "" {
+		return email, "", nil
+	}
+	dec := json.NewDecoder(strings.NewReader(ctx))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil || obj == nil || dec.More() {
+		return "", "", storage.Errorf(storage.EINVALID, "context is not a JSON object")
+	}
+	if len(obj) > storage.MaxContextKeys {
+		return "", "", storage.Errorf(storage.EINVALID, "context has more than %d keys", storage.MaxContextKeys)
+	}
+	for k, v := range obj {
+		if n := utf8.RuneCountInString(k); n == 0 || n > storage.MaxContextKeyRunes {
+			return "", "", storage.Errorf(storage.EINVALID, "context keys must have 1 to %d characters", storage.MaxContextKeyRunes)
+		}
+		switch v := v.(type) {
+		case string:
+			if utf8.RuneCountInString(v) > storage.MaxContextValueRunes {
+				return "", "", storage.Errorf(storage.EINVALID, "context value of %q is longer than %d characters", k, storage.MaxContextValueRunes)
+			}
+		case json.Number, bool, nil:
+		default:
+			return "", "", storage.Errorf(storage.EINVALID, "context value of %q is not a string, number, boolean or null", k)
+		}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(obj); err != nil {
+		return "", "", storage.Errorf(storage.EINVALID, "context: %v", err)
+	}
+	canon := strings.TrimSuffix(b.String(), "\n")
+	if len(canon) > storage.MaxContextBytes {
+		return "", "", storage.Errorf(storage.EINVALID, "context is longer than %d bytes", storage.MaxContextBytes)
+	}
+	return email, canon, nil
 }
