@@ -283,7 +283,9 @@ func (p *presence) leave(ctx actor.Context, pid *actor.PID) {
 	}
 	if p.visitors[s.conv]--; p.visitors[s.conv] <= 0 {
 		delete(p.visitors, s.conv)
-		p.leaving[s.conv] = time.Now() // offline after the grace, unless back
+		// Offline after the grace, unless back. To the microsecond, as the
+		// store and the frames keep it: every copy of it is the same.
+		p.leaving[s.conv] = time.Now().Truncate(time.Microsecond)
 	}
 }
 
@@ -542,7 +544,8 @@ func (p *presence) peerState(ctx actor.Context, from *actor.PID, st *chatpb.Pres
 // state differs from before; store also stores when the visitors who left
 // were last seen: at their time in left, else now.
 func (p *presence) notifyFlips(ctx actor.Context, before map[int64]bool, left map[int64]time.Time, store bool) {
-	now := time.Now()
+	now := time.Now().Truncate(time.Microsecond) // as leave's
+
 	for conv, was := range before {
 		if on := p.online(conv); on != was {
 			if !on {
