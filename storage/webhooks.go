@@ -108,6 +108,11 @@ type Webhooks interface {
 	// the events recorded before it.
 	ExpandWebhooks(ctx context.Context, endpointIDs []int64, encode WebhookEncoder) (int, error)
 
+	// AppendBusy is how long, in all, this store has had an AppendMessages
+	// call in flight, up to now: the expander compares it over its interval
+	// to yield to a saturated message path.
+	AppendBusy(now time.Time) time.Duration
+
 	// LockWebhookEndpoint tries to take the endpoint's sender lock: ok is
 	// false when another process holds it.
 	LockWebhookEndpoint(ctx context.Context, endpointID int64) (lock WebhookLock, ok bool, err error)

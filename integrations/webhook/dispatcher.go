@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grainchat/grainchat/storage"
@@ -27,10 +28,14 @@ const (
 	DefaultExpandInterval = 200 * time.Millisecond
 	DefaultPollInterval   = 100 * time.Millisecond
 	DefaultLockInterval   = time.Second
+	DefaultMaxLag         = 30 * time.Second
 
 	// maxLoaded bounds the deliveries a sender holds in memory; more wait in
 	// the database until it has sent some.
 	maxLoaded = 10000
+	// deleteBatch is how many settled deliveries make a sender delete them
+	// (and read new ones) before its next PollInterval tick.
+	deleteBatch = 500
 	// backlogInterval is how often a sender reports its endpoint's backlog.
 	backlogInterval = 5 * time.Second
 	// maxResponse is how much of an answer's body is read (then dropped).
@@ -64,6 +69,10 @@ type Config struct {
 	// to take it over. Zero means DefaultExpandInterval (200 ms),
 	// DefaultPollInterval (100 ms), DefaultLockInterval (1 s).
 	ExpandInterval, PollInterval, LockInterval time.Duration
+	// MaxLag bounds how long the expander yields to a saturated message
+	// path (see expandLoop). Zero means DefaultMaxLag (30 s); negative
+	// means never yield.
+	MaxLag time.Duration
 	// Client sends the requests; nil means a client of the Dispatcher's own
 	// that follows no redirect (a 3xx is a failed attempt).
 	Client *http.Client
@@ -82,6 +91,9 @@ func (c Config) withDefaults() Config {
 	def(&c.ExpandInterval, DefaultExpandInterval)
 	def(&c.PollInterval, DefaultPollInterval)
 	def(&c.LockInterval, DefaultLockInterval)
+	if c.MaxLag == 0 {
+		c.MaxLag = DefaultMaxLag
+	}
 	if c.RetryMax < c.RetryMin {
 		c.RetryMax = c.RetryMin
 	}
@@ -150,6 +162,7 @@ type Dispatcher struct {
 	endpoints []storage.WebhookEndpoint
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	yielded   atomic.Int64 // expander passes skipped to yield to the message path
 }
 
 // New returns a Dispatcher; Start starts it. A nil metrics records nothing.
@@ -193,6 +206,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return nil
 }
 
+// Yielded is how many expander passes were skipped so far to yield to a
+// saturated message path (see expandLoop).
+func (d *Dispatcher) Yielded() int64 { return d.yielded.Load() }
+
 // Shutdown stops the expander and the senders (requests in flight are cut
 // short: their events are sent again by whoever sends next) and waits for
 // them, at most until ctx ends.
@@ -215,15 +232,34 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 }
 
 // expandLoop expands everything recorded every ExpandInterval.
+//
+// It yields to the message path, as the search indexer does: a pass is
+// skipped while this node's appends were in flight more than half of the
+// last interval (the database is the message path's bottleneck, and
+// expanding — reading each message, encoding its event, writing a delivery
+// per endpoint — would take its time from messages), unless the expander
+// last emptied the queue more than MaxLag ago. Webhooks then lag behind
+// messages by up to MaxLag at peaks, and catch up when they pass.
 func (d *Dispatcher) expandLoop(ctx context.Context, endpointIDs []int64) {
 	t := time.NewTicker(d.cfg.ExpandInterval)
 	defer t.Stop()
 	failing := false
+	lastTick := time.Now()
+	lastBusy := d.store.AppendBusy(lastTick)
+	drained := lastTick // the start of the last pass that emptied the queue
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		now := time.Now()
+		busy := d.store.AppendBusy(now)
+		saturated := busy-lastBusy > now.Sub(lastTick)/2
+		lastTick, lastBusy = now, busy
+		if saturated && d.cfg.MaxLag > 0 && now.Sub(drained) < d.cfg.MaxLag {
+			d.yielded.Add(1)
+			continue
 		}
 		var err error
 		for ctx.Err() == nil {
@@ -231,6 +267,9 @@ func (d *Dispatcher) expandLoop(ctx context.Context, endpointIDs []int64) {
 			if n, err = d.store.ExpandWebhooks(ctx, endpointIDs, Encode); err != nil || n == 0 {
 				break
 			}
+		}
+		if err == nil && ctx.Err() == nil {
+			drained = now
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -300,7 +339,10 @@ type result struct {
 // serve sends while the lock holds: it loads the endpoint's deliveries in id
 // order, keeps them per conversation, and sends each conversation's head
 // (at most Concurrency at once, oldest heads first); the next one of a
-// conversation goes only once the previous one was taken or given up.
+// conversation goes only once the previous one was taken or given up, at
+// once. The database is read and the settled deliveries deleted every
+// PollInterval, or after deleteBatch of them: not once per event, which
+// bounded a sender to a few hundred events a second.
 func (s *sender) serve(ctx context.Context, lock storage.WebhookLock) {
 	cfg := s.d.cfg
 	ctx, cancel := context.WithCancel(ctx)
@@ -320,17 +362,24 @@ func (s *sender) serve(ctx context.Context, lock storage.WebhookLock) {
 	defer backlog.Stop()
 	loadFailing := false
 	s.reportBacklog(ctx)
-
+	start := func(q *conversationQueue) {
+		q.inFlight = true
+		inFlight++
+		dl := q.deliveries[0]
+		workers.Go(func() { results <- result{delivery: dl, err: s.attempt(ctx, dl)} })
+	}
+	flush := true // read the database (and delete what was settled) now
+	scan := true  // look for due heads among every conversation
 	for {
 		// Deliveries taken or given up leave the database.
-		if len(deletes) > 0 {
+		if flush && len(deletes) > 0 {
 			if err := s.d.store.DeleteWebhooks(ctx, deletes); err != nil {
 				s.logger.Warn("webhooks: deleting sent events failed; retrying", "err", err, "events", len(deletes))
 			} else {
 				deletes = deletes[:0]
 			}
 		}
-		if loaded < maxLoaded {
+		if flush && loaded < maxLoaded {
 			ds, err := s.d.store.PendingWebhooks(ctx, s.endpoint.ID, after, maxLoaded-loaded)
 			switch {
 			case err != nil && ctx.Err() == nil:
@@ -355,8 +404,12 @@ func (s *sender) serve(ctx context.Context, lock storage.WebhookLock) {
 				loaded += len(ds)
 			}
 		}
+		if flush {
+			flush, scan = false, true
+		}
 		// Start the due heads, oldest first.
-		if inFlight < cfg.Concurrency {
+		if scan && inFlight < cfg.Concurrency {
+			scan = false
 			now := time.Now()
 			var due []*conversationQueue
 			for _, q := range convs {
@@ -371,10 +424,7 @@ func (s *sender) serve(ctx context.Context, lock storage.WebhookLock) {
 				if inFlight >= cfg.Concurrency {
 					break
 				}
-				q.inFlight = true
-				inFlight++
-				dl := q.deliveries[0]
-				workers.Go(func() { results <- result{delivery: dl, err: s.attempt(ctx, dl)} })
+				start(q)
 			}
 		}
 
@@ -387,6 +437,7 @@ func (s *sender) serve(ctx context.Context, lock storage.WebhookLock) {
 		case <-backlog.C:
 			s.reportBacklog(ctx)
 		case <-poll.C:
+			flush = true
 		case r := <-results:
 			inFlight--
 			q := convs[r.delivery.ConversationID]
@@ -401,6 +452,14 @@ func (s *sender) serve(ctx context.Context, lock storage.WebhookLock) {
 				if len(q.deliveries) == 0 {
 					delete(convs, r.delivery.ConversationID)
 				}
+				flush = len(deletes) >= deleteBatch
+			}
+			// The conversation's next event goes at once; other heads,
+			// at the top of the loop.
+			if len(q.deliveries) > 0 && !q.deliveries[0].NextAttemptAt.After(time.Now()) && inFlight < cfg.Concurrency {
+				start(q)
+			} else {
+				scan = true // a slot for another conversation's head
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,5 +158,93 @@ func TestDispatcherIsolation(t *testing.T) {
 	var attempts int
 	if err := store.DB().QueryRowContext(ctx, `SELECT max(attempts) FROM webhook_deliveries WHERE conversation_id = $1`, blocked).Scan(&attempts); err != nil || attempts < 2 {
 		t.Errorf("the refused conversation's head has %d attempts (%v), want retries", attempts, err)
+	}
+}
+
+// saturatedStore reports the message path saturated while on is set: its
+// busy time then grows with the clock.
+type saturatedStore struct {
+	*pgstore.Store
+	on    atomic.Bool
+	epoch time.Time
+}
+
+func (s *saturatedStore) AppendBusy(now time.Time) time.Duration {
+	if s.on.Load() {
+		return now.Sub(s.epoch)
+	}
+	return 0
+}
+
+// While the message path is saturated the expander yields: events wait, up
+// to MaxLag, then go out all the same; once it is not, they go out at once.
+func TestDispatcherYieldsToTheMessagePath(t *testing.T) {
+	ctx := context.Background()
+	pg, err := pgstore.Open(ctx, pgtest.Logger(t), pgtest.NewDatabase(t), pgstore.Options{MaxOpenConns: 4, Webhooks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	store := &saturatedStore{Store: pg, epoch: time.Now()}
+	store.on.Store(true)
+	u, _ := pg.UpsertUser(ctx, storage.UserInput{ExternalID: "v", Name: "V"})
+	c, err := pg.EnsureConversation(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{seqs: map[int64][]int64{}}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	const maxLag = 3 * time.Second
+	d, err := webhook.New(slog.New(slog.NewTextHandler(t.Output(), nil)), webhook.Config{
+		URLs: []string{srv.URL}, Secret: []byte(testSecret), MaxLag: maxLag,
+		ExpandInterval: 20 * time.Millisecond, PollInterval: 20 * time.Millisecond, LockInterval: 100 * time.Millisecond,
+	}, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	started := time.Now()
+	post := func(body string) {
+		t.Helper()
+		if _, err := pg.AppendMessages(ctx, []storage.NewMessage{{ConversationID: c.ID, SenderID: u.ID, SenderName: "V", Body: body}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount := func(n int, within time.Duration) time.Duration {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for rec.count(c.ID) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d events arrived within %v", rec.count(c.ID), n, within)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(started)
+	}
+
+	post("busy")
+	deadline := time.Now().Add(10 * time.Second)
+	for d.Yielded() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the expander yielded %d passes in 10 s of a saturated message path", d.Yielded())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := rec.count(c.ID); n != 0 && time.Since(started) < maxLag {
+		t.Fatalf("%d events sent %v into a saturated message path (max lag %v)", n, time.Since(started), maxLag)
+	}
+	if at := waitCount(1, maxLag+10*time.Second); at < maxLag/2 {
+		t.Errorf("the event went out %v after the start, under a saturated message path (max lag %v)", at, maxLag)
+	}
+	store.on.Store(false)
+	sent := time.Now()
+	post("quiet")
+	waitCount(2, 10*time.Second)
+	if took := time.Since(sent); took > maxLag {
+		t.Errorf("with the message path quiet the event took %v", took)
 	}
 }

@@ -79,6 +79,10 @@ type webhookItem struct {
 	pos, sub, id   int64
 }
 
+// AppendBusy implements storage.Webhooks: the busy time the search indexer
+// yields by (indexLoop).
+func (s *Store) AppendBusy(now time.Time) time.Duration { return s.appending.busy(now) }
+
 // ExpandWebhooks implements storage.Webhooks in one transaction: take the
 // expansion lock (or return 0), take the oldest queue rows, read what they
 // name, insert the deliveries in order, delete the rows.
