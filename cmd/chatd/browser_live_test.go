@@ -36,16 +36,10 @@ func TestBrowserTyping(t *testing.T) {
 func testBrowserTyping(t *testing.T, br browserKind) {
 	s := startServer(t)
 	b := br.start(t)
-	carl := b.newPage("Carl")
-	carl.setToken(s.Addr, mint(t, "user-carl", "Carl", false))
-	ann := b.newPage("Ann")
-	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
-	bob := b.newPage("Bob")
-	bob.setToken(s.Addr, mint(t, "staff-bob", "Bob", true))
+	carl := signedIn(t, b, s.Addr, "Carl", "user-carl", false)
+	ann := signedIn(t, b, s.Addr, "Ann", "staff-ann", true)
+	bob := signedIn(t, b, s.Addr, "Bob", "staff-bob", true)
 	all := []*page{carl, ann, bob}
-	for _, p := range all {
-		p.viewport(1280, 800, false)
-	}
 
 	carl.navigate("http://" + s.Addr + "/")
 	carl.waitOnline()
@@ -163,14 +157,10 @@ func testBrowserViewers(t *testing.T, br browserKind) {
 	post(t, dora, 0, "Do you ship to Norway?", "d1")
 
 	b := br.start(t)
-	ann := b.newPage("Ann")
-	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
-	bob := b.newPage("Bob")
-	bob.setToken(s.Addr, mint(t, "staff-bob", "Bob", true))
-	cleo := b.newPage("Cleo")
-	cleo.setToken(s.Addr, mint(t, "staff-cleo", "Cleo", true))
+	ann := signedIn(t, b, s.Addr, "Ann", "staff-ann", true)
+	bob := signedIn(t, b, s.Addr, "Bob", "staff-bob", true)
+	cleo := signedIn(t, b, s.Addr, "Cleo", "staff-cleo", true)
 	for _, p := range []*page{ann, bob, cleo} {
-		p.viewport(1280, 800, false)
 		p.navigate("http://" + s.Addr + "/admin/")
 		p.waitOnline()
 		p.waitInbox("Dora [1] Do you ship to Norway?", "Carl [1] Where is my parcel?")

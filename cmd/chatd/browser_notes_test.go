@@ -25,15 +25,9 @@ func testBrowserNotes(t *testing.T, br browserKind) {
 	const note = "Check the tracking <b>first</b>: he wrote twice"
 	s := startServer(t)
 	b := br.start(t)
-	carl := b.newPage("Carl")
-	carl.setToken(s.Addr, mint(t, "user-carl", "Carl", false))
-	ann := b.newPage("Ann")
-	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
-	bob := b.newPage("Bob")
-	bob.setToken(s.Addr, mint(t, "staff-bob", "Bob", true))
-	for _, p := range []*page{carl, ann, bob} {
-		p.viewport(1280, 800, false)
-	}
+	carl := signedIn(t, b, s.Addr, "Carl", "user-carl", false)
+	ann := signedIn(t, b, s.Addr, "Ann", "staff-ann", true)
+	bob := signedIn(t, b, s.Addr, "Bob", "staff-bob", true)
 
 	carl.navigate("http://" + s.Addr + "/")
 	carl.waitOnline()

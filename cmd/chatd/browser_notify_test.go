@@ -30,13 +30,8 @@ func testBrowserNotifications(t *testing.T, br browserKind) {
 	s := startServer(t)
 	origin := "http://" + s.Addr
 	b := br.start(t)
-	carl := b.newPage("Carl")
-	carl.setToken(s.Addr, mint(t, "user-carl", "Carl", false))
-	ann := b.newPage("Ann")
-	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
-	for _, p := range []*page{carl, ann} {
-		p.viewport(1280, 800, false)
-	}
+	carl := signedIn(t, b, s.Addr, "Carl", "user-carl", false)
+	ann := signedIn(t, b, s.Addr, "Ann", "staff-ann", true)
 	bob := dial(t, s, "staff-bob", "Bob", true, true)
 	dora := dial(t, s, "user-dora", "Dora", false, true)
 	doraConv := convOf(t, dora)

@@ -467,6 +467,17 @@ type pages interface {
 	expectErrors(texts ...string)
 }
 
+// signedIn opens a page for a person signed in to the server at addr (the
+// test token of sub, name and admin as their cookie), at the desktop size
+// the flows use.
+func signedIn(t *testing.T, b pages, addr, name, sub string, admin bool) *page {
+	t.Helper()
+	p := b.newPage(name)
+	p.setToken(addr, mint(t, sub, name, admin))
+	p.viewport(1280, 800, false)
+	return p
+}
+
 // browserKind is one of the browsers the flows run in.
 type browserKind struct {
 	name string

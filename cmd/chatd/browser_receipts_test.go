@@ -21,13 +21,8 @@ func TestBrowserReadReceipts(t *testing.T) {
 func testBrowserReadReceipts(t *testing.T, br browserKind) {
 	s := startServer(t)
 	b := br.start(t)
-	carl := b.newPage("Carl")
-	carl.setToken(s.Addr, mint(t, "user-carl", "Carl", false))
-	ann := b.newPage("Ann")
-	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
-	for _, p := range []*page{carl, ann} {
-		p.viewport(1280, 800, false)
-	}
+	carl := signedIn(t, b, s.Addr, "Carl", "user-carl", false)
+	ann := signedIn(t, b, s.Addr, "Ann", "staff-ann", true)
 
 	carl.navigate("http://" + s.Addr + "/")
 	carl.waitOnline()

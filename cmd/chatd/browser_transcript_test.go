@@ -40,11 +40,8 @@ func testBrowserTranscript(t *testing.T, br browserKind) {
 	)
 	s := startServer(t, "--database-url", newDatabase(t))
 	b := br.start(t)
-	carl := b.newPage("Carl")
-	carl.setToken(s.Addr, mint(t, "user-carl", "Carl", false))
-	ann := b.newPage("Ann")
-	ann.setToken(s.Addr, mint(t, "staff-ann", "Ann", true))
-	ann.viewport(1280, 800, false)
+	carl := signedIn(t, b, s.Addr, "Carl", "user-carl", false)
+	ann := signedIn(t, b, s.Addr, "Ann", "staff-ann", true)
 
 	carl.navigate("http://" + s.Addr + "/")
 	carl.waitOnline()
