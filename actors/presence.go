@@ -545,7 +545,6 @@ func (p *presence) peerState(ctx actor.Context, from *actor.PID, st *chatpb.Pres
 // were last seen: at their time in left, else now.
 func (p *presence) notifyFlips(ctx actor.Context, before map[int64]bool, left map[int64]time.Time, store bool) {
 	now := time.Now().Truncate(time.Microsecond) // as leave's
-
 	for conv, was := range before {
 		if on := p.online(conv); on != was {
 			if !on {
