@@ -244,9 +244,8 @@ func (d *Dispatcher) expandLoop(ctx context.Context, endpointIDs []int64) {
 	t := time.NewTicker(d.cfg.ExpandInterval)
 	defer t.Stop()
 	failing := false
-	lastTick := time.Now()
-	lastBusy := d.store.AppendBusy(lastTick)
-	drained := lastTick // the start of the last pass that emptied the queue
+	start := time.Now()
+	yield := storage.NewYield(d.cfg.MaxLag, start, d.store.AppendBusy(start))
 	for {
 		select {
 		case <-ctx.Done():
@@ -254,10 +253,7 @@ func (d *Dispatcher) expandLoop(ctx context.Context, endpointIDs []int64) {
 		case <-t.C:
 		}
 		now := time.Now()
-		busy := d.store.AppendBusy(now)
-		saturated := busy-lastBusy > now.Sub(lastTick)/2
-		lastTick, lastBusy = now, busy
-		if saturated && d.cfg.MaxLag > 0 && now.Sub(drained) < d.cfg.MaxLag {
+		if yield.Skip(now, d.store.AppendBusy(now)) {
 			d.yielded.Add(1)
 			continue
 		}
@@ -269,7 +265,7 @@ func (d *Dispatcher) expandLoop(ctx context.Context, endpointIDs []int64) {
 			}
 		}
 		if err == nil && ctx.Err() == nil {
-			drained = now
+			yield.Drained(now)
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/grainchat/grainchat/storage"
 )
 
 // This file owns search indexing: IndexSearch and the background loop that
@@ -134,10 +136,8 @@ func (s *Store) indexLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
-	maxLag := s.opts.SearchIndexMaxLag
-	lastTick := time.Now()
-	lastBusy := s.appending.busy(lastTick)
-	drained := lastTick // the start of the last pass that emptied the queue
+	start := time.Now()
+	yield := storage.NewYield(s.opts.SearchIndexMaxLag, start, s.appending.busy(start))
 	for {
 		select {
 		case <-ctx.Done():
@@ -145,10 +145,7 @@ func (s *Store) indexLoop(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		now := time.Now()
-		busy := s.appending.busy(now)
-		saturated := busy-lastBusy > now.Sub(lastTick)/2
-		lastTick, lastBusy = now, busy
-		if saturated && maxLag > 0 && now.Sub(drained) < maxLag {
+		if yield.Skip(now, s.appending.busy(now)) {
 			s.yielded.Add(1)
 			continue
 		}
@@ -162,7 +159,7 @@ func (s *Store) indexLoop(ctx context.Context, interval time.Duration) {
 			}
 		}
 		if err == nil && ctx.Err() == nil {
-			drained = now
+			yield.Drained(now)
 		}
 		switch {
 		case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
