@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"strings"
 	"time"
 
 	"github.com/grainchat/grainchat/actors/chatpb"
@@ -39,7 +38,7 @@ func protoToWire(m *chatpb.ChatMessage) wire.Message {
 		SenderName:     m.GetSenderName(),
 		SenderIsAdmin:  m.GetSenderIsAdmin(),
 		Body:           m.GetBody(),
-		ClientMsgID:    publicClientMsgID(m.GetClientMsgId()),
+		ClientMsgID:    wire.PublicClientMsgID(m.GetClientMsgId()),
 		CreatedAt:      fromMicros(m.GetCreatedAtUnixMicro()),
 	}
 }
@@ -53,19 +52,9 @@ func storageToWire(m storage.Message) wire.Message {
 		SenderName:     m.SenderName,
 		SenderIsAdmin:  m.SenderIsAdmin,
 		Body:           m.Body,
-		ClientMsgID:    publicClientMsgID(m.ClientMsgID),
+		ClientMsgID:    wire.PublicClientMsgID(m.ClientMsgID),
 		CreatedAt:      m.CreatedAt,
 	}
-}
-
-// publicClientMsgID hides the idempotency keys sessions invent for posts
-// that came without a client_msg_id (they start with "~", which clients may
-// not use).
-func publicClientMsgID(id string) string {
-	if strings.HasPrefix(id, "~") {
-		return ""
-	}
-	return id
 }
 
 // newDelivery encodes m once for every dialect.

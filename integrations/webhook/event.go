@@ -3,7 +3,6 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/transport/wire"
@@ -32,17 +31,7 @@ type ConversationJSON struct {
 
 // MessageJSON is the v1 message object (docs/PROTOCOL.md), as the REST API
 // shows it.
-type MessageJSON struct {
-	ID             int64  `json:"id"`
-	ConversationID int64  `json:"conversation_id"`
-	Seq            int64  `json:"seq"`
-	Message        string `json:"message"`
-	SenderID       int64  `json:"sender_id"`
-	SenderName     string `json:"sender_name"`
-	SenderIsAdmin  bool   `json:"sender_is_admin"`
-	CreatedAt      string `json:"created_at"`
-	ClientMsgID    string `json:"client_msg_id"`
-}
+type MessageJSON = wire.MessageJSON
 
 // ReadJSON is a moved read mark.
 type ReadJSON struct {
@@ -110,12 +99,8 @@ func conversationJSON(c storage.WebhookConversation) ConversationJSON {
 }
 
 func messageJSON(m storage.Message) MessageJSON {
-	id := m.ClientMsgID
-	if strings.HasPrefix(id, "~") {
-		id = "" // a key the server made up (see actors: posts are idempotent end to end)
-	}
 	return MessageJSON{ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, Message: m.Body, SenderID: m.SenderID,
-		SenderName: m.SenderName, SenderIsAdmin: m.SenderIsAdmin, CreatedAt: m.CreatedAt.UTC().Format(wire.TimeFormat), ClientMsgID: id}
+		SenderName: m.SenderName, SenderIsAdmin: m.SenderIsAdmin, CreatedAt: m.CreatedAt.UTC().Format(wire.TimeFormat), ClientMsgID: wire.PublicClientMsgID(m.ClientMsgID)}
 }
 
 func eventJSON(e storage.Event) wire.EventJSON {

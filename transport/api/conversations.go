@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/storage"
@@ -45,27 +44,13 @@ type visitorJSON struct {
 }
 
 // messageJSON is a message as the v1 history shows it.
-type messageJSON struct {
-	ID             int64  `json:"id"`
-	ConversationID int64  `json:"conversation_id"`
-	Seq            int64  `json:"seq"`
-	Message        string `json:"message"`
-	SenderID       int64  `json:"sender_id"`
-	SenderName     string `json:"sender_name"`
-	SenderIsAdmin  bool   `json:"sender_is_admin"`
-	CreatedAt      string `json:"created_at"`
-	ClientMsgID    string `json:"client_msg_id"`
-}
+type messageJSON = wire.MessageJSON
 
 func toMessageJSON(m storage.Message) messageJSON {
-	id := m.ClientMsgID
-	if strings.HasPrefix(id, "~") {
-		id = "" // a key the server made up
-	}
 	return messageJSON{
 		ID: m.ID, ConversationID: m.ConversationID, Seq: m.Seq, Message: m.Body, SenderID: m.SenderID,
 		SenderName: m.SenderName, SenderIsAdmin: m.SenderIsAdmin,
-		CreatedAt: m.CreatedAt.UTC().Format(wire.TimeFormat), ClientMsgID: id,
+		CreatedAt: m.CreatedAt.UTC().Format(wire.TimeFormat), ClientMsgID: wire.PublicClientMsgID(m.ClientMsgID),
 	}
 }
 

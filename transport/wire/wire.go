@@ -365,6 +365,30 @@ type Message struct {
 	CreatedAt      time.Time
 }
 
+// MessageJSON is the v1 message object (docs/PROTOCOL.md) outside a frame:
+// how the REST API and webhooks show a stored message.
+type MessageJSON struct {
+	ID             int64  `json:"id"`
+	ConversationID int64  `json:"conversation_id"`
+	Seq            int64  `json:"seq"`
+	Message        string `json:"message"`
+	SenderID       int64  `json:"sender_id"`
+	SenderName     string `json:"sender_name"`
+	SenderIsAdmin  bool   `json:"sender_is_admin"`
+	CreatedAt      string `json:"created_at"`
+	ClientMsgID    string `json:"client_msg_id"`
+}
+
+// PublicClientMsgID is a stored client_msg_id as clients see it: the keys
+// the server makes up for posts that came without one (they start with
+// "~", which clients may not use) show as "".
+func PublicClientMsgID(id string) string {
+	if strings.HasPrefix(id, "~") {
+		return ""
+	}
+	return id
+}
+
 type v1Message struct {
 	Type           string `json:"type,omitempty"`
 	ID             int64  `json:"id"`
