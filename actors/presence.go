@@ -83,6 +83,9 @@ type (
 	// presenceQuery asks whether the conversations' visitors are online
 	// (answered with a map[int64]VisitorPresence through a future).
 	presenceQuery struct{ convs []int64 }
+	// staffQuery asks whether any staff user is available (answered with a
+	// bool through a future).
+	staffQuery struct{}
 	// lastSeenSaved: a batch of last-seen times was written (or not).
 	lastSeenSaved struct {
 		seen []storage.LastSeen
@@ -205,6 +208,8 @@ func (p *presence) Receive(ctx actor.Context) {
 			out[conv] = VisitorPresence{Online: p.online(conv), LastSeen: p.lastSeen[conv]}
 		}
 		ctx.Respond(out)
+	case *staffQuery:
+		ctx.Respond(p.anyStaff())
 	case *lastSeenSaved:
 		p.saving = false
 		if msg.err != nil {
@@ -709,11 +714,20 @@ func (s *session) withPresence(ctx context.Context, entries []wire.InboxEntry) {
 	}
 }
 
-// VisitorPresence returns whether the visitors of conversations ids are
-// connected anywhere in the cluster, and when they were last seen if not
-// (from the store when this node has not seen them leave). At most
-// storage.MaxLastSeenBatch ids.
-func (n *Node) VisitorPresence(ctx context.Context, ids []int64) (map[int64]VisitorPresence, error) {
+// StaffAvailable returns whether a staff user is available anywhere in the
+// cluster (a staff session that is not away, or closed less than the grace
+// ago).
+func (n *Node) StaffAvailable(ctx context.Context) (bool, error) {
+	res, err := n.askPresence(ctx, &staffQuery{})
+	if err != nil {
+		return false, err
+	}
+	return res.(bool), nil
+}
+
+// askPresence asks this node's presence actor q, within the store timeout
+// and ctx's deadline.
+func (n *Node) askPresence(ctx context.Context, q any) (any, error) {
 	p := n.presence.Load()
 	if p == nil {
 		return nil, &ErrDesk{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable)}
@@ -722,9 +736,21 @@ func (n *Node) VisitorPresence(ctx context.Context, ids []int64) (map[int64]Visi
 	if d, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(d))
 	}
-	res, err := n.system.Root.RequestFuture(p, &presenceQuery{convs: ids}, wait).Result()
+	res, err := n.system.Root.RequestFuture(p, q, wait).Result()
 	if err != nil {
 		return nil, &ErrDesk{Code: wire.CodeUnavailable, Message: messageForCode(wire.CodeUnavailable)}
+	}
+	return res, nil
+}
+
+// VisitorPresence returns whether the visitors of conversations ids are
+// connected anywhere in the cluster, and when they were last seen if not
+// (from the store when this node has not seen them leave). At most
+// storage.MaxLastSeenBatch ids.
+func (n *Node) VisitorPresence(ctx context.Context, ids []int64) (map[int64]VisitorPresence, error) {
+	res, err := n.askPresence(ctx, &presenceQuery{convs: ids})
+	if err != nil {
+		return nil, err
 	}
 	out := res.(map[int64]VisitorPresence)
 	var unknown []int64

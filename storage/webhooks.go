@@ -81,15 +81,6 @@ type WebhookDelivery struct {
 	NextAttemptAt time.Time
 }
 
-// WebhookLock is an endpoint's sender lock, held by one process of the
-// cluster at a time. Lost is closed when the lock is gone (its database
-// session ended: the process can no longer be sure another one has not taken
-// it); Release gives it up. Release is idempotent.
-type WebhookLock interface {
-	Lost() <-chan struct{}
-	Release()
-}
-
 // Webhooks is the webhooks' outbox. All methods are safe for concurrent use,
 // by several processes on one database too. Errors are *Error
 // (EUNAVAILABLE when the database cannot be reached).
@@ -115,7 +106,7 @@ type Webhooks interface {
 
 	// LockWebhookEndpoint tries to take the endpoint's sender lock: ok is
 	// false when another process holds it.
-	LockWebhookEndpoint(ctx context.Context, endpointID int64) (lock WebhookLock, ok bool, err error)
+	LockWebhookEndpoint(ctx context.Context, endpointID int64) (lock Lock, ok bool, err error)
 
 	// PendingWebhooks returns up to limit deliveries of the endpoint with an
 	// id above afterID, in id order. Deliveries are committed in id order,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/cmd/internal/devsecret"
+	"github.com/grainchat/grainchat/integrations/mail"
 	"github.com/grainchat/grainchat/integrations/webhook"
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/clientip"
@@ -86,6 +87,15 @@ type config struct {
 	WebhookRetention   time.Duration
 	WebhookRetryMax    time.Duration
 	WebhookConcurrency int
+
+	SMTPURL      string
+	MailFrom     string
+	PublicURL    string
+	MailDelay    time.Duration
+	MailStaffTo  string
+	MailStaff    bool
+	MailPoll     time.Duration
+	MailAttempts int
 }
 
 // DefaultAwayMessage is what visitors read while no staff user is available.
@@ -146,6 +156,14 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&cfg.WebhookRetention, "webhook-retention", webhook.DefaultRetention, "how long a webhook event is retried before it is given up")
 	fs.DurationVar(&cfg.WebhookRetryMax, "webhook-retry-max", webhook.DefaultRetryMax, "longest wait between two attempts of one webhook event (the backoff starts at 1s and doubles)")
 	fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", webhook.DefaultConcurrency, "conversations whose webhook events one endpoint is sent at once (each conversation's in order)")
+	fs.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server of the email notifications (docs/EMAIL.md): smtp://[user:pass@]host[:port][?starttls=require|opportunistic|none] or smtps://…; needs --database-url, --mail-from and --public-url")
+	fs.StringVar(&cfg.MailFrom, "mail-from", "", "sender address of the emails, e.g. \"Support <help@example.com>\"")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "grainchat's public base URL, which the emails link to (<url>/chat/ for visitors, <url>/admin/ for staff)")
+	fs.DurationVar(&cfg.MailDelay, "mail-delay", mail.DefaultDelay, "a staff reply the visitor has not read this long, while they are offline, is emailed to them")
+	fs.StringVar(&cfg.MailStaffTo, "mail-staff-to", "", "comma-separated addresses told of a new conversation while no agent is online; empty = every staff user with an email claim")
+	fs.BoolVar(&cfg.MailStaff, "mail-staff", true, "email staff of a new conversation while no agent is online")
+	fs.DurationVar(&cfg.MailPoll, "mail-poll", mail.DefaultPollInterval, "how often the node that sends the emails looks for due ones")
+	fs.IntVar(&cfg.MailAttempts, "mail-attempts", mail.DefaultMaxAttempts, "attempts of one email before it is given up (the wait doubles from 30s to 1h)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (for profiling; keep off in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take")
 }
@@ -318,7 +336,8 @@ func (cfg *config) validate() []string {
 		{"post-timeout", cfg.PostTimeout}, {"shutdown-timeout", cfg.ShutdownTimeout}, {"handshake-wait", cfg.HandshakeWait},
 		{"automanaged-refresh", cfg.AutomanagedRefresh}, {"grain-refresh-interval", cfg.RefreshInterval},
 		{"typing-interval", cfg.TypingInterval}, {"presence-grace", cfg.PresenceGrace},
-		{"webhook-timeout", cfg.WebhookTimeout}, {"webhook-retention", cfg.WebhookRetention}, {"webhook-retry-max", cfg.WebhookRetryMax}} {
+		{"webhook-timeout", cfg.WebhookTimeout}, {"webhook-retention", cfg.WebhookRetention}, {"webhook-retry-max", cfg.WebhookRetryMax},
+		{"mail-delay", cfg.MailDelay}, {"mail-poll", cfg.MailPoll}} {
 		if d.v <= 0 {
 			p = append(p, d.name+": must be positive")
 		}
@@ -336,6 +355,20 @@ func (cfg *config) validate() []string {
 			}
 		}
 	}
+	if cfg.SMTPURL != "" {
+		if cfg.DatabaseURL == "" {
+			p = append(p, "smtp-url: email needs --database-url (the memory store keeps no mail state)")
+		}
+		if _, err := mail.NewSMTP(cfg.SMTPURL); err != nil {
+			p = append(p, err.Error())
+		}
+		if err := mail.CheckConfig(cfg.mailConfig()); err != nil {
+			p = append(p, err.Error())
+		}
+		if cfg.MailAttempts < 1 {
+			p = append(p, "mail-attempts: must be positive")
+		}
+	}
 	if cfg.WebhookConcurrency < 1 {
 		p = append(p, "webhook-concurrency: must be positive")
 	}
@@ -350,6 +383,19 @@ func (cfg *config) origins() []string { return splitList(cfg.AllowedOrigins) }
 func (cfg *config) trustedProxies() []string { return splitList(cfg.TrustedProxies) }
 
 func (cfg *config) webhookURLs() []string { return splitList(cfg.WebhookURL) }
+
+// mailConfig is the mailer's configuration.
+func (cfg *config) mailConfig() mail.Config {
+	return mail.Config{
+		From:         cfg.MailFrom,
+		PublicURL:    cfg.PublicURL,
+		Delay:        cfg.MailDelay,
+		StaffTo:      splitList(cfg.MailStaffTo),
+		NoStaffMail:  !cfg.MailStaff,
+		PollInterval: cfg.MailPoll,
+		MaxAttempts:  cfg.MailAttempts,
+	}
+}
 
 // tlsConfig loads the --tls-cert/--tls-key pair: nil without them. Beyond a
 // floor of TLS 1.2 it keeps Go's defaults (cipher suites, curves, HTTP/2).

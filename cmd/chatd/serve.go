@@ -21,6 +21,7 @@ import (
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/actors/membership"
 	"github.com/grainchat/grainchat/cmd/internal/metrics"
+	"github.com/grainchat/grainchat/integrations/mail"
 	"github.com/grainchat/grainchat/integrations/webhook"
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/batch"
@@ -169,6 +170,9 @@ func (m *Main) Open(ctx context.Context) error {
 			logger.Warn("leave cluster", "err", err)
 		}
 	})
+	if err := m.startMail(store, node, metric); err != nil {
+		return err
+	}
 
 	ws := transport.New(logger, transport.Config{
 		MaxFrameBytes:     cfg.MaxFrameBytes,
@@ -287,6 +291,60 @@ func (m *Main) startWebhooks(ctx context.Context, store storage.Store, metric *m
 	})
 	return nil
 }
+
+// startMail starts the email notifier when --smtp-url is set: the store must
+// keep its state (pgstore; validate refuses the memory store already). It
+// stops first at Close, before the node whose presence it asks.
+func (m *Main) startMail(store storage.Store, node *actors.Node, metric *metrics.Metrics) error {
+	cfg := m.Config
+	if cfg.SMTPURL == "" {
+		return nil
+	}
+	state, ok := store.(storage.Mail)
+	if !ok {
+		return errors.New("smtp-url: email needs --database-url (this store keeps no mail state)")
+	}
+	sender, err := mail.NewSMTP(cfg.SMTPURL)
+	if err != nil {
+		return err
+	}
+	mailer, err := mail.New(m.logger.With("component", "mail"), cfg.mailConfig(), state, mailPresence{node}, sender, metric)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mailer.Run(ctx)
+	}()
+	m.onClose(func(ctx context.Context) {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			m.logger.Warn("mail shutdown: a send outlasted the shutdown timeout")
+		}
+	})
+	return nil
+}
+
+// mailPresence answers the mailer's presence questions from the node.
+type mailPresence struct{ node *actors.Node }
+
+func (p mailPresence) VisitorsOnline(ctx context.Context, convs []int64) (map[int64]bool, error) {
+	vp, err := p.node.VisitorPresence(ctx, convs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]bool, len(vp))
+	for id, v := range vp {
+		out[id] = v.Online
+	}
+	return out, nil
+}
+
+func (p mailPresence) StaffOnline(ctx context.Context) (bool, error) { return p.node.StaffAvailable(ctx) }
 
 // onClose arranges for f to run at Close, before what was built earlier.
 func (m *Main) onClose(f func(context.Context)) { m.closers = append(m.closers, f) }

@@ -339,7 +339,7 @@ type result struct {
 // once. The database is read and the settled deliveries deleted every
 // PollInterval, or after deleteBatch of them: not once per event, which
 // bounded a sender to a few hundred events a second.
-func (s *sender) serve(ctx context.Context, lock storage.WebhookLock) {
+func (s *sender) serve(ctx context.Context, lock storage.Lock) {
 	cfg := s.d.cfg
 	ctx, cancel := context.WithCancel(ctx)
 	var workers sync.WaitGroup

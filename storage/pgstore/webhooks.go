@@ -4,10 +4,8 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -33,9 +31,6 @@ const webhookLockClass = 0x67637768
 // append call (at most 500 messages), one desk change, one new conversation
 // or one read mark.
 const webhookExpandBatch = 32
-
-// webhookLockCheck is how often a held sender lock checks its session.
-const webhookLockCheck = time.Second
 
 // WebhookEndpoints implements storage.Webhooks.
 func (s *Store) WebhookEndpoints(ctx context.Context, urls []string) ([]storage.WebhookEndpoint, error) {
@@ -385,74 +380,9 @@ func insertDeliveries(ctx context.Context, tx *sqlx.Tx, endpointIDs []int64, ite
 }
 
 // LockWebhookEndpoint implements storage.Webhooks with a session advisory
-// lock on a connection of its own, which it keeps until Release or until
-// the session fails a check (every second, 5 s at most each): then the
-// connection is discarded (ending the session, so releasing the lock if the
-// database still sees it) and Lost is closed.
-func (s *Store) LockWebhookEndpoint(ctx context.Context, endpointID int64) (storage.WebhookLock, bool, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, false, dbError(ctx, "pgstore: lock webhook endpoint: connect", err)
-	}
-	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, webhookLockClass, endpointID).Scan(&ok); err != nil {
-		discard(conn)
-		return nil, false, dbError(ctx, "pgstore: lock webhook endpoint", err)
-	}
-	if !ok {
-		_ = conn.Close()
-		return nil, false, nil
-	}
-	l := &endpointLock{conn: conn, lost: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{})}
-	go l.watch()
-	return l, true, nil
-}
-
-// discard closes conn's session instead of returning it to the pool.
-func discard(conn *sql.Conn) {
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-	_ = conn.Close()
-}
-
-// endpointLock is a held sender lock: its goroutine owns the connection.
-type endpointLock struct {
-	conn     *sql.Conn
-	lost     chan struct{}
-	release  chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
-}
-
-func (l *endpointLock) Lost() <-chan struct{} { return l.lost }
-
-// Release discards the session (so the lock is free at once) and waits for
-// the watcher to end.
-func (l *endpointLock) Release() {
-	l.stopOnce.Do(func() { close(l.release) })
-	<-l.done
-}
-
-func (l *endpointLock) watch() {
-	defer close(l.done)
-	defer discard(l.conn)
-	t := time.NewTicker(webhookLockCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.release:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := l.conn.ExecContext(ctx, `SELECT 1`)
-		cancel()
-		if err != nil {
-			close(l.lost)
-			return
-		}
-	}
+// lock (sessionLock).
+func (s *Store) LockWebhookEndpoint(ctx context.Context, endpointID int64) (storage.Lock, bool, error) {
+	return s.sessionLock(ctx, "webhook endpoint", webhookLockClass, endpointID)
 }
 
 // pendingWebhooksQuery reads an endpoint's deliveries after an id.

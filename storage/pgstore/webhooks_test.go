@@ -370,7 +370,7 @@ func TestWebhookLock(t *testing.T) {
 	if _, err := a.DB().ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()`); err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range []storage.WebhookLock{la2, lb} {
+	for _, l := range []storage.Lock{la2, lb} {
 		select {
 		case <-l.Lost():
 		case <-time.After(10 * time.Second):

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/grainchat/grainchat/actors"
+	"github.com/grainchat/grainchat/integrations/mail"
 	"github.com/grainchat/grainchat/integrations/webhook"
 	"github.com/grainchat/grainchat/transport"
 )
@@ -42,12 +43,17 @@ type Metrics struct {
 	webhookFailed    *prometheus.CounterVec
 	webhookPending   *prometheus.GaugeVec
 	webhookOldestAge *prometheus.GaugeVec
+	mailSent         *prometheus.CounterVec
+	mailErrors       *prometheus.CounterVec
+	mailFailed       *prometheus.CounterVec
+	mailInterrupted  prometheus.Counter
 }
 
 var (
 	_ transport.Metrics = (*Metrics)(nil)
 	_ actors.Metrics    = (*Metrics)(nil)
 	_ webhook.Metrics   = (*Metrics)(nil)
+	_ mail.Metrics      = (*Metrics)(nil)
 )
 
 // New registers every metric, plus the Go runtime and process collectors.
@@ -94,11 +100,20 @@ func New(members func() int) *Metrics {
 			Help: "Webhook events waiting for an endpoint, reported by the node sending it (0 elsewhere: sum over nodes)."}, []string{"endpoint"}),
 		webhookOldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "grainchat_webhook_oldest_pending_seconds",
 			Help: "Age of the oldest webhook event waiting for an endpoint, reported by the node sending it (0 elsewhere: max over nodes)."}, []string{"endpoint"}),
+		mailSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_mail_sent_total",
+			Help: "Emails the SMTP server took from this node, by kind (visitor: unread replies; staff: a new conversation)."}, []string{"kind"}),
+		mailErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_mail_attempts_failed_total",
+			Help: "Email attempts that failed and will be retried, by kind."}, []string{"kind"}),
+		mailFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grainchat_mail_failed_total",
+			Help: "Emails given up (refused for good, or --mail-attempts failed), by kind."}, []string{"kind"}),
+		mailInterrupted: prometheus.NewCounter(prometheus.CounterOpts{Name: "grainchat_mail_interrupted_total",
+			Help: "Emails whose sender stopped mid-send, settled as sent and never resent (they may not have arrived)."}),
 	}
 	for _, c := range []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.framesRefused, m.slowConsumers, m.readsPaused,
 		m.handshakeRefused, m.messagesStored, m.storeLatency, m.batchSize, m.batchFailures, m.activations,
 		m.passivations, m.gapFilled, m.grainMoved,
 		m.webhookSent, m.webhookErrors, m.webhookFailed, m.webhookPending, m.webhookOldestAge,
+		m.mailSent, m.mailErrors, m.mailFailed, m.mailInterrupted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -163,6 +178,18 @@ func (m *Metrics) ObserveBatch(size int, d time.Duration, err error) {
 		m.batchFailures.Inc()
 	}
 }
+
+// MailSent implements mail.Metrics.
+func (m *Metrics) MailSent(kind string) { m.mailSent.WithLabelValues(kind).Inc() }
+
+// MailAttemptFailed implements mail.Metrics.
+func (m *Metrics) MailAttemptFailed(kind string) { m.mailErrors.WithLabelValues(kind).Inc() }
+
+// MailGivenUp implements mail.Metrics.
+func (m *Metrics) MailGivenUp(kind string) { m.mailFailed.WithLabelValues(kind).Inc() }
+
+// MailInterrupted implements mail.Metrics.
+func (m *Metrics) MailInterrupted(n int) { m.mailInterrupted.Add(float64(n)) }
 
 // WebhookSent implements webhook.Metrics.
 func (m *Metrics) WebhookSent(endpoint string) { m.webhookSent.WithLabelValues(endpoint).Inc() }
