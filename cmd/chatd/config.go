@@ -363,7 +363,7 @@ func (cfg *config) validate() []string {
 			p = append(p, err.Error())
 		}
 		if err := mail.CheckConfig(cfg.mailConfig()); err != nil {
-			p = append(p, err.Error())
+			p = append(p, strings.Split(err.Error(), "\n")...)
 		}
 		if cfg.MailAttempts < 1 {
 			p = append(p, "mail-attempts: must be positive")

@@ -123,6 +123,37 @@ func TestConfigWebhooks(t *testing.T) {
 	}
 }
 
+// Email needs PostgreSQL, a sender, a public URL and a usable SMTP URL;
+// every problem is reported at once.
+func TestConfigMail(t *testing.T) {
+	_, err := parseForTest(t, []string{"--smtp-url", "imap://mail.example", "--mail-from", "not an address",
+		"--public-url", "/relative", "--mail-staff-to", "a@b.example,nope", "--mail-delay", "0s", "--mail-attempts", "0"}, nil)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"smtp-url: email needs --database-url", `smtp-url: the scheme must be smtp or smtps, not "imap"`,
+		`mail-from: "not an address" is not an email address`, "public-url: must be an absolute http or https URL",
+		`mail-staff-to: "nope" is not an email address`, "mail-delay: must be positive", "mail-attempts: must be positive"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	for _, bad := range []string{"smtp://mail.example:99999", "smtp://mail.example?starttls=maybe", "smtp://"} {
+		if _, err := parseForTest(t, []string{"--database-url", "postgres://db/x", "--smtp-url", bad, "--mail-from", "a@b.example",
+			"--public-url", "https://chat.example"}, nil); err == nil || !strings.Contains(err.Error(), "smtp-url") {
+			t.Errorf("--smtp-url %s: %v, want an smtp-url error", bad, err)
+		}
+	}
+	cfg, err := parseForTest(t, []string{"--database-url", "postgres://db/x", "--mail-from", "Support <help@chat.example>",
+		"--public-url", "https://chat.example"}, map[string]string{"CHAT_SMTP_URL": "smtps://u:p@mail.example", "CHAT_MAIL_STAFF_TO": "a@x.example, b@x.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc := cfg.mailConfig(); mc.Delay != 10*time.Minute || len(mc.StaffTo) != 2 || mc.NoStaffMail {
+		t.Errorf("mail config %+v", mc)
+	}
+}
+
 // `chatd token` signs with --jwt-secret, a token the server's verifier accepts.
 func TestTokenCommand(t *testing.T) {
 	var out bytes.Buffer

@@ -123,21 +123,23 @@ func New(logger *slog.Logger, cfg Config, store storage.Mail, presence Presence,
 		sender: sender, metrics: metrics, host: u.Hostname()}, nil
 }
 
-// CheckConfig returns what is wrong with cfg's required fields.
+// CheckConfig returns what is wrong with cfg's required fields (every
+// problem, joined).
 func CheckConfig(cfg Config) error {
+	var errs []error
 	if _, err := parseAddress(cfg.From); err != nil {
-		return fmt.Errorf("mail-from: %w", err)
+		errs = append(errs, fmt.Errorf("mail-from: %w", err))
 	}
 	u, err := url.Parse(cfg.PublicURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("public-url: must be an absolute http or https URL (the links in emails start with it)")
+		errs = append(errs, errors.New("public-url: must be an absolute http or https URL (the links in emails start with it)"))
 	}
 	for _, a := range cfg.StaffTo {
 		if _, err := parseAddress(a); err != nil {
-			return fmt.Errorf("mail-staff-to: %w", err)
+			errs = append(errs, fmt.Errorf("mail-staff-to: %w", err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Run sends while this node holds the mailer lock, and tries to take it
