@@ -344,7 +344,9 @@ func (p mailPresence) VisitorsOnline(ctx context.Context, convs []int64) (map[in
 	return out, nil
 }
 
-func (p mailPresence) StaffOnline(ctx context.Context) (bool, error) { return p.node.StaffAvailable(ctx) }
+func (p mailPresence) StaffOnline(ctx context.Context) (bool, error) {
+	return p.node.StaffAvailable(ctx)
+}
 
 // onClose arranges for f to run at Close, before what was built earlier.
 func (m *Main) onClose(f func(context.Context)) { m.closers = append(m.closers, f) }
