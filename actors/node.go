@@ -111,6 +111,10 @@ type Config struct {
 	// AwayMessage is what visitors read while no staff user is available
 	// (sent with the availability frame).
 	AwayMessage string
+	// TranscriptEmail lets visitors ask for their transcript by email
+	// (chatd sets it with --smtp-url); the store must implement
+	// storage.Mail.
+	TranscriptEmail bool
 	// LeaveGrace is how long a graceful leave waits after deregistering for
 	// the other members to notice. Zero means 1s.
 	LeaveGrace time.Duration

@@ -256,6 +256,7 @@ func (s *session) welcome(conv, lastSeq int64) wire.Welcome {
 		StoreID:         s.node.store.StoreID(),
 		TokenExpiresAt:  s.cfg.TokenExpiresAt,
 		Status:          s.visitorStatus(),
+		TranscriptEmail: s.canEmailTranscript(),
 	}
 }
 
@@ -282,6 +283,8 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		s.typing(ctx, req)
 	case wire.TypeAway:
 		s.away(ctx, req)
+	case wire.TypeTranscriptEmail:
+		s.transcriptEmail()
 	case wire.TypeOpen:
 		s.open(ctx, req.ConversationID)
 	case wire.TypeLeave:

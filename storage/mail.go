@@ -42,12 +42,36 @@ type StaffMail struct {
 	Failures       int
 }
 
+// TranscriptMail is a transcript a visitor asked for by email.
+type TranscriptMail struct {
+	ConversationID int64
+	Visitor        UserRef
+	Email          string
+	RequestedAt    time.Time
+	Failures       int
+}
+
+// TranscriptMailInterval is how often a visitor may have their transcript
+// emailed (RequestTranscriptMail).
+const TranscriptMailInterval = 10 * time.Minute
+
+// TranscriptRequest is what RequestTranscriptMail did.
+type TranscriptRequest struct {
+	// Queued: a mail will be sent (this request, or an earlier one still
+	// waiting: one mail answers both).
+	Queued bool
+	// NextAllowedAt is when a new request may be made, when not Queued
+	// (one was sent less than TranscriptMailInterval ago).
+	NextAllowedAt time.Time
+}
+
 // MailKind says which of a conversation's mails a claim is for.
 type MailKind int
 
 const (
 	MailVisitor MailKind = iota + 1 // staff replies, to the visitor
 	MailStaff                       // a new conversation, to staff
+	MailTranscript                  // the transcript, to the visitor who asked
 )
 
 // MailOutcome is how a claimed mail ended.
@@ -96,6 +120,15 @@ type Mail interface {
 	// StaffEmails returns the addresses of the staff users the store knows
 	// an email for (API-key bots have none).
 	StaffEmails(ctx context.Context) ([]string, error)
+
+	// RequestTranscriptMail records that conversation conv's visitor asks
+	// for the transcript by email.
+	RequestTranscriptMail(ctx context.Context, conv int64) (TranscriptRequest, error)
+
+	// DueTranscriptMail returns up to limit transcript requests waiting
+	// (not claimed, nor waiting for a retry) whose visitor has an email,
+	// oldest first.
+	DueTranscriptMail(ctx context.Context, limit int) ([]TranscriptMail, error)
 
 	// ClaimMail records that a mail is about to be sent.
 	ClaimMail(ctx context.Context, c MailClaim) error

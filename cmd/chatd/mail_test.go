@@ -179,3 +179,85 @@ func TestMailClusterSenderKilled(t *testing.T) {
 	}
 	stillMails(t, smtp, "vera@visitor.example", 2, 2*time.Second)
 }
+
+// A visitor asks for their transcript by email: one mail with every message
+// in order (never a note), then no second one for 10 minutes; without an
+// address, without email on the server, or as staff, the request is refused
+// with the documented error.
+func TestMailTranscript(t *testing.T) {
+	db := newDatabase(t)
+	smtp := mailtest.Start(t)
+	s := startServer(t, append([]string{"--database-url", db}, mailArgs(smtp, "--mail-staff=false")...)...)
+
+	vera := dialVisitor(t, s.URL(), "vera", "Vera", "vera@visitor.example")
+	if w := welcomeOf(t, vera); w.Fields["transcript_email"] != true {
+		t.Fatalf("welcome %s, want transcript_email true", w.Raw)
+	}
+	conv := convOf(t, vera)
+	ann := dial(t, s, "ann", "Ann", true, true)
+	post(t, vera, conv, "first <question>", "q1")
+	post(t, ann, conv, "first answer", "a1")
+	send(t, ann, map[string]any{"type": "note", "conversation_id": conv, "message": "internal: VIP"})
+	waitFrame(t, ann, 0, "the note", func(f wsclient.Frame) bool { return f.Type() == "changed" })
+	post(t, vera, conv, "second question\nwith two lines", "q2")
+	post(t, ann, conv, "second answer", "a2")
+
+	from := len(vera.Frames())
+	send(t, vera, map[string]any{"type": "transcript_email"})
+	f, _ := waitFrame(t, vera, from, "transcript_email answer", func(f wsclient.Frame) bool { return f.Type() == "transcript_email" })
+	if f.Fields["queued"] != true {
+		t.Fatalf("answer %s, want queued", f.Raw)
+	}
+	m := waitMails(t, smtp, "vera@visitor.example", 1, 15*time.Second)[0]
+	if got := m.Header.Get("Subject"); got != "Your support conversation" {
+		t.Errorf("subject %q", got)
+	}
+	body := m.Body
+	order := []string{"Vera:\n    first <question>", "Ann (support):\n    first answer",
+		"Vera:\n    second question\n    with two lines", "Ann (support):\n    second answer", "https://chat.example/chat/"}
+	at := 0
+	for _, want := range order {
+		i := strings.Index(body[at:], want)
+		if i < 0 {
+			t.Fatalf("transcript lacks %q after byte %d:\n%s", want, at, body)
+		}
+		at += i + len(want)
+	}
+	if strings.Contains(body, "VIP") {
+		t.Errorf("the transcript shows a note:\n%s", body)
+	}
+
+	// Again at once: not queued, with when it may be asked again.
+	from = len(vera.Frames())
+	send(t, vera, map[string]any{"type": "transcript_email"})
+	f, _ = waitFrame(t, vera, from, "second answer", func(f wsclient.Frame) bool { return f.Type() == "transcript_email" })
+	next, err := time.Parse(time.RFC3339Nano, f.String("next_allowed_at"))
+	if f.Fields["queued"] != false || err != nil || next.Before(time.Now().Add(9*time.Minute)) || next.After(time.Now().Add(11*time.Minute)) {
+		t.Errorf("second answer %s, want queued false and next_allowed_at in about 10 minutes", f.Raw)
+	}
+	stillMails(t, smtp, "vera@visitor.example", 1, 1500*time.Millisecond)
+
+	// Refusals.
+	refused := func(c *wsclient.Client, code string) {
+		t.Helper()
+		from := len(c.Frames())
+		send(t, c, map[string]any{"type": "transcript_email"})
+		f, _ := waitFrame(t, c, from, "an error", func(f wsclient.Frame) bool { return f.Type() == "error" || f.Type() == "transcript_email" })
+		if f.Type() != "error" || f.String("code") != code {
+			t.Errorf("got %s, want error %s", f.Raw, code)
+		}
+	}
+	olga := dialVisitor(t, s.URL(), "olga", "Olga", "")
+	if w := welcomeOf(t, olga); w.Fields["transcript_email"] != nil {
+		t.Errorf("welcome without an email %s: want no transcript_email", w.Raw)
+	}
+	refused(olga, "email_unavailable")
+	refused(ann, "forbidden")
+
+	plain := startServer(t, "--database-url", newDatabase(t))
+	nomail := dialVisitor(t, plain.URL(), "vera", "Vera", "vera@visitor.example")
+	if w := welcomeOf(t, nomail); w.Fields["transcript_email"] != nil {
+		t.Errorf("welcome of a server without email %s", w.Raw)
+	}
+	refused(nomail, "email_unavailable")
+}

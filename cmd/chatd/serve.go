@@ -157,6 +157,7 @@ func (m *Main) Open(ctx context.Context) error {
 		TypingShowsStaffNames: cfg.TypingStaffNames,
 		PresenceGrace:         cfg.PresenceGrace,
 		AwayMessage:           cfg.AwayMessage,
+		TranscriptEmail:       cfg.SMTPURL != "",
 	}, store, appender, metric)
 	if err != nil {
 		return err
@@ -300,7 +301,7 @@ func (m *Main) startMail(store storage.Store, node *actors.Node, metric *metrics
 	if cfg.SMTPURL == "" {
 		return nil
 	}
-	state, ok := store.(storage.Mail)
+	state, ok := store.(mail.Store)
 	if !ok {
 		return errors.New("smtp-url: email needs --database-url (this store keeps no mail state)")
 	}

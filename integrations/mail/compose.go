@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -73,6 +74,62 @@ func (m *Mailer) staffMessage(v storage.StaffMail, to []string) *Message {
 			"X-Grainchat-Conversation": strconv.FormatInt(v.ConversationID, 10),
 		},
 	}
+}
+
+// maxTranscriptBytes bounds a transcript mail's quoted messages; later ones
+// are counted, and the mail links to the chat.
+const maxTranscriptBytes = 512 << 10
+
+// transcriptMessage is the mail of v's whole conversation (its messages, as
+// the visitor's page shows them), read page by page.
+func (m *Mailer) transcriptMessage(ctx context.Context, v storage.TranscriptMail) (*Message, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Hello %s,\n\nHere is your support conversation, as you asked.\n", oneLine(v.Visitor.Name))
+	var after, upTo int64
+	omitted := 0
+	for {
+		page, err := m.store.Messages(ctx, v.ConversationID, storage.Page{AfterSeq: after, Limit: storage.MaxPageSize})
+		if err != nil {
+			return nil, fmt.Errorf("transcript of conversation %d: %w", v.ConversationID, err)
+		}
+		for _, msg := range page {
+			if b.Len() > maxTranscriptBytes {
+				omitted++
+				continue
+			}
+			who := oneLine(msg.SenderName)
+			if msg.SenderIsAdmin {
+				who += " (support)"
+			}
+			fmt.Fprintf(&b, "\n%s  %s:\n", msg.CreatedAt.UTC().Format("2006-01-02 15:04:05 MST"), who)
+			b.WriteString(quote(msg.Body))
+			upTo = msg.Seq
+		}
+		if len(page) < storage.MaxPageSize {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	if upTo == 0 {
+		b.WriteString("\n(no messages yet)\n")
+	}
+	if omitted > 0 {
+		fmt.Fprintf(&b, "\n(%d later messages are not in this email: read them in the chat)\n", omitted)
+	}
+	fmt.Fprintf(&b, "\nContinue the conversation here: %s\n", m.link("/chat/"))
+	b.WriteString("\n-- \nYou get this email because you asked for your conversation's transcript.\n")
+	return &Message{
+		From:    m.cfg.From,
+		To:      []string{v.Email},
+		Subject: "Your support conversation",
+		Text:    b.String(),
+		ID:      fmt.Sprintf("grainchat.transcript.%d.%d@%s", v.ConversationID, v.RequestedAt.UnixMicro(), m.host),
+		Headers: map[string]string{
+			"Auto-Submitted":           "auto-generated",
+			"X-Auto-Response-Suppress": "All",
+			"X-Grainchat-Conversation": strconv.FormatInt(v.ConversationID, 10),
+		},
+	}, nil
 }
 
 // link is PublicURL joined with path.

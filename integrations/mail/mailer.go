@@ -94,7 +94,8 @@ type Presence interface {
 	StaffOnline(ctx context.Context) (bool, error)
 }
 
-// Metrics receives the mailer's events; kind is "visitor" or "staff".
+// Metrics receives the mailer's events; kind is "visitor", "staff" or
+// "transcript".
 type Metrics interface {
 	MailSent(kind string)
 	MailAttemptFailed(kind string)
@@ -102,11 +103,18 @@ type Metrics interface {
 	MailInterrupted(n int)
 }
 
+// Store is what a Mailer needs of the store: the mail state, and the
+// messages a transcript quotes.
+type Store interface {
+	storage.Mail
+	Messages(ctx context.Context, conversationID int64, p storage.Page) ([]storage.Message, error)
+}
+
 // Mailer sends the mails. Run it once per node.
 type Mailer struct {
 	logger   *slog.Logger
 	cfg      Config
-	store    storage.Mail
+	store    Store
 	presence Presence
 	sender   Sender
 	metrics  Metrics
@@ -114,7 +122,7 @@ type Mailer struct {
 }
 
 // New returns a Mailer; cfg is checked (CheckConfig).
-func New(logger *slog.Logger, cfg Config, store storage.Mail, presence Presence, sender Sender, metrics Metrics) (*Mailer, error) {
+func New(logger *slog.Logger, cfg Config, store Store, presence Presence, sender Sender, metrics Metrics) (*Mailer, error) {
 	if err := CheckConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -200,6 +208,31 @@ func (m *Mailer) pass(ctx context.Context, lock storage.Lock) {
 	if err := m.visitorPass(ctx, lock, now); err != nil && ctx.Err() == nil {
 		m.logger.Warn("mail: visitor mails", "err", err)
 	}
+	if err := m.transcriptPass(ctx, lock); err != nil && ctx.Err() == nil {
+		m.logger.Warn("mail: transcript mails", "err", err)
+	}
+}
+
+// transcriptPass emails the transcripts visitors asked for.
+func (m *Mailer) transcriptPass(ctx context.Context, lock storage.Lock) error {
+	due, err := m.store.DueTranscriptMail(ctx, batchSize)
+	if err != nil {
+		return err
+	}
+	for _, v := range due {
+		if !held(ctx, lock) {
+			return nil
+		}
+		msg, err := m.transcriptMessage(ctx, v)
+		if err != nil {
+			return err
+		}
+		claim := storage.MailClaim{Kind: storage.MailTranscript, ConversationID: v.ConversationID}
+		if err := m.send(ctx, claim, msg, v.Failures); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // held reports whether the lock still holds and ctx is live.
@@ -317,8 +350,12 @@ func backoff(n int) time.Duration {
 }
 
 func kindName(k storage.MailKind) string {
-	if k == storage.MailStaff {
+	switch k {
+	case storage.MailStaff:
 		return "staff"
+	case storage.MailTranscript:
+		return "transcript"
+	default:
+		return "visitor"
 	}
-	return "visitor"
 }

@@ -301,3 +301,38 @@ func TestStaffMail(t *testing.T) {
 	f.post(conv2.ID, olga, "hi") // staff online: no mail
 	f.quiet(1, time.Second)
 }
+
+// Two transcript requests before the mail leaves make one mail; one after it
+// within TranscriptMailInterval is not queued; a request of a visitor
+// without an address is never sent.
+func TestTranscriptRequests(t *testing.T) {
+	f := newFixture(t)
+	carl, conv := f.visitor("Carl", "carl@visitor.example")
+	f.post(conv.ID, carl, "hello")
+	f.post(conv.ID, f.staff, "hi Carl")
+	for range 2 {
+		r, err := f.store.RequestTranscriptMail(f.ctx, conv.ID)
+		if err != nil || !r.Queued {
+			t.Fatalf("request: %+v %v", r, err)
+		}
+	}
+	f.start(mail.Config{Delay: time.Hour, NoStaffMail: true})
+	m := f.smtp.Wait(t, 1, 10*time.Second)[0]
+	if !strings.Contains(m.Body, "Carl:\n    hello") || !strings.Contains(m.Body, "Ann (support):\n    hi Carl") {
+		t.Errorf("transcript:\n%s", m.Body)
+	}
+	f.quiet(1, 500*time.Millisecond)
+	r, err := f.store.RequestTranscriptMail(f.ctx, conv.ID)
+	if err != nil || r.Queued || time.Until(r.NextAllowedAt) < 9*time.Minute {
+		t.Fatalf("request after a sent mail: %+v %v", r, err)
+	}
+	vera, conv2 := f.visitor("Vera", "")
+	f.post(conv2.ID, vera, "hi")
+	if _, err := f.store.RequestTranscriptMail(f.ctx, conv2.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.quiet(1, 500*time.Millisecond)
+	if got := f.stats.sent.Load(); got != 1 {
+		t.Errorf("sent %d, want 1", got)
+	}
+}

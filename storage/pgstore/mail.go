@@ -31,8 +31,11 @@ func (s *Store) SettleInterruptedMail(ctx context.Context) (int, error) {
 		UPDATE mail_state SET
 			visitor_mailed_seq  = GREATEST(visitor_mailed_seq, COALESCE(visitor_claimed_seq, 0)),
 			visitor_claimed_seq = NULL,
-			staff_state = CASE WHEN staff_state = 'claimed' THEN 'sent' ELSE staff_state END
-		WHERE visitor_claimed_seq IS NOT NULL OR staff_state = 'claimed'`)
+			staff_state = CASE WHEN staff_state = 'claimed' THEN 'sent' ELSE staff_state END,
+			transcript_requested_at = CASE WHEN transcript_claimed THEN NULL ELSE transcript_requested_at END,
+			transcript_sent_at = CASE WHEN transcript_claimed THEN now() ELSE transcript_sent_at END,
+			transcript_claimed = false
+		WHERE visitor_claimed_seq IS NOT NULL OR staff_state = 'claimed' OR transcript_claimed`)
 	if err != nil {
 		return 0, dbError(ctx, "pgstore: settle interrupted mail", err)
 	}
@@ -171,6 +174,65 @@ func (s *Store) StaffEmails(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// RequestTranscriptMail implements storage.Mail: one statement, so that two
+// requests at once make one mail.
+func (s *Store) RequestTranscriptMail(ctx context.Context, conv int64) (storage.TranscriptRequest, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var queued bool
+	var sentAt *time.Time
+	err := s.db.QueryRowContext(ctx, `
+		INSERT INTO mail_state (conversation_id, transcript_requested_at) VALUES ($1, now())
+		ON CONFLICT (conversation_id) DO UPDATE SET
+			transcript_requested_at = CASE
+				WHEN mail_state.transcript_requested_at IS NOT NULL THEN mail_state.transcript_requested_at
+				WHEN mail_state.transcript_sent_at > now() - $2 * interval '1 second' THEN NULL
+				ELSE now() END,
+			transcript_failures = CASE WHEN mail_state.transcript_requested_at IS NULL THEN 0 ELSE mail_state.transcript_failures END
+		RETURNING transcript_requested_at IS NOT NULL, transcript_sent_at`,
+		conv, storage.TranscriptMailInterval.Seconds()).Scan(&queued, &sentAt)
+	if err != nil {
+		return storage.TranscriptRequest{}, dbError(ctx, "pgstore: request transcript mail", err)
+	}
+	out := storage.TranscriptRequest{Queued: queued}
+	if !queued && sentAt != nil {
+		out.NextAllowedAt = sentAt.Add(storage.TranscriptMailInterval)
+	}
+	return out, nil
+}
+
+// DueTranscriptMail implements storage.Mail.
+func (s *Store) DueTranscriptMail(ctx context.Context, limit int) ([]storage.TranscriptMail, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT ms.conversation_id, u.id, u.external_id, u.name, u.email, ms.transcript_requested_at, ms.transcript_failures
+		FROM mail_state ms
+		JOIN conversations c ON c.id = ms.conversation_id
+		JOIN users u ON u.id = c.user_id
+		WHERE ms.transcript_requested_at IS NOT NULL AND NOT ms.transcript_claimed
+		  AND (ms.transcript_retry_at IS NULL OR ms.transcript_retry_at <= now())
+		  AND u.email IS NOT NULL
+		ORDER BY ms.transcript_requested_at
+		LIMIT $1`, limit)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: due transcript mail", err)
+	}
+	defer rows.Close()
+	var out []storage.TranscriptMail
+	for rows.Next() {
+		var v storage.TranscriptMail
+		if err := rows.Scan(&v.ConversationID, &v.Visitor.ID, &v.Visitor.ExternalID, &v.Visitor.Name, &v.Email, &v.RequestedAt, &v.Failures); err != nil {
+			return nil, dbError(ctx, "pgstore: due transcript mail: scan", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(ctx, "pgstore: due transcript mail", err)
+	}
+	return out, nil
+}
+
 // ClaimMail implements storage.Mail.
 func (s *Store) ClaimMail(ctx context.Context, c storage.MailClaim) error {
 	ctx, cancel := s.withTimeout(ctx)
@@ -185,6 +247,8 @@ func (s *Store) ClaimMail(ctx context.Context, c storage.MailClaim) error {
 	case storage.MailStaff:
 		q = `INSERT INTO mail_state (conversation_id, staff_state) VALUES ($1, 'claimed')
 			ON CONFLICT (conversation_id) DO UPDATE SET staff_state = 'claimed'`
+	case storage.MailTranscript:
+		q = `UPDATE mail_state SET transcript_claimed = true WHERE conversation_id = $1`
 	default:
 		return &storage.Error{Code: storage.EINVALID, Message: fmt.Sprintf("pgstore: claim mail: unknown kind %d", c.Kind)}
 	}
@@ -215,6 +279,18 @@ func (s *Store) SettleMail(ctx context.Context, c storage.MailClaim, outcome sto
 		q = `UPDATE mail_state SET staff_state = NULL, staff_failures = staff_failures + 1, staff_retry_at = $2
 			WHERE conversation_id = $1`
 		args = append(args, retryAt)
+	case c.Kind == storage.MailTranscript && outcome == storage.MailRetry:
+		q = `UPDATE mail_state SET transcript_claimed = false, transcript_failures = transcript_failures + 1, transcript_retry_at = $2
+			WHERE conversation_id = $1`
+		args = append(args, retryAt)
+	case c.Kind == storage.MailTranscript:
+		// Sent or given up: the request is answered. Only a sent mail
+		// counts against the next request.
+		q = `UPDATE mail_state SET transcript_claimed = false, transcript_requested_at = NULL, transcript_retry_at = NULL,
+				transcript_failures = 0,
+				transcript_sent_at = CASE WHEN $2 THEN now() ELSE transcript_sent_at END
+			WHERE conversation_id = $1`
+		args = append(args, outcome == storage.MailSent)
 	case c.Kind == storage.MailStaff:
 		state := "sent"
 		if outcome == storage.MailSkipped || outcome == storage.MailGiveUp {

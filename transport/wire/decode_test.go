@@ -39,6 +39,8 @@ var knownTypes = map[string]bool{
 	wire.TypeTyping:  true,
 	wire.TypeAway:    true,
 	wire.TypeNote:    true,
+	// The visitor's transcript by email.
+	wire.TypeTranscriptEmail: true,
 	// Canned replies and the staff list.
 	wire.TypeCanned:       true,
 	wire.TypeCannedSave:   true,

@@ -277,6 +277,8 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 		if raw.Away == nil {
 			return fail(errorf(CodeInvalidRequest, "away needs \"away\": true or false"))
 		}
+	case TypeTranscriptEmail:
+		// The visitor's own conversation; staff are refused by the session.
 	case TypeOpen, TypeLeave:
 		if req.ConversationID == 0 {
 			return fail(errorf(CodeConversationRequired, "%s needs a conversation_id", req.Type))
@@ -495,6 +497,9 @@ type Welcome struct {
 	TokenExpiresAt time.Time
 	// Status is the visitor's conversation's status ("" for staff).
 	Status string
+	// TranscriptEmail: the visitor may ask for their transcript by email
+	// (email is configured and their token carried an address).
+	TranscriptEmail bool
 }
 
 // WelcomeFrame encodes w.
@@ -509,7 +514,9 @@ func WelcomeFrame(w Welcome) []byte {
 		StoreID         string `json:"store_id,omitempty"`
 		TokenExpiresAt  string `json:"token_expires_at,omitempty"`
 		Status          string `json:"status,omitempty"`
-	}{"welcome", Subprotocol, w.User, w.ConversationID, w.LastSeq, w.MaxMessageChars, w.StoreID, optTime(w.TokenExpiresAt), w.Status})
+		TranscriptEmail bool   `json:"transcript_email,omitempty"`
+	}{"welcome", Subprotocol, w.User, w.ConversationID, w.LastSeq, w.MaxMessageChars, w.StoreID, optTime(w.TokenExpiresAt), w.Status,
+		w.TranscriptEmail})
 }
 
 // optTime formats t, or "" for the zero time.
