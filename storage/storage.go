@@ -95,6 +95,10 @@ type User struct {
 	// had none.
 	Email   string `db:"email"`
 	Context string `db:"context"`
+	// MergedInto is the user this one's conversation was merged into (an
+	// anonymous visitor who signed in: see MergeUser), 0 when none. Such a
+	// user can no longer connect.
+	MergedInto int64 `db:"merged_into"`
 }
 
 // UserInput is what a token says about a user.
@@ -253,6 +257,12 @@ type Store interface {
 
 	// User returns the user with the given id, ENOTFOUND if there is none.
 	User(ctx context.Context, id int64) (User, error)
+
+	// MergeUser records that user from's conversation was merged into user
+	// into's (from can no longer connect). Merging again into the same user
+	// does nothing; into another one is ECONFLICT; ENOTFOUND if either user
+	// does not exist.
+	MergeUser(ctx context.Context, from, into int64) error
 
 	// EnsureConversation returns the conversation of userID, creating it on
 	// first use. ENOTFOUND if the user does not exist.

@@ -36,6 +36,9 @@ type conn struct {
 	// frame must carry the same.
 	subject string
 	admin   bool
+	// anonIP is an anonymous visitor's client address, counted in the
+	// server's anonIPs ("" for others).
+	anonIP string
 
 	mu sync.Mutex
 	// socket is nil until the handshake completes; frames written before

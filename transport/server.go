@@ -56,6 +56,10 @@ type Config struct {
 	// MaxConnsPerUser bounds one user's open sockets on this node; beyond it
 	// handshakes get 429. Zero means 20.
 	MaxConnsPerUser int
+	// MaxAnonymousConnsPerIP bounds the open sockets of anonymous visitors
+	// (auth.Identity.Anonymous) from one client address on this node;
+	// beyond it handshakes get 429. Zero means unlimited.
+	MaxAnonymousConnsPerIP int
 	// MessageRate is how many frames per second one visitor may send, over
 	// all their sockets on this node (token bucket). Beyond it the server
 	// reads the user's sockets no faster (back-pressure): nothing is
@@ -203,6 +207,8 @@ type Server struct {
 	// conns is the table of sockets: reserved, open, per user (see
 	// registry).
 	conns *registry
+	// anonIPs counts anonymous visitors' sockets per client address.
+	anonIPs *ipConns
 	// handshakes holds a token per handshake doing store and actor work
 	// (MaxHandshakes); waiting counts those waiting for one.
 	handshakes chan struct{}
@@ -233,6 +239,7 @@ func New(logger *slog.Logger, cfg Config, verifier *auth.Verifier, origins *auth
 		handshakes: make(chan struct{}, cfg.MaxHandshakes),
 	}
 	s.conns = newRegistry(cfg.MaxConns, cfg.MaxConnsPerUser, s.newLimiter)
+	s.anonIPs = newIPConns(cfg.MaxAnonymousConnsPerIP)
 	opt := func(subprotocols []string) *gws.ServerOption {
 		return &gws.ServerOption{
 			ParallelEnabled:    false, // frames of one socket are handled in order
@@ -330,6 +337,8 @@ var (
 	refuseBusy        = &refusal{status: http.StatusServiceUnavailable, msg: "server busy: too many handshakes waiting", retryAfter: 1}
 	refuseFull        = &refusal{status: http.StatusServiceUnavailable, msg: "server full or shutting down", retryAfter: 5}
 	refuseUserConns   = &refusal{status: http.StatusTooManyRequests, msg: "too many connections for this user"}
+	refuseIPConns     = &refusal{status: http.StatusTooManyRequests, msg: "too many anonymous connections from this address"}
+	refuseMerged      = &refusal{status: http.StatusUnauthorized, msg: "this anonymous identity was merged into a signed-in user's"}
 )
 
 // ServeHTTP authenticates the handshake and upgrades it. Refusals get a real
@@ -379,7 +388,16 @@ type admitted struct {
 // abandon undoes an admission whose upgrade did not complete.
 func (h *admitted) abandon() {
 	h.server.node.StopSession(h.conn.pid)
-	h.server.conns.release(h.conn.userID)
+	h.server.release(h.conn)
+}
+
+// release gives back what admit reserved for c: its place among its user's
+// sockets, and an anonymous visitor's among its address's.
+func (s *Server) release(c *conn) {
+	s.conns.release(c.userID)
+	if c.anonIP != "" {
+		s.anonIPs.release(c.anonIP)
+	}
 }
 
 // admit checks a handshake in order — Origin, token, that it is an upgrade,
@@ -405,6 +423,23 @@ func (s *Server) admit(r *http.Request) (*admitted, *refusal) {
 	if s.isClosing() {
 		return nil, refuseShutdown
 	}
+	var anonIP string
+	if ident.Anonymous {
+		anonIP = clientip.FromRequest(r).Addr
+		if !s.anonIPs.acquire(anonIP) {
+			return nil, refuseIPConns
+		}
+	}
+	h, ref := s.admitIdentity(r, ident, anonIP)
+	if ref != nil && anonIP != "" {
+		s.anonIPs.release(anonIP)
+	}
+	return h, ref
+}
+
+// admitIdentity is admit's part after the token: anonIP is an anonymous
+// visitor's address, counted already ("" for others).
+func (s *Server) admitIdentity(r *http.Request, ident auth.Identity, anonIP string) (*admitted, *refusal) {
 	if ref := s.acquireHandshake(r.Context()); ref != nil {
 		return nil, ref
 	}
@@ -422,6 +457,9 @@ func (s *Server) admit(r *http.Request) (*admitted, *refusal) {
 		s.logger.Warn("handshake: load user", "err", err)
 		return nil, refuseUnavailable
 	}
+	if user.MergedInto != 0 {
+		return nil, refuseMerged
+	}
 	us, err := s.conns.reserve(user.ID, user.IsAdmin)
 	switch {
 	case errors.Is(err, errUserConns):
@@ -432,7 +470,7 @@ func (s *Server) admit(r *http.Request) (*admitted, *refusal) {
 	v1 := offersSubprotocol(r, wire.Subprotocol)
 	seq := connSeq.Add(1)
 	c := &conn{id: connID(seq), seq: seq, server: s, userID: user.ID, v1: v1, maxQueued: s.cfg.WriteQueue, user: us,
-		subject: ident.Subject, admin: ident.Admin}
+		subject: ident.Subject, admin: ident.Admin, anonIP: anonIP}
 	if user.IsAdmin {
 		c.maxQueued = s.cfg.AdminWriteQueue
 	}
@@ -622,7 +660,7 @@ func (s *Server) OnClose(socket *gws.Conn, err error) {
 		return
 	}
 	c.closed()
-	s.conns.release(c.userID)
+	s.release(c)
 	s.metrics.ConnClosed()
 	if c.pid != nil {
 		s.node.StopSession(c.pid)

@@ -16,6 +16,8 @@ import (
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/cmd/internal/devsecret"
 	"github.com/grainchat/grainchat/integrations/mail"
+	"github.com/grainchat/grainchat/transport/anon"
+	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/integrations/webhook"
 	"github.com/grainchat/grainchat/transport"
 	"github.com/grainchat/grainchat/transport/clientip"
@@ -88,6 +90,11 @@ type config struct {
 	WebhookRetryMax    time.Duration
 	WebhookConcurrency int
 
+	AnonymousVisitors   bool
+	AnonymousNewPerHour int
+	AnonymousConnsPerIP int
+	AnonymousTTL        time.Duration
+
 	SMTPURL      string
 	MailFrom     string
 	PublicURL    string
@@ -156,6 +163,10 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&cfg.WebhookRetention, "webhook-retention", webhook.DefaultRetention, "how long a webhook event is retried before it is given up")
 	fs.DurationVar(&cfg.WebhookRetryMax, "webhook-retry-max", webhook.DefaultRetryMax, "longest wait between two attempts of one webhook event (the backoff starts at 1s and doubles)")
 	fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", webhook.DefaultConcurrency, "conversations whose webhook events one endpoint is sent at once (each conversation's in order)")
+	fs.BoolVar(&cfg.AnonymousVisitors, "anonymous-visitors", false, "visitors without a token get an identity issued by chatd (POST /anonymous; docs/API.md, SECURITY.md)")
+	fs.IntVar(&cfg.AnonymousNewPerHour, "anonymous-new-per-hour", anon.DefaultNewPerHour, "new anonymous identities (so new conversations) one client address gets per hour, per node")
+	fs.IntVar(&cfg.AnonymousConnsPerIP, "anonymous-conns-per-ip", 20, "open sockets of anonymous visitors from one client address, per node")
+	fs.DurationVar(&cfg.AnonymousTTL, "anonymous-ttl", auth.DefaultAnonymousTTL, "how long an anonymous identity's token is valid (the page renews it at each visit)")
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", "", "SMTP server of the email notifications (docs/EMAIL.md): smtp://[user:pass@]host[:port][?starttls=require|opportunistic|none] or smtps://…; needs --database-url, --mail-from and --public-url")
 	fs.StringVar(&cfg.MailFrom, "mail-from", "", "sender address of the emails, e.g. \"Support <help@example.com>\"")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "grainchat's public base URL, which the emails link to (<url>/chat/ for visitors, <url>/admin/ for staff)")
@@ -337,7 +348,7 @@ func (cfg *config) validate() []string {
 		{"automanaged-refresh", cfg.AutomanagedRefresh}, {"grain-refresh-interval", cfg.RefreshInterval},
 		{"typing-interval", cfg.TypingInterval}, {"presence-grace", cfg.PresenceGrace},
 		{"webhook-timeout", cfg.WebhookTimeout}, {"webhook-retention", cfg.WebhookRetention}, {"webhook-retry-max", cfg.WebhookRetryMax},
-		{"mail-delay", cfg.MailDelay}, {"mail-poll", cfg.MailPoll}} {
+		{"mail-delay", cfg.MailDelay}, {"mail-poll", cfg.MailPoll}, {"anonymous-ttl", cfg.AnonymousTTL}} {
 		if d.v <= 0 {
 			p = append(p, d.name+": must be positive")
 		}
@@ -368,6 +379,12 @@ func (cfg *config) validate() []string {
 		if cfg.MailAttempts < 1 {
 			p = append(p, "mail-attempts: must be positive")
 		}
+	}
+	if cfg.AnonymousNewPerHour < 1 || cfg.AnonymousConnsPerIP < 1 {
+		p = append(p, "anonymous-new-per-hour, anonymous-conns-per-ip: must be positive")
+	}
+	if cfg.AnonymousTTL > 0 && cfg.AnonymousTTL < time.Minute {
+		p = append(p, "anonymous-ttl: must be at least a minute")
 	}
 	if cfg.WebhookConcurrency < 1 {
 		p = append(p, "webhook-concurrency: must be positive")

@@ -28,6 +28,7 @@ import (
 	"github.com/grainchat/grainchat/storage/memstore"
 	"github.com/grainchat/grainchat/storage/pgstore"
 	"github.com/grainchat/grainchat/transport"
+	"github.com/grainchat/grainchat/transport/anon"
 	"github.com/grainchat/grainchat/transport/api"
 	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/transport/clientip"
@@ -117,7 +118,13 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.dev = dev
 	m.tls = tlsConfig != nil
-	verifier, err := auth.NewVerifier(auth.Config{Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
+	var anonymous *auth.Anonymous
+	if cfg.AnonymousVisitors {
+		if anonymous, err = auth.NewAnonymous(auth.Config{Secret: secret}, cfg.AnonymousTTL); err != nil {
+			return fmt.Errorf("anonymous-visitors: %w", err)
+		}
+	}
+	verifier, err := auth.NewVerifier(auth.Config{Secret: secret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Anonymous: anonymous})
 	if err != nil {
 		return fmt.Errorf("jwt: %w", err)
 	}
@@ -176,21 +183,22 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	ws := transport.New(logger, transport.Config{
-		MaxFrameBytes:     cfg.MaxFrameBytes,
-		MaxMessageChars:   cfg.MaxMessageChars,
-		IdleTimeout:       cfg.IdleTimeout,
-		PingInterval:      cfg.PingInterval,
-		WriteQueue:        cfg.WriteQueue,
-		AdminWriteQueue:   cfg.AdminWriteQueue,
-		MaxConns:          cfg.MaxConns,
-		MaxConnsPerUser:   cfg.MaxConnsPerUser,
-		MessageRate:       cfg.MessageRate,
-		MessageBurst:      cfg.MessageBurst,
-		StaffMessageRate:  cfg.StaffRate,
-		StaffMessageBurst: cfg.StaffBurst,
-		StallTimeout:      2 * cfg.PostTimeout,
-		MaxHandshakes:     cfg.MaxHandshakes,
-		HandshakeWait:     cfg.HandshakeWait,
+		MaxFrameBytes:          cfg.MaxFrameBytes,
+		MaxMessageChars:        cfg.MaxMessageChars,
+		IdleTimeout:            cfg.IdleTimeout,
+		PingInterval:           cfg.PingInterval,
+		WriteQueue:             cfg.WriteQueue,
+		AdminWriteQueue:        cfg.AdminWriteQueue,
+		MaxConns:               cfg.MaxConns,
+		MaxConnsPerUser:        cfg.MaxConnsPerUser,
+		MaxAnonymousConnsPerIP: cfg.AnonymousConnsPerIP,
+		MessageRate:            cfg.MessageRate,
+		MessageBurst:           cfg.MessageBurst,
+		StaffMessageRate:       cfg.StaffRate,
+		StaffMessageBurst:      cfg.StaffBurst,
+		StallTimeout:           2 * cfg.PostTimeout,
+		MaxHandshakes:          cfg.MaxHandshakes,
+		HandshakeWait:          cfg.HandshakeWait,
 	}, verifier, origins, store, node, metric)
 	ws.Start()
 	m.ws = ws
@@ -233,6 +241,13 @@ func (m *Main) Open(ctx context.Context) error {
 	restRoutes := rest.Routes()
 	for pattern, h := range restRoutes {
 		extra[pattern] = h
+	}
+	if anonymous != nil {
+		anonHandler := anon.New(anon.Config{Logger: logger.With("component", "anonymous"), Anonymous: anonymous,
+			Verifier: verifier, Origins: origins, Store: store, Merger: node, NewPerHour: cfg.AnonymousNewPerHour})
+		for pattern, h := range anonHandler.Routes() {
+			extra[pattern] = h
+		}
 	}
 	// The inbox page's transcript download: its token is in the HttpOnly
 	// cookie, the API takes only a bearer token (web.CookieBearer).

@@ -216,6 +216,28 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 	return u, c, err
 }
 
+// MergeUser implements storage.Store.
+func (s *Store) MergeUser(ctx context.Context, from, into int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return err
+	}
+	u, ok := s.users[from]
+	if !ok {
+		return storage.Errorf(storage.ENOTFOUND, "user %d not found", from)
+	}
+	if _, ok := s.users[into]; !ok || from == into {
+		return storage.Errorf(storage.ENOTFOUND, "user %d not found", into)
+	}
+	if u.MergedInto != 0 && u.MergedInto != into {
+		return storage.Errorf(storage.ECONFLICT, "user %d was merged into user %d already", from, u.MergedInto)
+	}
+	u.MergedInto = into
+	s.users[from] = u
+	return nil
+}
+
 // EnsureConversation implements storage.Store.
 func (s *Store) EnsureConversation(ctx context.Context, userID int64) (storage.Conversation, error) {
 	s.mu.Lock()

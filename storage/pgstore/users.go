@@ -9,7 +9,8 @@ import (
 	"github.com/grainchat/grainchat/storage/internal/rules"
 )
 
-const userColumns = `id, external_id, name, is_admin, created_at, COALESCE(email, '') AS email, COALESCE(context, '') AS context`
+const userColumns = `id, external_id, name, is_admin, created_at, COALESCE(email, '') AS email, COALESCE(context, '') AS context,
+	COALESCE(merged_into, 0) AS merged_into`
 
 // UpsertUser implements storage.Store. The name is cleaned as described in
 // storage (truncated to storage.MaxNameBytes; empty means the external id).
@@ -65,7 +66,7 @@ func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
 
 // connectQuery reads a user by external id with their conversation, if any.
 const connectQuery = `SELECT u.id, u.external_id, u.name, u.is_admin, u.created_at,
-	COALESCE(u.email, ''), COALESCE(u.context, ''), c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id
+	COALESCE(u.email, ''), COALESCE(u.context, ''), COALESCE(u.merged_into, 0), c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id
 	FROM users u LEFT JOIN conversations c ON c.user_id = u.id
 	WHERE u.external_id = $1`
 
@@ -97,7 +98,7 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 		assignee  sql.NullInt64
 	)
 	err = st.QueryRowContext(qctx, in.ExternalID).Scan(&u.ID, &u.ExternalID, &u.Name, &u.IsAdmin, &u.CreatedAt,
-		&u.Email, &u.Context, &convID, &lastSeq, &lastAt, &convSince, &status, &assignee)
+		&u.Email, &u.Context, &u.MergedInto, &convID, &lastSeq, &lastAt, &convSince, &status, &assignee)
 	switch {
 	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && u.Email == email && u.Context == details &&
 		(in.IsAdmin || convID.Valid):
@@ -125,4 +126,36 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 	}
 	c, err := s.EnsureConversation(ctx, u.ID)
 	return u, c, err
+}
+
+// MergeUser implements storage.Store.
+func (s *Store) MergeUser(ctx context.Context, from, into int64) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var merged sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `
+		UPDATE users SET merged_into = $2
+		WHERE id = $1 AND (merged_into IS NULL OR merged_into = $2) AND EXISTS (SELECT 1 FROM users WHERE id = $2)
+		RETURNING merged_into`, from, into).Scan(&merged)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return dbError(ctx, "pgstore: merge user", err)
+	}
+	// Nothing updated: say why.
+	var current sql.NullInt64
+	var intoExists bool
+	err = s.db.QueryRowContext(ctx, `SELECT merged_into, EXISTS (SELECT 1 FROM users WHERE id = $2) FROM users WHERE id = $1`,
+		from, into).Scan(&current, &intoExists)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return storage.Errorf(storage.ENOTFOUND, "user %d not found", from)
+	case err != nil:
+		return dbError(ctx, "pgstore: merge user", err)
+	case !intoExists:
+		return storage.Errorf(storage.ENOTFOUND, "user %d not found", into)
+	default:
+		return storage.Errorf(storage.ECONFLICT, "user %d was merged into user %d already", from, current.Int64)
+	}
 }

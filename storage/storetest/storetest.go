@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Connect/Staff", testConnectStaff},
 		{"Connect/InvalidExternalID", testConnectInvalidExternalID},
 		{"Connect/UserDetails", testConnectUserDetails},
+		{"MergeUser", testMergeUser},
 		{"AppendMessages/Empty", testAppendEmpty},
 		{"AppendMessages/SeqAcrossConversations", testAppendSeqAcrossConversations},
 		{"AppendMessages/StoredFields", testAppendStoredFields},
@@ -1109,5 +1110,45 @@ func testConnectUserDetails(t *testing.T, s storage.Store) {
 	}
 	if got, _ := s.User(ctx, u.ID); got.Email != "" || got.Context != "" || got.Name != "Vera" {
 		t.Fatalf("after refusals: %+v", got)
+	}
+}
+
+// A merged user says so on every read (Connect included); merging again
+// into the same user is a no-op, into another one a conflict.
+func testMergeUser(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	anon, err := s.UpsertUser(ctx, storage.UserInput{ExternalID: "anon:abc", Name: "Visitor ABC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carl, _ := s.UpsertUser(ctx, storage.UserInput{ExternalID: "carl", Name: "Carl"})
+	olga, _ := s.UpsertUser(ctx, storage.UserInput{ExternalID: "olga", Name: "Olga"})
+	if anon.MergedInto != 0 {
+		t.Fatalf("new user merged into %d", anon.MergedInto)
+	}
+	for range 2 {
+		if err := s.MergeUser(ctx, anon.ID, carl.ID); err != nil {
+			t.Fatalf("merge: %v", err)
+		}
+	}
+	if err := s.MergeUser(ctx, anon.ID, olga.ID); storage.ErrorCode(err) != storage.ECONFLICT {
+		t.Errorf("merge into another user: %v, want conflict", err)
+	}
+	if err := s.MergeUser(ctx, anon.ID, 1<<40); storage.ErrorCode(err) != storage.ENOTFOUND {
+		t.Errorf("merge into an unknown user: %v, want not found", err)
+	}
+	if err := s.MergeUser(ctx, 1<<40, carl.ID); storage.ErrorCode(err) != storage.ENOTFOUND {
+		t.Errorf("merge of an unknown user: %v, want not found", err)
+	}
+	u, err := s.User(ctx, anon.ID)
+	if err != nil || u.MergedInto != carl.ID {
+		t.Errorf("User: %+v %v", u, err)
+	}
+	u, _, err = s.Connect(ctx, storage.UserInput{ExternalID: "anon:abc", Name: "Visitor ABC"})
+	if err != nil || u.MergedInto != carl.ID {
+		t.Errorf("Connect: %+v %v", u, err)
+	}
+	if u, _ := s.User(ctx, carl.ID); u.MergedInto != 0 {
+		t.Errorf("the user merged into says merged: %+v", u)
 	}
 }

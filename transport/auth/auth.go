@@ -11,7 +11,8 @@
 //
 //   - sub (string, required): the user's stable id in the host site, non-empty,
 //     at most MaxSubjectBytes bytes, not starting with ReservedSubjectPrefix
-//     (in any case): those are API keys' bots (see apikey.go).
+//     (in any case): those are API keys' bots (see apikey.go), nor with
+//     AnonymousPrefix: those are anonymous visitors (see anonymous.go).
 //   - name (string, optional): display name; empty means "use sub".
 //   - admin (bool, optional).
 //   - exp (required), nbf and iat (checked when present), all with Config.Leeway.
@@ -78,6 +79,9 @@ type Identity struct {
 	Context string
 	// ExpiresAt is the exp claim; the connection should not outlive it.
 	ExpiresAt time.Time
+	// Anonymous: an anonymous visitor's identity, issued by chatd
+	// (Anonymous), not the host site's.
+	Anonymous bool
 }
 
 // Config configures a Verifier or an Issuer.
@@ -98,6 +102,9 @@ type Config struct {
 	Leeway time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Anonymous, when set, makes a Verifier accept anonymous visitors'
+	// tokens too (chatd --anonymous-visitors). Issuers ignore it.
+	Anonymous *Anonymous
 }
 
 func (c Config) secret() ([]byte, error) {

@@ -38,7 +38,7 @@ type claims struct {
 var (
 	errNoSubject       = errors.New("missing sub")
 	errLongSubject     = errors.New("sub too long")
-	errReservedSubject = errors.New("sub reserved for API keys")
+	errReservedSubject = errors.New("sub reserved for API keys or anonymous visitors")
 )
 
 // Validate implements jwt.ClaimsValidator.
@@ -48,7 +48,7 @@ func (c *claims) Validate() error {
 		return errNoSubject
 	case len(c.Subject) > MaxSubjectBytes:
 		return errLongSubject
-	case ReservedSubject(c.Subject):
+	case ReservedSubject(c.Subject), AnonymousSubject(c.Subject):
 		return errReservedSubject
 	}
 	return nil
@@ -59,6 +59,7 @@ func (c *claims) Validate() error {
 type Verifier struct {
 	secret []byte
 	parser *jwt.Parser
+	anon   *Anonymous // nil: anonymous tokens are refused
 }
 
 // NewVerifier returns a Verifier for cfg. It fails if cfg.Secret is shorter
@@ -82,7 +83,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Verifier{secret: secret, parser: jwt.NewParser(opts...)}, nil
+	return &Verifier{secret: secret, parser: jwt.NewParser(opts...), anon: cfg.Anonymous}, nil
 }
 
 // Verify checks token and returns the identity it carries. Errors wrap
@@ -97,6 +98,12 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	}
 	var c claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
+		if v.anon != nil && errors.Is(err, jwt.ErrSignatureInvalid) {
+			// Not the host site's key: maybe an anonymous visitor's.
+			if id, aerr := v.anon.Verify(token); aerr == nil || errors.Is(aerr, ErrExpired) {
+				return id, aerr
+			}
+		}
 		return Identity{}, classify(err)
 	}
 	if c.ExpiresAt == nil { // guarded by WithExpirationRequired; belt and braces
@@ -170,7 +177,7 @@ var reasons = []struct {
 	{jwt.ErrTokenSignatureInvalid, "algorithm not allowed"}, // alg other than HS256
 	{errNoSubject, "missing sub"},
 	{errLongSubject, "sub too long"},
-	{errReservedSubject, "sub reserved for API keys"},
+	{errReservedSubject, "sub reserved for API keys or anonymous visitors"},
 	{jwt.ErrTokenRequiredClaimMissing, "missing required claim"},
 	{jwt.ErrTokenInvalidIssuer, "wrong issuer"},
 	{jwt.ErrTokenInvalidAudience, "wrong audience"},
@@ -225,8 +232,8 @@ func (i *Issuer) Mint(id Identity, ttl time.Duration) (string, error) {
 		return "", errors.New("auth: mint: empty subject")
 	case len(id.Subject) > MaxSubjectBytes:
 		return "", fmt.Errorf("auth: mint: subject longer than %d bytes", MaxSubjectBytes)
-	case ReservedSubject(id.Subject):
-		return "", fmt.Errorf("auth: mint: subjects starting with %q are reserved for API keys", ReservedSubjectPrefix)
+	case ReservedSubject(id.Subject), AnonymousSubject(id.Subject):
+		return "", fmt.Errorf("auth: mint: subjects starting with %q or %q are reserved", ReservedSubjectPrefix, AnonymousPrefix)
 	case ttl < time.Second:
 		return "", fmt.Errorf("auth: mint: ttl %v is under one second", ttl)
 	}
