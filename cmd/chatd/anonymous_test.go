@@ -236,7 +236,7 @@ func TestAnonymousMerge(t *testing.T) {
 	}
 	// Without --anonymous-visitors there is no such endpoint.
 	plain := startServer(t)
-	if status, _, _ := anonPost(t, plain, "/anonymous", "", "", nil); status == 200 {
+	if status, _, _ := anonPost(t, plain, "/anonymous", "", "", nil); status != http.StatusNotFound {
 		t.Error("POST /anonymous answered without --anonymous-visitors")
 	}
 }
