@@ -69,9 +69,9 @@ type Config struct {
 	// to take it over. Zero means DefaultExpandInterval (200 ms),
 	// DefaultPollInterval (100 ms), DefaultLockInterval (1 s).
 	ExpandInterval, PollInterval, LockInterval time.Duration
-	// MaxLag bounds how long the expander yields to a saturated message
-	// path (see expandLoop). Zero means DefaultMaxLag (30 s); negative
-	// means never yield.
+	// MaxLag bounds how long the expander and the senders yield to a
+	// saturated message path (see expandLoop and sender.serve). Zero means
+	// DefaultMaxLag (30 s); negative means never yield.
 	MaxLag time.Duration
 	// Client sends the requests; nil means a client of the Dispatcher's own
 	// that follows no redirect (a 3xx is a failed attempt).
@@ -206,7 +206,8 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return nil
 }
 
-// Yielded is how many expander passes were skipped so far to yield to a
+// Yielded is how many expander passes and sender polls were skipped so far
+// (the sender starting no attempt until its next poll) to yield to a
 // saturated message path (see expandLoop).
 func (d *Dispatcher) Yielded() int64 { return d.yielded.Load() }
 
@@ -366,6 +367,13 @@ func (s *sender) serve(ctx context.Context, lock storage.Lock) {
 	}
 	flush := true // read the database (and delete what was settled) now
 	scan := true  // look for due heads among every conversation
+	// While the message path saturates the store, the sender starts no
+	// attempt (as the expander expands nothing): its HTTP work and the
+	// receiver's would be taken from messages. It falls behind by up to
+	// MaxLag, and catches up when the peak passes.
+	now := time.Now()
+	yield := storage.NewYield(cfg.MaxLag, now, s.d.store.AppendBusy(now))
+	paused := false
 	for {
 		// Deliveries taken or given up leave the database.
 		if flush && len(deletes) > 0 {
@@ -404,7 +412,7 @@ func (s *sender) serve(ctx context.Context, lock storage.Lock) {
 			flush, scan = false, true
 		}
 		// Start the due heads, oldest first.
-		if scan && inFlight < cfg.Concurrency {
+		if scan && !paused && inFlight < cfg.Concurrency {
 			scan = false
 			now := time.Now()
 			var due []*conversationQueue
@@ -434,6 +442,13 @@ func (s *sender) serve(ctx context.Context, lock storage.Lock) {
 			s.reportBacklog(ctx)
 		case <-poll.C:
 			flush = true
+			now := time.Now()
+			if loaded == 0 {
+				yield.Drained(now)
+			}
+			if paused = yield.Skip(now, s.d.store.AppendBusy(now)); paused {
+				s.d.yielded.Add(1)
+			}
 		case r := <-results:
 			inFlight--
 			q := convs[r.delivery.ConversationID]
@@ -452,7 +467,7 @@ func (s *sender) serve(ctx context.Context, lock storage.Lock) {
 			}
 			// The conversation's next event goes at once; other heads,
 			// at the top of the loop.
-			if len(q.deliveries) > 0 && !q.deliveries[0].NextAttemptAt.After(time.Now()) && inFlight < cfg.Concurrency {
+			if !paused && len(q.deliveries) > 0 && !q.deliveries[0].NextAttemptAt.After(time.Now()) && inFlight < cfg.Concurrency {
 				start(q)
 			} else {
 				scan = true // a slot for another conversation's head

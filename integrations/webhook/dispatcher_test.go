@@ -248,3 +248,85 @@ func TestDispatcherYieldsToTheMessagePath(t *testing.T) {
 		t.Errorf("with the message path quiet the event took %v", took)
 	}
 }
+
+// The sender yields too: events expanded already (their receiver refused
+// them) are not sent again while the message path is saturated, up to
+// MaxLag; once it is not, they go out at once.
+func TestSenderYieldsToTheMessagePath(t *testing.T) {
+	ctx := context.Background()
+	pg, err := pgstore.Open(ctx, pgtest.Logger(t), pgtest.NewDatabase(t), pgstore.Options{MaxOpenConns: 4, Webhooks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	store := &saturatedStore{Store: pg, epoch: time.Now()}
+	u, _ := pg.UpsertUser(ctx, storage.UserInput{ExternalID: "v", Name: "V"})
+	c, err := pg.EnsureConversation(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusing atomic.Bool
+	refusing.Store(true)
+	rec := &recorder{seqs: map[int64][]int64{}, refuse: func(int64) bool { return refusing.Load() }}
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		rec.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	const maxLag = 4 * time.Second
+	d, err := webhook.New(slog.New(slog.NewTextHandler(t.Output(), nil)), webhook.Config{
+		URLs: []string{srv.URL}, Secret: []byte(testSecret), MaxLag: maxLag, RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		ExpandInterval: 20 * time.Millisecond, PollInterval: 20 * time.Millisecond, LockInterval: 100 * time.Millisecond,
+	}, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	if _, err := pg.AppendMessages(ctx, []storage.NewMessage{{ConversationID: c.ID, SenderID: u.ID, SenderName: "V", Body: "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Expanded, and refused at least once.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var attempts int
+		err := pg.DB().QueryRowContext(ctx, `SELECT COALESCE(max(attempts), 0) FROM webhook_deliveries`).Scan(&attempts)
+		if err == nil && attempts > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the event was not attempted within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Saturated: once a poll has seen it, no attempt starts (one started
+	// before may still reach the receiver, which keeps refusing).
+	yielded := d.Yielded()
+	store.on.Store(true)
+	for d.Yielded() < yielded+2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no sender poll yielded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := requests.Load()
+	quietUntil := time.Now().Add(time.Second)
+	for time.Now().Before(quietUntil) {
+		if n := requests.Load() - before; n > 1 {
+			t.Fatalf("the sender made %d attempts into a saturated message path (retries every 20-50 ms otherwise)", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	refusing.Store(false)
+	store.on.Store(false)
+	deadline = time.Now().Add(5 * time.Second)
+	for rec.count(c.ID) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the event did not go out within 5 s of the message path going quiet")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
