@@ -176,22 +176,34 @@ func (s *saturatedStore) AppendBusy(now time.Time) time.Duration {
 	return 0
 }
 
-// While the message path is saturated the expander yields: events wait, up
-// to MaxLag, then go out all the same; once it is not, they go out at once.
-func TestDispatcherYieldsToTheMessagePath(t *testing.T) {
+// newSaturatedStore opens a store with webhooks (not saturated yet) and a
+// visitor's conversation.
+func newSaturatedStore(t *testing.T) (*saturatedStore, storage.User, storage.Conversation) {
+	t.Helper()
 	ctx := context.Background()
 	pg, err := pgstore.Open(ctx, pgtest.Logger(t), pgtest.NewDatabase(t), pgstore.Options{MaxOpenConns: 4, Webhooks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pg.Close() })
-	store := &saturatedStore{Store: pg, epoch: time.Now()}
-	store.on.Store(true)
-	u, _ := pg.UpsertUser(ctx, storage.UserInput{ExternalID: "v", Name: "V"})
+	u, err := pg.UpsertUser(ctx, storage.UserInput{ExternalID: "v", Name: "V"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := pg.EnsureConversation(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &saturatedStore{Store: pg, epoch: time.Now()}, u, c
+}
+
+// While the message path is saturated the expander yields: events wait, up
+// to MaxLag, then go out all the same; once it is not, they go out at once.
+func TestDispatcherYieldsToTheMessagePath(t *testing.T) {
+	ctx := context.Background()
+	store, u, c := newSaturatedStore(t)
+	pg := store.Store
+	store.on.Store(true)
 	rec := &recorder{seqs: map[int64][]int64{}}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
@@ -254,17 +266,8 @@ func TestDispatcherYieldsToTheMessagePath(t *testing.T) {
 // MaxLag; once it is not, they go out at once.
 func TestSenderYieldsToTheMessagePath(t *testing.T) {
 	ctx := context.Background()
-	pg, err := pgstore.Open(ctx, pgtest.Logger(t), pgtest.NewDatabase(t), pgstore.Options{MaxOpenConns: 4, Webhooks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	store := &saturatedStore{Store: pg, epoch: time.Now()}
-	u, _ := pg.UpsertUser(ctx, storage.UserInput{ExternalID: "v", Name: "V"})
-	c, err := pg.EnsureConversation(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, u, c := newSaturatedStore(t)
+	pg := store.Store
 	var refusing atomic.Bool
 	refusing.Store(true)
 	rec := &recorder{seqs: map[int64][]int64{}, refuse: func(int64) bool { return refusing.Load() }}
