@@ -33,6 +33,7 @@ import { Connection } from './connection.js';
 import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
 import { TypingSender, TypingView, availabilityText } from './live.js';
+import { TranscriptEmail } from './transcript.js';
 import { $, el, chars, errorText, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
@@ -195,6 +196,7 @@ const conn = new Connection({
   },
 });
 status.retryNow = () => conn.reconnectNow();
+const transcriptEmail = new TranscriptEmail((f) => conn.send(f));
 
 function requestHistory(req, kind) {
   if (!conn.send({ type: 'history', ...req })) return false;
@@ -228,6 +230,7 @@ function welcome(w) {
     startOver(); // the conversation ends before what is shown: a restored database
   }
   conversation = w.conversation_id;
+  transcriptEmail.welcome(w);
   typingView.show(conversation);
   setStatus(w.status);
   pendingHistory = [];
@@ -314,8 +317,12 @@ function frame(f) {
     }
     case 'auth':
       return; // the fresh token was accepted
+    case 'transcript_email':
+      transcriptEmail.answer(f);
+      return;
     case 'error':
       if (f.client_msg_id && outbox.refused(f)) return;
+      if (transcriptEmail.refused(f)) return;
       if (f.code === 'token_expired') return; // the close (4401) follows and says so
       if (!f.client_msg_id && f.conversation_id && pendingHistory.length) {
         pendingHistory.shift(); // a history request was refused
