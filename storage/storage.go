@@ -199,6 +199,10 @@ type InboxEntry struct {
 	LastMessageAt *time.Time `db:"last_message_at"`
 	// LastMessage is the newest message, nil when the conversation has none.
 	LastMessage *Message `db:"-"`
+	// Page is the page the visitor's browser last reported (UserID set),
+	// nil when it never reported one: InboxView and ConversationEntry fill
+	// it; Inbox and InboxPage need not.
+	Page *VisitorPage `db:"-"`
 	// Status and Assignee (nil: unassigned) are the conversation's desk
 	// state: every inbox read fills them.
 	Status   string   `db:"status"`

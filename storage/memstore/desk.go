@@ -350,7 +350,12 @@ func (s *Store) entry(c *conversation) storage.InboxEntry {
 		m := c.messages[n-1]
 		last = &m
 	}
+	var page *storage.VisitorPage
+	if p, ok := s.pages[u.ID]; ok {
+		page = &p
+	}
 	return storage.InboxEntry{
+		Page:           page,
 		ConversationID: c.ID,
 		UserID:         u.ID,
 		UserExternalID: u.ExternalID,

@@ -54,7 +54,8 @@ type Store struct {
 	lastEventID int64             // the last event id handed out (see New)
 	marks       map[markKey]int64 // read marks (desk.go)
 	receipts    map[int64]storage.ReadReceipts
-	lastSeen    map[int64]time.Time // presence.go
+	lastSeen    map[int64]time.Time           // presence.go
+	pages       map[int64]storage.VisitorPage // by user id (presence.go)
 
 	lastCannedID int64                 // the last canned reply id handed out (see New)
 	canned       map[int64]cannedReply // canned replies by id (canned.go)
@@ -119,6 +120,7 @@ func New(opts Options) *Store {
 		marks:        make(map[markKey]int64),
 		receipts:     make(map[int64]storage.ReadReceipts),
 		lastSeen:     make(map[int64]time.Time),
+		pages:        make(map[int64]storage.VisitorPage),
 		canned:       make(map[int64]cannedReply),
 		apiKeys:      make(map[int64]*apiKey),
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/internal/rules"
 )
 
 // SaveLastSeen implements storage.Presence.
@@ -45,4 +46,27 @@ func (s *Store) LastSeen(ctx context.Context, ids []int64) (map[int64]time.Time,
 		}
 	}
 	return out, nil
+}
+
+// SaveVisitorPages implements storage.Presence.
+func (s *Store) SaveVisitorPages(ctx context.Context, pages []storage.VisitorPage) error {
+	latest, err := rules.VisitorPages(pages)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return err
+	}
+	for _, p := range latest {
+		if _, ok := s.users[p.UserID]; !ok {
+			continue
+		}
+		if old, ok := s.pages[p.UserID]; ok && old.At.After(p.At) {
+			continue
+		}
+		s.pages[p.UserID] = p
+	}
+	return nil
 }

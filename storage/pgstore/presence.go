@@ -7,6 +7,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/grainchat/grainchat/storage"
+	"github.com/grainchat/grainchat/storage/internal/rules"
 )
 
 // This file implements storage.Presence (00011).
@@ -76,4 +77,38 @@ func (s *Store) LastSeen(ctx context.Context, ids []int64) (map[int64]time.Time,
 		return nil, dbError(ctx, "pgstore: last seen", err)
 	}
 	return out, nil
+}
+
+// saveVisitorPagesQuery writes visitors' pages ($1 user ids, no id twice;
+// $2 URLs, $3 titles, $4 user agents, $5 times), never replacing a newer
+// one, skipping unknown users.
+const saveVisitorPagesQuery = `
+	UPDATE users u
+	SET page_url = v.url, page_title = v.title, user_agent = v.ua, page_seen_at = v.at
+	FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS v(id, url, title, ua, at)
+	WHERE u.id = v.id AND (u.page_seen_at IS NULL OR u.page_seen_at <= v.at)`
+
+// SaveVisitorPages implements storage.Presence with one statement (00018).
+func (s *Store) SaveVisitorPages(ctx context.Context, pages []storage.VisitorPage) error {
+	latest, err := rules.VisitorPages(pages)
+	if err != nil || len(latest) == 0 {
+		return err
+	}
+	ids := make([]int64, len(latest))
+	urls := make([]string, len(latest))
+	titles := make([]string, len(latest))
+	agents := make([]string, len(latest))
+	times := make([]string, len(latest))
+	for i, p := range latest {
+		ids[i], urls[i], titles[i], agents[i] = p.UserID, p.URL, p.Title, p.UserAgent
+		times[i] = p.At.Format(time.RFC3339Nano)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	_, err = s.db.ExecContext(ctx, saveVisitorPagesQuery,
+		pq.Array(ids), pq.Array(urls), pq.Array(titles), pq.Array(agents), pq.Array(times))
+	if err != nil {
+		return dbError(ctx, "pgstore: save visitor pages", err)
+	}
+	return nil
 }

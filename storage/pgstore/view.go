@@ -106,8 +106,10 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) (
 		var e storage.InboxEntry
 		var m nullMessage
 		var a nullableRef
+		var p nullPage
 		err := rows.Scan(
-			&e.ConversationID, &e.UserID, &e.UserExternalID, &e.UserName, &e.UserEmail, &e.UserContext, &e.LastSeq, &e.LastMessageAt,
+			&e.ConversationID, &e.UserID, &e.UserExternalID, &e.UserName, &e.UserEmail, &e.UserContext,
+			&p.URL, &p.Title, &p.UserAgent, &p.At, &e.LastSeq, &e.LastMessageAt,
 			&e.Status, &a.ID, &a.ExternalID, &a.Name, &e.ReadSeq, &e.Unread,
 			&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.SenderName, &m.SenderIsAdmin,
 			&m.Body, &m.ClientMsgID, &m.CreatedAt)
@@ -116,6 +118,7 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) (
 		}
 		e.Assignee = a.ref()
 		e.LastMessage = m.message()
+		e.Page = p.page(e.UserID)
 		entries = append(entries, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -284,11 +287,13 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 	}
 
 	query := `
-	SELECT c.id, c.user_id, u.external_id, u.name, u.email, u.context, c.last_seq, c.last_message_at,
+	SELECT c.id, c.user_id, u.external_id, u.name, u.email, u.context,
+		u.page_url, u.page_title, u.user_agent, u.page_seen_at, c.last_seq, c.last_message_at,
 		c.status, a.id, a.external_id, a.name, ` + readState + `,
 		` + messageColumns + `
 	FROM ` + conversations + ` c
-	CROSS JOIN LATERAL (SELECT external_id, name, COALESCE(email, '') AS email, COALESCE(context, '') AS context
+	CROSS JOIN LATERAL (SELECT external_id, name, COALESCE(email, '') AS email, COALESCE(context, '') AS context,
+			page_url, page_title, user_agent, page_seen_at
 		FROM users WHERE id = c.user_id LIMIT 1) u
 	LEFT JOIN LATERAL (SELECT id, external_id, name FROM users WHERE id = c.assignee_id LIMIT 1) a ON true` +
 		readJoins + `
@@ -318,6 +323,22 @@ func (m nullMessage) message() *storage.Message {
 		SenderID: m.SenderID.Int64, SenderName: m.SenderName.String, SenderIsAdmin: m.SenderIsAdmin.Bool,
 		Body: m.Body.String, ClientMsgID: m.ClientMsgID.String, CreatedAt: m.CreatedAt.Time,
 	}
+}
+
+// nullPage scans a view row's visitor page (00018): NULL when the visitor
+// never reported one.
+type nullPage struct {
+	URL, Title, UserAgent sql.NullString
+	At                    sql.NullTime
+}
+
+// page returns the page of user userID, nil for NULL.
+func (p nullPage) page(userID int64) *storage.VisitorPage {
+	if !p.URL.Valid || !p.At.Valid {
+		return nil
+	}
+	return &storage.VisitorPage{UserID: userID, URL: p.URL.String, Title: p.Title.String,
+		UserAgent: p.UserAgent.String, At: p.At.Time.UTC()}
 }
 
 // argList numbers a query's arguments as they are added.

@@ -32,6 +32,7 @@ func deskTests() []struct {
 		{"Desk/ReadMarks", testDeskReadMarks},
 		{"Desk/ReadReceipts", testDeskReadReceipts},
 		{"Presence/LastSeen", testPresenceLastSeen},
+		{"Presence/VisitorPages", testPresenceVisitorPages},
 		{"Desk/Notes", testDeskNotes},
 		{"Desk/Unread", testDeskUnread},
 		{"Desk/ViewFilters", testDeskViewFilters},

@@ -253,3 +253,42 @@ func UserDetails(email, ctx string) (string, string, error) {
 	}
 	return email, canon, nil
 }
+
+// VisitorPages checks a SaveVisitorPages batch against storage's bounds
+// (storage.VisitorPage) and returns each user's latest page (by At, which it
+// truncates to the microsecond), in no particular order. EINVALID for more
+// than storage.MaxVisitorPageBatch pages, or a page whose URL is empty or
+// longer than storage.MaxPageURLBytes, whose Title or UserAgent is longer
+// than its bound, or whose text is not valid UTF-8 or holds a NUL byte.
+func VisitorPages(pages []storage.VisitorPage) ([]storage.VisitorPage, error) {
+	if len(pages) > storage.MaxVisitorPageBatch {
+		return nil, storage.Errorf(storage.EINVALID, "at most %d visitor pages at once", storage.MaxVisitorPageBatch)
+	}
+	latest := make(map[int64]int, len(pages))
+	out := make([]storage.VisitorPage, 0, len(pages))
+	for _, p := range pages {
+		switch {
+		case p.URL == "" || len(p.URL) > storage.MaxPageURLBytes:
+			return nil, storage.Errorf(storage.EINVALID, "a page URL must have 1 to %d bytes", storage.MaxPageURLBytes)
+		case len(p.Title) > storage.MaxPageTitleBytes:
+			return nil, storage.Errorf(storage.EINVALID, "a page title must have at most %d bytes", storage.MaxPageTitleBytes)
+		case len(p.UserAgent) > storage.MaxUserAgentBytes:
+			return nil, storage.Errorf(storage.EINVALID, "a user agent must have at most %d bytes", storage.MaxUserAgentBytes)
+		}
+		for _, text := range []string{p.URL, p.Title, p.UserAgent} {
+			if !utf8.ValidString(text) || strings.IndexByte(text, 0) >= 0 {
+				return nil, storage.Errorf(storage.EINVALID, "a visitor page holds invalid UTF-8 or a NUL byte")
+			}
+		}
+		p.At = p.At.UTC().Truncate(time.Microsecond)
+		if i, ok := latest[p.UserID]; ok {
+			if !p.At.Before(out[i].At) {
+				out[i] = p
+			}
+			continue
+		}
+		latest[p.UserID] = len(out)
+		out = append(out, p)
+	}
+	return out, nil
+}
