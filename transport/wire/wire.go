@@ -130,6 +130,9 @@ type Request struct {
 	Body string
 	// Away is a staff away request's state (see live.go).
 	Away bool
+	// URL and Title are a page frame's (see visitor.go), as kept.
+	URL   string
+	Title string
 }
 
 type rawRequest struct {
@@ -152,6 +155,8 @@ type rawRequest struct {
 	Name           json.RawMessage `json:"name"`
 	Body           json.RawMessage `json:"body"`
 	Away           json.RawMessage `json:"away"`
+	URL            json.RawMessage `json:"url"`
+	Title          json.RawMessage `json:"title"`
 }
 
 // Decoder decodes client frames under configured limits.
@@ -279,6 +284,10 @@ func (d Decoder) Decode(frame []byte) (Request, error) {
 		}
 	case TypeTranscriptEmail:
 		// The visitor's own conversation; staff are refused by the session.
+	case TypePage:
+		if err := decodePage(&req, raw); err != nil {
+			return fail(err)
+		}
 	case TypeOpen, TypeLeave:
 		if req.ConversationID == 0 {
 			return fail(errorf(CodeConversationRequired, "%s needs a conversation_id", req.Type))
