@@ -144,6 +144,7 @@ func (s *session) open(ctx actor.Context, conv int64) {
 		return
 	}
 	s.opened[conv] = true
+	s.loadVisitor(ctx, conv)
 	if l := s.links[conv]; l != nil && l.pid != nil {
 		s.subscribe(ctx, conv, l)
 		return

@@ -156,6 +156,9 @@ type presence struct {
 	unsaved   []storage.LastSeen
 	saving    bool
 	lastSaved time.Time
+
+	// pages are the visitors' pages (visitorpage.go).
+	pages pageState
 }
 
 func newPresence(n *Node) actor.Actor {
@@ -169,6 +172,7 @@ func newPresence(n *Node) actor.Actor {
 		lastSeen:     make(map[int64]time.Time),
 		sendOnline:   make(map[int64]bool),
 		sendOffline:  make(map[int64]bool),
+		pages:        newPageState(),
 	}
 }
 
@@ -210,6 +214,16 @@ func (p *presence) Receive(ctx actor.Context) {
 		ctx.Respond(out)
 	case *staffQuery:
 		ctx.Respond(p.anyStaff())
+	case *presencePage:
+		p.localPage(ctx, msg.page)
+	case *pageQuery:
+		pg := &chatpb.VisitorPage{}
+		if r, ok := p.pages.recent[msg.conv]; ok {
+			pg = r.page
+		}
+		ctx.Respond(pg)
+	case *pagesSaved:
+		p.pagesWritten(msg)
 	case *lastSeenSaved:
 		p.saving = false
 		if msg.err != nil {
@@ -328,6 +342,7 @@ func (p *presence) tick(ctx actor.Context) {
 	} else if st := p.delta(); st != nil {
 		p.broadcast(ctx, st)
 	}
+	p.pagesTick(ctx, now)
 	if len(p.unsaved) > 0 && !p.saving && (now.Sub(p.lastSaved) >= presenceSaveEvery || len(p.unsaved) >= storage.MaxLastSeenBatch) {
 		p.save(ctx)
 	}
@@ -440,7 +455,9 @@ func (p *presence) fullState() *chatpb.PresenceState {
 
 // broadcastFull sends this node's whole state to every peer.
 func (p *presence) broadcastFull(ctx actor.Context) {
-	p.broadcast(ctx, p.fullState())
+	st := p.fullState()
+	st.Pages = p.takePages()
+	p.broadcast(ctx, st)
 	clear(p.sendOnline)
 	clear(p.sendOffline)
 	p.sendStaff = false
@@ -449,10 +466,10 @@ func (p *presence) broadcastFull(ctx actor.Context) {
 
 // delta is this node's changes since the last state sent; nil if none.
 func (p *presence) delta() *chatpb.PresenceState {
-	if len(p.sendOnline) == 0 && len(p.sendOffline) == 0 && !p.sendStaff {
+	if len(p.sendOnline) == 0 && len(p.sendOffline) == 0 && !p.sendStaff && len(p.pages.send) == 0 {
 		return nil
 	}
-	st := &chatpb.PresenceState{}
+	st := &chatpb.PresenceState{Pages: p.takePages()}
 	for conv, on := range p.sendOnline {
 		if on {
 			st.Online = append(st.Online, conv)
@@ -543,6 +560,7 @@ func (p *presence) peerState(ctx actor.Context, from *actor.PID, st *chatpb.Pres
 		peer.staff = st.GetStaff()
 		p.checkAvailability(ctx)
 	}
+	p.peerPages(ctx, st.GetPages())
 }
 
 // notifyFlips tells staff sessions about the conversations whose online

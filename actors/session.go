@@ -54,6 +54,9 @@ type SessionConfig struct {
 	TokenExpiresAt time.Time
 	// Status is the visitor's conversation's status when it connected.
 	Status string
+	// UserAgent is a v1 visitor's handshake's User-Agent (wire.UserAgent),
+	// which goes with its page reports; "" otherwise.
+	UserAgent string
 	// Ready, if not nil, is closed once the session follows what it shows
 	// (visitors: their conversation, through the node's hub, at once; admins:
 	// the inbox, once its snapshot arrived).
@@ -100,6 +103,11 @@ type session struct {
 	// leftAt are the last-seen times of the visitors this session saw
 	// leave (staff; see presence.go), until the store has them.
 	leftAt map[int64]time.Time
+	// pageURL and pageTitle are the page a visitor's client last reported;
+	// visitorAt the time of the page of the visitor frame last written per
+	// opened conversation (staff). See visitorpage.go.
+	pageURL, pageTitle string
+	visitorAt          map[int64]time.Time
 
 	links   map[int64]*link // conversation → its grain (see follow.go)
 	inbox   grainRef        // admins: the inbox grain
@@ -197,6 +205,10 @@ func (s *session) Receive(ctx actor.Context) {
 		s.presenceChanged(msg)
 	case *availabilityChange:
 		s.availability(msg)
+	case *visitorChange:
+		s.visitorChanged(msg, false)
+	case *visitorLoaded:
+		s.visitorChanged((*visitorChange)(msg), true)
 	case *chatpb.ReadMarked:
 		s.readMarked(msg.GetConversationId(), msg.GetSeq())
 	case *deskDone:
@@ -285,6 +297,8 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		s.away(ctx, req)
 	case wire.TypeTranscriptEmail:
 		s.transcriptEmail()
+	case wire.TypePage:
+		s.reportPage(ctx, req)
 	case wire.TypeOpen:
 		s.open(ctx, req.ConversationID)
 	case wire.TypeLeave:
@@ -295,6 +309,7 @@ func (s *session) handle(ctx actor.Context, req wire.Request) {
 		if s.opened[req.ConversationID] {
 			delete(s.opened, req.ConversationID)
 			delete(s.receiptSeq, req.ConversationID) // a new open gets the receipt again
+			delete(s.visitorAt, req.ConversationID)  // and the visitor
 			if l := s.links[req.ConversationID]; l != nil && l.pid != nil {
 				ctx.Request(l.pid, &chatpb.Unsubscribe{ConversationId: req.ConversationID})
 			}

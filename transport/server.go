@@ -475,9 +475,13 @@ func (s *Server) admitIdentity(r *http.Request, ident auth.Identity, anonIP stri
 		c.maxQueued = s.cfg.AdminWriteQueue
 	}
 	ready := make(chan struct{})
+	var userAgent string
+	if v1 && !user.IsAdmin {
+		userAgent = wire.UserAgent(r.UserAgent()) // the browser, for staff (page frames)
+	}
 	c.pid = s.node.SpawnSession(actors.SessionConfig{
 		ConnID: c.id, Sink: c, User: user, ConversationID: conv.ID, LastSeq: conv.LastSeq, V1: v1, Ready: ready,
-		TokenExpiresAt: ident.ExpiresAt, Status: conv.Status,
+		TokenExpiresAt: ident.ExpiresAt, Status: conv.Status, UserAgent: userAgent,
 	})
 	h := &admitted{server: s, conn: c, expiresAt: ident.ExpiresAt}
 	select {

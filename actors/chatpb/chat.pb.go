@@ -1923,8 +1923,11 @@ type PresenceState struct {
 	// order), so that every node shows the same last-seen time. A node that
 	// does not send it (an older one) is taken to mean "now".
 	OfflineAtUnixMicro []int64 `protobuf:"varint,6,rep,packed,name=offline_at_unix_micro,json=offlineAtUnixMicro,proto3" json:"offline_at_unix_micro,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// pages: the pages the node's visitors reported since its last state
+	// (changes only: a full state carries the ones not sent yet, never all).
+	Pages         []*VisitorPage `protobuf:"bytes,7,rep,name=pages,proto3" json:"pages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PresenceState) Reset() {
@@ -1999,6 +2002,133 @@ func (x *PresenceState) GetOfflineAtUnixMicro() []int64 {
 	return nil
 }
 
+func (x *PresenceState) GetPages() []*VisitorPage {
+	if x != nil {
+		return x.Pages
+	}
+	return nil
+}
+
+// VisitorPage is the page a visitor's browser reported (the page frame), with
+// the visitor as their socket's token described them and the socket's
+// User-Agent; at_unix_micro is when the node that took the report received
+// it (the latest wins everywhere).
+type VisitorPage struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId int64                  `protobuf:"varint,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	UserId         int64                  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ExternalId     string                 `protobuf:"bytes,3,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	Name           string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Email          string                 `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
+	Context        string                 `protobuf:"bytes,6,opt,name=context,proto3" json:"context,omitempty"`
+	Url            string                 `protobuf:"bytes,7,opt,name=url,proto3" json:"url,omitempty"`
+	Title          string                 `protobuf:"bytes,8,opt,name=title,proto3" json:"title,omitempty"`
+	UserAgent      string                 `protobuf:"bytes,9,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	AtUnixMicro    int64                  `protobuf:"varint,10,opt,name=at_unix_micro,json=atUnixMicro,proto3" json:"at_unix_micro,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VisitorPage) Reset() {
+	*x = VisitorPage{}
+	mi := &file_chat_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VisitorPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VisitorPage) ProtoMessage() {}
+
+func (x *VisitorPage) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VisitorPage.ProtoReflect.Descriptor instead.
+func (*VisitorPage) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *VisitorPage) GetConversationId() int64 {
+	if x != nil {
+		return x.ConversationId
+	}
+	return 0
+}
+
+func (x *VisitorPage) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *VisitorPage) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
+func (x *VisitorPage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VisitorPage) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *VisitorPage) GetContext() string {
+	if x != nil {
+		return x.Context
+	}
+	return ""
+}
+
+func (x *VisitorPage) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *VisitorPage) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *VisitorPage) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *VisitorPage) GetAtUnixMicro() int64 {
+	if x != nil {
+		return x.AtUnixMicro
+	}
+	return 0
+}
+
 // StaffPresence is one staff socket's user and whether it is away.
 type StaffPresence struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2010,7 +2140,7 @@ type StaffPresence struct {
 
 func (x *StaffPresence) Reset() {
 	*x = StaffPresence{}
-	mi := &file_chat_proto_msgTypes[28]
+	mi := &file_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2152,7 @@ func (x *StaffPresence) String() string {
 func (*StaffPresence) ProtoMessage() {}
 
 func (x *StaffPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[28]
+	mi := &file_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2165,7 @@ func (x *StaffPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffPresence.ProtoReflect.Descriptor instead.
 func (*StaffPresence) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StaffPresence) GetUserId() int64 {
@@ -2206,14 +2336,29 @@ const file_chat_proto_rawDesc = "" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x19\n" +
 	"\bby_staff\x18\x03 \x01(\bR\abyStaff\x12\x19\n" +
-	"\bv1_frame\x18\x04 \x01(\fR\av1Frame\"\xda\x01\n" +
+	"\bv1_frame\x18\x04 \x01(\fR\av1Frame\"\x8d\x02\n" +
 	"\rPresenceState\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12\x16\n" +
 	"\x06online\x18\x02 \x03(\x03R\x06online\x12\x18\n" +
 	"\aoffline\x18\x03 \x03(\x03R\aoffline\x12\x1b\n" +
 	"\tstaff_set\x18\x04 \x01(\bR\bstaffSet\x123\n" +
 	"\x05staff\x18\x05 \x03(\v2\x1d.grainchat.chat.StaffPresenceR\x05staff\x121\n" +
-	"\x15offline_at_unix_micro\x18\x06 \x03(\x03R\x12offlineAtUnixMicro\"<\n" +
+	"\x15offline_at_unix_micro\x18\x06 \x03(\x03R\x12offlineAtUnixMicro\x121\n" +
+	"\x05pages\x18\a \x03(\v2\x1b.grainchat.chat.VisitorPageR\x05pages\"\x9f\x02\n" +
+	"\vVisitorPage\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1f\n" +
+	"\vexternal_id\x18\x03 \x01(\tR\n" +
+	"externalId\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x05 \x01(\tR\x05email\x12\x18\n" +
+	"\acontext\x18\x06 \x01(\tR\acontext\x12\x10\n" +
+	"\x03url\x18\a \x01(\tR\x03url\x12\x14\n" +
+	"\x05title\x18\b \x01(\tR\x05title\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\t \x01(\tR\tuserAgent\x12\"\n" +
+	"\rat_unix_micro\x18\n" +
+	" \x01(\x03R\vatUnixMicro\"<\n" +
 	"\rStaffPresence\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x12\n" +
 	"\x04away\x18\x02 \x01(\bR\x04awayB.Z,github.com/grainchat/grainchat/actors/chatpbb\x06proto3"
@@ -2230,7 +2375,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 	return file_chat_proto_rawDescData
 }
 
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_chat_proto_goTypes = []any{
 	(*ChatMessage)(nil),      // 0: grainchat.chat.ChatMessage
 	(*Post)(nil),             // 1: grainchat.chat.Post
@@ -2260,7 +2405,8 @@ var file_chat_proto_goTypes = []any{
 	(*Receipt)(nil),          // 25: grainchat.chat.Receipt
 	(*ReceiptDelivery)(nil),  // 26: grainchat.chat.ReceiptDelivery
 	(*PresenceState)(nil),    // 27: grainchat.chat.PresenceState
-	(*StaffPresence)(nil),    // 28: grainchat.chat.StaffPresence
+	(*VisitorPage)(nil),      // 28: grainchat.chat.VisitorPage
+	(*StaffPresence)(nil),    // 29: grainchat.chat.StaffPresence
 }
 var file_chat_proto_depIdxs = []int32{
 	0,  // 0: grainchat.chat.PostResult.message:type_name -> grainchat.chat.ChatMessage
@@ -2279,12 +2425,13 @@ var file_chat_proto_depIdxs = []int32{
 	17, // 13: grainchat.chat.EventDelivery.event:type_name -> grainchat.chat.ChatEvent
 	16, // 14: grainchat.chat.ChangeResult.assignee:type_name -> grainchat.chat.DeskUser
 	17, // 15: grainchat.chat.ChangeResult.events:type_name -> grainchat.chat.ChatEvent
-	28, // 16: grainchat.chat.PresenceState.staff:type_name -> grainchat.chat.StaffPresence
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	29, // 16: grainchat.chat.PresenceState.staff:type_name -> grainchat.chat.StaffPresence
+	28, // 17: grainchat.chat.PresenceState.pages:type_name -> grainchat.chat.VisitorPage
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -2298,7 +2445,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -22,25 +22,17 @@ const (
 
 // conversationJSON is a Conversation of docs/API.md.
 type conversationJSON struct {
-	ID            int64          `json:"id"`
-	User          visitorJSON    `json:"user"`
-	Status        string         `json:"status"`
-	Assignee      *wire.DeskUser `json:"assignee"`
-	LastSeq       int64          `json:"last_seq"`
-	LastMessageAt *string        `json:"last_message_at"`
-	LastMessage   *messageJSON   `json:"last_message"`
-	Unread        int64          `json:"unread"`
-	ReadSeq       int64          `json:"read_seq"`
+	ID            int64            `json:"id"`
+	User          wire.VisitorJSON `json:"user"`
+	Status        string           `json:"status"`
+	Assignee      *wire.DeskUser   `json:"assignee"`
+	LastSeq       int64            `json:"last_seq"`
+	LastMessageAt *string          `json:"last_message_at"`
+	LastMessage   *messageJSON     `json:"last_message"`
+	Unread        int64            `json:"unread"`
+	ReadSeq       int64            `json:"read_seq"`
 	// Visitor is the visitor's presence.
 	Visitor wire.VisitorPresence `json:"visitor"`
-}
-
-// visitorJSON is a Conversation's user: who they are, and the details their
-// token gave (email and ctx, null when none; ctx is the token's object).
-type visitorJSON struct {
-	wire.DeskUser
-	Email   *string         `json:"email"`
-	Context json.RawMessage `json:"context"`
 }
 
 // messageJSON is a message as the v1 history shows it.
@@ -64,20 +56,12 @@ func userJSON(u *storage.UserRef) *wire.DeskUser {
 func entryJSON(e storage.InboxEntry) conversationJSON {
 	out := conversationJSON{
 		ID:       e.ConversationID,
-		User:     visitorJSON{DeskUser: wire.DeskUser{ID: e.UserID, ExternalID: e.UserExternalID, Name: e.UserName}},
+		User:     visitorOf(e).JSON(),
 		Status:   e.Status,
 		Assignee: userJSON(e.Assignee),
 		LastSeq:  e.LastSeq,
 		Unread:   e.Unread,
 		ReadSeq:  e.ReadSeq,
-	}
-	if e.UserEmail != "" {
-		email := e.UserEmail
-		out.User.Email = &email
-	}
-	out.User.Context = json.RawMessage("null")
-	if e.UserContext != "" {
-		out.User.Context = json.RawMessage(e.UserContext)
 	}
 	if e.LastMessageAt != nil {
 		t := e.LastMessageAt.UTC().Format(wire.TimeFormat)
@@ -414,4 +398,18 @@ func (a *API) markRead(req *request) (int, any, error) {
 		return 0, nil, fromStorage(err)
 	}
 	return http.StatusNoContent, nil, nil
+}
+
+// visitorOf is e's visitor: who they are, the details their token gave
+// (email and ctx) and the page their browser last reported.
+func visitorOf(e storage.InboxEntry) wire.Visitor {
+	v := wire.Visitor{
+		DeskUser: wire.DeskUser{ID: e.UserID, ExternalID: e.UserExternalID, Name: e.UserName},
+		Email:    e.UserEmail,
+		Context:  e.UserContext,
+	}
+	if p := e.Page; p != nil {
+		v.Page = &wire.VisitorPage{URL: p.URL, Title: p.Title, Browser: p.UserAgent, UpdatedAt: p.At}
+	}
+	return v
 }
