@@ -223,7 +223,8 @@ func (m *Main) Open(ctx context.Context) error {
 			return fmt.Errorf("jwt: %w", err)
 		}
 	}
-	extra := web.New(logger, web.Config{DevIssuer: devIssuer, Verifier: verifier, EmbedOrigins: origins.Allowed}).Routes()
+	extra := web.New(logger, web.Config{DevIssuer: devIssuer, Verifier: verifier, EmbedOrigins: origins.Allowed,
+		Anonymous: anonymous != nil}).Routes()
 	if cfg.Pprof {
 		extra["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
 		extra["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)

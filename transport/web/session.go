@@ -20,12 +20,16 @@ type sessionInfo struct {
 	// Dev is true in development mode, where LoginURL signs people in.
 	Dev      bool   `json:"dev"`
 	LoginURL string `json:"login_url,omitempty"`
+	// Anonymous is true when visitors without a token may get an identity
+	// from POST /anonymous (chatd --anonymous-visitors).
+	Anonymous bool `json:"anonymous"`
 }
 
 type sessionUser struct {
-	Subject string `json:"sub"`
-	Name    string `json:"name"`
-	Admin   bool   `json:"admin"`
+	Subject   string `json:"sub"`
+	Name      string `json:"name"`
+	Admin     bool   `json:"admin"`
+	Anonymous bool   `json:"anonymous,omitempty"`
 }
 
 // serveSession tells a page whether the token it would present on the
@@ -41,7 +45,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	info := sessionInfo{Dev: h.dev()}
+	info := sessionInfo{Dev: h.dev(), Anonymous: h.cfg.Anonymous}
 	if info.Dev {
 		info.LoginURL = "/login"
 	}
@@ -50,7 +54,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		info.SignedIn = true
-		info.User = &sessionUser{Subject: id.Subject, Name: id.Name, Admin: id.Admin}
+		info.User = &sessionUser{Subject: id.Subject, Name: id.Name, Admin: id.Admin, Anonymous: id.Anonymous}
 		info.ExpiresAt = id.ExpiresAt.UTC().Format(time.RFC3339)
 	case errors.Is(err, auth.ErrNoToken):
 		status, info.Reason = http.StatusUnauthorized, "no_token"

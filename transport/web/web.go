@@ -47,6 +47,9 @@ type Config struct {
 	// DevTokenTTL is the lifetime of the tokens (and cookie) the development
 	// login issues. Zero means DefaultDevTokenTTL.
 	DevTokenTTL time.Duration
+	// Anonymous tells the pages (GET /session's "anonymous") that visitors
+	// without a token may get an identity from POST /anonymous.
+	Anonymous bool
 }
 
 // Handler serves the pages. It is safe for concurrent use.
