@@ -24,6 +24,15 @@
  * fresh token before the old one expires; the frame hands it to its open
  * connection in band (no reconnect), and uses it for the next ones.
  *
+ * The host page: the frame tells the support team which page of this site
+ * the visitor is on (its address and title) and keeps them told as it
+ * changes (a single-page app's history and hash changes, a new title). This
+ * script runs on the host page, so it reads them itself and hands them to
+ * the frame by postMessage, to chatd's origin only: once the frame exists,
+ * and then whenever they change (at popstate and hashchange, and checked
+ * once a second, which catches history.pushState and title changes). The
+ * frame itself never learns them otherwise (it has no referrer).
+ *
  * The frame says "ready" (a postMessage) once its page runs; until then the
  * widget holds its own messages to the frame (posting to a frame that is
  * still on about:blank would only make the browser warn). When no "ready"
@@ -135,9 +144,9 @@
   function tell(msg) {
     if (!frame) return;
     if (!ready) {
-      if (msg.type === 'grainchat:panel') {
+      if (msg.type === 'grainchat:panel' || msg.type === 'grainchat:page') {
         held = held.filter(function (m) {
-          return m.type !== 'grainchat:panel';
+          return m.type !== msg.type;
         });
       }
       held.push(msg);
@@ -202,6 +211,28 @@
     host.setAttribute('data-state', 'unavailable');
   }
 
+  // The host page as last told to the frame.
+  var told = { url: '', title: '' };
+  var watching = false;
+
+  // tellPage hands the host page's address and title to the frame when they
+  // changed since it was last told.
+  function tellPage() {
+    var url = location.href;
+    var pageTitle = document.title;
+    if (!frame || (url === told.url && pageTitle === told.title)) return;
+    told = { url: url, title: pageTitle };
+    tell({ type: 'grainchat:page', url: url, title: pageTitle });
+  }
+
+  function watchPage() {
+    if (watching) return;
+    watching = true;
+    window.addEventListener('popstate', tellPage);
+    window.addEventListener('hashchange', tellPage);
+    setInterval(tellPage, 1000);
+  }
+
   function open() {
     if (!frame) {
       frame = document.createElement('iframe');
@@ -217,6 +248,8 @@
       });
       watchdog = setTimeout(unavailable, READY_MAX_MS);
       panel.appendChild(frame);
+      tellPage();
+      watchPage();
     }
     isOpen = true;
     panel.style.display = 'block';

@@ -55,6 +55,13 @@
 // frames, the changed answer and history pages. No typing frame goes while
 // writing a note.
 //
+// The visitor panel (visitor.js): beside the conversation on screen (a
+// drawer from the header's Visitor button on narrower screens), who the
+// visitor is (name, email, the host site's attributes), whether they are
+// online, the page of the host site they are on and their browser; the
+// visitor frames that follow an open and every page the visitor reports
+// keep it live. All of it is shown as text.
+//
 // Read receipts: the visitor's page says how far the visitor has read; for
 // the conversation on screen (opened), "Seen" shows under the last staff
 // reply up to there.
@@ -99,6 +106,7 @@ import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
 import { CannedReplies } from './canned.js';
 import { TypingSender, TypingView, viewingText, presenceText, AwayControl } from './live.js';
+import { VisitorPanel } from './visitor.js';
 import { notifyDecision, Beeper, notificationPermission, showNotification } from './notify.js';
 import { $, el, chars, errorText, fullTime, listTime, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
@@ -132,6 +140,7 @@ let basedOn = null; // the newest seq on screen when the reply in the composer w
 const viewers = new Map(); // conversation id -> the staff [{id, name}] who have it open (the followed one)
 const visitorSeen = new Map(); // conversation id -> how far its visitor has read (read receipts)
 const online = new Set(); // conversations whose visitor is online (from presence frames)
+const visitorPanel = new VisitorPanel({ panel: $('visitor-panel'), details: $('visitor-details') });
 
 const status = new StatusView({ pill: $('state'), banner: $('banner') });
 const thread = new Thread({
@@ -328,6 +337,8 @@ function startOver() {
     $('pane-empty').hidden = false;
     $('conv-name').textContent = '';
     $('conv-sub').textContent = '';
+    visitorPanel.forget();
+    showVisitorDrawer(false);
     typingView.show(null);
     renderPresence();
     renderViewers();
@@ -470,6 +481,11 @@ function frame(f) {
       return;
     case 'presence':
       presence(f);
+      return;
+    case 'visitor':
+      // Who the visitor of a conversation this page opened is, and the
+      // page they are on: after the open, and at each page they report.
+      visitorPanel.frame(f);
       return;
     case 'away':
       away.answer(f);
@@ -1112,6 +1128,7 @@ function show(id, push) {
   typingView.show(id);
   renderViewers();
   renderPresence();
+  visitorPanel.show(id, e.user ? { ...e.user } : null, e.visitor);
   $('pane').hidden = false;
   $('pane-empty').hidden = true;
   document.body.classList.add('conversation-open');
@@ -1151,7 +1168,10 @@ function presence(f) {
   if (!e) return;
   e.visitor = { online: f.online, last_seen_at: f.last_seen_at };
   renderEntry(e);
-  if (id === openId) renderPresence();
+  if (id === openId) {
+    renderPresence();
+    visitorPanel.setPresence(e.visitor);
+  }
 }
 
 // renderPresence says in the header whether the visitor of the
@@ -1169,7 +1189,20 @@ function renderPresence() {
   else node.removeAttribute('title');
 }
 // "Last seen 5 min ago" grows older by itself.
-setInterval(renderPresence, 20000);
+setInterval(() => {
+  renderPresence();
+  const e = openId === null ? null : entries.get(openId);
+  if (e) visitorPanel.setPresence(e.visitor);
+}, 20000);
+
+// The visitor panel is a column beside the conversation on wide screens and
+// a drawer (the header's Visitor button) on narrower ones.
+function showVisitorDrawer(on) {
+  document.body.classList.toggle('visitor-open', on);
+  $('visitor-toggle').setAttribute('aria-expanded', String(on));
+}
+$('visitor-toggle').addEventListener('click', () => showVisitorDrawer(!document.body.classList.contains('visitor-open')));
+$('visitor-close').addEventListener('click', () => showVisitorDrawer(false));
 
 // The agent's away state: the toggle in the top bar, and the idle timer.
 const away = new AwayControl({

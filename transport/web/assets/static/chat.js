@@ -24,6 +24,15 @@
 // read marks come back as read frames by "staff": "Seen" under the visitor's
 // last message they have read.
 //
+// The visitor's page (docs/PROTOCOL.md, "The visitor's page"): after every
+// welcome, and whenever it changes, the page tells the server which page
+// the visitor is on ({"type":"page","url","title"}), for staff to see. In
+// the widget's frame that is the host page, which the widget's loader
+// (widget.js, running on the host page) hands over by postMessage; the
+// frame never guesses it (document.referrer). Elsewhere it is this page
+// itself (its address without a token parameter). Staff see the browser
+// too: the server takes the socket's User-Agent.
+//
 // Typing (live.js): while the visitor types, the page tells the server
 // (at most once a second); when staff type, "Support is typing…" shows below
 // the thread, until 5 s pass without a new typing frame or a staff message
@@ -62,6 +71,47 @@ let pendingHistory = []; // requests awaiting their history frame, in order
 let panelOpen = true; // embedded: is the widget's panel open?
 let unread = 0; // staff replies that arrived while the page was hidden (or the panel closed)
 const baseTitle = document.title;
+
+// The page the visitor is on ({url, title}; null until known), and the one
+// this socket reported.
+let visitorPage = embedded && framed ? null : ownPage();
+let pageSent = null;
+const MAX_URL_BYTES = 2048;
+const MAX_TITLE_BYTES = 300;
+const utf8 = new TextEncoder();
+
+// ownPage is this page as the visitor's page: its address without a token
+// (a ?token= parameter signs in; it is nobody else's) and its own title.
+function ownPage() {
+  const u = new URL(location.href);
+  u.searchParams.delete('token');
+  return { url: u.href, title: baseTitle };
+}
+
+// cleanPage makes a reported page fit the server's rules (an absolute http
+// or https URL of at most 2048 bytes; a title of at most 300 bytes, cut at a
+// character), or returns null for one the server would refuse.
+function cleanPage(url, title) {
+  let u;
+  try {
+    u = new URL(String(url));
+  } catch {
+    return null;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || utf8.encode(u.href).length > MAX_URL_BYTES) return null;
+  let t = String(title || '').replace(/[\s\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  while (utf8.encode(t).length > MAX_TITLE_BYTES) t = Array.from(t).slice(0, -1).join('');
+  return { url: u.href, title: t };
+}
+
+// reportPage tells the server the visitor's page, if this socket has not
+// said it yet.
+function reportPage() {
+  if (!visitorPage || !me || me.is_admin) return;
+  const p = cleanPage(visitorPage.url, visitorPage.title);
+  if (!p || (pageSent && pageSent.url === p.url && pageSent.title === p.title)) return;
+  if (conn.send({ type: 'page', url: p.url, title: p.title })) pageSent = p;
+}
 
 let readSent = 0; // the newest seq this page said (or the server confirmed) the visitor read
 let readTimer = null;
@@ -107,6 +157,10 @@ if (embedded) {
         scheduleRead();
         $('text').focus();
       }
+    } else if (ev.data.type === 'grainchat:page' && typeof ev.data.url === 'string') {
+      // The host page (from the widget's loader): where the visitor is.
+      visitorPage = { url: ev.data.url, title: typeof ev.data.title === 'string' ? ev.data.title : '' };
+      reportPage();
     } else if (ev.data.type === 'grainchat:token' && typeof ev.data.token === 'string' && ev.data.token) {
       // The host site's fresh token (GrainChat.setToken): kept for the
       // next connections, and given to the open socket in band.
@@ -247,6 +301,8 @@ function welcome(w) {
   scheduleRead();
   outbox.up();
   setComposerEnabled(true);
+  pageSent = null; // a new socket: it reports the page again
+  reportPage();
 }
 
 function frame(f) {
@@ -407,6 +463,17 @@ fetchSession(token).then((s) => {
     $('signout').hidden = false;
   }
 });
+// This page's own address changes (a fragment, history): the visitor's page
+// changes with it.
+if (!(embedded && framed)) {
+  const again = () => {
+    visitorPage = ownPage();
+    reportPage();
+  };
+  addEventListener('hashchange', again);
+  addEventListener('popstate', again);
+}
+
 conn.start();
 // The widget's host page learns that the chat loaded (it shows "Chat is
 // unavailable" otherwise, e.g. when its site may not frame chatd) and only
