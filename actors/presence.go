@@ -457,6 +457,15 @@ func (p *presence) fullState() *chatpb.PresenceState {
 func (p *presence) broadcastFull(ctx actor.Context) {
 	st := p.fullState()
 	st.Pages = p.takePages()
+	// The visitors who left since the last state, with when they left: the
+	// full state replaces the delta that would have said it (without them,
+	// peers would record the time the state arrived).
+	for conv, off := range p.sendOffline {
+		if off {
+			st.Offline = append(st.Offline, conv)
+			st.OfflineAtUnixMicro = append(st.OfflineAtUnixMicro, p.lastSeen[conv].UnixMicro())
+		}
+	}
 	p.broadcast(ctx, st)
 	clear(p.sendOnline)
 	clear(p.sendOffline)
@@ -541,14 +550,15 @@ func (p *presence) peerState(ctx actor.Context, from *actor.PID, st *chatpb.Pres
 			note(conv)
 		}
 		peer.online = make(map[int64]bool, len(st.GetOnline()))
-	} else {
-		at := st.GetOfflineAtUnixMicro()
-		for i, conv := range st.GetOffline() {
-			note(conv)
-			delete(peer.online, conv)
-			if i < len(at) && at[i] > 0 {
-				left[conv] = time.UnixMicro(at[i]).UTC()
-			}
+	}
+	// A full state names the visitors who left since the last state too,
+	// with their times, as a delta does.
+	at := st.GetOfflineAtUnixMicro()
+	for i, conv := range st.GetOffline() {
+		note(conv)
+		delete(peer.online, conv)
+		if i < len(at) && at[i] > 0 {
+			left[conv] = time.UnixMicro(at[i]).UTC()
 		}
 	}
 	for _, conv := range st.GetOnline() {

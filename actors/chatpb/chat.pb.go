@@ -1911,7 +1911,9 @@ func (x *ReceiptDelivery) GetV1Frame() []byte {
 // replaces what the receiver knew of the sender's node (sent every few
 // seconds, doubling as a heartbeat, and to a node that joined); otherwise it
 // is a change: online and offline list the conversations whose visitor came
-// or left, and staff, when staff_set, replaces the node's staff list.
+// or left, and staff, when staff_set, replaces the node's staff list. A full
+// state lists in offline too the visitors who left since the last state (with
+// their times), as the change it replaces would have.
 type PresenceState struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Full     bool                   `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
