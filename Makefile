@@ -13,7 +13,7 @@ run:
 test:
 	$(GO) test -race -count=1 -timeout 40m ./...
 	$(GO) test -count=1 -timeout 5m -run 'TestTwoMembers' ./actors/
-	$(GO) test -count=1 -timeout 5m -run 'TestBrowserWidgetOnAnotherSite|TestBrowserVisitorPanel' ./cmd/chatd/
+	$(GO) test -count=1 -timeout 5m -run 'TestBrowserWidgetOnAnotherSite|TestBrowserVisitorPanel|TestBrowserAnonymousWidget' ./cmd/chatd/
 	$(MAKE) fuzz FUZZTIME=10s
 
 ## deps: install every service and program the tests need, from Debian's packages (as root, or

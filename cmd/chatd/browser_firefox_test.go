@@ -52,10 +52,22 @@ type foxBrowser struct {
 // after the test's pages are checked for errors.
 func newFirefox(t testing.TB) *foxBrowser {
 	t.Helper()
+	return startFirefox(t, nil)
+}
+
+// newFirefoxBlocking starts Firefox with third-party cookies and storage
+// blocked (network.cookie.cookieBehavior 1, "All cross-site cookies").
+func newFirefoxBlocking(t testing.TB) *foxBrowser {
+	t.Helper()
+	return startFirefox(t, map[string]any{"network.cookie.cookieBehavior": 1})
+}
+
+func startFirefox(t testing.TB, prefs map[string]any) *foxBrowser {
+	t.Helper()
 	path := firefoxPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b, err := bidi.Start(ctx, bidi.Options{Path: path, ProfileDir: t.TempDir()})
+	b, err := bidi.Start(ctx, bidi.Options{Path: path, ProfileDir: t.TempDir(), Prefs: prefs})
 	if err != nil {
 		t.Fatalf("start firefox (%s): %v", path, err)
 	}

@@ -60,8 +60,28 @@ type browser struct {
 // newBrowser starts chromium with a fresh profile; it is stopped at cleanup.
 func newBrowser(t testing.TB) *browser {
 	t.Helper()
-	path := chromiumPath(t)
+	return startChromium(t, t.TempDir())
+}
+
+// newBrowserBlocking starts Chromium with third-party cookies (and with them
+// third-party storage) blocked: the profile's preference that the browser's
+// "Block third-party cookies" setting writes.
+func newBrowserBlocking(t testing.TB) *browser {
+	t.Helper()
 	profile := t.TempDir()
+	prefs := []byte(`{"profile":{"block_third_party_cookies":true,"cookie_controls_mode":1}}`)
+	if err := os.MkdirAll(filepath.Join(profile, "Default"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(profile, "Default", "Preferences"), prefs, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startChromium(t, profile)
+}
+
+func startChromium(t testing.TB, profile string) *browser {
+	t.Helper()
+	path := chromiumPath(t)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(profile),

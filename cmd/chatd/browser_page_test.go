@@ -486,11 +486,16 @@ type browserKind struct {
 	find func(t testing.TB)
 	// start starts the browser with a fresh profile, stopped at cleanup.
 	start func(t testing.TB) pages
+	// startBlocking does the same with third-party cookies and storage
+	// blocked (the setting privacy-minded visitors choose).
+	startBlocking func(t testing.TB) pages
 }
 
 var browserKinds = []browserKind{
-	{"chromium", func(t testing.TB) { chromiumPath(t) }, func(t testing.TB) pages { return newBrowser(t) }},
-	{"firefox", func(t testing.TB) { firefoxPath(t) }, func(t testing.TB) pages { return newFirefox(t) }},
+	{"chromium", func(t testing.TB) { chromiumPath(t) }, func(t testing.TB) pages { return newBrowser(t) },
+		func(t testing.TB) pages { return newBrowserBlocking(t) }},
+	{"firefox", func(t testing.TB) { firefoxPath(t) }, func(t testing.TB) pages { return newFirefox(t) },
+		func(t testing.TB) pages { return newFirefoxBlocking(t) }},
 }
 
 // eachBrowser runs flow once per browser, as the subtests "chromium" and

@@ -175,14 +175,24 @@ type mergeRequest struct {
 }
 
 // merge: POST /anonymous/merge with "Authorization: Bearer <the host site's
-// token of a visitor>" and {"anonymous_token": "…"}: the anonymous
-// conversation's messages move into the visitor's.
+// token of a visitor>" (or, without it, the chat_token cookie) and
+// {"anonymous_token": "…"}: the anonymous conversation's messages move into
+// the visitor's.
 func (h *Handler) merge(w http.ResponseWriter, r *http.Request) {
 	if err := h.cfg.Origins.Check(r); err != nil {
 		writeError(w, http.StatusForbidden, "forbidden", "origin not allowed")
 		return
 	}
-	ident, err := h.cfg.Verifier.Verify(bearerToken(r))
+	tok := bearerToken(r)
+	if tok == "" {
+		// chatd's own chat page signs in with the HttpOnly cookie, which
+		// its script cannot read; Origin is checked above, and the cookie
+		// is SameSite=Lax (not sent with another site's POST).
+		if c, err := r.Cookie(auth.CookieName); err == nil {
+			tok = c.Value
+		}
+	}
+	ident, err := h.cfg.Verifier.Verify(tok)
 	if err != nil || ident.Anonymous {
 		writeError(w, http.StatusUnauthorized, "invalid_token", "a merge needs the host site's token of a signed-in visitor")
 		return

@@ -7,7 +7,11 @@
  *   data-token     the visitor's chat token (HS256 JWT signed by the host site).
  *                  Without it the chat relies on chatd's chat_token cookie,
  *                  which browsers send to a framed chatd only when the host
- *                  site and chatd are the same site.
+ *                  site and chatd are the same site, or, when chatd accepts
+ *                  anonymous visitors (--anonymous-visitors), on an identity
+ *                  chatd issues, kept in this site's localStorage; once a
+ *                  token is given (here or by setToken), that anonymous
+ *                  conversation is merged into the signed-in visitor's.
  *   data-title     the button's label (default "Chat with us").
  *   data-position  "right" (default) or "left".
  *   data-color     the button's colour, #rgb or #rrggbb (default #2454d6).
@@ -137,8 +141,34 @@
   var READY_AFTER_LOAD_MS = 2500;
   var READY_MAX_MS = 10000;
 
+  // The anonymous visitor's token (chatd --anonymous-visitors), kept in this
+  // site's own storage: first-party, so it survives reloads where
+  // third-party cookies and storage are blocked. The frame gets it in its
+  // address's fragment and gives a new one back (grainchat:anonymous).
+  var ANON_KEY = 'grainchat.anonymous.' + origin;
+  function storedAnon() {
+    try {
+      return localStorage.getItem(ANON_KEY) || '';
+    } catch (e) {
+      return '';
+    }
+  }
+  function keepAnon(t) {
+    try {
+      if (t) localStorage.setItem(ANON_KEY, t);
+      else localStorage.removeItem(ANON_KEY);
+    } catch (e) {
+      /* storage blocked: the identity lasts as long as the page */
+    }
+  }
+
   function frameURL() {
-    return origin + '/embed/' + (token ? '#token=' + encodeURIComponent(token) : '');
+    var params = [];
+    if (token) params.push('token=' + encodeURIComponent(token));
+    var anon = storedAnon();
+    if (anon) params.push('anon=' + encodeURIComponent(anon));
+    params.push('host=' + encodeURIComponent(location.origin));
+    return origin + '/embed/#' + params.join('&');
   }
 
   function tell(msg) {
@@ -295,6 +325,7 @@
     if (msg.type === 'grainchat:ready') frameReady();
     else if (msg.type === 'grainchat:close') close();
     else if (msg.type === 'grainchat:unread' && !isOpen) setBadge(Number(msg.count) || 0);
+    else if (msg.type === 'grainchat:anonymous' && typeof msg.token === 'string') keepAnon(msg.token);
   });
 
   root.appendChild(button);

@@ -43,6 +43,7 @@ import { Thread } from './thread.js';
 import { Outbox } from './outbox.js';
 import { TypingSender, TypingView, availabilityText } from './live.js';
 import { TranscriptEmail } from './transcript.js';
+import { AnonymousIdentity } from './anonymous.js';
 import { $, el, chars, errorText, newClientMsgId, StatusView, fetchSession, autoGrow, showResetNote, rememberStore } from './ui.js';
 
 const PAGE = 50;
@@ -54,15 +55,20 @@ const framed = window.parent !== window;
 // honoured only inside a frame — frame-ancestors limits who can frame this
 // page, and a token pushed through a top-level link would sign the reader in
 // as someone else. The fragment is removed from the address at once.
-function tokenFromFragment() {
-  if (!embedded || !framed) return '';
+// The widget also puts there the anonymous token it keeps for this visitor
+// (anon=…) and its page's origin (host=…), where a new one goes back (see
+// anonymous.js).
+function fromFragment() {
+  if (!embedded || !framed) return { token: '', anon: '', host: '' };
   const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get('token') || '';
+  const out = { token: params.get('token') || '', anon: params.get('anon') || '', host: params.get('host') || '' };
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
-  return token;
+  return out;
 }
 
-let token = tokenFromFragment();
+const fragment = fromFragment();
+let token = fragment.token;
+const identity = new AnonymousIdentity({ embedded, hostOrigin: fragment.host, stored: fragment.anon });
 let me = null;
 let conversation = null;
 let loaded = false; // has the newest page been shown?
@@ -163,13 +169,23 @@ if (embedded) {
       reportPage();
     } else if (ev.data.type === 'grainchat:token' && typeof ev.data.token === 'string' && ev.data.token) {
       // The host site's fresh token (GrainChat.setToken): kept for the
-      // next connections, and given to the open socket in band.
-      token = ev.data.token;
+      // next connections, and given to the open socket in band. An
+      // anonymous visitor who signed in: their conversation is merged into
+      // theirs, and the page connects as them.
+      const t = ev.data.token;
+      if (identity.current) {
+        identity.merge(t).then(() => {
+          token = t;
+          conn.switchUser(t);
+        });
+        return;
+      }
+      token = t;
       conn.setToken(token);
     }
   });
   addEventListener('hashchange', () => {
-    const t = tokenFromFragment();
+    const t = fromFragment().token;
     if (t && t !== token) {
       token = t;
       conn.setToken(t);
@@ -457,12 +473,11 @@ input.addEventListener('keydown', (ev) => {
   }
 });
 
-fetchSession(token).then((s) => {
-  if (s && s.dev && !embedded) {
-    $('dev-banner').hidden = false;
-    $('signout').hidden = false;
-  }
-});
+// The widget's host page learns that the chat loaded (it shows "Chat is
+// unavailable" otherwise, e.g. when its site may not frame chatd) and only
+// then posts to the frame.
+tellHost({ type: 'grainchat:ready' });
+
 // This page's own address changes (a fragment, history): the visitor's page
 // changes with it.
 if (!(embedded && framed)) {
@@ -474,8 +489,18 @@ if (!(embedded && framed)) {
   addEventListener('popstate', again);
 }
 
-conn.start();
-// The widget's host page learns that the chat loaded (it shows "Chat is
-// unavailable" otherwise, e.g. when its site may not frame chatd) and only
-// then posts to the frame.
-tellHost({ type: 'grainchat:ready' });
+const sessionInfo = fetchSession(token);
+sessionInfo.then((s) => {
+  if (s && s.dev && !embedded) {
+    $('dev-banner').hidden = false;
+    $('signout').hidden = false;
+  }
+});
+if (token && !identity.stored) {
+  conn.start(); // the host site's token: nothing to find out first
+} else {
+  // The token to connect with: the host site's (after merging an anonymous
+  // conversation into it), the cookie's, or an anonymous visitor's.
+  token = await identity.resolve(token, await sessionInfo);
+  conn.switchUser(token);
+}

@@ -87,6 +87,13 @@ export class Connection {
     this.reconnectNow();
   }
 
+  // switchUser connects with token, another user's (or the first one):
+  // the socket, if any, is closed and a new one opens.
+  switchUser(token) {
+    this.token = token;
+    this.reconnectNow();
+  }
+
   // kick reconnects at once when the page is not connected (the network
   // came back, the tab became visible): a pending retry, a diagnosis or an
   // attempt in progress starts over, from the shortest back-off.
