@@ -7,7 +7,9 @@
 //     endpoint to all interfaces; grainchat binds it to the address it is
 //     given instead.
 //   - Etcd: membership held in etcd with a lease per node (protoactor's etcd
-//     provider).
+//     provider, carried in ./etcd with a configurable lease, the removal of
+//     a member whose process died as soon as its connection breaks, and
+//     re-registration of a member whose key was lost).
 package membership
 
 import (
@@ -21,8 +23,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
 	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/grainchat/grainchat/actors/membership/etcd"
 	"github.com/labstack/echo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -111,10 +113,18 @@ type EtcdConfig struct {
 	Prefix string
 	// DialTimeout bounds connecting to etcd. Zero means 5s.
 	DialTimeout time.Duration
+	// LeaseTTL is each member's lease (etcd.Config.LeaseTTL: whole
+	// seconds; etcd raises it to its minimum, 2s with its defaults). Zero
+	// means 3s.
+	LeaseTTL time.Duration
+	// ProbeTimeout bounds the dial that checks a member whose connection
+	// broke; refused removes it at once (etcd.Config.ProbeTimeout). Zero
+	// means 500ms; negative turns the check off.
+	ProbeTimeout time.Duration
 }
 
-// Etcd is protoactor's etcd provider, which logs membership changes when
-// set up by Logs.
+// Etcd is grainchat's etcd provider (package etcd), which logs membership
+// changes when set up by Logs.
 type Etcd struct {
 	*etcd.Provider
 	topologyLog
@@ -122,6 +132,9 @@ type Etcd struct {
 
 // StartMember implements cluster.ClusterProvider.
 func (e *Etcd) StartMember(c *cluster.Cluster) error {
+	if l := e.topologyLog.log.Load(); l != nil {
+		e.Provider.SetLogger(l)
+	}
 	e.topologyLog.start(c)
 	return e.Provider.StartMember(c)
 }
@@ -132,8 +145,7 @@ func (e *Etcd) Shutdown(graceful bool) error {
 	return e.Provider.Shutdown(graceful)
 }
 
-// NewEtcd returns protoactor's etcd provider. Members hold a lease that
-// expires 3s after a node stops renewing it.
+// NewEtcd returns the etcd provider.
 func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints configured")
@@ -144,9 +156,14 @@ func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
-	p, err := etcd.NewWithConfig(strings.TrimSuffix(cfg.Prefix, "/"), clientv3.Config{
-		Endpoints:   cfg.Endpoints,
-		DialTimeout: cfg.DialTimeout,
+	p, err := etcd.New(etcd.Config{
+		Prefix: strings.TrimSuffix(cfg.Prefix, "/"),
+		Client: clientv3.Config{
+			Endpoints:   cfg.Endpoints,
+			DialTimeout: cfg.DialTimeout,
+		},
+		LeaseTTL:     cfg.LeaseTTL,
+		ProbeTimeout: cfg.ProbeTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
