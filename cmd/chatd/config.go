@@ -56,6 +56,8 @@ type config struct {
 	AutomanagedRefresh    time.Duration
 	EtcdEndpoints         string
 	EtcdPrefix            string
+	EtcdLeaseTTL          time.Duration
+	EtcdProbeTimeout      time.Duration
 	ActorLogLevel         string
 	RefreshInterval       time.Duration
 	TypingInterval        time.Duration
@@ -134,6 +136,8 @@ func (cfg *config) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&cfg.AutomanagedRefresh, "automanaged-refresh", time.Second, "automanaged: how often peers are polled; an unanswered poll removes a node")
 	fs.StringVar(&cfg.EtcdEndpoints, "etcd-endpoints", "127.0.0.1:2379", "etcd: comma-separated endpoints")
 	fs.StringVar(&cfg.EtcdPrefix, "etcd-prefix", "/grainchat", "etcd: key prefix of the member registrations")
+	fs.DurationVar(&cfg.EtcdLeaseTTL, "etcd-lease-ttl", 3*time.Second, "etcd: lease of each node's registration, whole seconds (etcd's minimum is 2s with its defaults): how long a node whose host vanished stays a member, and how long a live node may miss its renewals (a pause, a slow etcd) before it is dropped and registers again")
+	fs.DurationVar(&cfg.EtcdProbeTimeout, "etcd-probe-timeout", 500*time.Millisecond, "etcd: when the connection to a member breaks, dial its cluster port for at most this long; refused (its process is gone) removes it at once; 0 = off (only its lease expiry removes it)")
 	fs.StringVar(&cfg.ActorLogLevel, "actor-log-level", "warn", "log level of the actor runtime (protoactor), which is chatty at info")
 	fs.DurationVar(&cfg.RefreshInterval, "grain-refresh-interval", actors.DefaultRefreshInterval, "how often staff sessions look up their grains again, to leave a stale activation after membership changes")
 	fs.DurationVar(&cfg.TypingInterval, "typing-interval", actors.DefaultTypingInterval, "relay one user's typing in a conversation at most this often")
@@ -318,6 +322,12 @@ func (cfg *config) validate() []string {
 		}
 		if len(splitList(cfg.EtcdEndpoints)) == 0 {
 			p = append(p, "etcd-endpoints: etcd needs at least one endpoint")
+		}
+		if cfg.EtcdLeaseTTL < time.Second || cfg.EtcdLeaseTTL%time.Second != 0 {
+			p = append(p, "etcd-lease-ttl: whole seconds, at least 1s (etcd leases count seconds)")
+		}
+		if cfg.EtcdProbeTimeout < 0 {
+			p = append(p, "etcd-probe-timeout: must not be negative (0 turns the probe off)")
 		}
 	default:
 		p = append(p, fmt.Sprintf("cluster-provider: unknown provider %q", cfg.ClusterProvider))

@@ -426,7 +426,12 @@ func newProvider(cfg config) (cluster.ClusterProvider, error) {
 			Refresh: cfg.AutomanagedRefresh,
 		})
 	case "etcd":
-		return membership.NewEtcd(membership.EtcdConfig{Endpoints: splitList(cfg.EtcdEndpoints), Prefix: cfg.EtcdPrefix})
+		probe := cfg.EtcdProbeTimeout
+		if probe == 0 {
+			probe = -1 // off
+		}
+		return membership.NewEtcd(membership.EtcdConfig{Endpoints: splitList(cfg.EtcdEndpoints), Prefix: cfg.EtcdPrefix,
+			LeaseTTL: cfg.EtcdLeaseTTL, ProbeTimeout: probe})
 	default:
 		return membership.Single(), nil
 	}
