@@ -16,10 +16,10 @@ import (
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/cmd/internal/devsecret"
 	"github.com/grainchat/grainchat/integrations/mail"
-	"github.com/grainchat/grainchat/transport/anon"
-	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/integrations/webhook"
 	"github.com/grainchat/grainchat/transport"
+	"github.com/grainchat/grainchat/transport/anon"
+	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/transport/clientip"
 	"github.com/grainchat/grainchat/transport/wire"
 )
