@@ -123,6 +123,35 @@ func TestConfigWebhooks(t *testing.T) {
 	}
 }
 
+// The etcd settings: a lease of whole seconds (etcd's unit), at least 1s; a
+// probe timeout of 0 (off) or more; checked by chatd check-config with the
+// rest, only for --cluster-provider etcd.
+func TestConfigEtcd(t *testing.T) {
+	etcdArgs := []string{"check-config", "--jwt-secret", testSecret, "--cluster-provider", "etcd", "--database-url", "postgres://db/x"}
+	err := run(context.Background(), append(etcdArgs, "--etcd-lease-ttl", "1500ms", "--etcd-probe-timeout", "-1s", "--max-conns", "0"),
+		func(string) string { return "" }, io.Discard)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"etcd-lease-ttl: whole seconds", "etcd-probe-timeout: must not be negative", "max-conns"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if err := run(context.Background(), append(etcdArgs, "--etcd-lease-ttl", "0s"), func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("a lease of 0s accepted")
+	}
+	for _, ok := range [][]string{{"--etcd-lease-ttl", "2s", "--etcd-probe-timeout", "0"}, {"--etcd-lease-ttl", "5s", "--etcd-probe-timeout", "250ms"}} {
+		if err := run(context.Background(), append(etcdArgs, ok...), func(string) string { return "" }, io.Discard); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+	cfg, err := parseForTest(t, nil, map[string]string{"CHAT_ETCD_LEASE_TTL": "2s"})
+	if err != nil || cfg.EtcdLeaseTTL != 2*time.Second || cfg.EtcdProbeTimeout != 500*time.Millisecond {
+		t.Errorf("lease %v, probe %v, err %v; want 2s from the environment, the default 500ms", cfg.EtcdLeaseTTL, cfg.EtcdProbeTimeout, err)
+	}
+}
+
 // Email needs PostgreSQL, a sender, a public URL and a usable SMTP URL;
 // every problem is reported at once.
 func TestConfigMail(t *testing.T) {
