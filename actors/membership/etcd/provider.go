@@ -438,8 +438,9 @@ func (p *Provider) watch(rev int64) {
 				break
 			}
 			p.apply(resp.Events)
-			rev = resp.Header.Revision
 		}
+		// Whatever ended the watch, the members are read again below and
+		// the next watch starts from that read's revision.
 		for {
 			if p.ctx.Err() != nil {
 				return
