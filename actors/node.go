@@ -214,9 +214,6 @@ type Node struct {
 	// owners answers "which member owns this identity" under the latest
 	// topology this node has seen, as the identity lookup computes it.
 	owners atomic.Pointer[cluster.Rendezvous]
-	// topologyChanged is closed, and replaced, at each topology event:
-	// lookups waiting on a member that left give up at once.
-	topologyChanged atomic.Pointer[chan struct{}]
 
 	// hub subscribes to conversation grains for this node's visitor
 	// sessions (see hub); addrs are the members' addresses in the latest
@@ -266,8 +263,6 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	}
 	n := &Node{logger: logger, cfg: cfg, store: store, appender: appender, metrics: metrics,
 		grains: make(map[pidKey]activation)}
-	changed := make(chan struct{})
-	n.topologyChanged.Store(&changed)
 	// protoactor is chatty at info: its records get their own threshold.
 	actorLogger := slog.New(minLevel{logger.With("component", "protoactor").Handler(), cfg.RuntimeLogLevel})
 	n.system = actor.NewActorSystemWithConfig(actor.Configure(
@@ -312,8 +307,6 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 			rdv := cluster.NewRendezvous()
 			rdv.UpdateMembers(topo.GetMembers())
 			n.owners.Store(rdv)
-			next := make(chan struct{})
-			close(*n.topologyChanged.Swap(&next))
 			if p := n.presence.Load(); p != nil {
 				n.system.Root.Send(p, &presenceTopology{addrs: addrs})
 			}
@@ -492,44 +485,22 @@ func (n *Node) StopSession(pid *actor.PID) { n.system.Root.Stop(pid) }
 // run it off their actor's goroutine.
 //
 // The library's lookup waits up to 5s for a placement answer, even from a
-// node that just died; lookup gives up after LookupTimeout instead, or as
-// soon as the topology changes the identity's owner (the member asked left:
-// a SIGKILLed node is dropped by the membership within milliseconds with
-// etcd, within a poll with automanaged, and its grains' sessions look them
-// up the moment they die, before that), and the caller retries under the
-// new topology. An abandoned lookup finishes in the background.
+// node that just died; lookup gives up after LookupTimeout instead and the
+// caller retries, by which time the membership has usually dropped the dead
+// node. An abandoned lookup finishes in the background.
 func (n *Node) lookup(identity, kind string) *actor.PID {
 	n.lookups.Add(1)
 	defer n.lookups.Add(-1)
-	id := cluster.NewClusterIdentity(identity, kind)
-	changed := *n.topologyChanged.Load()
-	asked := n.ownerOf(id)
 	ch := make(chan *actor.PID, 1)
 	go func() { ch <- n.cluster.Get(identity, kind) }()
 	t := time.NewTimer(n.cfg.LookupTimeout)
 	defer t.Stop()
-	for {
-		select {
-		case pid := <-ch:
-			return pid
-		case <-t.C:
-			return nil
-		case <-changed:
-			changed = *n.topologyChanged.Load()
-			if n.ownerOf(id) != asked {
-				return nil
-			}
-		}
+	select {
+	case pid := <-ch:
+		return pid
+	case <-t.C:
+		return nil
 	}
-}
-
-// ownerOf is the address of id's owner under the newest topology this node
-// knows ("" before the first).
-func (n *Node) ownerOf(id *cluster.ClusterIdentity) string {
-	if rdv := n.owners.Load(); rdv != nil {
-		return rdv.GetByClusterIdentity(id)
-	}
-	return ""
 }
 
 type minLevel struct {
