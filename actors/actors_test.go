@@ -126,8 +126,13 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
+	return newTestEnvOn(t, cfg, memstore.New(memstore.Options{}))
+}
+
+// newTestEnvOn is newTestEnv on a store of the test's.
+func newTestEnvOn(t *testing.T, cfg Config, store storage.Store) *testEnv {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store := memstore.New(memstore.Options{})
 	app := batch.New(logger, store, batch.Options{})
 	t.Cleanup(app.Close)
 	cfg.Provider = clustertest.NewTestProvider(clustertest.NewInMemAgent())

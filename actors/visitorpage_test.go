@@ -3,16 +3,11 @@ package actors
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
-
 	"github.com/grainchat/grainchat/storage"
-	"github.com/grainchat/grainchat/storage/batch"
 	"github.com/grainchat/grainchat/storage/memstore"
 	"github.com/grainchat/grainchat/transport/wire"
 )
@@ -44,24 +39,9 @@ func (s *pageCountingStore) written() ([]time.Time, []storage.VisitorPage) {
 // session that opened the conversation sees every change; one that did not,
 // and the visitor, see none.
 func TestVisitorPagesCoalesced(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store := &pageCountingStore{Store: memstore.New(memstore.Options{})}
-	app := batch.New(logger, store, batch.Options{})
-	t.Cleanup(app.Close)
-	n, err := New(logger, Config{Provider: clustertest.NewTestProvider(clustertest.NewInMemAgent())}, store, app,
-		&countingMetrics{activated: map[string]int{}, passived: map[string]int{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
-	e := &testEnv{node: n, store: store}
+	e := newTestEnvOn(t, Config{}, store)
+	n := e.node
 	u, conv := e.visitor(t, "vera")
 	e.appendDirect(t, u, conv.ID, "hi")
 	ann, err := store.UpsertUser(context.Background(), storage.UserInput{ExternalID: "ann", Name: "Ann", IsAdmin: true})
