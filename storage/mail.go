@@ -69,9 +69,9 @@ type TranscriptRequest struct {
 type MailKind int
 
 const (
-	MailVisitor MailKind = iota + 1 // staff replies, to the visitor
-	MailStaff                       // a new conversation, to staff
-	MailTranscript                  // the transcript, to the visitor who asked
+	MailVisitor    MailKind = iota + 1 // staff replies, to the visitor
+	MailStaff                          // a new conversation, to staff
+	MailTranscript                     // the transcript, to the visitor who asked
 )
 
 // MailOutcome is how a claimed mail ended.

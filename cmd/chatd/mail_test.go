@@ -254,6 +254,9 @@ func TestMailTranscript(t *testing.T) {
 	refused(olga, "email_unavailable")
 	refused(ann, "forbidden")
 
+	// One in-process chatd at a time (protoactor sets grpc's global logger
+	// as a node starts).
+	s.Stop()
 	plain := startServer(t, "--database-url", newDatabase(t))
 	nomail := dialVisitor(t, plain.URL(), "vera", "Vera", "vera@visitor.example")
 	if w := welcomeOf(t, nomail); w.Fields["transcript_email"] != nil {

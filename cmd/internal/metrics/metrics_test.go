@@ -26,6 +26,9 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 	m.WebhookAttemptFailed("http://receiver/hook")
 	m.WebhookExpired("http://receiver/hook")
 	m.WebhookBacklog("http://receiver/hook", 1, time.Second)
+	m.MailSent("visitor")
+	m.MailAttemptFailed("visitor")
+	m.MailGivenUp("visitor")
 	families, err := m.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
