@@ -53,7 +53,7 @@ type (
 	// presence actor).
 	presencePage struct{ page *chatpb.VisitorPage }
 	// pageQuery asks a presence actor for the page it remembers of a
-	// conversation (answered with a *chatpb.VisitorPage, nil if none,
+	// conversation (answered with a *chatpb.VisitorPage, empty if none,
 	// through a future).
 	pageQuery struct{ conv int64 }
 	// pagesSaved: a batch of pages was written (or not).
