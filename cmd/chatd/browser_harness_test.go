@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -243,7 +244,35 @@ func (c chromeDriver) navigate(ctx context.Context, url string) error {
 	return c.on(ctx, chromedp.Navigate(url))
 }
 
-func (c chromeDriver) reload(ctx context.Context) error { return c.on(ctx, chromedp.Reload()) }
+// reload reloads the page and polls until the new document has loaded. It
+// does not wait on chromedp.Reload: its wait for the load event once missed
+// the event of a page that had loaded (CI, a page holding a cross-site frame),
+// and timed out.
+func (c chromeDriver) reload(ctx context.Context) error {
+	if err := c.run(ctx, `window.grainchatOldDocument = true`); err != nil {
+		return err
+	}
+	if err := c.on(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, cdppage.Reload, cdppage.ReloadParams{})
+		return err
+	})); err != nil {
+		return err
+	}
+	for {
+		var loaded bool
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := c.eval(pctx, `window.grainchatOldDocument === undefined && document.readyState === 'complete'`, &loaded)
+		cancel()
+		if err == nil && loaded {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the new document has not loaded (last check: loaded %t, %v): %w", loaded, err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
 
 func (c chromeDriver) eval(ctx context.Context, expr string, out any) error {
 	deadline, _ := ctx.Deadline()
