@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,8 +39,10 @@ type bench struct {
 	mu        sync.Mutex
 	ackedMsgs map[msgKey]struct{} // every message acknowledged to any connection
 	refusedBy map[string]int
-	closedBy  map[int]int // connections the server closed, by close code
-	lat       latencies   // of connections that ended
+	closedBy  map[int]int  // connections the server closed, by close code
+	lat       latencies    // of connections that ended
+	steadyAt  atomic.Int64 // Unix ns: messages sent from then on are past --warmup; 0 = not yet set
+	slow      []slowDelivery
 	tokens    map[string]string
 	warnings  map[string]bool
 }
@@ -347,4 +352,47 @@ func (b *bench) adminsCaughtUp() bool {
 		}
 	}
 	return true
+}
+
+// slowDelivery is a user→admin delivery slower than --slow-over.
+type slowDelivery struct {
+	sentAt  time.Time
+	latency time.Duration
+}
+
+// noteSlow records a slow delivery for --slow-log.
+func (b *bench) noteSlow(sentAt time.Time, latency time.Duration) {
+	b.mu.Lock()
+	b.slow = append(b.slow, slowDelivery{sentAt, latency})
+	b.mu.Unlock()
+}
+
+// writeSlowLog writes the slow deliveries to path in send order.
+func (b *bench) writeSlowLog(path string) error {
+	b.mu.Lock()
+	slow := slices.Clone(b.slow)
+	b.mu.Unlock()
+	slices.SortFunc(slow, func(x, y slowDelivery) int { return x.sentAt.Compare(y.sentAt) })
+	var buf bytes.Buffer
+	for _, d := range slow {
+		fmt.Fprintf(&buf, "%d %.1f\n", d.sentAt.UnixMilli(), float64(d.latency.Microseconds())/1000)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("slow log: %w", err)
+	}
+	return nil
+}
+
+// startWarmup marks the start of the send phase: messages sent --warmup
+// after it count in the after_warmup latencies.
+func (b *bench) startWarmup(start time.Time) {
+	if b.o.warmup > 0 {
+		b.steadyAt.Store(start.Add(b.o.warmup).UnixNano())
+	}
+}
+
+// steady reports whether a message sent at sentAt is past --warmup.
+func (b *bench) steady(sentAt time.Time) bool {
+	at := b.steadyAt.Load()
+	return at != 0 && sentAt.UnixNano() >= at
 }

@@ -87,12 +87,17 @@ type client struct {
 // latencies are the durations one connection measured.
 type latencies struct {
 	ack, userToAdmin, adminToUser []time.Duration
+	// The same, of the messages sent after --warmup (when set).
+	ackSteady, userToAdminSteady, adminToUserSteady []time.Duration
 }
 
 func (l *latencies) add(o latencies) {
 	l.ack = append(l.ack, o.ack...)
 	l.userToAdmin = append(l.userToAdmin, o.userToAdmin...)
 	l.adminToUser = append(l.adminToUser, o.adminToUser...)
+	l.ackSteady = append(l.ackSteady, o.ackSteady...)
+	l.userToAdminSteady = append(l.userToAdminSteady, o.userToAdminSteady...)
+	l.adminToUserSteady = append(l.adminToUserSteady, o.adminToUserSteady...)
 }
 
 // dialError is a failed connection attempt with a short class for the
@@ -340,6 +345,9 @@ func (c *client) onAck(f frame, now time.Time) {
 	if ok {
 		c.own = append(c.own, k)
 		c.lat.ack = append(c.lat.ack, now.Sub(sentAt))
+		if c.b.steady(sentAt) {
+			c.lat.ackSteady = append(c.lat.ackSteady, now.Sub(sentAt))
+		}
 	}
 	c.mu.Unlock()
 	if ok {
@@ -364,8 +372,17 @@ func (c *client) onMessage(f frame, now time.Time) {
 			switch {
 			case c.id.admin && !f.SenderIsAdmin:
 				c.lat.userToAdmin = append(c.lat.userToAdmin, now.Sub(sentAt))
+				if c.b.steady(sentAt) {
+					c.lat.userToAdminSteady = append(c.lat.userToAdminSteady, now.Sub(sentAt))
+				}
+				if d := now.Sub(sentAt); c.b.o.slowLog != "" && d > c.b.o.slowOver {
+					c.b.noteSlow(sentAt, d)
+				}
 			case !c.id.admin && f.SenderIsAdmin:
 				c.lat.adminToUser = append(c.lat.adminToUser, now.Sub(sentAt))
+				if c.b.steady(sentAt) {
+					c.lat.adminToUserSteady = append(c.lat.adminToUserSteady, now.Sub(sentAt))
+				}
 			}
 		}
 	}

@@ -143,6 +143,9 @@ type options struct {
 	forceGC     bool
 	gcURL       string // derived from url: chatd's pprof heap profile after a collection
 	cpuProfile  string
+	slowLog     string
+	slowOver    time.Duration
+	warmup      time.Duration
 }
 
 // scenarioDefaults are the values of the flags a scenario changes when they
@@ -166,6 +169,9 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.prefix, "prefix", "bench-"+strconv.FormatInt(time.Now().UnixNano(), 36), "prefix of the users' subs (the same prefix reconnects the same users)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write chatbench's own CPU profile to this file (to see what the load program costs)")
+	fs.StringVar(&o.slowLog, "slow-log", "", "chat, admins: write each user→admin delivery slower than --slow-over to this file, a line each: the send time (Unix ms) and the latency (ms), in send order (to see when a tail happens)")
+	fs.DurationVar(&o.warmup, "warmup", 0, "chat, admins: also report the latencies of the messages sent after this much of the send phase (after_warmup), leaving out the run's first moments, when each conversation's first message activates its grain; 0 = no such report")
+	fs.DurationVar(&o.slowOver, "slow-over", 20*time.Millisecond, "the latency above which --slow-log records a delivery")
 
 	fs.IntVar(&o.users, "users", 300, "chat, admins, churn: visitors, one conversation each (chat 300, admins 200, churn 100)")
 	fs.IntVar(&o.admins, "admins", 2, "staff connections (chat 2, admins 50, churn 2, idle and connect 0)")
@@ -342,6 +348,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if err != nil {
 		return err
+	}
+	if o.slowLog != "" {
+		if err := b.writeSlowLog(o.slowLog); err != nil {
+			return err
+		}
 	}
 	rep.Problems = rep.problems()
 	if o.jsonOut {

@@ -125,6 +125,18 @@ type messageReport struct {
 	Ack                latency        `json:"ack"`
 	UserToAdmin        latency        `json:"user_to_admin"`
 	AdminToUser        latency        `json:"admin_to_user"`
+	// AfterWarmup (with --warmup) holds the same latencies of the messages
+	// sent after the warm-up only: the run's first moments (connections'
+	// first messages activate their grains) left out.
+	AfterWarmup *latencySet `json:"after_warmup,omitempty"`
+}
+
+// latencySet is a run's latencies of a part of its messages.
+type latencySet struct {
+	WarmupSeconds float64 `json:"warmup_s"`
+	Ack           latency `json:"ack"`
+	UserToAdmin   latency `json:"user_to_admin"`
+	AdminToUser   latency `json:"admin_to_user"`
 }
 
 type churnReport struct {
@@ -312,6 +324,12 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "%-12s %s\n", ackLabel, m.Ack)
 		fmt.Fprintf(w, "%-12s %s\n", "user→admin", m.UserToAdmin)
 		fmt.Fprintf(w, "%-12s %s\n", "admin→user", m.AdminToUser)
+		if a := m.AfterWarmup; a != nil {
+			fmt.Fprintf(w, "sent after the first %.1fs:\n", a.WarmupSeconds)
+			fmt.Fprintf(w, "%-12s %s\n", ackLabel, a.Ack)
+			fmt.Fprintf(w, "%-12s %s\n", "user→admin", a.UserToAdmin)
+			fmt.Fprintf(w, "%-12s %s\n", "admin→user", a.AdminToUser)
+		}
 		fmt.Fprintf(w, "lost=%d duplicates=%d out_of_order=%d double_acked=%d misrouted=%d\n", m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked, m.Misrouted)
 	}
 	if c := r.Churn; c != nil {

@@ -111,6 +111,10 @@ func (b *bench) messageReport(sendDur time.Duration, lost int64) *messageReport 
 		Lost: lost, Duplicates: b.dups.Load(), OutOfOrder: b.outOfOrder.Load(), DoubleAcked: b.doubleAcked.Load(),
 		Misrouted: b.misrouted.Load(), TypingSent: b.typingSent.Load(), TypingReceived: b.typingReceived.Load(),
 		Ack: summarize(b.lat.ack), UserToAdmin: summarize(b.lat.userToAdmin), AdminToUser: summarize(b.lat.adminToUser)}
+	if b.o.warmup > 0 {
+		m.AfterWarmup = &latencySet{WarmupSeconds: b.o.warmup.Seconds(),
+			Ack: summarize(b.lat.ackSteady), UserToAdmin: summarize(b.lat.userToAdminSteady), AdminToUser: summarize(b.lat.adminToUserSteady)}
+	}
 	if len(b.refusedBy) > 0 {
 		m.RefusedByCode = map[string]int{}
 		for k, v := range b.refusedBy {
@@ -151,6 +155,7 @@ func (b *bench) runChat(ctx context.Context) (*report, error) {
 
 	c0 := b.cpuNow(ctx)
 	start := time.Now()
+	b.startWarmup(start)
 	b.sendMessages(ctx)
 	sendDur := time.Since(start)
 	if b.o.messages == 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -109,6 +110,41 @@ func TestSmoke(t *testing.T) {
 		}
 		if r.CPU == nil || r.CPU.Server == nil || r.CPU.Server.Per1000Messages <= 0 || r.CPU.Bench == nil {
 			t.Errorf("CPU: %+v", r.CPU)
+		}
+	})
+	t.Run("warmup and slow log", func(t *testing.T) {
+		// --slow-over 0s records every user→admin delivery, so the log has
+		// one line per sample, in send order; --warmup 1s leaves the first
+		// of the 2 s out of after_warmup.
+		slowLog := filepath.Join(t.TempDir(), "slow.txt")
+		r := bench(t, "--scenario", "chat", "--users", "10", "--admins", "2", "--duration", "2s", "--rate", "100",
+			"--warmup", "1s", "--slow-log", slowLog, "--slow-over", "0s")
+		checkMessages(t, r.Messages)
+		m := r.Messages
+		a := m.AfterWarmup
+		if a == nil || a.WarmupSeconds != 1 {
+			t.Fatalf("after_warmup: %+v, want warmup_s 1", a)
+		}
+		if a.UserToAdmin.N == 0 || a.UserToAdmin.N >= m.UserToAdmin.N || a.Ack.N == 0 || a.Ack.N >= m.Ack.N {
+			t.Errorf("after_warmup: %d user→admin and %d ack samples of the run's %d and %d: want some, not all",
+				a.UserToAdmin.N, a.Ack.N, m.UserToAdmin.N, m.Ack.N)
+		}
+		data, err := os.ReadFile(slowLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) != m.UserToAdmin.N {
+			t.Fatalf("slow log: %d lines, want one per user→admin sample (%d)", len(lines), m.UserToAdmin.N)
+		}
+		var last int64
+		for _, line := range lines {
+			var sent int64
+			var ms float64
+			if _, err := fmt.Sscanf(line, "%d %f", &sent, &ms); err != nil || sent < last || ms < 0 {
+				t.Fatalf("slow log line %q (after %d): want \"<sent Unix ms> <latency ms>\" in send order", line, last)
+			}
+			last = sent
 		}
 	})
 	t.Run("typing to opened conversations", func(t *testing.T) {
