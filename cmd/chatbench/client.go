@@ -89,6 +89,9 @@ type latencies struct {
 	ack, userToAdmin, adminToUser []time.Duration
 	// The same, of the messages sent after --warmup (when set).
 	ackSteady, userToAdminSteady, adminToUserSteady []time.Duration
+	// The same, of each conversation's first message (seq 1), whose post
+	// activates the conversation's grain.
+	ackFirst, userToAdminFirst []time.Duration
 }
 
 func (l *latencies) add(o latencies) {
@@ -98,6 +101,8 @@ func (l *latencies) add(o latencies) {
 	l.ackSteady = append(l.ackSteady, o.ackSteady...)
 	l.userToAdminSteady = append(l.userToAdminSteady, o.userToAdminSteady...)
 	l.adminToUserSteady = append(l.adminToUserSteady, o.adminToUserSteady...)
+	l.ackFirst = append(l.ackFirst, o.ackFirst...)
+	l.userToAdminFirst = append(l.userToAdminFirst, o.userToAdminFirst...)
 }
 
 // dialError is a failed connection attempt with a short class for the
@@ -348,6 +353,9 @@ func (c *client) onAck(f frame, now time.Time) {
 		if c.b.steady(sentAt) {
 			c.lat.ackSteady = append(c.lat.ackSteady, now.Sub(sentAt))
 		}
+		if f.Seq == 1 {
+			c.lat.ackFirst = append(c.lat.ackFirst, now.Sub(sentAt))
+		}
 	}
 	c.mu.Unlock()
 	if ok {
@@ -374,6 +382,9 @@ func (c *client) onMessage(f frame, now time.Time) {
 				c.lat.userToAdmin = append(c.lat.userToAdmin, now.Sub(sentAt))
 				if c.b.steady(sentAt) {
 					c.lat.userToAdminSteady = append(c.lat.userToAdminSteady, now.Sub(sentAt))
+				}
+				if f.Seq == 1 {
+					c.lat.userToAdminFirst = append(c.lat.userToAdminFirst, now.Sub(sentAt))
 				}
 				if d := now.Sub(sentAt); c.b.o.slowLog != "" && d > c.b.o.slowOver {
 					c.b.noteSlow(sentAt, d)

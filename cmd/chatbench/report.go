@@ -129,6 +129,16 @@ type messageReport struct {
 	// sent after the warm-up only: the run's first moments (connections'
 	// first messages activate their grains) left out.
 	AfterWarmup *latencySet `json:"after_warmup,omitempty"`
+	// FirstMessage holds the latencies of each conversation's first message
+	// (seq 1: the post that activates its grain), when the run's
+	// conversations are new.
+	FirstMessage *firstLatencies `json:"first_message,omitempty"`
+}
+
+// firstLatencies are the latencies of conversations' first messages.
+type firstLatencies struct {
+	Ack         latency `json:"ack"`
+	UserToAdmin latency `json:"user_to_admin"`
 }
 
 // latencySet is a run's latencies of a part of its messages.
@@ -329,6 +339,11 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "%-12s %s\n", ackLabel, a.Ack)
 			fmt.Fprintf(w, "%-12s %s\n", "user→admin", a.UserToAdmin)
 			fmt.Fprintf(w, "%-12s %s\n", "admin→user", a.AdminToUser)
+		}
+		if f := m.FirstMessage; f != nil {
+			fmt.Fprintf(w, "each conversation's first message (its grain's activation):\n")
+			fmt.Fprintf(w, "%-12s %s\n", ackLabel, f.Ack)
+			fmt.Fprintf(w, "%-12s %s\n", "user→admin", f.UserToAdmin)
 		}
 		fmt.Fprintf(w, "lost=%d duplicates=%d out_of_order=%d double_acked=%d misrouted=%d\n", m.Lost, m.Duplicates, m.OutOfOrder, m.DoubleAcked, m.Misrouted)
 	}

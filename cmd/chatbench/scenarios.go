@@ -115,6 +115,9 @@ func (b *bench) messageReport(sendDur time.Duration, lost int64) *messageReport 
 		m.AfterWarmup = &latencySet{WarmupSeconds: b.o.warmup.Seconds(),
 			Ack: summarize(b.lat.ackSteady), UserToAdmin: summarize(b.lat.userToAdminSteady), AdminToUser: summarize(b.lat.adminToUserSteady)}
 	}
+	if len(b.lat.ackFirst) > 0 || len(b.lat.userToAdminFirst) > 0 {
+		m.FirstMessage = &firstLatencies{Ack: summarize(b.lat.ackFirst), UserToAdmin: summarize(b.lat.userToAdminFirst)}
+	}
 	if len(b.refusedBy) > 0 {
 		m.RefusedByCode = map[string]int{}
 		for k, v := range b.refusedBy {

@@ -129,6 +129,11 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("after_warmup: %d user→admin and %d ack samples of the run's %d and %d: want some, not all",
 				a.UserToAdmin.N, a.Ack.N, m.UserToAdmin.N, m.Ack.N)
 		}
+		// Each of the 10 new conversations' first message, acked once and
+		// seen by both admins.
+		if f := m.FirstMessage; f == nil || f.Ack.N != 10 || f.UserToAdmin.N != 2*10 {
+			t.Errorf("first_message: %+v, want 10 ack and 20 user→admin samples", f)
+		}
 		data, err := os.ReadFile(slowLog)
 		if err != nil {
 			t.Fatal(err)
