@@ -111,7 +111,7 @@ func (b *bench) messageReport(sendDur time.Duration, lost int64) *messageReport 
 		Lost: lost, Duplicates: b.dups.Load(), OutOfOrder: b.outOfOrder.Load(), DoubleAcked: b.doubleAcked.Load(),
 		Misrouted: b.misrouted.Load(), TypingSent: b.typingSent.Load(), TypingReceived: b.typingReceived.Load(),
 		Ack: summarize(b.lat.ack), UserToAdmin: summarize(b.lat.userToAdmin), AdminToUser: summarize(b.lat.adminToUser)}
-	if b.o.warmup > 0 {
+	if b.steadyAt.Load() != 0 { // --warmup, in a scenario that marks its send phase (chat, admins)
 		m.AfterWarmup = &latencySet{WarmupSeconds: b.o.warmup.Seconds(),
 			Ack: summarize(b.lat.ackSteady), UserToAdmin: summarize(b.lat.userToAdminSteady), AdminToUser: summarize(b.lat.adminToUserSteady)}
 	}
