@@ -8,11 +8,11 @@ run:
 	$(GO) run ./cmd/chatd
 
 ## test: the whole test suite, race detector on (needs PostgreSQL; see README), then the two
-## tests that races inside libraries keep out of -race builds (protoactor's global gRPC logger with
-## two members in one process; chromedp attaching to a cross-site iframe), then brief fuzzing
+## tests that races inside libraries keep out of -race builds (protoactor's gossip state with two
+## members in one process; chromedp attaching to a cross-site iframe), then brief fuzzing
 test:
 	$(GO) test -race -count=1 -timeout 40m ./...
-	$(GO) test -count=1 -timeout 5m -run 'TestTwoMembers' ./actors/
+	$(GO) test -count=1 -timeout 5m -run 'TestTwoMembers|TestUnknownMessageType' ./actors/
 	$(GO) test -count=1 -timeout 5m -run 'TestBrowserWidgetOnAnotherSite|TestBrowserVisitorPanel|TestBrowserAnonymousWidget' ./cmd/chatd/
 	$(MAKE) fuzz FUZZTIME=10s
 

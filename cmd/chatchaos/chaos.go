@@ -265,6 +265,15 @@ func (c *chaos) traffic(ctx context.Context, stop <-chan struct{}, wg *sync.Wait
 	}
 }
 
+// steps is how many times the run takes a node down: --kills, or with
+// --upgrade-from one upgrade per node.
+func (c *chaos) steps() int {
+	if c.o.upgradeFrom != "" {
+		return c.o.nodes
+	}
+	return c.o.kills
+}
+
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	select {
@@ -297,19 +306,25 @@ func (c *chaos) run(ctx context.Context) (*report, error) {
 	firstKill := time.Now()
 
 	var kills []killRecord
-	for k := 0; k < c.o.kills; k++ {
+	for k := 0; k < c.steps(); k++ {
 		if k > 0 {
 			if err := sleep(ctx, c.o.interval); err != nil {
 				return nil, err
 			}
 		}
-		rec, err := c.kill(ctx, k)
+		var rec killRecord
+		var err error
+		if c.o.upgradeFrom != "" {
+			rec, err = c.upgrade(ctx, k, c.o.chatd)
+		} else {
+			rec, err = c.kill(ctx, k)
+		}
 		if err != nil {
 			return nil, err
 		}
 		kills = append(kills, rec)
 	}
-	if c.o.kills > 0 {
+	if c.steps() > 0 {
 		if err := sleep(ctx, c.o.interval); err != nil {
 			return nil, err
 		}
@@ -330,8 +345,11 @@ func (c *chaos) run(ctx context.Context) (*report, error) {
 
 // killRecord is what one kill did.
 type killRecord struct {
-	N                  int     `json:"n"`
-	Node               string  `json:"node"`
+	N    int    `json:"n"`
+	Node string `json:"node"`
+	// Action is "kill" (SIGKILL, then a restart of the same binary) or
+	// "upgrade" (SIGTERM, then a restart with the new binary).
+	Action             string  `json:"action"`
 	TargetConversation int64   `json:"target_conversation"`
 	TargetHosted       bool    `json:"target_hosted"` // the target's grain was found on a node
 	Grains             []int64 `json:"grains"`        // our conversations whose grains the node hosted
@@ -356,8 +374,13 @@ type killRecord struct {
 	AllMaxMS       float64 `json:"all_max_ms"`
 	NotServed      []int64 `json:"not_served,omitempty"`
 	RestartSeconds float64 `json:"restart_seconds"`
-	killedAt       time.Time
-	steadyAt       time.Time // the node is back and every conversation served again
+	// DownSeconds is how long taking the node down took: SIGKILL until
+	// the process ended, or a graceful stop's SIGTERM until it exited.
+	DownSeconds float64 `json:"down_seconds"`
+	// Binary is the chatd executable the node runs after the step.
+	Binary   string `json:"binary"`
+	killedAt time.Time
+	steadyAt time.Time // the node is back and every conversation served again
 }
 
 // killedConversation is one conversation's view of a kill.
@@ -394,7 +417,7 @@ func (c *chaos) pickTarget() *visitor {
 // conversation takes to acknowledge a post made after the kill, and
 // restarts the node.
 func (c *chaos) kill(ctx context.Context, k int) (killRecord, error) {
-	rec := killRecord{N: k + 1}
+	rec := killRecord{N: k + 1, Action: "kill"}
 	target := c.pickTarget()
 	rec.TargetConversation = target.conv
 	var victim *chatproc.Node
@@ -416,6 +439,30 @@ func (c *chaos) kill(ctx context.Context, k int) (killRecord, error) {
 	} else {
 		rec.TargetHosted = true
 	}
+	return c.disrupt(ctx, rec, victim, victim.Kill, victim.Restart)
+}
+
+// upgrade is one step of a rolling upgrade: it stops node k gracefully
+// (SIGTERM: the node hands its grains over and closes its sockets, which
+// resume on the other nodes), measures the time every conversation takes to
+// acknowledge a post made after the stop, and starts the node again with
+// binary, on the same addresses.
+func (c *chaos) upgrade(ctx context.Context, k int, binary string) (killRecord, error) {
+	victim := c.cl.Nodes[k]
+	rec := killRecord{N: k + 1, Action: "upgrade"}
+	stop := func() error { return victim.Stop(c.o.stopTimeout) }
+	start := func(ctx context.Context) error {
+		victim.SetBinary(binary)
+		return victim.Restart(ctx)
+	}
+	return c.disrupt(ctx, rec, victim, stop, start)
+}
+
+// disrupt takes victim down with down, measures the time every conversation
+// takes to acknowledge a post made after it, and brings the node back with
+// up.
+func (c *chaos) disrupt(ctx context.Context, rec killRecord, victim *chatproc.Node, down func() error, up func(context.Context) error) (killRecord, error) {
+	k := rec.N - 1
 	rec.Node = victim.Name()
 	hosted := map[int64]bool{}
 	for _, conv := range victim.Hosted(ctx) {
@@ -438,16 +485,23 @@ func (c *chaos) kill(ctx context.Context, k int) (killRecord, error) {
 	}
 
 	rec.killedAt = time.Now()
-	if err := victim.Kill(); err != nil {
+	if err := down(); err != nil {
 		return rec, err
+	}
+	rec.DownSeconds = time.Since(rec.killedAt).Seconds()
+	if rec.Action == "upgrade" {
+		// A graceful stop serves while it hands over (the others drop
+		// the node before it stops its grains): the time to serve again
+		// runs from its end.
+		rec.killedAt = time.Now()
 	}
 	ids := make([]string, len(c.visitors))
 	for i, v := range c.visitors {
 		ids[i] = fmt.Sprintf("k%d-v%d", k+1, i)
 		v.post(ids[i], body(fmt.Sprintf("k%d v%d", k+1, i), c.node(v.r.URL())))
 	}
-	c.progress("kill %d/%d: %s (grains of %d conversations, %d of them also on another node; %d visitor sockets; target conversation %d)",
-		k+1, c.o.kills, rec.Node, len(rec.Grains), len(rec.AlsoElsewhere), rec.Sockets, target.conv)
+	c.progress("%s %d/%d: %s (grains of %d conversations, %d of them also on another node; %d visitor sockets; target conversation %d)",
+		rec.Action, k+1, c.steps(), rec.Node, len(rec.Grains), len(rec.AlsoElsewhere), rec.Sockets, rec.TargetConversation)
 	allAcked := func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -492,17 +546,18 @@ func (c *chaos) kill(ctx context.Context, k int) (killRecord, error) {
 		}
 	}
 	if waitErr != nil {
-		c.progress("kill %d: %d conversations not served again within %v: %v", k+1, len(rec.NotServed), c.o.recoverTimeout, rec.NotServed)
+		c.progress("%s %d: %d conversations not served again within %v: %v", rec.Action, k+1, len(rec.NotServed), c.o.recoverTimeout, rec.NotServed)
 	}
 
 	restartAt := time.Now()
-	if err := victim.Restart(ctx); err != nil {
+	if err := up(ctx); err != nil {
 		return rec, err
 	}
 	rec.RestartSeconds = time.Since(restartAt).Seconds()
+	rec.Binary = victim.Binary()
 	rec.steadyAt = time.Now()
-	c.progress("kill %d: conversations whose grain was there served again within %s (all: %s); %s restarted in %.2f s",
-		k+1, fmtMS(rec.AffectedMaxMS), fmtMS(rec.AllMaxMS), rec.Node, rec.RestartSeconds)
+	c.progress("%s %d: conversations whose grain was there served again within %s (all: %s); %s restarted in %.2f s",
+		rec.Action, k+1, fmtMS(rec.AffectedMaxMS), fmtMS(rec.AllMaxMS), rec.Node, rec.RestartSeconds)
 	return rec, nil
 }
 

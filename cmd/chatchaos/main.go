@@ -12,6 +12,14 @@
 //
 //	chatchaos --database-url 'postgres://postgres@127.0.0.1:5432/chaos?sslmode=disable' --provider automanaged --kills 10
 //
+// With --upgrade-from OLD it runs a rolling upgrade instead of the kills:
+// the cluster starts on the OLD chatd binary (the database migrated by it),
+// then each node in turn is stopped gracefully (SIGTERM) and started again on
+// the new binary (--chatd, or the module's), so that old and new nodes serve
+// together under traffic; the same checks apply.
+//
+//	chatchaos --database-url '…' --upgrade-from /tmp/chatd-v0.1.0
+//
 // It must run inside the grainchat module unless --chatd names a binary.
 package main
 
@@ -65,6 +73,8 @@ type options struct {
 	logDir         string
 	chatdArgs      stringList
 	jsonOut        bool
+	upgradeFrom    string        // the old chatd binary of a rolling upgrade
+	stopTimeout    time.Duration // a rolling upgrade's bound on a graceful stop
 }
 
 type stringList []string
@@ -95,9 +105,13 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.logDir, "log-dir", "", "where the nodes' logs go; empty = a temporary directory, removed unless the run fails")
 	fs.Var(&o.chatdArgs, "chatd-arg", "extra chatd flag for every node (repeatable), e.g. --chatd-arg=--post-timeout=5s")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	fs.StringVar(&o.upgradeFrom, "upgrade-from", "", "run a rolling upgrade instead of kills: start every node on this older chatd binary, then stop each node in turn (SIGTERM) and start it on the new one (--chatd)")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "--upgrade-from: bound on a node's graceful stop (it is then killed and the run fails)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -129,10 +143,13 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"interval", o.interval}, {"warmup", o.warmup}, {"automanaged-refresh", o.refresh}, {"recover-timeout", o.recoverTimeout}, {"drain", o.drain}, {"timeout", o.timeout}} {
+	}{{"interval", o.interval}, {"warmup", o.warmup}, {"automanaged-refresh", o.refresh}, {"recover-timeout", o.recoverTimeout}, {"drain", o.drain}, {"timeout", o.timeout}, {"stop-timeout", o.stopTimeout}} {
 		if d.v <= 0 {
 			problems = append(problems, fmt.Sprintf("--%s must be positive", d.name))
 		}
+	}
+	if o.upgradeFrom != "" && set["kills"] {
+		problems = append(problems, "--kills and --upgrade-from exclude each other (a rolling upgrade stops each node once)")
 	}
 	if len(problems) > 0 {
 		return o, errors.New(strings.Join(problems, "; "))
@@ -176,7 +193,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("%w (run inside the grainchat module, or give --chatd)", err)
 		}
 	}
-	if err := chatproc.Migrate(ctx, bin, o.databaseURL); err != nil {
+	o.chatd = bin
+	first := bin // the nodes' binary at the start
+	if o.upgradeFrom != "" {
+		first = o.upgradeFrom
+	}
+	// The schema of the binary the cluster starts on; in a rolling upgrade,
+	// the new nodes migrate it further when they start (chatd --migrate,
+	// the default), while old nodes still serve.
+	if err := chatproc.Migrate(ctx, first, o.databaseURL); err != nil {
 		return err
 	}
 
@@ -204,7 +229,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	progress("starting %d nodes (%s membership); logs in %s", o.nodes, o.provider, logDir)
 	cl, err := chatproc.StartCluster(ctx, chatproc.ClusterConfig{
 		Node: chatproc.NodeConfig{
-			Binary: bin,
+			Binary: first,
 			// --pprof serves the operator view (GET /debug/cluster),
 			// which says where grains are. The per-user rate limit is
 			// lifted, as loadtest.sh does: this measures failover, not

@@ -81,6 +81,9 @@ type report struct {
 	SendSeconds    float64 `json:"send_seconds"`
 	DrainSeconds   float64 `json:"drain_seconds"`
 	DrainError     string  `json:"drain_error,omitempty"`
+	// UpgradeFrom is the old binary of a rolling upgrade (--upgrade-from);
+	// its steps are in Kills, with action "upgrade".
+	UpgradeFrom string `json:"upgrade_from,omitempty"`
 
 	Kills []killRecord `json:"kills"`
 	// ServeAgain: per kill, every conversation whose grain the killed
@@ -140,7 +143,7 @@ type deliveryCheck struct {
 // check compares what was acknowledged with what every client delivered.
 func (c *chaos) check(kills []killRecord, firstKill time.Time) *report {
 	rep := &report{Provider: c.o.provider, Nodes: c.o.nodes, Visitors: c.o.visitors, Admins: c.o.admins,
-		RatePerVisitor: c.o.rate, Seed: c.o.seed, Kills: kills}
+		RatePerVisitor: c.o.rate, Seed: c.o.seed, Kills: kills, UpgradeFrom: c.o.upgradeFrom}
 	if c.o.provider == "automanaged" {
 		rep.Refresh = c.o.refresh.String()
 	}
@@ -331,14 +334,18 @@ func (r *report) print(w io.Writer) {
 	if r.Refresh != "" {
 		provider += ", refresh " + r.Refresh
 	}
-	fmt.Fprintf(w, "chatchaos: %d nodes (%s), %d visitors × %.0f msg/s, %d admins, %d kills, seed %d\n",
-		r.Nodes, provider, r.Visitors, r.RatePerVisitor, r.Admins, len(r.Kills), r.Seed)
-	fmt.Fprintf(w, "\n%-5s %-8s %-7s %-8s %-12s %-12s %s\n", "kill", "node", "grains", "sockets", "affected max", "all max", "restart")
-	for _, k := range r.Kills {
-		fmt.Fprintf(w, "%-5d %-8s %-7d %-8d %-12s %-12s %.2f s\n", k.N, k.Node, len(k.Grains), k.Sockets,
-			fmtMS(k.AffectedMaxMS), fmtMS(k.AllMaxMS), k.RestartSeconds)
+	steps := fmt.Sprintf("%d kills", len(r.Kills))
+	if r.UpgradeFrom != "" {
+		steps = fmt.Sprintf("rolling upgrade from %s (%d steps)", r.UpgradeFrom, len(r.Kills))
 	}
-	fmt.Fprintf(w, "\ntime to serve again (kill → ack of a post made after it)\n")
+	fmt.Fprintf(w, "chatchaos: %d nodes (%s), %d visitors × %.0f msg/s, %d admins, %s, seed %d\n",
+		r.Nodes, provider, r.Visitors, r.RatePerVisitor, r.Admins, steps, r.Seed)
+	fmt.Fprintf(w, "\n%-5s %-8s %-8s %-7s %-8s %-8s %-12s %-12s %s\n", "step", "action", "node", "grains", "sockets", "down", "affected max", "all max", "restart")
+	for _, k := range r.Kills {
+		fmt.Fprintf(w, "%-5d %-8s %-8s %-7d %-8d %-8s %-12s %-12s %.2f s\n", k.N, k.Action, k.Node, len(k.Grains), k.Sockets,
+			fmt.Sprintf("%.2f s", k.DownSeconds), fmtMS(k.AffectedMaxMS), fmtMS(k.AllMaxMS), k.RestartSeconds)
+	}
+	fmt.Fprintf(w, "\ntime to serve again (a kill, or the end of a graceful stop → ack of a post made after it)\n")
 	fmt.Fprintf(w, "  grain on the killed node:       %s\n", r.ServeAgain)
 	fmt.Fprintf(w, "  only the socket on it:          %s\n", r.ServeAgainSocketOnly)
 	fmt.Fprintf(w, "  neither on it:                  %s\n", r.ServeAgainUntouched)

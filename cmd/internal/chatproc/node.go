@@ -125,6 +125,21 @@ func (n *Node) Running() bool {
 // (Kill, Stop).
 func (n *Node) Restart(ctx context.Context) error { return n.start(ctx) }
 
+// SetBinary makes the node's later runs (Restart) use another chatd
+// executable, with the same arguments: a rolling upgrade's step.
+func (n *Node) SetBinary(binary string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg.Binary = binary
+}
+
+// Binary is the executable of the node's current (or next) run.
+func (n *Node) Binary() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg.Binary
+}
+
 func (n *Node) start(ctx context.Context) error {
 	n.mu.Lock()
 	if n.run != nil && !n.run.ended() {
