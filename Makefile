@@ -17,9 +17,10 @@ test:
 	$(MAKE) fuzz FUZZTIME=10s
 
 ## deps: install every service and program the tests need, from Debian's packages (as root, or
-## through sudo): PostgreSQL (then at 127.0.0.1:5432, see README), etcd, Chromium, Firefox ESR.
+## through sudo): PostgreSQL (then at 127.0.0.1:5432, see README), etcd, Chromium, Firefox ESR,
+## iproute2 (the partition tests) and git (the rolling-upgrade test).
 ## Go itself (>= 1.25) is not installed here. .ci/run uses this target.
-DEPS = postgresql etcd-server chromium firefox-esr
+DEPS = postgresql etcd-server chromium firefox-esr iproute2 git
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 deps:
 	$(SUDO) apt-get update -qq

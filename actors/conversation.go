@@ -41,6 +41,9 @@ type conversationGrain struct {
 	// connected (usually one), and admin sessions that opened the
 	// conversation. Only the sessions keep the grain active (see idle).
 	subs []*actor.PID
+	// away are session subscribers whose node left the topology (see
+	// awaySubs).
+	away awaySubs
 	// viewers are the staff sessions among subs (see live.go); typedAt is
 	// when each user's typing was last relayed.
 	viewers []viewer
@@ -180,6 +183,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *topologyChanged:
 		if !g.moved(ctx) {
 			g.announce(ctx)
+			g.welcomeBack(ctx)
 		}
 	case *checkIdle:
 		g.checkIdle(ctx)
@@ -193,7 +197,29 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *refRetry:
 		g.resolveInbox(ctx)
 	case *actor.Terminated:
+		if !g.inbox.is(msg.Who) && g.hasSub(msg.Who) {
+			if g.node.mayBeAlive(msg) {
+				g.node.rewatchLater(ctx, msg.Who) // a subscriber: keep it meanwhile
+				return
+			}
+			if msg.GetWhy() == actor.TerminatedReason_AddressTerminated && msg.Who.GetId() != hubName {
+				// Hubs hear of the grain again from its announce.
+				g.away.leave(msg.Who, 0)
+			}
+		}
 		g.terminated(ctx, msg.Who)
+	case *rewatch:
+		if !g.hasSub(msg.pid) {
+			return
+		}
+		if !g.node.isMember(msg.pid.GetAddress()) {
+			if msg.pid.GetId() != hubName {
+				g.away.leave(msg.pid, 0)
+			}
+			g.terminated(ctx, msg.pid)
+			return
+		}
+		ctx.Watch(msg.pid)
 	case *appended:
 		g.appended(ctx, msg)
 	case *chatpb.Change:
@@ -655,4 +681,21 @@ func (g *conversationGrain) subscribe(ctx actor.Context, msg *chatpb.Subscribe) 
 func (g *conversationGrain) removeSub(ctx actor.Context, pid *actor.PID) {
 	g.subs, _ = removePID(g.subs, pid)
 	g.removeViewer(ctx, pid)
+}
+
+// hasSub reports whether pid subscribes.
+func (g *conversationGrain) hasSub(pid *actor.PID) bool { return indexOf(g.subs, pid) >= 0 }
+
+// welcomeBack subscribes again the sessions of a node that left the
+// topology and is back (see awaySubs): they are told the last seq, and fill
+// what they missed from the store.
+func (g *conversationGrain) welcomeBack(ctx actor.Context) {
+	for _, a := range g.away.back(g.node) {
+		if g.hasSub(a.pid) {
+			continue
+		}
+		g.subs = append(g.subs, a.pid)
+		ctx.Watch(a.pid)
+		ctx.Request(a.pid, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
+	}
 }

@@ -130,3 +130,69 @@ func sendAfter(ctx actor.Context, n *Node, d time.Duration, msg any) {
 	self, root := ctx.Self(), n.system.Root
 	time.AfterFunc(d, func() { root.Send(self, msg) })
 }
+
+// mayBeAlive reports whether a Terminated may be a broken connection rather
+// than an ended actor: the connection to the watched actor's node broke
+// (AddressTerminated) while the topology still lists that node. Remote
+// watches also end that way when a connection fails for a while and then
+// comes back — a network partition that healed (chatchaos --partition peers
+// saw a hub drop a live grain 4 s after the heal and its visitor stay deaf)
+// — though the actor lives on. Whoever watched it then watches it again
+// (rewatch) instead of forgetting it: an actor that is gone answers the new
+// watch with Terminated, and a node that really died leaves the topology,
+// which makes the next Terminated final.
+func (n *Node) mayBeAlive(t *actor.Terminated) bool {
+	addr := t.GetWho().GetAddress()
+	return t.GetWhy() == actor.TerminatedReason_AddressTerminated && addr != n.system.Address() && n.isMember(addr)
+}
+
+// rewatch asks its actor to watch pid again (see Node.mayBeAlive).
+type rewatch struct{ pid *actor.PID }
+
+func (*rewatch) housekeeping() {}
+
+// rewatchLater sends the actor of ctx a rewatch of pid after a second or
+// RetryInterval, whichever is longer: a connection that keeps failing is
+// retried at that pace until the topology drops its node.
+func (n *Node) rewatchLater(ctx actor.Context, pid *actor.PID) {
+	sendAfter(ctx, n, max(n.cfg.RetryInterval, time.Second), &rewatch{pid: pid})
+}
+
+// awaySubs are an actor's subscribers whose node left the topology: their
+// connection broke (AddressTerminated) and the node is no longer a member.
+// A node that died never comes back; one that was cut off (a partition, a
+// lost etcd lease) comes back, and its sessions, whose own view may never
+// have changed, think they are still subscribed. back returns those whose
+// node is a member again, for the actor to subscribe them again; entries
+// older than awayFor are dropped.
+type awaySubs map[pidKey]awaySub
+
+type awaySub struct {
+	pid   *actor.PID
+	user  int64
+	since time.Time
+}
+
+// awayFor is how long a subscriber whose node left is remembered.
+const awayFor = 2 * time.Minute
+
+func (a *awaySubs) leave(pid *actor.PID, user int64) {
+	if *a == nil {
+		*a = make(awaySubs)
+	}
+	(*a)[keyOf(pid)] = awaySub{pid: pid, user: user, since: time.Now()}
+}
+
+func (a awaySubs) back(n *Node) []awaySub {
+	var out []awaySub
+	for k, s := range a {
+		switch {
+		case time.Since(s.since) > awayFor:
+			delete(a, k)
+		case n.isMember(s.pid.GetAddress()):
+			delete(a, k)
+			out = append(out, s)
+		}
+	}
+	return out
+}

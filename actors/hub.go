@@ -62,6 +62,9 @@ type hub struct {
 	// read. Entries older than endedFor are dropped by a sweep.
 	ended      map[int64]time.Time
 	sweepArmed bool
+	// looking holds the conversations whose grain is being looked up
+	// (see orphaned).
+	looking map[int64]bool
 }
 
 // endedFor is how long the hub remembers an activation's end for sessions
@@ -88,6 +91,25 @@ type (
 // caughtUp tells a session the newest seq of a conversation it follows: it
 // fills from the store what it has not delivered up to there.
 type caughtUp struct{ conversationID, lastSeq int64 }
+
+// hubOrphan makes the hub look up a conversation's grain if no activation
+// announced itself since the last one ended; hubFound is the answer.
+type (
+	hubOrphan struct{ conversationID int64 }
+	hubFound  struct {
+		conversationID int64
+		pid            *actor.PID
+	}
+)
+
+// orphanAfter is how long a hub waits for an announce after an activation
+// ended (announces usually come within milliseconds); orphanWindow is how
+// long after a topology change an ended activation counts as moved rather
+// than passivated.
+const (
+	orphanAfter  = 2 * time.Second
+	orphanWindow = 15 * time.Second
+)
 
 // hubLastSeq is the store's answer to a hub's read after a grain terminated;
 // hubRetry retries a failed read or subscription.
@@ -117,6 +139,7 @@ func newHub(n *Node) actor.Actor {
 		byGrain:  make(map[pidKey]int64),
 		reading:  make(map[int64]readState),
 		ended:    make(map[int64]time.Time),
+		looking:  make(map[int64]bool),
 	}
 }
 
@@ -166,7 +189,17 @@ func (h *hub) Receive(ctx actor.Context) {
 	case *chatpb.ReceiptDelivery:
 		h.receipt(ctx, msg)
 	case *actor.Terminated:
-		h.grainTerminated(ctx, msg.Who)
+		if h.node.mayBeAlive(msg) {
+			h.grainUnreachable(ctx, msg.Who)
+			return
+		}
+		h.grainTerminated(ctx, msg.Who, msg.Why)
+	case *hubOrphan:
+		h.orphaned(ctx, msg.conversationID)
+	case *hubFound:
+		h.found(ctx, msg)
+	case *rewatch:
+		h.rewatch(ctx, msg.pid)
 	case *hubLastSeq:
 		h.lastSeqRead(ctx, msg)
 	case *hubRetry:
@@ -243,6 +276,7 @@ func (h *hub) announced(ctx actor.Context, conv int64, g *actor.PID) {
 	if g == nil || conv <= 0 {
 		return
 	}
+	h.node.logger.Debug("hub: grain announced", "conversation_id", conv, "pid", pidValue{g}, "sessions", len(h.sessions[conv]))
 	if indexOf(h.grains[conv], g) >= 0 {
 		// Announced again (a topology change): subscribe again, in case
 		// the grain dropped this hub (it saw this node's connection
@@ -288,21 +322,61 @@ func (h *hub) tell(ctx actor.Context, conv, lastSeq int64) {
 	}
 }
 
+// grainUnreachable keeps following an activation whose node's connection
+// broke while the node is still a member (see Node.mayBeAlive): it reads
+// the conversation's last seq, as for an ended activation (what was stored
+// meanwhile may not have come through), and watches and subscribes again a
+// while later.
+func (h *hub) grainUnreachable(ctx actor.Context, who *actor.PID) {
+	conv, ok := h.byGrain[keyOf(who)]
+	if !ok {
+		return
+	}
+	h.node.logger.Debug("hub: grain unreachable, its node still a member: watching it again", "conversation_id", conv, "pid", pidValue{who})
+	h.node.rewatchLater(ctx, who)
+	h.readLastSeq(ctx, conv)
+}
+
+func (h *hub) rewatch(ctx actor.Context, g *actor.PID) {
+	conv, ok := h.byGrain[keyOf(g)]
+	if !ok {
+		return // ended meanwhile
+	}
+	if !h.node.isMember(g.GetAddress()) {
+		h.grainTerminated(ctx, g, actor.TerminatedReason_AddressTerminated) // its node left: it is gone
+		return
+	}
+	ctx.Watch(g)
+	if len(h.sessions[conv]) > 0 {
+		ctx.Request(g, &chatpb.Subscribe{ConversationId: conv})
+	}
+}
+
 // grainTerminated forgets a conversation's activation and, if sessions
 // follow the conversation, reads its last seq from the store: the grain may
 // have stored messages it did not deliver.
-func (h *hub) grainTerminated(ctx actor.Context, who *actor.PID) {
+func (h *hub) grainTerminated(ctx actor.Context, who *actor.PID, why actor.TerminatedReason) {
 	k := keyOf(who)
 	conv, ok := h.byGrain[k]
 	if !ok {
 		return
 	}
 	delete(h.byGrain, k)
+	h.node.logger.Debug("hub: grain terminated", "conversation_id", conv, "pid", pidValue{who}, "sessions", len(h.sessions[conv]))
 	gs, _ := removePID(h.grains[conv], who)
 	if len(gs) == 0 {
 		delete(h.grains, conv)
 	} else {
 		h.grains[conv] = gs
+	}
+	if len(h.sessions[conv]) > 0 && len(h.grains[conv]) == 0 &&
+		(why == actor.TerminatedReason_AddressTerminated || h.node.topologyChangedWithin(orphanWindow)) {
+		// Its node died or the topology moves: the next activation's
+		// announce may never come (lost on a connection that was broken
+		// when it was sent): look it up if none has announced itself
+		// by then. (A grain that passivates while the topology stands
+		// still is left alone: the next post activates it.)
+		h.after(ctx, orphanAfter, &hubOrphan{conversationID: conv})
 	}
 	if len(h.sessions[conv]) == 0 {
 		h.ended[conv] = time.Now()
@@ -370,6 +444,34 @@ func (h *hub) retry(ctx actor.Context, msg *hubRetry) {
 	if indexOf(h.grains[conv], msg.grain) >= 0 && len(h.sessions[conv]) > 0 {
 		ctx.Request(msg.grain, &chatpb.Subscribe{ConversationId: conv})
 	}
+}
+
+// orphaned looks up the grain of a conversation whose sessions here follow
+// no activation since one ended (see grainTerminated); found applies the
+// answer like an announce.
+func (h *hub) orphaned(ctx actor.Context, conv int64) {
+	if len(h.sessions[conv]) == 0 || len(h.grains[conv]) > 0 || h.looking[conv] {
+		return
+	}
+	h.looking[conv] = true
+	h.node.logger.Debug("hub: no activation announced itself: looking the grain up", "conversation_id", conv)
+	self, root, n := ctx.Self(), h.node.system.Root, h.node
+	go func() {
+		root.Send(self, &hubFound{conversationID: conv, pid: n.lookup(conversationIdentity(conv), ConversationKind)})
+	}()
+}
+
+func (h *hub) found(ctx actor.Context, msg *hubFound) {
+	conv := msg.conversationID
+	delete(h.looking, conv)
+	if len(h.sessions[conv]) == 0 || len(h.grains[conv]) > 0 {
+		return
+	}
+	if msg.pid == nil {
+		h.after(ctx, orphanAfter, &hubOrphan{conversationID: conv})
+		return
+	}
+	h.announced(ctx, conv, msg.pid)
 }
 
 func (h *hub) after(ctx actor.Context, d time.Duration, msg any) {

@@ -35,6 +35,8 @@ type inboxGrain struct {
 	lastActive time.Time
 	// stopping is set once the grain stopped itself for another owner.
 	stopping bool
+	// away are subscribers whose node left the topology (see awaySubs).
+	away awaySubs
 }
 
 func newInboxGrain(n *Node) actor.Actor {
@@ -64,6 +66,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.node.metrics.GrainActivated("inbox")
 		g.scheduleOwnerCheck(ctx)
 	case *checkOwner:
+		g.welcomeBack(ctx)
 		switch {
 		case g.moved(ctx):
 		case len(g.subs) == 0 && time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout:
@@ -108,12 +111,46 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 			}
 		}
 	case *actor.Terminated:
+		if g.node.mayBeAlive(msg) {
+			g.node.rewatchLater(ctx, msg.Who) // keep relaying to it meanwhile
+			return
+		}
+		if msg.GetWhy() == actor.TerminatedReason_AddressTerminated {
+			g.away.leave(msg.Who, g.users[keyOf(msg.Who)])
+		}
 		delete(g.subs, keyOf(msg.Who))
 		delete(g.users, keyOf(msg.Who))
+	case *rewatch:
+		if _, ok := g.subs[keyOf(msg.pid)]; !ok {
+			return
+		}
+		if !g.node.isMember(msg.pid.GetAddress()) {
+			g.away.leave(msg.pid, g.users[keyOf(msg.pid)])
+			delete(g.subs, keyOf(msg.pid))
+			delete(g.users, keyOf(msg.pid))
+			return
+		}
+		ctx.Watch(msg.pid)
 	case *actor.Stopped:
 		g.node.inboxActive.Store(false)
 		g.logger.Debug("inbox stopped", "pid", pidValue{ctx.Self()})
 		g.node.metrics.GrainPassivated("inbox")
+	}
+}
+
+// welcomeBack subscribes again the sessions of a node that left the
+// topology and is back (see awaySubs), with a snapshot: they missed what
+// was relayed meanwhile.
+func (g *inboxGrain) welcomeBack(ctx actor.Context) {
+	for _, a := range g.away.back(g.node) {
+		k := keyOf(a.pid)
+		if _, ok := g.subs[k]; ok {
+			continue
+		}
+		g.logger.Debug("inbox: a subscriber's node is back: subscribing it again", "pid", pidValue{a.pid})
+		g.subs[k], g.users[k] = a.pid, a.user
+		ctx.Watch(a.pid)
+		ctx.Request(a.pid, g.snapshot())
 	}
 }
 

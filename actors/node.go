@@ -221,6 +221,8 @@ type Node struct {
 	hub      atomic.Pointer[actor.PID]
 	hubProps *actor.Props
 	addrs    atomic.Pointer[[]string]
+	// topologyAt is when the latest topology arrived (Unix nanoseconds).
+	topologyAt atomic.Int64
 	// presence is the node's presence actor (see presence.go).
 	presence      atomic.Pointer[actor.PID]
 	presenceProps *actor.Props
@@ -302,6 +304,7 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 				addrs = append(addrs, m.Address())
 			}
 			n.addrs.Store(&addrs)
+			n.topologyAt.Store(time.Now().UnixNano())
 			n.member.Store(in)
 			n.members.Store(int32(len(topo.GetMembers())))
 			rdv := cluster.NewRendezvous()
@@ -442,6 +445,13 @@ func (n *Node) checkGrainOwners() {
 	for _, pid := range pids {
 		n.system.Root.Send(pid, &topologyChanged{})
 	}
+}
+
+// topologyChangedWithin reports whether the last topology change was less
+// than d ago.
+func (n *Node) topologyChangedWithin(d time.Duration) bool {
+	at := n.topologyAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < d
 }
 
 // isMember reports whether addr is a member's in the latest topology (true

@@ -22,6 +22,7 @@ type chaos struct {
 	cl       *chatproc.Cluster
 	issuer   *auth.Issuer
 	progress func(format string, a ...any)
+	net      *network
 	rnd      *rand.Rand
 	prefix   string         // of the users' subs, unique per run
 	nodeOf   map[string]int // WebSocket URL → node index
@@ -42,6 +43,7 @@ type visitor struct {
 	conv int64
 
 	acked atomic.Int64 // acknowledged posts since the last kill
+	total atomic.Int64 // acknowledged posts
 
 	mu    sync.Mutex
 	posts map[string]string // client_msg_id → text
@@ -204,6 +206,7 @@ func (c *chaos) observeVisitor(v *visitor, e wsclient.Event) {
 		return
 	}
 	v.acked.Add(1)
+	v.total.Add(1)
 	text, ok := v.text(e.ClientMsgID)
 	if !ok {
 		return
@@ -268,7 +271,7 @@ func (c *chaos) traffic(ctx context.Context, stop <-chan struct{}, wg *sync.Wait
 // steps is how many times the run takes a node down: --kills, or with
 // --upgrade-from one upgrade per node.
 func (c *chaos) steps() int {
-	if c.o.upgradeFrom != "" {
+	if c.o.upgradeFrom != "" || c.o.partition != "" {
 		return c.o.nodes
 	}
 	return c.o.kills
@@ -314,9 +317,12 @@ func (c *chaos) run(ctx context.Context) (*report, error) {
 		}
 		var rec killRecord
 		var err error
-		if c.o.upgradeFrom != "" {
+		switch {
+		case c.o.upgradeFrom != "":
 			rec, err = c.upgrade(ctx, k, c.o.chatd)
-		} else {
+		case c.o.partition != "":
+			rec, err = c.partition(ctx, k)
+		default:
 			rec, err = c.kill(ctx, k)
 		}
 		if err != nil {
@@ -347,8 +353,9 @@ func (c *chaos) run(ctx context.Context) (*report, error) {
 type killRecord struct {
 	N    int    `json:"n"`
 	Node string `json:"node"`
-	// Action is "kill" (SIGKILL, then a restart of the same binary) or
-	// "upgrade" (SIGTERM, then a restart with the new binary).
+	// Action is "kill" (SIGKILL, then a restart of the same binary),
+	// "upgrade" (SIGTERM, then a restart with the new binary) or
+	// "cut-peers", "cut-db", "cut-etcd" (--partition).
 	Action             string  `json:"action"`
 	TargetConversation int64   `json:"target_conversation"`
 	TargetHosted       bool    `json:"target_hosted"` // the target's grain was found on a node
@@ -377,6 +384,8 @@ type killRecord struct {
 	// DownSeconds is how long taking the node down took: SIGKILL until
 	// the process ended, or a graceful stop's SIGTERM until it exited.
 	DownSeconds float64 `json:"down_seconds"`
+	// Cut is what the clients saw during a --partition cut.
+	Cut *cutRecord `json:"cut,omitempty"`
 	// Binary is the chatd executable the node runs after the step.
 	Binary   string `json:"binary"`
 	killedAt time.Time
@@ -489,10 +498,10 @@ func (c *chaos) disrupt(ctx context.Context, rec killRecord, victim *chatproc.No
 		return rec, err
 	}
 	rec.DownSeconds = time.Since(rec.killedAt).Seconds()
-	if rec.Action == "upgrade" {
+	if rec.Action != "kill" {
 		// A graceful stop serves while it hands over (the others drop
-		// the node before it stops its grains): the time to serve again
-		// runs from its end.
+		// the node before it stops its grains), a cut lasts --cut: the
+		// time to serve again runs from their end.
 		rec.killedAt = time.Now()
 	}
 	ids := make([]string, len(c.visitors))

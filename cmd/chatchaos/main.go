@@ -20,6 +20,15 @@
 //
 //	chatchaos --database-url '…' --upgrade-from /tmp/chatd-v0.1.0
 //
+// With --partition peers|db|etcd it cuts the network instead (as root: each
+// node runs in its own network namespace, see cmd/internal/netlab): each node
+// in turn is cut off from the other nodes, from PostgreSQL or from etcd for
+// --cut, while its clients stay connected, then healed; it reports what the
+// clients saw during the cut and how soon every conversation was served
+// after the heal.
+//
+//	chatchaos --database-url '…' --partition peers --cut 5s
+//
 // It must run inside the grainchat module unless --chatd names a binary.
 package main
 
@@ -40,6 +49,7 @@ import (
 	"time"
 
 	"github.com/grainchat/grainchat/cmd/internal/chatproc"
+	"github.com/grainchat/grainchat/cmd/internal/netlab"
 )
 
 func main() {
@@ -75,6 +85,8 @@ type options struct {
 	jsonOut        bool
 	upgradeFrom    string        // the old chatd binary of a rolling upgrade
 	stopTimeout    time.Duration // a rolling upgrade's bound on a graceful stop
+	partition      string        // peers, db or etcd: cut instead of kill
+	cutFor         time.Duration // how long each cut lasts
 }
 
 type stringList []string
@@ -107,6 +119,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&o.upgradeFrom, "upgrade-from", "", "run a rolling upgrade instead of kills: start every node on this older chatd binary, then stop each node in turn (SIGTERM) and start it on the new one (--chatd)")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "--upgrade-from: bound on a node's graceful stop (it is then killed and the run fails)")
+	fs.StringVar(&o.partition, "partition", "", "cut the network instead of killing (as root; nodes in network namespaces): peers (a node from the other nodes), db (from PostgreSQL) or etcd (from etcd; --provider etcd); each node once, in turn")
+	fs.DurationVar(&o.cutFor, "cut", 5*time.Second, "--partition: how long each cut lasts")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -143,13 +157,25 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"interval", o.interval}, {"warmup", o.warmup}, {"automanaged-refresh", o.refresh}, {"recover-timeout", o.recoverTimeout}, {"drain", o.drain}, {"timeout", o.timeout}, {"stop-timeout", o.stopTimeout}} {
+	}{{"interval", o.interval}, {"warmup", o.warmup}, {"automanaged-refresh", o.refresh}, {"recover-timeout", o.recoverTimeout}, {"drain", o.drain}, {"timeout", o.timeout}, {"stop-timeout", o.stopTimeout}, {"cut", o.cutFor}} {
 		if d.v <= 0 {
 			problems = append(problems, fmt.Sprintf("--%s must be positive", d.name))
 		}
 	}
 	if o.upgradeFrom != "" && set["kills"] {
 		problems = append(problems, "--kills and --upgrade-from exclude each other (a rolling upgrade stops each node once)")
+	}
+	switch o.partition {
+	case "", "peers", "db":
+	case "etcd":
+		if o.provider != "etcd" {
+			problems = append(problems, "--partition etcd needs --provider etcd")
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("--partition %q: peers, db or etcd", o.partition))
+	}
+	if o.partition != "" && (set["kills"] || o.upgradeFrom != "") {
+		problems = append(problems, "--partition excludes --kills and --upgrade-from (it cuts each node once)")
 	}
 	if len(problems) > 0 {
 		return o, errors.New(strings.Join(problems, "; "))
@@ -173,6 +199,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Say so before building and migrating, not a minute later.
 		if _, err := exec.LookPath("etcd"); err != nil {
 			return chatproc.ErrEtcdNotInstalled
+		}
+	}
+	if o.partition != "" {
+		if err := netlab.Check(); err != nil {
+			return fmt.Errorf("--partition: %w", err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
@@ -221,6 +252,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	nw, err := newNetwork(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer nw.close()
+
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {
 		return err
@@ -241,7 +278,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Provider:           o.provider,
 		AutomanagedRefresh: o.refresh,
 		Nodes:              o.nodes,
-		DatabaseURL:        o.databaseURL,
+		DatabaseURL:        nw.databaseURL,
+		EtcdEndpoint:       nw.etcdEndpoint,
+		Lab:                nw.lab,
 		Name:               fmt.Sprintf("chaos-%d", time.Now().UnixNano()),
 		ExtraArgs:          o.chatdArgs,
 		LogDir:             logDir,
@@ -255,6 +294,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	c.net = nw
 	rep, err := c.run(ctx)
 	if err != nil {
 		return err

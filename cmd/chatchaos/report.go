@@ -84,6 +84,9 @@ type report struct {
 	// UpgradeFrom is the old binary of a rolling upgrade (--upgrade-from);
 	// its steps are in Kills, with action "upgrade".
 	UpgradeFrom string `json:"upgrade_from,omitempty"`
+	// Partition is what --partition cut each node off from; its steps are
+	// in Kills, with action "cut-…" and what the clients saw in cut.
+	Partition string `json:"partition,omitempty"`
 
 	Kills []killRecord `json:"kills"`
 	// ServeAgain: per kill, every conversation whose grain the killed
@@ -143,7 +146,7 @@ type deliveryCheck struct {
 // check compares what was acknowledged with what every client delivered.
 func (c *chaos) check(kills []killRecord, firstKill time.Time) *report {
 	rep := &report{Provider: c.o.provider, Nodes: c.o.nodes, Visitors: c.o.visitors, Admins: c.o.admins,
-		RatePerVisitor: c.o.rate, Seed: c.o.seed, Kills: kills, UpgradeFrom: c.o.upgradeFrom}
+		RatePerVisitor: c.o.rate, Seed: c.o.seed, Kills: kills, UpgradeFrom: c.o.upgradeFrom, Partition: c.o.partition}
 	if c.o.provider == "automanaged" {
 		rep.Refresh = c.o.refresh.String()
 	}
@@ -335,8 +338,11 @@ func (r *report) print(w io.Writer) {
 		provider += ", refresh " + r.Refresh
 	}
 	steps := fmt.Sprintf("%d kills", len(r.Kills))
-	if r.UpgradeFrom != "" {
+	switch {
+	case r.UpgradeFrom != "":
 		steps = fmt.Sprintf("rolling upgrade from %s (%d steps)", r.UpgradeFrom, len(r.Kills))
+	case r.Partition != "":
+		steps = fmt.Sprintf("%d cuts from %s", len(r.Kills), r.Partition)
 	}
 	fmt.Fprintf(w, "chatchaos: %d nodes (%s), %d visitors × %.0f msg/s, %d admins, %s, seed %d\n",
 		r.Nodes, provider, r.Visitors, r.RatePerVisitor, r.Admins, steps, r.Seed)
@@ -345,7 +351,13 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "%-5d %-8s %-8s %-7d %-8d %-8s %-12s %-12s %.2f s\n", k.N, k.Action, k.Node, len(k.Grains), k.Sockets,
 			fmt.Sprintf("%.2f s", k.DownSeconds), fmtMS(k.AffectedMaxMS), fmtMS(k.AllMaxMS), k.RestartSeconds)
 	}
-	fmt.Fprintf(w, "\ntime to serve again (a kill, or the end of a graceful stop → ack of a post made after it)\n")
+	for _, k := range r.Kills {
+		if c := k.Cut; c != nil {
+			fmt.Fprintf(w, "during cut %d (%.1f s): %d posts acknowledged, %d of them from the %d visitors on %s; visitors served %d of %d, on %s %d of %d\n",
+				k.N, c.CutSeconds, c.Acked, c.AckedOnNode, k.Sockets, k.Node, c.Served, r.Visitors, k.Node, c.ServedOnNode, k.Sockets)
+		}
+	}
+	fmt.Fprintf(w, "\ntime to serve again (a kill, or the end of a graceful stop or a cut → ack of a post made after it)\n")
 	fmt.Fprintf(w, "  grain on the killed node:       %s\n", r.ServeAgain)
 	fmt.Fprintf(w, "  only the socket on it:          %s\n", r.ServeAgainSocketOnly)
 	fmt.Fprintf(w, "  neither on it:                  %s\n", r.ServeAgainUntouched)

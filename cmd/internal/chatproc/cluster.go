@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/grainchat/grainchat/cmd/internal/netlab"
 )
 
 // ClusterConfig configures StartCluster.
@@ -34,6 +37,12 @@ type ClusterConfig struct {
 	// EtcdEndpoint is the etcd the nodes register in. Empty means a
 	// throwaway etcd (StartEtcd), stopped by Close.
 	EtcdEndpoint string
+	// Lab, when set, runs node i in the lab's namespace i, on the lab's
+	// address for it (HTTP on port 8080, cluster port 9090, automanaged
+	// health on 6330): tests cut the nodes apart with Lab.Cut. DatabaseURL
+	// and EtcdEndpoint must then be reachable from the namespaces (a
+	// netlab.Proxy on Lab.HostIP), and EtcdEndpoint must be set for etcd.
+	Lab *netlab.Lab
 	// LogDir, when set, receives each node's output, over all its runs, in
 	// <LogDir>/<node name>.log (appended to), besides Node.Log; it
 	// replaces Node.LogTo.
@@ -69,6 +78,10 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	case "automanaged":
 		health := make([]string, cfg.Nodes)
 		for i := range health {
+			if cfg.Lab != nil {
+				health[i] = net.JoinHostPort(cfg.Lab.NodeIP(i), "6330")
+				continue
+			}
 			addr, err := FreeAddr()
 			if err != nil {
 				return nil, fmt.Errorf("start cluster: %w", err)
@@ -81,6 +94,9 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		}
 	case "etcd":
 		endpoint := cfg.EtcdEndpoint
+		if endpoint == "" && cfg.Lab != nil {
+			return nil, errors.New("start cluster: in a netlab, etcd membership needs an EtcdEndpoint the namespaces reach")
+		}
 		if endpoint == "" {
 			e, err := StartEtcd(ctx, EtcdConfig{})
 			if err != nil {
@@ -109,6 +125,15 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			nc.LogTo = f
 		}
 		nc.Args = append(append([]string(nil), cfg.Node.Args...), "--database-url", cfg.DatabaseURL, "--cluster-name", cfg.Name)
+		if cfg.Lab != nil {
+			if i >= cfg.Lab.Nodes() {
+				c.Close()
+				return nil, fmt.Errorf("start cluster: %d nodes in a lab of %d", cfg.Nodes, cfg.Lab.Nodes())
+			}
+			nc.Wrap = cfg.Lab.Exec(i)
+			nc.Addr = net.JoinHostPort(cfg.Lab.NodeIP(i), "8080")
+			nc.Args = append(nc.Args, "--cluster-host", cfg.Lab.NodeIP(i), "--cluster-port", "9090")
+		}
 		nc.Args = append(append(nc.Args, membership(i)...), cfg.ExtraArgs...)
 		n, err := StartNode(ctx, nc)
 		if err != nil {

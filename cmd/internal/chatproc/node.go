@@ -24,6 +24,9 @@ type NodeConfig struct {
 	// Addr is the node's HTTP host:port. Empty means a free loopback port.
 	// A restart keeps it, as a node behind a load balancer would.
 	Addr string
+	// Wrap, when set, is a command prefix the node runs under, e.g. `ip
+	// netns exec NAME` (netlab.Lab.Exec): `<Wrap...> chatd --addr …`.
+	Wrap []string
 	// Args are chatd's flags; the node runs `chatd --addr <Addr> <Args...>`.
 	// Status (and Hosted, Cluster.Hosts) need `--pprof`, which serves the
 	// operator view GET /debug/cluster.
@@ -146,7 +149,8 @@ func (n *Node) start(ctx context.Context) error {
 		n.mu.Unlock()
 		return fmt.Errorf("start %s: already running", n.cfg.Name)
 	}
-	cmd := exec.Command(n.cfg.Binary, append([]string{"--addr", n.cfg.Addr}, n.cfg.Args...)...)
+	argv := append(append(append([]string(nil), n.cfg.Wrap...), n.cfg.Binary, "--addr", n.cfg.Addr), n.cfg.Args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = n.cfg.Env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -372,8 +372,12 @@ func (g *Gossiper) blockExpiredHeartbeats() {
 	}
 
 	if len(blocked) > 0 {
-		g.cluster.Logger().Info("Blocking members due to expired heartbeat", slog.String("members", strings.Join(blocked, ",")))
-		blockList.Block(blocked...)
+		// grainchat patch: logged, not blocked. A member whose gossip
+		// heartbeat stopped for HeartbeatExpiration (a partition longer
+		// than that) was blocked forever and never joined again once the
+		// network healed; the membership provider alone decides who is a
+		// member (see MemberList.UpdateClusterTopology).
+		g.cluster.Logger().Info("Members' gossip heartbeats expired", slog.String("members", strings.Join(blocked, ",")))
 	}
 }
 

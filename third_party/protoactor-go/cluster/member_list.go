@@ -46,8 +46,10 @@ func NewMemberList(cluster *Cluster) *MemberList {
 
 				break
 			}
-			blocked := topology.Blocked
-			memberList.cluster.Remote.BlockList().Block(blocked...)
+			// grainchat patch: other members' blocked sets are not
+			// merged: a member they dropped for a missed health check
+			// must be able to join again (see UpdateClusterTopology).
+			_ = topology.Blocked
 		}
 	})
 
@@ -139,10 +141,14 @@ func (ml *MemberList) UpdateClusterTopology(members Members) {
 		return
 	}
 
-	// include any new blocked members into the known set of blocked members
-	for _, m := range left.Members() {
-		ml.cluster.Remote.BlockList().Block(m.Id)
-	}
+	// grainchat patch: a member that left is not blocked. Upstream blocked
+	// it forever, so a member dropped for a missed health check (a network
+	// partition, a long pause) never joined again, even once it answered:
+	// the cluster stayed split for good, each side hosting its own grains.
+	// A member that comes back joins like a new one (grainchat's grains
+	// check their ownership at every topology change). Members that left
+	// gracefully are still blocked (Gossiper.blockGracefullyLeft): their
+	// process is gone.
 
 	ml.members = active
 
