@@ -60,12 +60,23 @@ func New(ctx context.Context, n int) (*Lab, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
+	routes, err := exec.CommandContext(ctx, "ip", "-4", "route", "show", "table", "all").Output()
+	if err != nil {
+		return nil, fmt.Errorf("netlab: ip route: %w", err)
+	}
 	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
+	var prefix string
+	for range 20 { // a /24 in 10.200.0.0–10.249.255.0 that no route of this host mentions
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		prefix = fmt.Sprintf("10.%d.%d", 200+int(b[2])%50, b[3])
+		if !strings.Contains(string(routes), prefix+".") {
+			break
+		}
 	}
 	id := hex.EncodeToString(b[:2])
-	l := &Lab{id: id, prefix: fmt.Sprintf("10.%d.%d", 200+int(b[2])%50, b[3]), bridge: "gcb" + id, cut: map[[2]int]bool{}}
+	l := &Lab{id: id, prefix: prefix, bridge: "gcb" + id, cut: map[[2]int]bool{}}
 	if err := l.build(ctx, n); err != nil {
 		l.Close()
 		return nil, err
