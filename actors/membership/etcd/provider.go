@@ -17,8 +17,9 @@
 //     means nothing listens there any more (the process is gone, its kernel
 //     answers for it): the provider deletes the member's key, if it is still
 //     the registration it saw (a transaction on its mod revision), and every
-//     node drops the member from the watch event. A dial that connects or
-//     times out (a paused process still accepts; a dead host or a partition
+//     node drops the member from the watch event. A dial that connects (five
+//     times over a second: a killed process's listener closes a moment
+//     after its connections broke) or times out (a paused process still accepts; a dead host or a partition
 //     does not answer) changes nothing, and the lease decides.
 //   - A member whose own key disappears (its lease expired during a pause or
 //     while etcd was unreachable, or another node deleted it) registers
@@ -568,11 +569,25 @@ func (p *Provider) probe(addr string) {
 		return // not a member (any more)
 	}
 	d := net.Dialer{Timeout: p.cfg.ProbeTimeout}
-	conn, err := d.DialContext(p.ctx, "tcp", addr)
-	if err == nil {
+	var err error
+	// A SIGKILLed process's connections break a moment before its
+	// listening socket closes: a port that accepts is dialled again a few
+	// times (over about a second) before the member is left to its lease.
+	for i, wait := range probeRetries {
+		var conn net.Conn
+		if conn, err = d.DialContext(p.ctx, "tcp", addr); err != nil {
+			break
+		}
 		_ = conn.Close()
-		p.logger.Debug("etcd: a member's connection broke, but its cluster port accepts: leaving it to its lease", slog.String("address", addr))
-		return
+		if i == len(probeRetries)-1 {
+			p.logger.Debug("etcd: a member's connection broke, but its cluster port accepts: leaving it to its lease", slog.String("address", addr))
+			return
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		p.logger.Debug("etcd: a member's connection broke and its cluster port does not answer: leaving it to its lease",
@@ -595,6 +610,10 @@ func (p *Provider) probe(addr string) {
 		}
 	}
 }
+
+// probeRetries are the waits between a probe's dials of a port that
+// accepts (the last is not waited).
+var probeRetries = []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond, 0}
 
 func splitHostPort(addr string) (string, int, error) {
 	h, ps, err := net.SplitHostPort(addr)
