@@ -23,6 +23,7 @@ package actors
 import (
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -241,6 +242,18 @@ func (s *session) resolved(ctx actor.Context, conv int64, pid *actor.PID) {
 		// The grain moved (or two activations exist): leave the old one.
 		ctx.Request(left, &chatpb.Unsubscribe{ConversationId: conv})
 		s.node.metrics.GrainMoved()
+		// Posts it has not answered go to the new one too (idempotent:
+		// the store keeps one of each). The old activation may be gone
+		// without a word — stopped as "owned by another node" before the
+		// post reached it — and its Terminated, now unwatched, would
+		// never come: the post would wait for --post-timeout.
+		for _, ref := range s.pendingRefs() {
+			if p := s.pending[ref]; p.conversationID == conv && p.sentTo != nil && p.sentTo.Equal(left) {
+				p.sentTo, p.resent = nil, true
+				l.waiting = append(l.waiting, ref)
+			}
+		}
+		slices.Sort(l.waiting) // the client's order
 	}
 	if s.subscribedTo(conv) {
 		s.subscribe(ctx, conv, l)

@@ -498,19 +498,52 @@ func (n *Node) StopSession(pid *actor.PID) { n.system.Root.Stop(pid) }
 // node that just died; lookup gives up after LookupTimeout instead and the
 // caller retries, by which time the membership has usually dropped the dead
 // node. An abandoned lookup finishes in the background.
+//
+// It also gives up as soon as the member it asked (the identity's owner when
+// the lookup started) leaves the topology: that member died, and its answer
+// would come only at the library's 5 s deadline, while the caller's retry
+// asks the new owner. (A member joining does not cut a lookup short: the
+// owner asked is alive and answers.)
 func (n *Node) lookup(identity, kind string) *actor.PID {
 	n.lookups.Add(1)
 	defer n.lookups.Add(-1)
+	asked := n.ownerOf(identity, kind)
+	topo := n.topologyAt.Load()
 	ch := make(chan *actor.PID, 1)
 	go func() { ch <- n.cluster.Get(identity, kind) }()
 	t := time.NewTimer(n.cfg.LookupTimeout)
 	defer t.Stop()
-	select {
-	case pid := <-ch:
-		return pid
-	case <-t.C:
-		return nil
+	tick := time.NewTicker(lookupPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case pid := <-ch:
+			return pid
+		case <-t.C:
+			return nil
+		case <-tick.C:
+			if now := n.topologyAt.Load(); now != topo {
+				topo = now
+				if asked != "" && asked != n.system.Address() && !n.isMember(asked) {
+					return nil // the owner asked has left: retry with the new one
+				}
+			}
+		}
 	}
+}
+
+// lookupPoll is how often a lookup in flight checks whether the owner it
+// asked has left the topology.
+const lookupPoll = 20 * time.Millisecond
+
+// ownerOf is the address of the member that places identity in the latest
+// topology ("" before the first).
+func (n *Node) ownerOf(identity, kind string) string {
+	rdv := n.owners.Load()
+	if rdv == nil {
+		return ""
+	}
+	return rdv.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind))
 }
 
 type minLevel struct {

@@ -32,9 +32,14 @@ const (
 	amFailureReaching = "Failure reaching nodes"
 	amServerStopping  = "Automanaged server stopping..!"
 
-	// protoactor's remote (remote/endpoint_writer.go).
+	// protoactor's remote (remote/endpoint_writer.go): the connection's
+	// end, and the steps of a connection attempt that fail when the peer's
+	// process is gone (it logs one of the steps, then failed to connect).
 	remoteLostConnection = "EndpointWriter lost connection"
 	remoteFailedConnect  = "EndpointWriter failed to connect"
+	remoteFailedStream   = "EndpointWriter failed to create receive stream"
+	remoteFailedRequest  = "EndpointWriter failed to send connect request"
+	remoteFailedResponse = "EndpointWriter failed to receive connect response"
 )
 
 // Messages Logs and the topology log write instead.
@@ -141,7 +146,7 @@ func (h *tidyHandler) Handle(ctx context.Context, r slog.Record) error {
 			return h.rewrite(ctx, r, slog.LevelDebug, msgEndpointStop)
 		}
 		return h.rewrite(ctx, r, slog.LevelError, msgEndpointFail)
-	case remoteLostConnection, remoteFailedConnect:
+	case remoteLostConnection, remoteFailedConnect, remoteFailedStream, remoteFailedRequest, remoteFailedResponse:
 		// A connection this node closed (the library closes the
 		// endpoint of a member that left: gRPC's Canceled), or one to a
 		// member that left, is no error; to a member, it is.

@@ -83,12 +83,17 @@ func TestLogsTidyAutomanagedRecords(t *testing.T) {
 				slog.Any("error", status.Error(codes.Canceled, "grpc: the client connection is closing")))
 			lib.Error(remoteLostConnection, slog.String("address", "127.0.0.1:9093"), slog.Any("error", errors.New("EOF")))
 			lib.Error(remoteFailedConnect, slog.String("address", "127.0.0.1:9093"), slog.Any("error", errors.New("refused")))
+			// The steps of a connection attempt to the departed member
+			// (TestClusterLogsAfterSIGTERM/etcd once saw the first).
+			lib.Error(remoteFailedStream, slog.String("address", "127.0.0.1:9093"), slog.Any("error", errors.New("refused")))
+			lib.Error(remoteFailedRequest, slog.String("address", "127.0.0.1:9093"), slog.Any("error", errors.New("EOF")))
+			lib.Error(remoteFailedResponse, slog.String("address", "127.0.0.1:9093"), slog.Any("error", errors.New("EOF")))
 			lib.Error(remoteLostConnection, slog.String("address", "127.0.0.1:9092"), slog.Any("error", errors.New("EOF")))
 			if n := strings.Count(buf.String(), "level=ERROR"); n != 1 || !strings.Contains(buf.String(), `level=ERROR msg="EndpointWriter lost connection" component=protoactor address=127.0.0.1:9092 error=EOF`) {
 				t.Errorf("remote records: want only the member's lost connection as an error:\n%s", buf.String())
 			}
-			if level == slog.LevelDebug && strings.Count(buf.String(), "level=DEBUG msg=\"EndpointWriter") != 3 {
-				t.Errorf("remote records: want three at debug:\n%s", buf.String())
+			if level == slog.LevelDebug && strings.Count(buf.String(), "level=DEBUG msg=\"EndpointWriter") != 6 {
+				t.Errorf("remote records: want six at debug:\n%s", buf.String())
 			}
 
 			// Once the node leaves, its endpoint's stop and a last failed
