@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	clustertest "github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 
+	"github.com/grainchat/grainchat/actors/chatpb"
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/batch"
 	"github.com/grainchat/grainchat/storage/memstore"
@@ -79,5 +81,49 @@ func TestPostsTimeOutEachOnceAtTheirDeadline(t *testing.T) {
 	time.Sleep(2 * postTimeout)
 	if got := sink.waitFrames(t, 3); len(got) != 3 {
 		t.Fatalf("%d frames after the timeouts, want 3: %v", len(got), got)
+	}
+}
+
+// A post sent to an activation that ends without answering it — stopped as
+// "owned by another node" before the post reached it — is resent to the
+// activation the session moves to, at once, not at --post-timeout. (chatchaos
+// saw the post wait 10 s: the session had already moved on when the old
+// activation's Terminated came, and ignored it.)
+func TestPostsMoveWithTheirConversationsLink(t *testing.T) {
+	e := newTestEnv(t, Config{PostTimeout: time.Minute, SubscribeTimeout: time.Minute})
+	u, conv := e.visitor(t, "erin")
+	sink := e.spawn(t, SessionConfig{ConnID: "e", User: u, ConversationID: conv.ID, V1: true})
+	sink.waitFrames(t, 1) // welcome
+	session := e.sessions[0]
+
+	// An "activation" that swallows posts, as one that stopped would.
+	swallowed := make(chan any, 4)
+	silent := e.node.system.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if p, ok := ctx.Message().(*chatpb.Post); ok {
+			swallowed <- p
+		}
+	}))
+	t.Cleanup(func() { e.node.system.Root.Stop(silent) })
+	e.node.system.Root.Send(session, &refResolved{key: conv.ID, pid: silent})
+	e.node.SendInbound(session, &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "hello", ClientMsgID: "m1"}})
+	select {
+	case <-swallowed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the post never reached the activation the link named")
+	}
+
+	// The link moves to the real grain: the unanswered post follows.
+	real := e.node.lookup(conversationIdentity(conv.ID), ConversationKind)
+	if real == nil {
+		t.Fatal("no grain")
+	}
+	e.node.system.Root.Send(session, &refResolved{key: conv.ID, pid: real})
+	frames := sink.waitFrames(t, 3) // welcome, ack, message
+	if frames[1]["type"] != "ack" || frames[1]["client_msg_id"] != "m1" || frames[1]["seq"].(float64) != 1 || frames[1]["duplicate"] == true {
+		t.Fatalf("frames %v, want the post acknowledged with seq 1 after the move", frames)
+	}
+	msgs, err := e.store.Messages(context.Background(), conv.ID, storage.Page{Limit: 10})
+	if err != nil || len(msgs) != 1 || msgs[0].Body != "hello" {
+		t.Fatalf("stored %v (%v), want the one post", msgs, err)
 	}
 }
