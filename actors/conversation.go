@@ -41,6 +41,8 @@ type conversationGrain struct {
 	// connected (usually one), and admin sessions that opened the
 	// conversation. Only the sessions keep the grain active (see idle).
 	subs []*actor.PID
+	// activatedAt is when the activation started (see refuses).
+	activatedAt time.Time
 	// away are session subscribers whose node left the topology (see
 	// awaySubs).
 	away awaySubs
@@ -153,6 +155,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		g.id = id
+		g.activatedAt = time.Now()
 		g.debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
 		g.node.addGrain(ctx.Self(), g.id)
@@ -163,13 +166,13 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.after(ctx, g.node.cfg.OwnerCheckInterval, &checkOwner{})
 		g.after(ctx, g.node.cfg.GrainIdleTimeout, &checkIdle{})
 	case *chatpb.Post:
-		if g.moved(ctx) {
+		if g.refuses(ctx) {
 			reply(ctx, &chatpb.PostResult{Ref: msg.GetRef(), ErrorCode: chatpb.CodeMoved})
 			return
 		}
 		g.post(ctx, msg)
 	case *chatpb.Subscribe:
-		if g.moved(ctx) {
+		if g.refuses(ctx) {
 			reply(ctx, &chatpb.Subscribed{ConversationId: g.id, ErrorCode: chatpb.CodeMoved})
 			return
 		}
@@ -336,6 +339,21 @@ func (g *conversationGrain) after(ctx actor.Context, d time.Duration, msg any) {
 
 // moved reports whether another node owns this conversation now; if so the
 // grain stops, and its subscribers, watching it, look it up again.
+// refuses reports whether the grain answers a request with moved (see
+// moved), except while it is younger than OwnerCheckInterval: the request
+// came from a node whose view placed the grain here, and two nodes whose
+// views disagree for a moment (one dropped a dead member a poll before the
+// other) would otherwise start and stop activation after activation, every
+// few milliseconds, until they agree. A young activation serves (two
+// activations write through the store safely) and its check at that age
+// (checkOwner), or a topology change, stops it if its node does not own it.
+func (g *conversationGrain) refuses(ctx actor.Context) bool {
+	if !g.stopping && time.Since(g.activatedAt) < g.node.cfg.OwnerCheckInterval {
+		return false
+	}
+	return g.moved(ctx)
+}
+
 func (g *conversationGrain) moved(ctx actor.Context) bool {
 	if g.node.owns(conversationIdentity(g.id), ConversationKind) {
 		return false

@@ -61,27 +61,23 @@ func newNetwork(ctx context.Context, o options) (nw *network, err error) {
 	return nw, nil
 }
 
-// cut cuts node i off from what --partition names; heal undoes it.
-func (nw *network) cut(ctx context.Context, kind string, i int) error {
-	switch kind {
-	case "peers":
-		return nw.lab.Isolate(ctx, i)
-	case "db":
-		nw.db.Cut(nw.lab.NodeIP(i))
-	case "etcd":
-		nw.etcd.Cut(nw.lab.NodeIP(i))
-	}
-	return nil
-}
-
-func (nw *network) heal(ctx context.Context, kind string, i int) error {
-	switch kind {
-	case "peers":
+// cut cuts node i off from what --partition names (kind), or with cut
+// false heals that.
+func (nw *network) cut(ctx context.Context, kind string, i int, cut bool) error {
+	if kind == "peers" {
+		if cut {
+			return nw.lab.Isolate(ctx, i)
+		}
 		return nw.lab.Rejoin(ctx, i)
-	case "db":
-		nw.db.Heal(nw.lab.NodeIP(i))
-	case "etcd":
-		nw.etcd.Heal(nw.lab.NodeIP(i))
+	}
+	p := nw.db
+	if kind == "etcd" {
+		p = nw.etcd
+	}
+	if cut {
+		p.Cut(nw.lab.NodeIP(i))
+	} else {
+		p.Heal(nw.lab.NodeIP(i))
 	}
 	return nil
 }
@@ -129,7 +125,7 @@ func (c *chaos) partition(ctx context.Context, k int) (killRecord, error) {
 			onNode[i] = v.r.URL() == victim.URL()
 			before[i] = v.total.Load()
 		}
-		if err := c.net.cut(ctx, c.o.partition, k); err != nil {
+		if err := c.net.cut(ctx, c.o.partition, k, true); err != nil {
 			return err
 		}
 		c.progress("cut %d/%d: %s off from %s for %v", k+1, c.steps(), victim.Name(), c.o.partition, c.o.cutFor)
@@ -152,7 +148,7 @@ func (c *chaos) partition(ctx context.Context, k int) (killRecord, error) {
 		// Heal even when ctx ended: the lab's routes outlive the run.
 		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		return errors.Join(slept, c.net.heal(hctx, c.o.partition, k))
+		return errors.Join(slept, c.net.cut(hctx, c.o.partition, k, false))
 	}
 	rec, err := c.disrupt(ctx, rec, victim, down, func(context.Context) error { return nil })
 	rec.Cut = &during

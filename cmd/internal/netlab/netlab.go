@@ -194,9 +194,11 @@ func (l *Lab) Close() error {
 		errs = append(errs, ip(ctx, "", "netns", "del", ns))
 	}
 	for _, h := range l.hostV {
-		// Gone with its peer's namespace, usually.
-		if exec.CommandContext(ctx, "ip", "link", "show", h).Run() == nil {
-			errs = append(errs, ip(ctx, "", "link", "del", h))
+		// A veth pair goes with its inner end's namespace, which the
+		// kernel frees a moment after `ip netns del` (or once the last
+		// process in it exits): already gone, or going, is fine.
+		if err := ip(ctx, "", "link", "del", h); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
+			errs = append(errs, err)
 		}
 	}
 	if l.bridge != "" && exec.CommandContext(ctx, "ip", "link", "show", l.bridge).Run() == nil {
