@@ -144,7 +144,10 @@ func TestClusterNotesNeverReachVisitors(t *testing.T) {
 		noSecret(t, name, cl)
 	}
 
-	// Staff see every stored note in history, in the thread's order.
+	// Staff see every stored note in history, in the order stored. SECRET-4,
+	// written as its grain's node died, is stored or refused; stored, its
+	// retry may land after SECRET-5 (each desk request is retried on its
+	// own: CI saw 1, 2, 5, 4).
 	h := history(t, ann, map[string]any{"type": "history", "conversation_id": conv})
 	var notes []string
 	for _, e := range h.Fields["events"].([]any) {
@@ -152,7 +155,15 @@ func TestClusterNotesNeverReachVisitors(t *testing.T) {
 			notes = append(notes, fmt.Sprint(m["body"]))
 		}
 	}
-	if len(notes) < 3 || notes[0] != "SECRET-1 <b>refund</b>" || notes[1] != "SECRET-2" || notes[len(notes)-1] != "SECRET-5" {
+	count := func(body string) (n int) {
+		for _, b := range notes {
+			if b == body {
+				n++
+			}
+		}
+		return n
+	}
+	if len(notes) < 3 || notes[0] != "SECRET-1 <b>refund</b>" || notes[1] != "SECRET-2" || count("SECRET-5") == 0 || count("SECRET-4") > 1 {
 		t.Errorf("staff history notes %q: %s", notes, h.Raw)
 	}
 }
