@@ -54,6 +54,10 @@ type SessionConfig struct {
 	TokenExpiresAt time.Time
 	// Status is the visitor's conversation's status when it connected.
 	Status string
+	// Receipts are the visitor's conversation's read receipts when it
+	// connected, if the store read them with the user (storage.Conversation
+	// Receipts); nil: a v1 session reads them itself.
+	Receipts *storage.ReadReceipts
 	// UserAgent is a v1 visitor's handshake's User-Agent (wire.UserAgent),
 	// which goes with its page reports; "" otherwise.
 	UserAgent string
@@ -166,7 +170,11 @@ func (s *session) Receive(ctx actor.Context) {
 			ctx.Send(s.node.hub.Load(), &hubJoin{conversationID: conv, session: ctx.Self()})
 			if s.cfg.V1 {
 				s.write(wire.WelcomeFrame(s.welcome(conv, s.cfg.LastSeq)))
-				s.loadReceipts(ctx)
+				if r := s.cfg.Receipts; r != nil {
+					s.staffRead(r.Staff)
+				} else {
+					s.loadReceipts(ctx)
+				}
 			}
 			s.markReady()
 		}

@@ -130,6 +130,10 @@ type Conversation struct {
 	Status string `db:"status"`
 	// AssigneeID is the assigned staff user's id, nil when unassigned.
 	AssigneeID *int64 `db:"assignee_id"`
+	// Receipts are the conversation's read receipts as Store.Connect read
+	// them with it (one read for a returning visitor's handshake); nil from
+	// every other method (Desk.ReadReceipts reads them).
+	Receipts *ReadReceipts `db:"-"`
 }
 
 // Message is one stored chat message. Seq is 1, 2, 3, … within its
@@ -278,7 +282,8 @@ type Store interface {
 	// Connect is what a connecting user needs: UpsertUser(in), then, for a
 	// visitor (not in.IsAdmin), EnsureConversation of that user; staff get
 	// a zero Conversation. Errors as those methods'. A store answers a
-	// returning user with an unchanged name and role in one round trip.
+	// returning user with an unchanged name and role in one round trip,
+	// which also reads the conversation's Receipts (nil when it did not).
 	Connect(ctx context.Context, in UserInput) (User, Conversation, error)
 
 	// AppendMessages stores msgs in one transaction and returns one result per

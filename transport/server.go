@@ -481,7 +481,7 @@ func (s *Server) admitIdentity(r *http.Request, ident auth.Identity, anonIP stri
 	}
 	c.pid = s.node.SpawnSession(actors.SessionConfig{
 		ConnID: c.id, Sink: c, User: user, ConversationID: conv.ID, LastSeq: conv.LastSeq, V1: v1, Ready: ready,
-		TokenExpiresAt: ident.ExpiresAt, Status: conv.Status, UserAgent: userAgent,
+		TokenExpiresAt: ident.ExpiresAt, Status: conv.Status, Receipts: conv.Receipts, UserAgent: userAgent,
 	})
 	h := &admitted{server: s, conn: c, expiresAt: ident.ExpiresAt}
 	select {

@@ -215,6 +215,11 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 		return u, storage.Conversation{}, err
 	}
 	c, err := s.EnsureConversation(ctx, u.ID)
+	if err != nil {
+		return u, c, err
+	}
+	r, err := s.ReadReceipts(ctx, c.ID)
+	c.Receipts = &r
 	return u, c, err
 }
 

@@ -64,15 +64,18 @@ func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
 	return u, nil
 }
 
-// connectQuery reads a user by external id with their conversation, if any.
+// connectQuery reads a user by external id with their conversation, if any,
+// and its read receipts.
 const connectQuery = `SELECT u.id, u.external_id, u.name, u.is_admin, u.created_at,
-	COALESCE(u.email, ''), COALESCE(u.context, ''), COALESCE(u.merged_into, 0), c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id
-	FROM users u LEFT JOIN conversations c ON c.user_id = u.id
+	COALESCE(u.email, ''), COALESCE(u.context, ''), COALESCE(u.merged_into, 0), c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id,
+	COALESCE(r.staff_seq, 0), COALESCE(r.visitor_seq, 0)
+	FROM users u LEFT JOIN conversations c ON c.user_id = u.id LEFT JOIN read_receipts r ON r.conversation_id = c.id
 	WHERE u.external_id = $1`
 
 // Connect implements storage.Store: one prepared read for a returning user
 // whose name and role are unchanged (and, for a visitor, whose conversation
-// exists); UpsertUser and EnsureConversation otherwise.
+// exists, read with its receipts); UpsertUser and EnsureConversation
+// otherwise (Receipts is then nil).
 func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User, storage.Conversation, error) {
 	if err := rules.UserExternalID(in.ExternalID); err != nil {
 		return storage.User{}, storage.Conversation{}, err
@@ -96,16 +99,18 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 		convSince sql.NullTime
 		status    sql.NullString
 		assignee  sql.NullInt64
+		receipts  storage.ReadReceipts
 	)
 	err = st.QueryRowContext(qctx, in.ExternalID).Scan(&u.ID, &u.ExternalID, &u.Name, &u.IsAdmin, &u.CreatedAt,
-		&u.Email, &u.Context, &u.MergedInto, &convID, &lastSeq, &lastAt, &convSince, &status, &assignee)
+		&u.Email, &u.Context, &u.MergedInto, &convID, &lastSeq, &lastAt, &convSince, &status, &assignee,
+		&receipts.Staff, &receipts.Visitor)
 	switch {
 	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && u.Email == email && u.Context == details &&
 		(in.IsAdmin || convID.Valid):
 		var c storage.Conversation
 		if !in.IsAdmin {
 			c = storage.Conversation{ID: convID.Int64, UserID: u.ID, LastSeq: lastSeq.Int64, CreatedAt: convSince.Time,
-				Status: status.String}
+				Status: status.String, Receipts: &receipts}
 			if assignee.Valid {
 				id := assignee.Int64
 				c.AssigneeID = &id

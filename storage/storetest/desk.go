@@ -520,7 +520,7 @@ func testDeskReadMarks(t *testing.T, s storage.Store) {
 
 // testDeskReadReceipts: staff's receipt is the furthest staff mark, the
 // visitor's their own mark; another visitor's mark moves neither; neither
-// moves backwards.
+// moves backwards; Connect reads the same.
 func testDeskReadReceipts(t *testing.T, s storage.Store) {
 	d := newDesk(t, s, 2)
 	c, other := d.convs[0], d.convs[1]
@@ -531,6 +531,11 @@ func testDeskReadReceipts(t *testing.T, s storage.Store) {
 		got, err := s.ReadReceipts(t.Context(), c.ID)
 		if err != nil || got != want {
 			t.Fatalf("ReadReceipts(%d) = %+v, %v; want %+v", c.ID, got, err, want)
+		}
+		// A returning visitor's Connect reads them with the user.
+		_, conv := mustConnect(t, s, storage.UserInput{ExternalID: visitor.ExternalID, Name: visitor.Name})
+		if conv.ID != c.ID || conv.Receipts == nil || *conv.Receipts != want {
+			t.Fatalf("Connect(%s): conversation %d, receipts %+v; want %d, %+v", visitor.ExternalID, conv.ID, conv.Receipts, c.ID, want)
 		}
 	}
 	mark := func(u storage.User, seq int64) {
