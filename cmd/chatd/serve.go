@@ -80,6 +80,9 @@ type Main struct {
 	ws         *transport.Server
 	httpServer *http.Server
 	ln         net.Listener
+	// front serves the WebSocket handshakes of a plain-HTTP listener
+	// before net/http (nil with TLS: net/http serves everything).
+	front *transport.Front
 	// closers release what Open built, last built first.
 	closers []func(context.Context)
 }
@@ -266,6 +269,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if !m.tls {
+		m.front = transport.NewFront(logger.With("component", "http"), m.ln, proxies.Handler(ws), transport.FrontConfig{
+			Prefix: "GET " + transport.ChatPath, ReadHeaderTimeout: m.httpServer.ReadHeaderTimeout,
+			MaxHeaderBytes: m.httpServer.MaxHeaderBytes,
+		})
+	}
 	m.onClose(func(ctx context.Context) {
 		if err := m.httpServer.Shutdown(ctx); err != nil {
 			logger.Warn("http shutdown", "err", err)
@@ -379,7 +388,8 @@ func (m *Main) Run(ctx context.Context) error {
 		scheme, wsScheme = "https", "wss"
 		go func() { serveErr <- m.httpServer.ServeTLS(m.ln, "", "") }() // the pair is in TLSConfig
 	} else {
-		go func() { serveErr <- m.httpServer.Serve(m.ln) }()
+		go func() { _ = m.front.Serve() }() // ends when the HTTP server closes its listener
+		go func() { serveErr <- m.httpServer.Serve(m.front.Listener()) }()
 	}
 	url := scheme + "://" + m.Addr()
 	wsURL := wsScheme + "://" + m.Addr() + "/ws/chat/"
