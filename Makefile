@@ -10,7 +10,8 @@ run:
 ## test: the whole test suite, race detector on (needs PostgreSQL; see README), the network
 ## partition tests on their own (no browser must run meanwhile), then the two
 ## tests that races inside libraries keep out of -race builds (protoactor's gossip state with two
-## members in one process; chromedp attaching to a cross-site iframe), then brief fuzzing
+## members in one process; chromedp attaching to a cross-site iframe), the allocation counts
+## (the race detector's sync.Pool drops at random), then brief fuzzing
 # The tests that add network interfaces (namespaces, veth pairs, a bridge) run
 # on their own: a browser running meanwhile sees the host's network change and
 # fails its loads with ERR_NETWORK_CHANGED.
@@ -19,6 +20,7 @@ test:
 	$(GO) test -race -count=1 -timeout 40m -skip '$(NETTESTS)' ./...
 	$(GO) test -race -count=1 -timeout 15m -run '$(NETTESTS)' ./cmd/chatchaos/ ./cmd/internal/netlab/
 	$(GO) test -count=1 -timeout 5m -run 'TestTwoMembers|TestUnknownMessageType' ./actors/
+	$(GO) test -count=1 -timeout 5m -run 'TestFastPathTakesCommonTokens' ./transport/auth/
 	$(GO) test -count=1 -timeout 5m -run 'TestBrowserWidgetOnAnotherSite|TestBrowserVisitorPanel|TestBrowserAnonymousWidget' ./cmd/chatd/
 	$(MAKE) fuzz FUZZTIME=10s
 
@@ -45,6 +47,7 @@ fuzz:
 	bash .ci/fuzz.sh ./transport/wire/ FuzzScanMatchesUnmarshal $(FUZZTIME) $(FUZZMINIMIZETIME)
 	bash .ci/fuzz.sh ./transport/auth/ FuzzVerify $(FUZZTIME) $(FUZZMINIMIZETIME)
 	bash .ci/fuzz.sh ./transport/auth/ FuzzClaims $(FUZZTIME) $(FUZZMINIMIZETIME)
+	bash .ci/fuzz.sh ./transport/auth/ FuzzFastPathAgrees $(FUZZTIME) $(FUZZMINIMIZETIME)
 	bash .ci/fuzz.sh ./cmd/chatbench/ FuzzFastFrameMatchesUnmarshal $(FUZZTIME) $(FUZZMINIMIZETIME)
 
 ## generate: regenerate protobuf code (needs Debian's protobuf-compiler); the Go plugin is the

@@ -3,7 +3,6 @@ package transport
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -139,11 +138,12 @@ func (f *Front) serveConn(c net.Conn) {
 		closeAfterResponse(c)
 		return
 	}
+	// The request's context is the background: a handshake's waits are
+	// bounded by their own timeouts (net/http's would also end when the
+	// client hangs up, which costs a background read per connection).
 	req.RemoteAddr = c.RemoteAddr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	w := &frontWriter{conn: c, br: br, header: make(http.Header, 2)}
-	f.ws.ServeHTTP(w, req.WithContext(ctx))
+	f.ws.ServeHTTP(w, req)
 	if !w.hijacked {
 		w.finish()
 		closeAfterResponse(c)

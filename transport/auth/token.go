@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -60,6 +61,12 @@ type Verifier struct {
 	secret []byte
 	parser *jwt.Parser
 	anon   *Anonymous // nil: anonymous tokens are refused
+
+	// The fast path's (fast.go) copy of the parser's options.
+	fast             *sync.Pool
+	issuer, audience string
+	leeway           time.Duration
+	now              func() time.Time
 }
 
 // NewVerifier returns a Verifier for cfg. It fails if cfg.Secret is shorter
@@ -83,7 +90,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Verifier{secret: secret, parser: jwt.NewParser(opts...), anon: cfg.Anonymous}, nil
+	return &Verifier{secret: secret, parser: jwt.NewParser(opts...), anon: cfg.Anonymous,
+		fast: newFastPool(secret), issuer: cfg.Issuer, audience: cfg.Audience, leeway: cfg.leeway(), now: cfg.now()}, nil
 }
 
 // Verify checks token and returns the identity it carries. Errors wrap
@@ -96,6 +104,15 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	case len(token) > MaxTokenBytes:
 		return Identity{}, invalid("too long")
 	}
+	if id, ok := v.verifyFast(token); ok {
+		return id, nil
+	}
+	return v.verifyJWT(token)
+}
+
+// verifyJWT is Verify through the jwt library: every token the fast path
+// does not accept.
+func (v *Verifier) verifyJWT(token string) (Identity, error) {
 	var c claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.key); err != nil {
 		if v.anon != nil && errors.Is(err, jwt.ErrSignatureInvalid) {
