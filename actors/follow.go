@@ -178,6 +178,9 @@ func (s *session) link(conv int64) *link {
 			}
 		}
 		l = &link{grainRef: grainRef{key: conv, identity: conversationIdentity(conv), kind: ConversationKind}}
+		if s.links == nil {
+			s.links = make(map[int64]*link)
+		}
 		s.links[conv] = l
 	}
 	return l

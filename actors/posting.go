@@ -47,7 +47,13 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 	key := req.ClientMsgID
 	if key == "" {
 		// Posts are resent when a grain moves; a key makes that safe.
+		if s.nonce == "" {
+			s.nonce = newNonce()
+		}
 		key = "~" + s.nonce + "." + strconv.FormatUint(ref, 36)
+	}
+	if s.pending == nil {
+		s.pending = make(map[uint64]*pendingPost)
 	}
 	s.pending[ref] = &pendingPost{
 		conversationID: conv,

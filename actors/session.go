@@ -80,7 +80,8 @@ type session struct {
 	cfg    SessionConfig
 	logger *slog.Logger // built on first use: see log
 	// nonce makes the idempotency keys this session invents for posts without
-	// a client_msg_id unique across sessions, nodes and restarts.
+	// a client_msg_id unique across sessions, nodes and restarts (made at the
+	// first such post).
 	nonce string
 
 	isReady bool
@@ -113,6 +114,8 @@ type session struct {
 	pageURL, pageTitle string
 	visitorAt          map[int64]time.Time
 
+	// links and pending are made at first use: most sessions of an idle
+	// node never post.
 	links   map[int64]*link // conversation → its grain (see follow.go)
 	inbox   grainRef        // admins: the inbox grain
 	pending map[uint64]*pendingPost
@@ -126,11 +129,8 @@ func newSession(n *Node, cfg SessionConfig) *session {
 	return &session{
 		node:    n,
 		cfg:     cfg,
-		nonce:   newNonce(),
-		cursor:  make(map[int64]int64),
-		links:   make(map[int64]*link),
-		pending: make(map[uint64]*pendingPost),
-		inbox:   grainRef{key: inboxKey{}, identity: inboxIdentity, kind: InboxKind},
+		cursor: make(map[int64]int64, 1),
+		inbox:  grainRef{key: inboxKey{}, identity: inboxIdentity, kind: InboxKind},
 	}
 }
 
