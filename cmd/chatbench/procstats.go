@@ -196,8 +196,10 @@ type serverSample struct {
 	RSSKiB       int64   `json:"rss_kib,omitempty"`
 	Goroutines   int64   `json:"goroutines,omitempty"`
 	HeapInuseKiB int64   `json:"heap_inuse_kib,omitempty"`
-	HeapGoalKiB  int64   `json:"heap_goal_kib,omitempty"` // go_memstats_next_gc_bytes: about twice the heap live at the last GC (GOGC=100)
-	GCs          int64   `json:"gcs,omitempty"`           // garbage collections so far
+	HeapGoalKiB  int64   `json:"heap_goal_kib,omitempty"`   // go_memstats_next_gc_bytes: about twice the heap live at the last GC (GOGC=100)
+	HeapAllocKiB int64   `json:"heap_alloc_kib,omitempty"`  // go_memstats_heap_alloc_bytes: live objects right after a GC (--force-gc), plus garbage otherwise
+	StackKiB     int64   `json:"stack_inuse_kib,omitempty"` // go_memstats_stack_inuse_bytes: goroutine stacks
+	GCs          int64   `json:"gcs,omitempty"`             // garbage collections so far
 	Connections  *int64  `json:"connections,omitempty"`
 	Stored       *int64  `json:"-"` // grainchat_messages_stored_total
 	CPUSeconds   float64 `json:"-"` // process_cpu_seconds_total
@@ -215,6 +217,8 @@ func (b *bench) sampleServer(ctx context.Context, t0 time.Time) serverSample {
 			s.Goroutines = int64(m["go_goroutines"])
 			s.HeapInuseKiB = int64(m["go_memstats_heap_inuse_bytes"]) >> 10
 			s.HeapGoalKiB = int64(m["go_memstats_next_gc_bytes"]) >> 10
+			s.HeapAllocKiB = int64(m["go_memstats_heap_alloc_bytes"]) >> 10
+			s.StackKiB = int64(m["go_memstats_stack_inuse_bytes"]) >> 10
 			s.GCs = int64(m["go_gc_duration_seconds_count"])
 			s.RSSKiB = int64(m["process_resident_memory_bytes"]) >> 10
 			s.CPUSeconds = m["process_cpu_seconds_total"]

@@ -80,6 +80,7 @@ type reportConfig struct {
 	ServerPID     int     `json:"server_pid,omitempty"`
 	MetricsURL    string  `json:"metrics_url,omitempty"`
 	ServerFileMax int64   `json:"server_file_limit,omitempty"`
+	ForceGC       bool    `json:"force_gc,omitempty"`
 }
 
 // serverReport is the server's state over the run, sampled every
@@ -100,6 +101,11 @@ type idleReport struct {
 	RSSPerConnKiB     float64      `json:"rss_per_conn_kib"`
 	HeapPerConnKiB    float64      `json:"heap_inuse_per_conn_kib,omitempty"`
 	GoroutinesPerConn float64      `json:"goroutines_per_conn,omitempty"`
+	// HeapAllocPerConnKiB is the live heap per connection when --force-gc
+	// made the samples right after a collection; StackPerConnKiB the
+	// goroutine stacks (the socket's read loop).
+	HeapAllocPerConnKiB float64 `json:"heap_alloc_per_conn_kib,omitempty"`
+	StackPerConnKiB     float64 `json:"stack_per_conn_kib,omitempty"`
 }
 
 type messageReport struct {
@@ -309,6 +315,13 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "per connection: RSS %.2f KiB", d.RSSPerConnKiB)
 		if d.HeapPerConnKiB != 0 {
 			fmt.Fprintf(w, ", heap in use %.2f KiB, %.2f goroutines", d.HeapPerConnKiB, d.GoroutinesPerConn)
+		}
+		if d.StackPerConnKiB != 0 {
+			label := "heap allocated"
+			if cfg.ForceGC {
+				label = "heap live"
+			}
+			fmt.Fprintf(w, "; %s %.2f KiB, stacks %.2f KiB", label, d.HeapAllocPerConnKiB, d.StackPerConnKiB)
 		}
 		fmt.Fprintln(w)
 	}

@@ -16,7 +16,8 @@ func (b *bench) newReport() *report {
 	o := b.o
 	r := &report{Scenario: o.scenario, Date: time.Now().UTC().Format(time.RFC3339), FileLimit: b.fileLimit,
 		Config: reportConfig{URL: o.url, Admins: o.admins, Concurrency: o.concurrency, ConnectRate: o.connectRate,
-			ServerPID: o.serverPID, MetricsURL: o.metricsURL, DurationS: o.duration.Seconds(), AllowRefused: o.allowRefused}}
+			ServerPID: o.serverPID, MetricsURL: o.metricsURL, DurationS: o.duration.Seconds(), AllowRefused: o.allowRefused,
+			ForceGC: o.forceGC}}
 	switch o.scenario {
 	case scenarioChat, scenarioAdmins:
 		r.Config.Users, r.Config.Rate, r.Config.ReplyEvery = o.users, o.rate, o.replyEvery
@@ -400,6 +401,8 @@ func (b *bench) runConnections(ctx context.Context) (*report, error) {
 			if settled.HeapInuseKiB > 0 && before.HeapInuseKiB > 0 {
 				d.HeapPerConnKiB = float64(settled.HeapInuseKiB-before.HeapInuseKiB) / n
 				d.GoroutinesPerConn = float64(settled.Goroutines-before.Goroutines) / n
+				d.HeapAllocPerConnKiB = float64(settled.HeapAllocKiB-before.HeapAllocKiB) / n
+				d.StackPerConnKiB = float64(settled.StackKiB-before.StackKiB) / n
 			}
 		}
 		r.Idle = d
