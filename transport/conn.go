@@ -99,7 +99,8 @@ func (c *conn) Write(frame []byte) {
 	}
 }
 
-// attach binds the upgraded socket and flushes the frames written before.
+// attach binds the upgraded socket and flushes the frames written before,
+// behind the handshake response that nc holds (alone if there are none).
 func (c *conn) attach(socket *gws.Conn, nc *frameConn) {
 	c.mu.Lock()
 	c.socket, c.net = socket, nc
@@ -110,7 +111,9 @@ func (c *conn) attach(socket *gws.Conn, nc *frameConn) {
 	requested := c.closeReq
 	c.mu.Unlock()
 	if schedule {
-		socket.Async(c.flush)
+		socket.Async(c.flush) // the handshake response goes with the frames
+	} else {
+		_ = nc.release()
 	}
 	if requested != nil {
 		// The session closed the connection before it had a socket (after

@@ -16,11 +16,17 @@ import (
 // response, pongs, pings, the close frame: one Write call each) and
 // writeFrames' — so frames are never interleaved. Once gws has written a
 // close frame, writeFrames writes nothing more (RFC 6455 §5.5.1).
+//
+// While hold is set, the handshake response is kept (held) and goes out with
+// whatever is written next — usually the welcome frame, in one system call
+// (release sends it alone when nothing follows).
 type frameConn struct {
 	net.Conn
 	mu     sync.Mutex
 	closed bool // a close frame was written, or a write failed
 	broken bool // a write of writeFrames failed
+	hold   bool
+	held   []byte
 }
 
 // errClosedFrame is writeFrames' error after the close frame; errBroken is
@@ -49,10 +55,44 @@ func (c *frameConn) Write(p []byte) (int, error) {
 	if c.broken {
 		return 0, errBroken
 	}
+	if c.hold && c.held == nil && len(p) > 0 && p[0] == 'H' {
+		c.held = append([]byte(nil), p...) // the handshake response
+		return len(p), nil
+	}
 	if len(p) > 0 && p[0] == closeFrameByte {
 		c.closed = true
 	}
+	if c.held != nil {
+		buf := append(c.takeHeld(), p...)
+		if _, err := c.Conn.Write(buf); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	return c.Conn.Write(p)
+}
+
+// takeHeld returns the held handshake response and stops holding.
+func (c *frameConn) takeHeld() []byte {
+	h := c.held
+	c.hold, c.held = false, nil
+	return h
+}
+
+// release sends the held handshake response, unless a write took it along
+// already, and stops holding.
+func (c *frameConn) release() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.takeHeld()
+	if len(h) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(h)
+	if err != nil {
+		c.closed, c.broken = true, true
+	}
+	return err
 }
 
 // writeFrames writes each payload as an unmasked, unfragmented text frame, in
@@ -72,6 +112,9 @@ func (c *frameConn) writeFrames(payloads [][]byte) (int, error) {
 	defer c.mu.Unlock()
 	if c.closed {
 		return 0, errClosedFrame
+	}
+	if c.held != nil {
+		buf = append(buf, c.takeHeld()...)
 	}
 	n, err := c.writeLocked(payloads, buf)
 	if err != nil {

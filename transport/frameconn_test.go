@@ -234,3 +234,75 @@ func TestConnSessionStoresLikeAMap(t *testing.T) {
 		t.Fatal("Delete left entries")
 	}
 }
+
+// TestHeldHandshakeResponseGoesFirst: the held handshake response goes out
+// in the same write as what follows it (frames, or gws's close frame), or
+// alone on release; nothing ever overtakes it.
+func TestHeldHandshakeResponseGoesFirst(t *testing.T) {
+	const response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+	for _, tt := range []struct {
+		name  string
+		after func(fc *frameConn) error
+		check func(t *testing.T, r io.Reader)
+	}{
+		{"frames", func(fc *frameConn) error {
+			_, err := fc.writeFrames([][]byte{[]byte(`{"type":"welcome"}`), []byte("two")})
+			return err
+		}, func(t *testing.T, r io.Reader) {
+			got := readTextFrames(t, r, 2)
+			if string(got[0]) != `{"type":"welcome"}` || string(got[1]) != "two" {
+				t.Fatalf("frames %q", got)
+			}
+		}},
+		{"close frame", func(fc *frameConn) error {
+			_, err := fc.Write([]byte{closeFrameByte, 2, 0x03, 0xe9})
+			return err
+		}, func(t *testing.T, r io.Reader) {
+			b := make([]byte, 4)
+			if _, err := io.ReadFull(r, b); err != nil || b[0] != closeFrameByte {
+				t.Fatalf("close frame % x, %v", b, err)
+			}
+		}},
+		{"release", func(fc *frameConn) error {
+			if err := fc.release(); err != nil {
+				return err
+			}
+			if err := fc.release(); err != nil { // once only
+				return err
+			}
+			_, err := fc.writeFrames([][]byte{[]byte("later")})
+			return err
+		}, func(t *testing.T, r io.Reader) {
+			if got := readTextFrames(t, r, 1); string(got[0]) != "later" {
+				t.Fatalf("frame %q", got)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			server, client := net.Pipe()
+			defer client.Close()
+			counted := &countingConn{Conn: server}
+			fc := &frameConn{Conn: counted, hold: true}
+			if n, err := fc.Write([]byte(response)); err != nil || n != len(response) || counted.writes != 0 {
+				t.Fatalf("holding the response: %d, %v, %d writes", n, err, counted.writes)
+			}
+			done := make(chan error, 1)
+			go func() { done <- tt.after(fc) }()
+			head := make([]byte, len(response))
+			if _, err := io.ReadFull(client, head); err != nil || string(head) != response {
+				t.Fatalf("first bytes %q, %v; want the handshake response", head, err)
+			}
+			tt.check(t, client)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			want := 1
+			if tt.name == "release" {
+				want = 2
+			}
+			if counted.writes != want {
+				t.Errorf("%d writes, want %d", counted.writes, want)
+			}
+		})
+	}
+}

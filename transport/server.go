@@ -568,7 +568,9 @@ func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Con
 		early, _ := brw.Reader.Peek(n)
 		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), raw)
 	}
-	nc := &frameConn{Conn: raw}
+	// The response waits for the first frame (the v1 welcome) to go out with
+	// it: attach releases it.
+	nc := &frameConn{Conn: raw, hold: true}
 	socket, err := up.UpgradeFromConn(nc, bufio.NewReaderSize(quietReader{rd}, readBufferSize), r)
 	if err != nil {
 		return nil, nil, err
