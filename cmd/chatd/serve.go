@@ -464,6 +464,8 @@ func openStore(ctx context.Context, logger *slog.Logger, cfg config) (storage.St
 	store, err := pgstore.Open(ctx, logger.With("component", "pgstore"), cfg.DatabaseURL, pgstore.Options{
 		SkipMigrations: !cfg.Migrate,
 		Webhooks:       len(cfg.webhookURLs()) > 0,
+		// Each batch writer has a connection of its own, and one more.
+		AppendConns: max(cfg.StoreWriters+1, pgstore.DefaultAppendConns),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

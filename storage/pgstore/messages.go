@@ -58,7 +58,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []storage.NewMessage) (
 	defer func() { s.appending.exit(time.Now()) }()
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	stmt, err := s.prepared(ctx, appendQuery)
+	stmt, err := s.preparedOn(ctx, s.appendDB, appendQuery)
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: append messages: prepare", err)
 	}

@@ -26,6 +26,7 @@ var _ storage.Store = (*Store)(nil)
 // Defaults for the zero values of Options.
 const (
 	DefaultMaxOpenConns    = 20
+	DefaultAppendConns     = 2
 	DefaultConnMaxLifetime = 30 * time.Minute
 	DefaultConnMaxIdleTime = 5 * time.Minute
 	DefaultConnectTimeout  = 5 * time.Second
@@ -40,6 +41,14 @@ type Options struct {
 	// MaxOpenConns caps the pool's connections. Zero means
 	// DefaultMaxOpenConns (20).
 	MaxOpenConns int
+	// AppendConns are connections of a pool of their own that only
+	// AppendMessages uses (the message path), on top of MaxOpenConns: a
+	// burst of other queries — hundreds of grains loading their
+	// conversations after a cold start, history pages — then never makes a
+	// batch of messages wait for a connection. Zero means DefaultAppendConns
+	// (2: the appender's writer and one more); negative means none (appends
+	// share the pool).
+	AppendConns int
 	// MaxIdleConns caps the idle connections kept open. Zero means
 	// MaxOpenConns.
 	MaxIdleConns int
@@ -87,6 +96,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxOpenConns <= 0 {
 		o.MaxOpenConns = DefaultMaxOpenConns
 	}
+	if o.AppendConns == 0 {
+		o.AppendConns = DefaultAppendConns
+	}
 	if o.MaxIdleConns <= 0 || o.MaxIdleConns > o.MaxOpenConns {
 		o.MaxIdleConns = o.MaxOpenConns
 	}
@@ -113,9 +125,11 @@ func (o Options) withDefaults() Options {
 
 // Store is the PostgreSQL storage.Store. It is safe for concurrent use.
 type Store struct {
-	db     *sqlx.DB
-	logger *slog.Logger
-	opts   Options
+	db *sqlx.DB
+	// appendDB is AppendMessages' pool (Options.AppendConns), db without one.
+	appendDB *sqlx.DB
+	logger   *slog.Logger
+	opts     Options
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sqlx.Stmt // see prepared
@@ -137,13 +151,20 @@ type Store struct {
 // a first prepare runs outside the lock, so that a slow one (the database
 // unreachable) holds up only its own callers.
 func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	return s.preparedOn(ctx, s.db, query)
+}
+
+// preparedOn is prepared on db's connections: the statements are kept by
+// query, so a query must always be prepared on the same pool (appendQuery on
+// appendDB, every other on db).
+func (s *Store) preparedOn(ctx context.Context, db *sqlx.DB, query string) (*sqlx.Stmt, error) {
 	s.stmtMu.Lock()
 	st, ok := s.stmts[query]
 	s.stmtMu.Unlock()
 	if ok {
 		return st, nil
 	}
-	st, err := s.db.PreparexContext(ctx, query)
+	st, err := db.PreparexContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -205,25 +226,42 @@ func Open(ctx context.Context, logger *slog.Logger, dsn string, opts Options) (*
 		return nil, err
 	}
 	s := &Store{db: sqlx.NewDb(db, "postgres"), logger: logger, opts: opts}
+	s.appendDB = s.db
+	if opts.AppendConns > 0 {
+		ao := opts
+		ao.MaxOpenConns, ao.MaxIdleConns = opts.AppendConns, opts.AppendConns
+		adb, _, err := openDB(dsn, ao)
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		s.appendDB = sqlx.NewDb(adb, "postgres")
+	}
+	closeDBs := func() {
+		_ = db.Close()
+		if s.appendDB != s.db {
+			_ = s.appendDB.Close()
+		}
+	}
 
 	if err := s.Ping(ctx); err != nil {
-		_ = db.Close()
+		closeDBs()
 		return nil, err
 	}
 	if !opts.SkipMigrations {
 		if err := migrate(ctx, logger, db); err != nil {
-			_ = db.Close()
+			closeDBs()
 			return nil, err
 		}
 	}
 	if s.id, err = s.readStoreID(ctx); err != nil {
-		_ = db.Close()
+		closeDBs()
 		return nil, err
 	}
 	s.startIndexer()
 	logger.Info("pgstore: opened",
 		"host", cfg.Host, "port", cfg.Port, "database", cfg.Database, "user", cfg.User,
-		"max_open_conns", opts.MaxOpenConns, "migrations", !opts.SkipMigrations, "store_id", s.id,
+		"max_open_conns", opts.MaxOpenConns, "append_conns", max(opts.AppendConns, 0), "migrations", !opts.SkipMigrations, "store_id", s.id,
 		"search_index_interval", opts.SearchIndexInterval, "search_index_max_lag", opts.SearchIndexMaxLag,
 		"webhooks", opts.Webhooks)
 	return s, nil
@@ -313,6 +351,9 @@ func (s *Store) Close() error {
 	}
 	s.stmts = nil
 	s.stmtMu.Unlock()
+	if s.appendDB != s.db {
+		_ = s.appendDB.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return &storage.Error{Code: storage.EINTERNAL, Message: "pgstore: close", Err: err}
 	}

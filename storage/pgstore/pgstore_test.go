@@ -400,6 +400,52 @@ func TestUnavailable_cutDuringAppends(t *testing.T) {
 		successes.Load(), failures.Load(), after, slowest)
 }
 
+// TestAppendsHaveTheirOwnConnections: with every connection of the pool
+// taken (hundreds of grains loading after a cold start), messages are still
+// stored at once, on the appends' own pool; without it (AppendConns < 0) they
+// wait for a connection until the query timeout.
+func TestAppendsHaveTheirOwnConnections(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	for _, tt := range []struct {
+		name        string
+		appendConns int
+		stored      bool
+	}{
+		{"own pool", 1, true},
+		{"shared pool", -1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openStore(t, dsn, pgstore.Options{MaxOpenConns: 2, AppendConns: tt.appendConns, QueryTimeout: time.Second})
+			ctx := t.Context()
+			u, err := s.UpsertUser(ctx, storage.UserInput{ExternalID: "visitor-" + tt.name})
+			if err != nil {
+				t.Fatalf("UpsertUser: %v", err)
+			}
+			c, err := s.EnsureConversation(ctx, u.ID)
+			if err != nil {
+				t.Fatalf("EnsureConversation: %v", err)
+			}
+			for range 2 { // the whole pool, held
+				tx, err := s.DB().BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatalf("begin: %v", err)
+				}
+				t.Cleanup(func() { _ = tx.Rollback() })
+			}
+			res, err := s.AppendMessages(ctx, []storage.NewMessage{{ConversationID: c.ID, SenderID: u.ID, Body: "hello"}})
+			if tt.stored {
+				if err != nil || len(res) != 1 || res[0].Err != nil || res[0].Message.Seq != 1 {
+					t.Fatalf("AppendMessages with the pool taken: %+v, %v; want seq 1 stored", res, err)
+				}
+				return
+			}
+			if code := storage.ErrorCode(err); code != storage.EUNAVAILABLE {
+				t.Fatalf("AppendMessages on a taken shared pool: %+v, %v; want EUNAVAILABLE after the timeout", res, err)
+			}
+		})
+	}
+}
+
 // TestQueryTimeout: a call that waits on a lock longer than QueryTimeout
 // fails with EUNAVAILABLE, and the store stays usable.
 func TestQueryTimeout(t *testing.T) {
