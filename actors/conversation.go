@@ -389,19 +389,16 @@ func (g *conversationGrain) load() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.StoreTimeout)
 	defer cancel()
-	conv, err := g.node.store.Conversation(ctx, g.id)
+	// One read: hundreds of grains activate at once after a cold start,
+	// and each read waits for one of the pool's connections.
+	st, err := g.node.store.ConversationState(ctx, g.id)
 	if err != nil {
 		return err
 	}
-	user, err := g.node.store.User(ctx, conv.UserID)
-	if err != nil {
-		return err
-	}
-	if err := g.loadDesk(ctx, conv); err != nil {
-		return err
-	}
-	if err := g.loadReceipts(ctx); err != nil {
-		return err
+	conv, user := st.Conversation, st.Visitor
+	g.loadDesk(conv, st.Assignee)
+	if r := conv.Receipts; r != nil {
+		g.staffRead, g.visitorRead = max(g.staffRead, r.Staff), max(g.visitorRead, r.Visitor)
 	}
 	g.lastSeq = max(g.lastSeq, conv.LastSeq)
 	g.entry = &chatpb.InboxEntry{

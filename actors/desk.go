@@ -123,20 +123,14 @@ func (g *conversationGrain) inboxEntry(msg *chatpb.ChatMessage) *chatpb.InboxEnt
 	return e
 }
 
-// loadDesk reads the conversation's assignee (the status came with the
-// conversation) on activation.
-func (g *conversationGrain) loadDesk(ctx context.Context, conv storage.Conversation) error {
+// loadDesk takes the conversation's status and assignee, read on
+// activation (Store.ConversationState).
+func (g *conversationGrain) loadDesk(conv storage.Conversation, assignee *storage.User) {
 	g.status = conv.Status
 	g.assignee = nil
-	if conv.AssigneeID == nil {
-		return nil
+	if assignee != nil {
+		g.assignee = &chatpb.DeskUser{Id: assignee.ID, ExternalId: assignee.ExternalID, Name: assignee.Name}
 	}
-	u, err := g.node.store.User(ctx, *conv.AssigneeID)
-	if err != nil {
-		return err
-	}
-	g.assignee = &chatpb.DeskUser{Id: u.ID, ExternalId: u.ExternalID, Name: u.Name}
-	return nil
 }
 
 // recentSender is the sender of a message this activation stored or

@@ -66,6 +66,12 @@ func (p *panicStore) Conversation(ctx context.Context, id int64) (storage.Conver
 	return p.Store.Conversation(ctx, id)
 }
 
+// ConversationState is a grain's load on activation.
+func (p *panicStore) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
+	p.maybePanic("ConversationState")
+	return p.Store.ConversationState(ctx, id)
+}
+
 func (p *panicStore) User(ctx context.Context, id int64) (storage.User, error) {
 	p.maybePanic("User")
 	return p.Store.User(ctx, id)
@@ -177,7 +183,7 @@ func storedTexts(t *testing.T, s storage.Store, conv int64) []string {
 // with internal (no hang, nothing stored) and stops; the next post activates
 // a fresh grain and is stored; every other session is served throughout.
 func TestConversationGrainPanicAnswersInternal(t *testing.T) {
-	for _, method := range []string{"Conversation", "User"} { // the grain's loads on activation
+	for _, method := range []string{"ConversationState"} { // the grain's load on activation
 		t.Run(method, func(t *testing.T) {
 			e, store := newPanicEnv(t)
 			alice, aliceConv := e.visitor(t, "alice")
@@ -248,7 +254,7 @@ func TestConversationGrainPanicOnHubSubscribe(t *testing.T) {
 	if a, _ := e.metrics.get(ConversationKind); a != 0 {
 		t.Fatalf("activations before the post: %d, want 0 (a connected visitor costs none)", a)
 	}
-	store.arm("Conversation", 1)
+	store.arm("ConversationState", 1)
 	e.postAs(e.sessions[0], 0, "three", "c3")
 	// The activation's first load panics: the hub's subscription's (the post
 	// is resent to a fresh activation and acknowledged) or, when the post
@@ -262,8 +268,8 @@ func TestConversationGrainPanicOnHubSubscribe(t *testing.T) {
 	if f["type"] != "ack" || f["seq"] != float64(3) {
 		t.Fatalf("post: %v, want ack seq 3", f)
 	}
-	if n := store.firedCount("Conversation"); n != 1 {
-		t.Fatalf("Store.Conversation panicked %d times, want 1", n)
+	if n := store.firedCount("ConversationState"); n != 1 {
+		t.Fatalf("Store.ConversationState panicked %d times, want 1", n)
 	}
 	// The message is delivered to the session through the new activation.
 	f, _ = sink.waitFrame(t, 0, "message three", func(f map[string]any) bool { return f["type"] == "message" && f["message"] == "three" })

@@ -144,12 +144,3 @@ func (g *conversationGrain) sendReceipt(ctx actor.Context, sub *actor.PID) {
 	}
 }
 
-// loadReceipts reads the conversation's receipts when the grain loads it.
-func (g *conversationGrain) loadReceipts(ctx context.Context) error {
-	r, err := g.node.store.ReadReceipts(ctx, g.id)
-	if err != nil {
-		return err
-	}
-	g.staffRead, g.visitorRead = max(g.staffRead, r.Staff), max(g.visitorRead, r.Visitor)
-	return nil
-}

@@ -136,6 +136,14 @@ type Conversation struct {
 	Receipts *ReadReceipts `db:"-"`
 }
 
+// ConversationState is a conversation with the users its grain shows: see
+// Store.ConversationState.
+type ConversationState struct {
+	Conversation Conversation // Receipts set
+	Visitor      User
+	Assignee     *User // nil when unassigned
+}
+
 // Message is one stored chat message. Seq is 1, 2, 3, … within its
 // conversation: unique and without gaps.
 type Message struct {
@@ -278,6 +286,12 @@ type Store interface {
 
 	// Conversation returns one conversation, ENOTFOUND if there is none.
 	Conversation(ctx context.Context, id int64) (Conversation, error)
+
+	// ConversationState is what a conversation's grain loads when it
+	// activates, in one round trip where the store can: the conversation
+	// (with its Receipts), its visitor and its assignee. ENOTFOUND if there
+	// is no such conversation.
+	ConversationState(ctx context.Context, id int64) (ConversationState, error)
 
 	// Connect is what a connecting user needs: UpsertUser(in), then, for a
 	// visitor (not in.IsAdmin), EnsureConversation of that user; staff get

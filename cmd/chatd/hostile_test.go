@@ -687,6 +687,12 @@ func (p *panickyStore) Conversation(ctx context.Context, id int64) (storage.Conv
 	return p.Store.Conversation(ctx, id)
 }
 
+// ConversationState is a grain's load on activation.
+func (p *panickyStore) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
+	p.maybePanic("ConversationState")
+	return p.Store.ConversationState(ctx, id)
+}
+
 func (p *panickyStore) Messages(ctx context.Context, conv int64, page storage.Page) ([]storage.Message, error) {
 	p.maybePanic("Messages")
 	return p.Store.Messages(ctx, conv, page)
@@ -747,7 +753,7 @@ func TestPanicsReachClientsAsErrors(t *testing.T) {
 	t.Run("grain", func(t *testing.T) {
 		// The staff's post activates Alice's grain, whose load panics: the
 		// post is answered internal, the retry is stored as seq 1.
-		store.arm("Conversation")
+		store.arm("ConversationState")
 		from := len(staff.Frames())
 		send(t, staff, map[string]any{"message": "boom", "conversation_id": aliceConv.ID, "client_msg_id": "g1"})
 		e, _ := waitFrame(t, staff, from, "answer to g1", func(f wsclient.Frame) bool {

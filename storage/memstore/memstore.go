@@ -286,6 +286,27 @@ func (s *Store) Conversation(ctx context.Context, id int64) (storage.Conversatio
 	return c.snapshot(), nil
 }
 
+// ConversationState implements storage.Store.
+func (s *Store) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return storage.ConversationState{}, err
+	}
+	c, ok := s.convs[id]
+	if !ok {
+		return storage.ConversationState{}, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", id)
+	}
+	out := storage.ConversationState{Conversation: c.snapshot(), Visitor: s.users[c.UserID]}
+	r := s.receipts[id]
+	out.Conversation.Receipts = &r
+	if a := c.AssigneeID; a != nil {
+		u := s.users[*a]
+		out.Assignee = &u
+	}
+	return out, nil
+}
+
 // snapshot returns a copy of the conversation that shares no memory with it.
 func (c *conversation) snapshot() storage.Conversation {
 	out := c.Conversation

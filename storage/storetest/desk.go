@@ -31,6 +31,7 @@ func deskTests() []struct {
 		{"Desk/Events", testDeskEvents},
 		{"Desk/ReadMarks", testDeskReadMarks},
 		{"Desk/ReadReceipts", testDeskReadReceipts},
+		{"Desk/ConversationState", testDeskConversationState},
 		{"Presence/LastSeen", testPresenceLastSeen},
 		{"Presence/VisitorPages", testPresenceVisitorPages},
 		{"Desk/Notes", testDeskNotes},
@@ -564,6 +565,54 @@ func testDeskReadReceipts(t *testing.T, s storage.Store) {
 	if got, err := s.ReadReceipts(t.Context(), c.ID+1000); err != nil || got != (storage.ReadReceipts{}) {
 		t.Fatalf("ReadReceipts of an unknown conversation = %+v, %v", got, err)
 	}
+}
+
+// testDeskConversationState: a grain's one read has the conversation as
+// Conversation reads it, with its receipts, its visitor and its assignee.
+func testDeskConversationState(t *testing.T, s storage.Store) {
+	d := newDesk(t, s, 2)
+	c := d.convs[0]
+	visitor := d.owner[c.ID]
+	appendN(t, s, d.world, c, 3)
+	check := func(assignee *storage.User, receipts storage.ReadReceipts) {
+		t.Helper()
+		got, err := s.ConversationState(t.Context(), c.ID)
+		if err != nil {
+			t.Fatalf("ConversationState(%d): %v", c.ID, err)
+		}
+		want, err := s.Conversation(t.Context(), c.ID)
+		if err != nil {
+			t.Fatalf("Conversation(%d): %v", c.ID, err)
+		}
+		if dc := diffConversation(got.Conversation, want); dc != "" || got.Conversation.LastSeq != 3 {
+			t.Fatalf("conversation: %s (last seq %d, want 3)", dc, got.Conversation.LastSeq)
+		}
+		if r := got.Conversation.Receipts; r == nil || *r != receipts {
+			t.Fatalf("receipts %+v, want %+v", r, receipts)
+		}
+		if du := diffUser(got.Visitor, visitor); du != "" {
+			t.Fatalf("visitor: %s", du)
+		}
+		switch {
+		case assignee == nil && got.Assignee != nil:
+			t.Fatalf("assignee %+v, want none", got.Assignee)
+		case assignee != nil && (got.Assignee == nil || diffUser(*got.Assignee, *assignee) != ""):
+			t.Fatalf("assignee %+v, want %+v", got.Assignee, assignee)
+		}
+	}
+	check(nil, storage.ReadReceipts{})
+	d.change(c, storage.Change{Assignee: ptr(d.bob.ID), ActorID: d.ann.ID})
+	for _, m := range []struct {
+		u   storage.User
+		seq int64
+	}{{d.ann, 2}, {visitor, 3}} {
+		if _, err := s.MarkRead(t.Context(), m.u.ID, c.ID, m.seq); err != nil {
+			t.Fatalf("MarkRead: %v", err)
+		}
+	}
+	check(&d.bob, storage.ReadReceipts{Staff: 2, Visitor: 3})
+	_, err := s.ConversationState(t.Context(), d.convs[1].ID+1000)
+	wantCode(t, err, storage.ENOTFOUND)
 }
 
 // testDeskUnread: unread counts the messages after the viewer's mark that
