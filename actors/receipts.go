@@ -143,4 +143,3 @@ func (g *conversationGrain) sendReceipt(ctx actor.Context, sub *actor.PID) {
 		ctx.Send(sub, g.receiptDelivery(byStaff))
 	}
 }
-

@@ -127,8 +127,8 @@ type session struct {
 
 func newSession(n *Node, cfg SessionConfig) *session {
 	return &session{
-		node:    n,
-		cfg:     cfg,
+		node:   n,
+		cfg:    cfg,
 		cursor: make(map[int64]int64, 1),
 		inbox:  grainRef{key: inboxKey{}, identity: inboxIdentity, kind: InboxKind},
 	}
