@@ -389,9 +389,9 @@ func (g *conversationGrain) load() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.node.cfg.StoreTimeout)
 	defer cancel()
-	// One read: hundreds of grains activate at once after a cold start,
-	// and each read waits for one of the pool's connections.
-	st, err := g.node.store.ConversationState(ctx, g.id)
+	// One read, grouped with the other grains' (batch.Loader): hundreds of
+	// grains activate at once after a cold start.
+	st, err := g.node.loader.Load(ctx, g.id)
 	if err != nil {
 		return err
 	}
@@ -432,7 +432,9 @@ func (g *conversationGrain) flush(ctx actor.Context) {
 	// fails then is retried like a failed batch (a cold grain is the usual
 	// case after a quiet spell: it must ride out a short outage too).
 	if err := g.load(); err != nil {
-		if storage.ErrorCode(err) == storage.ENOTFOUND {
+		if code := storage.ErrorCode(err); code == storage.ENOTFOUND || code == storage.EINTERNAL {
+			// No such conversation, or a bug in the load: this
+			// activation ends (the next post activates a fresh one).
 			for _, pp := range g.queued {
 				g.failPost(ctx, pp, err)
 			}

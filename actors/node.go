@@ -198,10 +198,12 @@ func (noMetrics) GrainMoved()            {}
 // Node is one member of the grainchat cluster: an actor system with the
 // conversation and inbox grain kinds and this process's session actors.
 type Node struct {
-	logger     *slog.Logger
-	cfg        Config
-	store      storage.Store
-	appender   *batch.Appender
+	logger   *slog.Logger
+	cfg      Config
+	store    storage.Store
+	appender *batch.Appender
+	// loader groups the conversation grains' loads (see load).
+	loader     *batch.Loader
 	dispatcher *workerDispatcher
 	metrics    Metrics
 	system     *actor.ActorSystem
@@ -264,7 +266,7 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 		metrics = noMetrics{}
 	}
 	n := &Node{logger: logger, cfg: cfg, store: store, appender: appender, metrics: metrics,
-		grains: make(map[pidKey]activation)}
+		grains: make(map[pidKey]activation), loader: batch.NewLoader(logger.With("component", "loader"), store, cfg.StoreTimeout)}
 	// protoactor is chatty at info: its records get their own threshold.
 	actorLogger := slog.New(minLevel{logger.With("component", "protoactor").Handler(), cfg.RuntimeLogLevel})
 	n.system = actor.NewActorSystemWithConfig(actor.Configure(
@@ -399,6 +401,7 @@ func (n *Node) leave(ctx context.Context, done chan struct{}) {
 		// gone); the leave is done already.
 		n.cluster.Shutdown(false)
 		n.dispatcher.Close()
+		n.loader.Close()
 	}
 }
 

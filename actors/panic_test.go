@@ -66,10 +66,11 @@ func (p *panicStore) Conversation(ctx context.Context, id int64) (storage.Conver
 	return p.Store.Conversation(ctx, id)
 }
 
-// ConversationState is a grain's load on activation.
-func (p *panicStore) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
+// ConversationStates is a grain's load on activation (batch.Loader): its
+// panic fails the load with internal.
+func (p *panicStore) ConversationStates(ctx context.Context, ids []int64) ([]storage.ConversationState, error) {
 	p.maybePanic("ConversationState")
-	return p.Store.ConversationState(ctx, id)
+	return p.Store.ConversationStates(ctx, ids)
 }
 
 func (p *panicStore) User(ctx context.Context, id int64) (storage.User, error) {

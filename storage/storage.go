@@ -136,6 +136,9 @@ type Conversation struct {
 	Receipts *ReadReceipts `db:"-"`
 }
 
+// MaxStateBatch bounds the ids of one Store.ConversationStates call.
+const MaxStateBatch = 500
+
 // ConversationState is a conversation with the users its grain shows: see
 // Store.ConversationState.
 type ConversationState struct {
@@ -292,6 +295,12 @@ type Store interface {
 	// (with its Receipts), its visitor and its assignee. ENOTFOUND if there
 	// is no such conversation.
 	ConversationState(ctx context.Context, id int64) (ConversationState, error)
+
+	// ConversationStates is ConversationState for many conversations in one
+	// round trip (grains activating together after a cold start): the
+	// states of the ids that exist, in no particular order; an unknown id is
+	// left out. At most MaxStateBatch ids.
+	ConversationStates(ctx context.Context, ids []int64) ([]ConversationState, error)
 
 	// Connect is what a connecting user needs: UpsertUser(in), then, for a
 	// visitor (not in.IsAdmin), EnsureConversation of that user; staff get

@@ -687,10 +687,11 @@ func (p *panickyStore) Conversation(ctx context.Context, id int64) (storage.Conv
 	return p.Store.Conversation(ctx, id)
 }
 
-// ConversationState is a grain's load on activation.
-func (p *panickyStore) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
+// ConversationStates is a grain's load on activation (batch.Loader): its
+// panic fails the load with internal.
+func (p *panickyStore) ConversationStates(ctx context.Context, ids []int64) ([]storage.ConversationState, error) {
 	p.maybePanic("ConversationState")
-	return p.Store.ConversationState(ctx, id)
+	return p.Store.ConversationStates(ctx, ids)
 }
 
 func (p *panickyStore) Messages(ctx context.Context, conv int64, page storage.Page) ([]storage.Message, error) {

@@ -307,6 +307,25 @@ func (s *Store) ConversationState(ctx context.Context, id int64) (storage.Conver
 	return out, nil
 }
 
+// ConversationStates implements storage.Store.
+func (s *Store) ConversationStates(ctx context.Context, ids []int64) ([]storage.ConversationState, error) {
+	if len(ids) > storage.MaxStateBatch {
+		return nil, storage.Errorf(storage.EINVALID, "%d conversations asked at once, at most %d", len(ids), storage.MaxStateBatch)
+	}
+	var out []storage.ConversationState
+	for _, id := range ids {
+		st, err := s.ConversationState(ctx, id)
+		switch {
+		case storage.ErrorCode(err) == storage.ENOTFOUND:
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
 // snapshot returns a copy of the conversation that shares no memory with it.
 func (c *conversation) snapshot() storage.Conversation {
 	out := c.Conversation

@@ -12,25 +12,23 @@ import (
 
 const conversationColumns = `id, user_id, last_seq, last_message_at, created_at, status, assignee_id`
 
-// conversationStateQuery reads a conversation with its receipts, visitor
-// and assignee.
-const conversationStateQuery = `SELECT c.id, c.user_id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id,
+// conversationStateColumns are a conversation's, its receipts', its
+// visitor's and its assignee's (scanState reads them).
+const conversationStateColumns = `c.id, c.user_id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id,
 	COALESCE(r.staff_seq, 0), COALESCE(r.visitor_seq, 0),
 	u.id, u.external_id, u.name, u.is_admin, u.created_at, COALESCE(u.email, ''), COALESCE(u.context, ''), COALESCE(u.merged_into, 0),
 	a.id, a.external_id, a.name, a.is_admin, a.created_at, COALESCE(a.email, ''), COALESCE(a.context, ''), COALESCE(a.merged_into, 0)
 	FROM conversations c JOIN users u ON u.id = c.user_id
 	LEFT JOIN users a ON a.id = c.assignee_id
-	LEFT JOIN read_receipts r ON r.conversation_id = c.id
-	WHERE c.id = $1`
+	LEFT JOIN read_receipts r ON r.conversation_id = c.id`
 
-// ConversationState implements storage.Store with one prepared read.
-func (s *Store) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	st, err := s.prepared(ctx, conversationStateQuery)
-	if err != nil {
-		return storage.ConversationState{}, dbError(ctx, "pgstore: conversation state: prepare", err)
-	}
+const (
+	conversationStateQuery  = `SELECT ` + conversationStateColumns + ` WHERE c.id = $1`
+	conversationStatesQuery = `SELECT ` + conversationStateColumns + ` WHERE c.id = ANY($1)`
+)
+
+// scanState reads one row of conversationStateColumns.
+func scanState(scan func(dest ...any) error) (storage.ConversationState, error) {
 	var (
 		out      storage.ConversationState
 		c        = &out.Conversation
@@ -41,24 +39,72 @@ func (s *Store) ConversationState(ctx context.Context, id int64) (storage.Conver
 		aName    sql.NullString
 		aAdmin   sql.NullBool
 		aCreated sql.NullTime
-		aEmail   string
-		aContext string
-		aMerged  int64
+		aEmail   sql.NullString
+		aContext sql.NullString
+		aMerged  sql.NullInt64
 	)
-	err = st.QueryRowContext(ctx, id).Scan(&c.ID, &c.UserID, &c.LastSeq, &c.LastMessageAt, &c.CreatedAt, &c.Status, &c.AssigneeID,
+	err := scan(&c.ID, &c.UserID, &c.LastSeq, &c.LastMessageAt, &c.CreatedAt, &c.Status, &c.AssigneeID,
 		&receipts.Staff, &receipts.Visitor,
 		&v.ID, &v.ExternalID, &v.Name, &v.IsAdmin, &v.CreatedAt, &v.Email, &v.Context, &v.MergedInto,
 		&aID, &aExt, &aName, &aAdmin, &aCreated, &aEmail, &aContext, &aMerged)
+	if err != nil {
+		return storage.ConversationState{}, err
+	}
+	c.Receipts = &receipts
+	if aID.Valid {
+		out.Assignee = &storage.User{ID: aID.Int64, ExternalID: aExt.String, Name: aName.String, IsAdmin: aAdmin.Bool,
+			CreatedAt: aCreated.Time, Email: aEmail.String, Context: aContext.String, MergedInto: aMerged.Int64}
+	}
+	return out, nil
+}
+
+// ConversationState implements storage.Store with one prepared read.
+func (s *Store) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := s.prepared(ctx, conversationStateQuery)
+	if err != nil {
+		return storage.ConversationState{}, dbError(ctx, "pgstore: conversation state: prepare", err)
+	}
+	out, err := scanState(st.QueryRowContext(ctx, id).Scan)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return storage.ConversationState{}, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", id)
 	case err != nil:
 		return storage.ConversationState{}, dbError(ctx, "pgstore: conversation state", s.checkPrepared(conversationStateQuery, err))
 	}
-	c.Receipts = &receipts
-	if aID.Valid {
-		out.Assignee = &storage.User{ID: aID.Int64, ExternalID: aExt.String, Name: aName.String, IsAdmin: aAdmin.Bool,
-			CreatedAt: aCreated.Time, Email: aEmail, Context: aContext, MergedInto: aMerged}
+	return out, nil
+}
+
+// ConversationStates implements storage.Store with one prepared read.
+func (s *Store) ConversationStates(ctx context.Context, ids []int64) ([]storage.ConversationState, error) {
+	if len(ids) > storage.MaxStateBatch {
+		return nil, storage.Errorf(storage.EINVALID, "%d conversations asked at once, at most %d", len(ids), storage.MaxStateBatch)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := s.prepared(ctx, conversationStatesQuery)
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: conversation states: prepare", err)
+	}
+	rows, err := st.QueryContext(ctx, pq.Int64Array(ids))
+	if err != nil {
+		return nil, dbError(ctx, "pgstore: conversation states", s.checkPrepared(conversationStatesQuery, err))
+	}
+	defer rows.Close()
+	out := make([]storage.ConversationState, 0, len(ids))
+	for rows.Next() {
+		cs, err := scanState(rows.Scan)
+		if err != nil {
+			return nil, dbError(ctx, "pgstore: conversation states: scan", err)
+		}
+		out = append(out, cs)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(ctx, "pgstore: conversation states", err)
 	}
 	return out, nil
 }

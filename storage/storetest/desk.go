@@ -613,6 +613,29 @@ func testDeskConversationState(t *testing.T, s storage.Store) {
 	check(&d.bob, storage.ReadReceipts{Staff: 2, Visitor: 3})
 	_, err := s.ConversationState(t.Context(), d.convs[1].ID+1000)
 	wantCode(t, err, storage.ENOTFOUND)
+
+	// Many at once: the same states; an unknown id is left out.
+	other := d.convs[1]
+	states, err := s.ConversationStates(t.Context(), []int64{other.ID, other.ID + 1000, c.ID})
+	if err != nil || len(states) != 2 {
+		t.Fatalf("ConversationStates = %d states, %v; want 2", len(states), err)
+	}
+	for _, got := range states {
+		want, err := s.ConversationState(t.Context(), got.Conversation.ID)
+		if err != nil {
+			t.Fatalf("ConversationState(%d): %v", got.Conversation.ID, err)
+		}
+		if dc, du := diffConversation(got.Conversation, want.Conversation), diffUser(got.Visitor, want.Visitor); dc != "" || du != "" ||
+			*got.Conversation.Receipts != *want.Conversation.Receipts || (got.Assignee == nil) != (want.Assignee == nil) ||
+			got.Assignee != nil && diffUser(*got.Assignee, *want.Assignee) != "" {
+			t.Fatalf("ConversationStates' %d differs from ConversationState's: %s %s", got.Conversation.ID, dc, du)
+		}
+	}
+	if states, err := s.ConversationStates(t.Context(), nil); err != nil || len(states) != 0 {
+		t.Fatalf("ConversationStates(none) = %v, %v", states, err)
+	}
+	_, err = s.ConversationStates(t.Context(), make([]int64, storage.MaxStateBatch+1))
+	wantCode(t, err, storage.EINVALID)
 }
 
 // testDeskUnread: unread counts the messages after the viewer's mark that
