@@ -366,8 +366,12 @@ func TestWebhookLock(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("lock after release: %v %v", ok, err)
 	}
-	// Kill b's lock sessions: Lost closes, and a takes the endpoints.
-	if _, err := a.DB().ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()`); err != nil {
+	// Kill b's lock sessions: Lost closes, and a takes the endpoints. Only
+	// this database's: every advisory lock of the server once included the
+	// migration locks of tests running beside this one (another package's,
+	// another run's), whose migrations then failed with "bad connection".
+	if _, err := a.DB().ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range []storage.Lock{la2, lb} {
