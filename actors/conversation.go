@@ -678,8 +678,8 @@ func (g *conversationGrain) subscribe(ctx actor.Context, msg *chatpb.Subscribe) 
 	if err := g.load(); err != nil {
 		code := codeFromStorage(err)
 		reply(ctx, &chatpb.Subscribed{ConversationId: g.id, ErrorCode: code, ErrorMessage: messageForCode(code)})
-		if storage.ErrorCode(err) == storage.ENOTFOUND {
-			ctx.Stop(ctx.Self())
+		if c := storage.ErrorCode(err); c == storage.ENOTFOUND || c == storage.EINTERNAL {
+			ctx.Stop(ctx.Self()) // no such conversation, or a bug in the load: as in flush
 		}
 		return
 	}
