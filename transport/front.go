@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -109,6 +110,14 @@ var frontReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4
 // serveConn reads the start of c's first request and serves it as a
 // handshake, or hands c to the HTTP server.
 func (f *Front) serveConn(c net.Conn) {
+	defer func() {
+		// As net/http does for its handlers: a bug in one handshake closes
+		// that connection, not the server.
+		if r := recover(); r != nil {
+			f.logger.Error("handshake panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			_ = c.Close()
+		}
+	}()
 	_ = c.SetReadDeadline(time.Now().Add(f.cfg.ReadHeaderTimeout))
 	limit := &io.LimitedReader{R: c, N: int64(f.cfg.MaxHeaderBytes) + 4096} // as net/http's
 	br := frontReaders.Get().(*bufio.Reader)

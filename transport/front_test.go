@@ -34,6 +34,9 @@ func newFrontFixture(t *testing.T, maxHeader int) *frontFixture {
 	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fx.ws.Add(1)
 		fx.remote.Store(r.RemoteAddr)
+		if r.URL.Path == "/ws/chat/panic" {
+			panic("injected")
+		}
 		if r.URL.Path == "/ws/chat/refuse" {
 			w.Header().Set("Retry-After", "7")
 			http.Error(w, "server busy", http.StatusServiceUnavailable)
@@ -178,6 +181,26 @@ func TestFront_refusals(t *testing.T) {
 	}
 	if web := fx.web.Load(); web != 0 {
 		t.Fatalf("the HTTP server served %d of these", web)
+	}
+}
+
+// TestFront_survivesAPanickingHandler: a handshake whose handler panics
+// loses its connection; the server goes on serving.
+func TestFront_survivesAPanickingHandler(t *testing.T) {
+	fx := newFrontFixture(t, 0)
+	c, br := fx.dial(t)
+	if _, err := io.WriteString(c, "GET /ws/chat/panic HTTP/1.1\r\nHost: chat\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the panicking handshake's connection still answers")
+	}
+	h, hbr := fx.dial(t)
+	if _, err := io.WriteString(h, "GET /ws/chat/ HTTP/1.1\r\nHost: chat\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(hbr, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("the next handshake: %v, %v", resp, err)
 	}
 }
 
