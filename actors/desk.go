@@ -124,7 +124,7 @@ func (g *conversationGrain) inboxEntry(msg *chatpb.ChatMessage) *chatpb.InboxEnt
 }
 
 // loadDesk takes the conversation's status and assignee, read on
-// activation (Store.ConversationState).
+// activation (batch.Loader, Store.ConversationStates).
 func (g *conversationGrain) loadDesk(conv storage.Conversation, assignee *storage.User) {
 	g.status = conv.Status
 	g.assignee = nil

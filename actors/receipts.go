@@ -6,8 +6,9 @@
 // visitor's sessions, the visitor's to the staff sessions that opened the
 // conversation. A grain gives its current receipts to each hub and staff
 // session that subscribes, and a visitor's session gets them from the store
-// when it connects (read with the user by Store.Connect, or by the session), so a receipt also reaches whoever was not connected, or
-// subscribed to another activation, when it moved.
+// when it connects (read with the user by Store.Connect, or by the session),
+// so a receipt also reaches whoever was not connected, or subscribed to
+// another activation, when it moved.
 
 package actors
 

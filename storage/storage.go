@@ -130,9 +130,10 @@ type Conversation struct {
 	Status string `db:"status"`
 	// AssigneeID is the assigned staff user's id, nil when unassigned.
 	AssigneeID *int64 `db:"assignee_id"`
-	// Receipts are the conversation's read receipts as Store.Connect read
-	// them with it (one read for a returning visitor's handshake); nil from
-	// every other method (Desk.ReadReceipts reads them).
+	// Receipts are the conversation's read receipts as Store.Connect and
+	// Store.ConversationStates read them with it (one read for a returning
+	// visitor's handshake, one for a grain's load); nil from every other
+	// method (Desk.ReadReceipts reads them).
 	Receipts *ReadReceipts `db:"-"`
 }
 
@@ -140,7 +141,7 @@ type Conversation struct {
 const MaxStateBatch = 500
 
 // ConversationState is a conversation with the users its grain shows: see
-// Store.ConversationState.
+// Store.ConversationStates.
 type ConversationState struct {
 	Conversation Conversation // Receipts set
 	Visitor      User
@@ -290,16 +291,12 @@ type Store interface {
 	// Conversation returns one conversation, ENOTFOUND if there is none.
 	Conversation(ctx context.Context, id int64) (Conversation, error)
 
-	// ConversationState is what a conversation's grain loads when it
-	// activates, in one round trip where the store can: the conversation
-	// (with its Receipts), its visitor and its assignee. ENOTFOUND if there
-	// is no such conversation.
-	ConversationState(ctx context.Context, id int64) (ConversationState, error)
-
-	// ConversationStates is ConversationState for many conversations in one
-	// round trip (grains activating together after a cold start): the
-	// states of the ids that exist, in no particular order; an unknown id is
-	// left out. At most MaxStateBatch ids.
+	// ConversationStates is what conversations' grains load when they
+	// activate, for many at once in one round trip where the store can
+	// (grains activating together after a cold start; see batch.Loader):
+	// each conversation (with its Receipts), its visitor and its assignee,
+	// for the ids that exist, in no particular order; an unknown id is left
+	// out. At most MaxStateBatch ids.
 	ConversationStates(ctx context.Context, ids []int64) ([]ConversationState, error)
 
 	// Connect is what a connecting user needs: UpsertUser(in), then, for a

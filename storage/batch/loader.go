@@ -49,7 +49,7 @@ func NewLoader(logger *slog.Logger, store storage.Store, timeout time.Duration) 
 	return l
 }
 
-// Load returns conversation id's state (storage.Store.ConversationState),
+// Load returns conversation id's state (storage.Store.ConversationStates),
 // read together with the other loads waiting. ENOTFOUND for an unknown
 // conversation; ErrClosed after Close.
 func (l *Loader) Load(ctx context.Context, id int64) (storage.ConversationState, error) {

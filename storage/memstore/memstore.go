@@ -286,42 +286,30 @@ func (s *Store) Conversation(ctx context.Context, id int64) (storage.Conversatio
 	return c.snapshot(), nil
 }
 
-// ConversationState implements storage.Store.
-func (s *Store) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.checkOpen(ctx); err != nil {
-		return storage.ConversationState{}, err
-	}
-	c, ok := s.convs[id]
-	if !ok {
-		return storage.ConversationState{}, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", id)
-	}
-	out := storage.ConversationState{Conversation: c.snapshot(), Visitor: s.users[c.UserID]}
-	r := s.receipts[id]
-	out.Conversation.Receipts = &r
-	if a := c.AssigneeID; a != nil {
-		u := s.users[*a]
-		out.Assignee = &u
-	}
-	return out, nil
-}
-
 // ConversationStates implements storage.Store.
 func (s *Store) ConversationStates(ctx context.Context, ids []int64) ([]storage.ConversationState, error) {
 	if len(ids) > storage.MaxStateBatch {
 		return nil, storage.Errorf(storage.EINVALID, "%d conversations asked at once, at most %d", len(ids), storage.MaxStateBatch)
 	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
 	var out []storage.ConversationState
 	for _, id := range ids {
-		st, err := s.ConversationState(ctx, id)
-		switch {
-		case storage.ErrorCode(err) == storage.ENOTFOUND:
-		case err != nil:
-			return nil, err
-		default:
-			out = append(out, st)
+		c, ok := s.convs[id]
+		if !ok {
+			continue
 		}
+		st := storage.ConversationState{Conversation: c.snapshot(), Visitor: s.users[c.UserID]}
+		r := s.receipts[id]
+		st.Conversation.Receipts = &r
+		if a := c.AssigneeID; a != nil {
+			u := s.users[*a]
+			st.Assignee = &u
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }

@@ -22,10 +22,7 @@ const conversationStateColumns = `c.id, c.user_id, c.last_seq, c.last_message_at
 	LEFT JOIN users a ON a.id = c.assignee_id
 	LEFT JOIN read_receipts r ON r.conversation_id = c.id`
 
-const (
-	conversationStateQuery  = `SELECT ` + conversationStateColumns + ` WHERE c.id = $1`
-	conversationStatesQuery = `SELECT ` + conversationStateColumns + ` WHERE c.id = ANY($1)`
-)
+const conversationStatesQuery = `SELECT ` + conversationStateColumns + ` WHERE c.id = ANY($1)`
 
 // scanState reads one row of conversationStateColumns.
 func scanState(scan func(dest ...any) error) (storage.ConversationState, error) {
@@ -54,24 +51,6 @@ func scanState(scan func(dest ...any) error) (storage.ConversationState, error) 
 	if aID.Valid {
 		out.Assignee = &storage.User{ID: aID.Int64, ExternalID: aExt.String, Name: aName.String, IsAdmin: aAdmin.Bool,
 			CreatedAt: aCreated.Time, Email: aEmail.String, Context: aContext.String, MergedInto: aMerged.Int64}
-	}
-	return out, nil
-}
-
-// ConversationState implements storage.Store with one prepared read.
-func (s *Store) ConversationState(ctx context.Context, id int64) (storage.ConversationState, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	st, err := s.prepared(ctx, conversationStateQuery)
-	if err != nil {
-		return storage.ConversationState{}, dbError(ctx, "pgstore: conversation state: prepare", err)
-	}
-	out, err := scanState(st.QueryRowContext(ctx, id).Scan)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return storage.ConversationState{}, storage.Errorf(storage.ENOTFOUND, "conversation %d not found", id)
-	case err != nil:
-		return storage.ConversationState{}, dbError(ctx, "pgstore: conversation state", s.checkPrepared(conversationStateQuery, err))
 	}
 	return out, nil
 }

@@ -567,30 +567,27 @@ func testDeskReadReceipts(t *testing.T, s storage.Store) {
 	}
 }
 
-// testDeskConversationState: a grain's one read has the conversation as
-// Conversation reads it, with its receipts, its visitor and its assignee.
+// testDeskConversationState: a grain's read has the conversation as
+// Conversation reads it, with its receipts, its visitor and its assignee;
+// many are read at once, an unknown id left out.
 func testDeskConversationState(t *testing.T, s storage.Store) {
 	d := newDesk(t, s, 2)
-	c := d.convs[0]
-	visitor := d.owner[c.ID]
+	c, other := d.convs[0], d.convs[1]
 	appendN(t, s, d.world, c, 3)
-	check := func(assignee *storage.User, receipts storage.ReadReceipts) {
+	// check asserts got is conv's state: lastSeq, its assignee and receipts.
+	check := func(got storage.ConversationState, conv storage.Conversation, lastSeq int64, assignee *storage.User, receipts storage.ReadReceipts) {
 		t.Helper()
-		got, err := s.ConversationState(t.Context(), c.ID)
+		want, err := s.Conversation(t.Context(), conv.ID)
 		if err != nil {
-			t.Fatalf("ConversationState(%d): %v", c.ID, err)
+			t.Fatalf("Conversation(%d): %v", conv.ID, err)
 		}
-		want, err := s.Conversation(t.Context(), c.ID)
-		if err != nil {
-			t.Fatalf("Conversation(%d): %v", c.ID, err)
-		}
-		if dc := diffConversation(got.Conversation, want); dc != "" || got.Conversation.LastSeq != 3 {
-			t.Fatalf("conversation: %s (last seq %d, want 3)", dc, got.Conversation.LastSeq)
+		if dc := diffConversation(got.Conversation, want); dc != "" || got.Conversation.LastSeq != lastSeq {
+			t.Fatalf("conversation: %s (last seq %d, want %d)", dc, got.Conversation.LastSeq, lastSeq)
 		}
 		if r := got.Conversation.Receipts; r == nil || *r != receipts {
 			t.Fatalf("receipts %+v, want %+v", r, receipts)
 		}
-		if du := diffUser(got.Visitor, visitor); du != "" {
+		if du := diffUser(got.Visitor, d.owner[conv.ID]); du != "" {
 			t.Fatalf("visitor: %s", du)
 		}
 		switch {
@@ -600,8 +597,29 @@ func testDeskConversationState(t *testing.T, s storage.Store) {
 			t.Fatalf("assignee %+v, want %+v", got.Assignee, assignee)
 		}
 	}
-	check(nil, storage.ReadReceipts{})
+	read := func(ids ...int64) map[int64]storage.ConversationState {
+		t.Helper()
+		states, err := s.ConversationStates(t.Context(), ids)
+		if err != nil {
+			t.Fatalf("ConversationStates(%v): %v", ids, err)
+		}
+		out := map[int64]storage.ConversationState{}
+		for _, st := range states {
+			if _, dup := out[st.Conversation.ID]; dup {
+				t.Fatalf("ConversationStates(%v) gave conversation %d twice", ids, st.Conversation.ID)
+			}
+			out[st.Conversation.ID] = st
+		}
+		return out
+	}
+	one := read(c.ID)
+	if len(one) != 1 {
+		t.Fatalf("ConversationStates(%d) = %d states, want 1", c.ID, len(one))
+	}
+	check(one[c.ID], c, 3, nil, storage.ReadReceipts{})
+
 	d.change(c, storage.Change{Assignee: ptr(d.bob.ID), ActorID: d.ann.ID})
+	visitor := d.owner[c.ID]
 	for _, m := range []struct {
 		u   storage.User
 		seq int64
@@ -610,31 +628,20 @@ func testDeskConversationState(t *testing.T, s storage.Store) {
 			t.Fatalf("MarkRead: %v", err)
 		}
 	}
-	check(&d.bob, storage.ReadReceipts{Staff: 2, Visitor: 3})
-	_, err := s.ConversationState(t.Context(), d.convs[1].ID+1000)
-	wantCode(t, err, storage.ENOTFOUND)
-
-	// Many at once: the same states; an unknown id is left out.
-	other := d.convs[1]
-	states, err := s.ConversationStates(t.Context(), []int64{other.ID, other.ID + 1000, c.ID})
-	if err != nil || len(states) != 2 {
-		t.Fatalf("ConversationStates = %d states, %v; want 2", len(states), err)
+	// Many at once, an unknown id among them: left out.
+	many := read(other.ID, other.ID+1000, c.ID)
+	if len(many) != 2 {
+		t.Fatalf("ConversationStates = %d states, want 2 (the unknown id left out)", len(many))
 	}
-	for _, got := range states {
-		want, err := s.ConversationState(t.Context(), got.Conversation.ID)
-		if err != nil {
-			t.Fatalf("ConversationState(%d): %v", got.Conversation.ID, err)
-		}
-		if dc, du := diffConversation(got.Conversation, want.Conversation), diffUser(got.Visitor, want.Visitor); dc != "" || du != "" ||
-			*got.Conversation.Receipts != *want.Conversation.Receipts || (got.Assignee == nil) != (want.Assignee == nil) ||
-			got.Assignee != nil && diffUser(*got.Assignee, *want.Assignee) != "" {
-			t.Fatalf("ConversationStates' %d differs from ConversationState's: %s %s", got.Conversation.ID, dc, du)
-		}
+	check(many[c.ID], c, 3, &d.bob, storage.ReadReceipts{Staff: 2, Visitor: 3})
+	check(many[other.ID], other, 0, nil, storage.ReadReceipts{})
+	if unknown := read(other.ID + 1000); len(unknown) != 0 {
+		t.Fatalf("ConversationStates of an unknown id = %+v, want none", unknown)
 	}
-	if states, err := s.ConversationStates(t.Context(), nil); err != nil || len(states) != 0 {
-		t.Fatalf("ConversationStates(none) = %v, %v", states, err)
+	if none := read(); len(none) != 0 {
+		t.Fatalf("ConversationStates(none) = %+v", none)
 	}
-	_, err = s.ConversationStates(t.Context(), make([]int64, storage.MaxStateBatch+1))
+	_, err := s.ConversationStates(t.Context(), make([]int64, storage.MaxStateBatch+1))
 	wantCode(t, err, storage.EINVALID)
 }
 
