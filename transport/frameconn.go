@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -48,6 +49,10 @@ var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, frameBufferS
 // handshake response starts with 'H'.
 const closeFrameByte = 0x88
 
+// switchingProtocols starts the only response frameConn holds: a refused
+// upgrade's 400 goes out at once (gws closes the connection right after).
+var switchingProtocols = []byte("HTTP/1.1 101 ")
+
 // Write is gws's path to the network.
 func (c *frameConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -55,7 +60,7 @@ func (c *frameConn) Write(p []byte) (int, error) {
 	if c.broken {
 		return 0, errBroken
 	}
-	if c.hold && c.held == nil && len(p) > 0 && p[0] == 'H' {
+	if c.hold && c.held == nil && bytes.HasPrefix(p, switchingProtocols) {
 		c.held = append([]byte(nil), p...) // the handshake response
 		return len(p), nil
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lxzan/gws"
 )
@@ -304,5 +305,25 @@ func TestHeldHandshakeResponseGoesFirst(t *testing.T) {
 				t.Errorf("%d writes, want %d", counted.writes, want)
 			}
 		})
+	}
+}
+
+// TestRefusedUpgradeIsNotHeld: gws's answer to an upgrade it refuses (a 400,
+// then it closes the connection) goes out at once even while holding.
+func TestRefusedUpgradeIsNotHeld(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	counted := &countingConn{Conn: server}
+	fc := &frameConn{Conn: counted, hold: true}
+	const refusal = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+	done := make(chan error, 1)
+	go func() { _, err := fc.Write([]byte(refusal)); done <- err }()
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second)) // a held refusal never comes
+	got := make([]byte, len(refusal))
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != refusal {
+		t.Fatalf("read %q, %v; want the refusal at once", got, err)
+	}
+	if err := <-done; err != nil || counted.writes != 1 {
+		t.Fatalf("write: %v, %d writes; want 1", err, counted.writes)
 	}
 }
