@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/grainchat/grainchat/storage"
@@ -36,56 +37,54 @@ func (g *stateGate) ConversationStates(ctx context.Context, ids []int64) ([]stor
 	return g.Store.ConversationStates(ctx, ids)
 }
 
-// TestLoaderGroupsConcurrentLoads: 200 grains loading at once while a read is
-// in flight cost about one more read (not 200), and each gets its own
-// conversation's state.
+// TestLoaderGroupsConcurrentLoads: 200 grains loading while a read is in
+// flight cost one more read (not 200), and each gets its own conversation's
+// state. In a synctest bubble: synctest.Wait returns once the 200 are all
+// blocked handing their load to the loader, without a sleep.
 func TestLoaderGroupsConcurrentLoads(t *testing.T) {
-	f := newFixture(t, 201)
-	g := &stateGate{Store: f.store, entered: make(chan []int64, 300), release: make(chan struct{})}
-	l := batch.NewLoader(slog.New(slog.DiscardHandler), g, time.Second)
-	defer l.Close()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, 201)
+		g := &stateGate{Store: f.store, entered: make(chan []int64, 300), release: make(chan struct{})}
+		l := batch.NewLoader(slog.New(slog.DiscardHandler), g, time.Second)
+		defer l.Close()
 
-	type result struct {
-		i   int
-		st  storage.ConversationState
-		err error
-	}
-	results := make(chan result, 201)
-	load := func(i int) {
-		st, err := l.Load(t.Context(), f.convs[i].ID)
-		results <- result{i, st, err}
-	}
-	go load(0)
-	if ids := <-g.entered; len(ids) != 1 || ids[0] != f.convs[0].ID {
-		t.Fatalf("first read %v, want conversation %d alone", ids, f.convs[0].ID)
-	}
-	var started sync.WaitGroup
-	for i := 1; i <= 200; i++ {
-		started.Add(1)
-		go func() { started.Done(); load(i) }()
-	}
-	// Let the 200 queue behind the read in flight (they would wait however
-	// long it takes; this only makes the grouping observable).
-	started.Wait()
-	time.Sleep(100 * time.Millisecond)
-	close(g.release)
-	for range 201 {
-		r := <-results
-		if r.err != nil || r.st.Conversation.ID != f.convs[r.i].ID || r.st.Visitor.ID != f.users[r.i].ID ||
-			r.st.Conversation.Receipts == nil {
-			t.Fatalf("load %d: %+v, %v; want conversation %d of user %d", r.i, r.st, r.err, f.convs[r.i].ID, f.users[r.i].ID)
+		type result struct {
+			i   int
+			st  storage.ConversationState
+			err error
 		}
-	}
-	reads := 1
-	total := 1
-	for len(g.entered) > 0 {
-		ids := <-g.entered
-		reads++
-		total += len(ids)
-	}
-	if total != 201 || reads > 10 {
-		t.Fatalf("%d reads for %d ids, want 201 ids in a few reads (at most 10)", reads, total)
-	}
+		results := make(chan result, 201)
+		load := func(i int) {
+			st, err := l.Load(t.Context(), f.convs[i].ID)
+			results <- result{i, st, err}
+		}
+		go load(0)
+		if ids := <-g.entered; len(ids) != 1 || ids[0] != f.convs[0].ID {
+			t.Fatalf("first read %v, want conversation %d alone", ids, f.convs[0].ID)
+		}
+		for i := 1; i <= 200; i++ {
+			go load(i)
+		}
+		synctest.Wait() // the 200 wait for the loader, which waits for the first read
+		close(g.release)
+		for range 201 {
+			r := <-results
+			if r.err != nil || r.st.Conversation.ID != f.convs[r.i].ID || r.st.Visitor.ID != f.users[r.i].ID ||
+				r.st.Conversation.Receipts == nil {
+				t.Fatalf("load %d: %+v, %v; want conversation %d of user %d", r.i, r.st, r.err, f.convs[r.i].ID, f.users[r.i].ID)
+			}
+		}
+		reads := 1
+		total := 1
+		for len(g.entered) > 0 {
+			ids := <-g.entered
+			reads++
+			total += len(ids)
+		}
+		if total != 201 || reads != 2 {
+			t.Fatalf("%d reads for %d ids, want 201 ids in 2 reads (1, then the 200 that waited)", reads, total)
+		}
+	})
 }
 
 // TestLoaderErrors: an unknown conversation is ENOTFOUND for its caller
