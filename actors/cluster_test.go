@@ -4,8 +4,10 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,37 +33,57 @@ import (
 // cmd/chatd cover real processes.
 func newTestCluster(t *testing.T, n int) []*testEnv {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store := memstore.New(memstore.Options{})
-	agent := clustertest.NewInMemAgent()
+	tc := newClusterLab(t)
 	var envs []*testEnv
 	for i := 0; i < n; i++ {
-		app := batch.New(logger, store, batch.Options{})
-		t.Cleanup(app.Close)
-		m := &countingMetrics{activated: map[string]int{}, passived: map[string]int{}}
-		node, err := New(logger, Config{
-			ClusterName:     "unit",
-			Provider:        clustertest.NewTestProvider(agent),
-			LeaveGracefully: true,
-			LeaveGrace:      200 * time.Millisecond,
-		}, store, app, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := node.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = node.Shutdown(ctx)
-		})
-		envs = append(envs, &testEnv{node: node, store: store, metrics: m})
+		envs = append(envs, tc.member(t))
 	}
 	for _, e := range envs {
 		waitUntil(t, 10*time.Second, func() bool { return e.node.Members() == n })
 	}
 	return envs
+}
+
+// clusterLab is what members started in this process share: one in-memory
+// membership agent and one store.
+type clusterLab struct {
+	logger *slog.Logger
+	store  storage.Store
+	agent  *clustertest.InMemAgent
+}
+
+func newClusterLab(t *testing.T) *clusterLab {
+	return &clusterLab{
+		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		store:  memstore.New(memstore.Options{}),
+		agent:  clustertest.NewInMemAgent(),
+	}
+}
+
+// member starts one more member; it does not wait for the others to see it.
+func (l *clusterLab) member(t *testing.T) *testEnv {
+	t.Helper()
+	app := batch.New(l.logger, l.store, batch.Options{})
+	t.Cleanup(app.Close)
+	m := &countingMetrics{activated: map[string]int{}, passived: map[string]int{}}
+	node, err := New(l.logger, Config{
+		ClusterName:     "unit",
+		Provider:        clustertest.NewTestProvider(l.agent),
+		LeaveGracefully: true,
+		LeaveGrace:      200 * time.Millisecond,
+	}, l.store, app, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = node.Shutdown(ctx)
+	})
+	return &testEnv{node: node, store: l.store, metrics: m}
 }
 
 func activations(envs []*testEnv, kind string) (total int, where []int) {
@@ -183,5 +205,89 @@ func TestUnknownMessageTypeFromAPeerIsDropped(t *testing.T) {
 	}
 	if envs[1].node.Members() != 2 || envs[0].node.Members() != 2 {
 		t.Fatalf("members %d / %d after the unknown message, want 2 / 2", envs[0].node.Members(), envs[1].node.Members())
+	}
+}
+
+// A member joins a cluster whose conversations are active: the grains stay
+// where they are (the joining member, their identities' new owner, grants
+// them), no activation stops as "owned by another node", a session on the
+// joining member posts into the activation that lives on the first one, and
+// a conversation nobody has activated yet is placed on the joining member
+// when it owns it. Without placement (upstream disthash) a third to a half
+// of the active grains stop and activate again on the joining member.
+//
+// Not under -race (see TestTwoMembersShareGrainsAndSurviveALeave).
+func TestTwoMembersJoiningMemberLeavesActiveGrainsWhereTheyAre(t *testing.T) {
+	lab := newClusterLab(t)
+	a := lab.member(t)
+	waitUntil(t, 10*time.Second, func() bool { return a.node.Members() == 1 })
+	const n = 16 // the chance that the joining member owns none of them: 2^-16
+	type conv struct {
+		user storage.User
+		id   int64
+	}
+	var convs []conv
+	for i := range n {
+		u, c := a.visitor(t, fmt.Sprintf("v%d", i))
+		sink := a.spawn(t, SessionConfig{ConnID: fmt.Sprint("v", i), User: u, ConversationID: c.ID, V1: true})
+		a.node.SendInbound(a.sessions[len(a.sessions)-1], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "before", ClientMsgID: "1"}})
+		sink.waitFrames(t, 3) // welcome, ack, message
+		convs = append(convs, conv{user: u, id: c.ID})
+	}
+	if got := a.node.Status().Conversations; len(got) != n {
+		t.Fatalf("first member hosts %v, want %d conversations", got, n)
+	}
+
+	b := lab.member(t)
+	waitUntil(t, 10*time.Second, func() bool { return a.node.Members() == 2 && b.node.Members() == 2 })
+	bAddr := b.node.system.Address()
+	var owned []conv // the conversations the joining member owns now
+	for _, c := range convs {
+		if b.node.ownerOf(conversationIdentity(c.id), ConversationKind) == bAddr {
+			owned = append(owned, c)
+		}
+	}
+	if len(owned) == 0 {
+		t.Fatal("the joining member owns none of the conversations")
+	}
+	// Every grain it owns is granted to its activation on the first member.
+	waitUntil(t, 10*time.Second, func() bool { return b.node.placement.grants() >= len(owned) })
+
+	// A session on the joining member posts into an owned conversation:
+	// the first member's activation serves it (seq 2 follows seq 1).
+	c := owned[0]
+	sink := b.spawn(t, SessionConfig{ConnID: "moved", User: c.user, ConversationID: c.id, V1: true})
+	b.node.SendInbound(b.sessions[len(b.sessions)-1], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "after", ClientMsgID: "2"}})
+	frames := sink.waitFrames(t, 3)
+	if frames[1]["type"] != "ack" || frames[1]["seq"].(float64) != 2 || frames[2]["message"] != "after" {
+		t.Fatalf("the post on the joining member got %v", frames)
+	}
+
+	// A conversation nobody activated, owned by the joining member, is
+	// activated there.
+	var fresh conv
+	for i := 0; fresh.id == 0; i++ {
+		u, cv := a.visitor(t, fmt.Sprintf("new%d", i))
+		if b.node.ownerOf(conversationIdentity(cv.ID), ConversationKind) == bAddr {
+			fresh = conv{user: u, id: cv.ID}
+		}
+	}
+	fs := a.spawn(t, SessionConfig{ConnID: "fresh", User: fresh.user, ConversationID: fresh.id, V1: true})
+	a.node.SendInbound(a.sessions[len(a.sessions)-1], &Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: "new", ClientMsgID: "3"}})
+	fs.waitFrames(t, 3)
+
+	sa, sb := a.node.Status(), b.node.Status()
+	if len(sa.OwnershipStops) != 0 || len(sb.OwnershipStops) != 0 {
+		t.Errorf("ownership stops: first member %v, joining member %v; want none", sa.OwnershipStops, sb.OwnershipStops)
+	}
+	if len(sa.Conversations) != n || !slices.Equal(sb.Conversations, []int64{fresh.id}) {
+		t.Errorf("first member hosts %v (want the %d first conversations), joining member %v (want [%d])",
+			sa.Conversations, n, sb.Conversations, fresh.id)
+	}
+	if got, _ := a.metrics.get(ConversationKind); got != n {
+		t.Errorf("first member activated %d conversations, want %d", got, n)
+	}
+	if got, _ := b.metrics.get(ConversationKind); got != 1 {
+		t.Errorf("joining member activated %d conversations, want 1", got)
 	}
 }

@@ -41,8 +41,6 @@ type conversationGrain struct {
 	// connected (usually one), and admin sessions that opened the
 	// conversation. Only the sessions keep the grain active (see idle).
 	subs []*actor.PID
-	// activatedAt is when the activation started (see refuses).
-	activatedAt time.Time
 	// away are session subscribers whose node left the topology (see
 	// awaySubs).
 	away awaySubs
@@ -84,6 +82,8 @@ type conversationGrain struct {
 	lastNotifyAt time.Time
 	// stopping is set once the grain stopped itself for another owner.
 	stopping bool
+	// claim is the activation's side of placement (see placement).
+	claim claimant
 }
 
 // grainPost is a post waiting for the store, with the session to answer.
@@ -155,7 +155,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		g.id = id
-		g.activatedAt = time.Now()
+		g.claim = claimant{kind: ConversationKind, identity: conversationIdentity(id)}
 		g.debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
 		g.node.addGrain(ctx.Self(), g.id)
@@ -182,11 +182,18 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *chatpb.Receipt:
 		g.receipt(ctx, msg)
 	case *checkOwner:
-		g.moved(ctx)
+		g.claim.check(ctx, g.node)
 	case *topologyChanged:
-		if !g.moved(ctx) {
-			g.announce(ctx)
-			g.welcomeBack(ctx)
+		g.claim.check(ctx, g.node)
+		g.announce(ctx)
+		g.welcomeBack(ctx)
+	case *chatpb.ClaimResult:
+		if g.claim.answered(ctx.Sender().GetAddress(), msg) {
+			g.stopMoved(ctx)
+		}
+	case *claimExpired:
+		if g.claim.expired(ctx, g.node, msg) {
+			g.stopMoved(ctx)
 		}
 	case *checkIdle:
 		g.checkIdle(ctx)
@@ -226,7 +233,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *appended:
 		g.appended(ctx, msg)
 	case *chatpb.Change:
-		if g.moved(ctx) {
+		if g.refuses(ctx) {
 			reply(ctx, &chatpb.ChangeResult{Ref: msg.GetRef(), ErrorCode: chatpb.CodeMoved})
 			return
 		}
@@ -238,6 +245,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.flush(ctx)
 	case *actor.Stopped:
 		g.node.removeGrain(ctx.Self())
+		g.node.placement.stopped(ConversationKind, conversationIdentity(g.id), ctx.Self())
 		g.abandonPosts(ctx)
 		g.node.metrics.GrainPassivated("conversation")
 	}
@@ -250,7 +258,7 @@ func (g *conversationGrain) checkIdle(ctx actor.Context) {
 		g.lastNotify = nil
 	}
 	switch {
-	case g.moved(ctx):
+	case g.stopping:
 	case g.idle():
 		g.debug("passivating idle conversation")
 		ctx.Stop(ctx.Self())
@@ -337,34 +345,28 @@ func (g *conversationGrain) after(ctx actor.Context, d time.Duration, msg any) {
 	time.AfterFunc(d, func() { root.Send(self, msg) })
 }
 
-// moved reports whether another node owns this conversation now; if so the
-// grain stops, and its subscribers, watching it, look it up again.
-// refuses reports whether the grain answers a request with moved (see
-// moved), except while it is younger than OwnerCheckInterval: the request
-// came from a node whose view placed the grain here, and two nodes whose
-// views disagree for a moment (one dropped a dead member a poll before the
-// other) would otherwise start and stop activation after activation, every
-// few milliseconds, until they agree. A young activation serves (two
-// activations write through the store safely) and its check at that age
-// (checkOwner), or a topology change, stops it if its node does not own it.
+// refuses reports whether the grain answers a request with moved: once it
+// stopped for another owner. Otherwise it serves, claiming the owner's grant
+// first if it needs one (see claimant.check).
 func (g *conversationGrain) refuses(ctx actor.Context) bool {
-	if !g.stopping && time.Since(g.activatedAt) < g.node.cfg.OwnerCheckInterval {
-		return false
+	if g.stopping {
+		return true
 	}
-	return g.moved(ctx)
+	g.claim.check(ctx, g.node)
+	return false
 }
 
-func (g *conversationGrain) moved(ctx actor.Context) bool {
-	if g.node.owns(conversationIdentity(g.id), ConversationKind) {
-		return false
+// stopMoved stops the activation: another one, on the identity's owner or
+// granted by it, serves the conversation; subscribers, watching this one,
+// look it up again.
+func (g *conversationGrain) stopMoved(ctx actor.Context) {
+	if g.stopping {
+		return
 	}
-	if !g.stopping {
-		g.stopping = true
-		g.debug("conversation owned by another node: stopping this activation")
-		g.node.ownershipStopped(ConversationKind, conversationIdentity(g.id))
-		ctx.Stop(ctx.Self())
-	}
-	return true
+	g.stopping = true
+	g.debug("conversation owned by another node: stopping this activation")
+	g.node.ownershipStopped(ConversationKind, conversationIdentity(g.id))
+	ctx.Stop(ctx.Self())
 }
 
 // recoverPanic turns a panic into an error answer and a stop, so that

@@ -35,6 +35,8 @@ type inboxGrain struct {
 	lastActive time.Time
 	// stopping is set once the grain stopped itself for another owner.
 	stopping bool
+	// claim is the activation's side of placement (see placement).
+	claim claimant
 	// away are subscribers whose node left the topology (see awaySubs).
 	away awaySubs
 }
@@ -42,6 +44,7 @@ type inboxGrain struct {
 func newInboxGrain(n *Node) actor.Actor {
 	return &inboxGrain{
 		node:    n,
+		claim:   claimant{kind: InboxKind, identity: inboxIdentity},
 		logger:  n.logger.With("component", "inbox"),
 		entries: make(map[int64]*chatpb.InboxEntry),
 		subs:    make(map[pidKey]*actor.PID),
@@ -67,16 +70,25 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.scheduleOwnerCheck(ctx)
 	case *checkOwner:
 		g.welcomeBack(ctx)
+		g.claim.check(ctx, g.node)
 		switch {
-		case g.moved(ctx):
+		case g.stopping:
 		case len(g.subs) == 0 && time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout:
 			// Idle: passivate (see conversationGrain.idle).
 			ctx.Stop(ctx.Self())
 		default:
 			g.scheduleOwnerCheck(ctx)
 		}
+	case *chatpb.ClaimResult:
+		if g.claim.answered(ctx.Sender().GetAddress(), msg) {
+			g.stopMoved(ctx)
+		}
+	case *claimExpired:
+		if g.claim.expired(ctx, g.node, msg) {
+			g.stopMoved(ctx)
+		}
 	case *chatpb.InboxSubscribe:
-		if g.moved(ctx) {
+		if g.refuses(ctx) {
 			reply(ctx, &chatpb.InboxSnapshot{ErrorCode: chatpb.CodeMoved})
 			return
 		}
@@ -133,6 +145,7 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		ctx.Watch(msg.pid)
 	case *actor.Stopped:
 		g.node.inboxActive.Store(false)
+		g.node.placement.stopped(InboxKind, inboxIdentity, ctx.Self())
 		g.logger.Debug("inbox stopped", "pid", pidValue{ctx.Self()})
 		g.node.metrics.GrainPassivated("inbox")
 	}
@@ -159,19 +172,27 @@ func (g *inboxGrain) scheduleOwnerCheck(ctx actor.Context) {
 	time.AfterFunc(g.node.cfg.OwnerCheckInterval, func() { root.Send(self, &checkOwner{}) })
 }
 
-// moved reports whether another node owns the inbox now; if so this
-// activation stops and its subscribers move to the owner's.
-func (g *inboxGrain) moved(ctx actor.Context) bool {
-	if g.node.owns(inboxIdentity, InboxKind) {
-		return false
+// refuses reports whether the inbox answers a request with moved: once it
+// stopped for another owner. Otherwise it serves, claiming the owner's grant
+// first if it needs one (see claimant.check).
+func (g *inboxGrain) refuses(ctx actor.Context) bool {
+	if g.stopping {
+		return true
 	}
-	if !g.stopping {
-		g.stopping = true
-		g.logger.Debug("inbox owned by another node: stopping this activation")
-		g.node.ownershipStopped(InboxKind, inboxIdentity)
-		ctx.Stop(ctx.Self())
+	g.claim.check(ctx, g.node)
+	return false
+}
+
+// stopMoved stops this activation: another one, on the owner or granted by
+// it, serves the inbox, and the subscribers move to it.
+func (g *inboxGrain) stopMoved(ctx actor.Context) {
+	if g.stopping {
+		return
 	}
-	return true
+	g.stopping = true
+	g.logger.Debug("inbox owned by another node: stopping this activation")
+	g.node.ownershipStopped(InboxKind, inboxIdentity)
+	ctx.Stop(ctx.Self())
 }
 
 func (g *inboxGrain) load() error {

@@ -228,6 +228,10 @@ type Node struct {
 	// presence is the node's presence actor (see presence.go).
 	presence      atomic.Pointer[actor.PID]
 	presenceProps *actor.Props
+	// placement is this node's directory of grain placement, as owner, and
+	// placementProps its actor's, which answers claims (see placement).
+	placement      *placement
+	placementProps *actor.Props
 
 	// grains are this node's conversation activations: when the topology
 	// changes, each is told to check that its node still owns it and to
@@ -282,7 +286,10 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 		cluster.NewKind(ConversationKind, actor.PropsFromProducer(func() actor.Actor { return newConversationGrain(n) }, withDispatcher)),
 		cluster.NewKind(InboxKind, actor.PropsFromProducer(func() actor.Actor { return newInboxGrain(n) }, withDispatcher)),
 	}
-	clusterCfg := cluster.Configure(cfg.ClusterName, cfg.Provider, disthash.New(),
+	// Active grains stay where they are when the topology changes (see
+	// placement).
+	n.placement = newPlacement(n)
+	clusterCfg := cluster.Configure(cfg.ClusterName, cfg.Provider, disthash.NewWithPlacement(n.placement),
 		remote.Configure(cfg.Host, cfg.Port, remoteOpts...),
 		cluster.WithKinds(kinds...),
 		cluster.WithRequestTimeout(cfg.StoreTimeout),
@@ -290,6 +297,7 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	n.cluster = cluster.New(n.system, clusterCfg)
 	n.hubProps = actor.PropsFromProducer(func() actor.Actor { return newHub(n) }, withDispatcher)
 	n.presenceProps = actor.PropsFromProducer(func() actor.Actor { return newPresence(n) }, withDispatcher)
+	n.placementProps = actor.PropsFromProducer(func() actor.Actor { return &placementActor{node: n} }, withDispatcher)
 	// Readiness follows the topology events rather than reading the
 	// library's member list, which is not safe for concurrent reads.
 	// Members are matched by address: providers name members differently
@@ -340,6 +348,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("spawn the node's hub: %w", err)
 	}
 	n.hub.Store(hub)
+	// The placement actor likewise: claims sent to it before are not
+	// answered, and their claimants ask again (see claimant.expired).
+	if _, err := n.system.Root.SpawnNamed(n.placementProps, placementName); err != nil {
+		return fmt.Errorf("spawn the node's placement actor: %w", err)
+	}
 	// Presence likewise; it learns the members from the topology events
 	// that follow, and from the current ones now.
 	presence, err := n.system.Root.SpawnNamed(n.presenceProps, presenceName)
@@ -403,20 +416,6 @@ func (n *Node) leave(ctx context.Context, done chan struct{}) {
 		n.dispatcher.Close()
 		n.loader.Close()
 	}
-}
-
-// owns reports whether this node owns the grain identity under the newest
-// topology it knows. The library hands activations over only when its own
-// topology changes, and activates a grain wherever a request with a stale view
-// of the topology lands; grains use owns to notice that they live on the wrong
-// node, so that two activations of one grain do not persist.
-func (n *Node) owns(identity, kind string) bool {
-	rdv := n.owners.Load()
-	if rdv == nil {
-		return true
-	}
-	owner := rdv.GetByClusterIdentity(cluster.NewClusterIdentity(identity, kind))
-	return owner == "" || owner == n.system.Address()
 }
 
 // addGrain and removeGrain keep the registry of this node's conversation

@@ -24,10 +24,15 @@ type Status struct {
 	// conversation id, sorted.
 	Conversations []int64 `json:"conversations"`
 	// InboxOwner is the member that owns the inbox grain in this node's
-	// view ("" before the first topology).
+	// view ("" before the first topology). The inbox's activation may live
+	// on another member that the owner granted it to (see InboxActive and
+	// Granted).
 	InboxOwner string `json:"inbox_owner"`
 	// InboxActive is whether the inbox grain is active on this node.
 	InboxActive bool `json:"inbox_active"`
+	// Granted is how many activations on other members this node, as their
+	// identities' owner, lets serve on where they are (see placement.go).
+	Granted int `json:"granted"`
 	// LookupsInFlight are the grain lookups this node is waiting for.
 	LookupsInFlight int64 `json:"lookups_in_flight"`
 	// OwnershipStops are the latest activations (at most 50) this node
@@ -75,6 +80,7 @@ func (n *Node) Status() Status {
 		LookupsInFlight: n.lookups.Load(),
 		OwnershipStops:  n.stops.copy(),
 		InboxActive:     n.inboxActive.Load(),
+		Granted:         n.placement.grants(),
 	}
 	slices.Sort(st.Members)
 	n.grainsMu.Lock()

@@ -505,6 +505,118 @@ func (x *Announce) GetConversationId() int64 {
 	return 0
 }
 
+// Claim: an activation (the sender) whose identity another member owns in
+// its node's view asks that owner's placement directory to keep serving it,
+// instead of moving (see actors/placement.go).
+type Claim struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Identity      string                 `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Claim) Reset() {
+	*x = Claim{}
+	mi := &file_chat_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Claim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Claim) ProtoMessage() {}
+
+func (x *Claim) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Claim.ProtoReflect.Descriptor instead.
+func (*Claim) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Claim) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Claim) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+// ClaimResult answers a Claim. granted: the owner records the activation and
+// sends its lookups there. Otherwise owner is the member that owns the
+// identity in the answering node's view: itself (its own activation or
+// another one stays; the claimant stops) or another member (the views
+// disagree; the claimant asks again).
+type ClaimResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Granted       bool                   `protobuf:"varint,1,opt,name=granted,proto3" json:"granted,omitempty"`
+	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimResult) Reset() {
+	*x = ClaimResult{}
+	mi := &file_chat_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimResult) ProtoMessage() {}
+
+func (x *ClaimResult) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
+func (*ClaimResult) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ClaimResult) GetGranted() bool {
+	if x != nil {
+		return x.Granted
+	}
+	return false
+}
+
+func (x *ClaimResult) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 // HubStarted: a node's hub, once spawned (after its node joined), tells the
 // other members' hubs; their nodes' conversation grains then announce
 // themselves again (their announces to it before it existed were lost).
@@ -516,7 +628,7 @@ type HubStarted struct {
 
 func (x *HubStarted) Reset() {
 	*x = HubStarted{}
-	mi := &file_chat_proto_msgTypes[6]
+	mi := &file_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +640,7 @@ func (x *HubStarted) String() string {
 func (*HubStarted) ProtoMessage() {}
 
 func (x *HubStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[6]
+	mi := &file_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +653,7 @@ func (x *HubStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubStarted.ProtoReflect.Descriptor instead.
 func (*HubStarted) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{6}
+	return file_chat_proto_rawDescGZIP(), []int{8}
 }
 
 // Unsubscribe removes the sender from the grain's subscribers. Send it with
@@ -555,7 +667,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_chat_proto_msgTypes[7]
+	mi := &file_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +679,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[7]
+	mi := &file_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +692,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Unsubscribe) GetConversationId() int64 {
@@ -604,7 +716,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_chat_proto_msgTypes[8]
+	mi := &file_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +728,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[8]
+	mi := &file_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +741,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Delivery) GetMessage() *ChatMessage {
@@ -671,7 +783,7 @@ type InboxEntry struct {
 
 func (x *InboxEntry) Reset() {
 	*x = InboxEntry{}
-	mi := &file_chat_proto_msgTypes[9]
+	mi := &file_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +795,7 @@ func (x *InboxEntry) String() string {
 func (*InboxEntry) ProtoMessage() {}
 
 func (x *InboxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[9]
+	mi := &file_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +808,7 @@ func (x *InboxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEntry.ProtoReflect.Descriptor instead.
 func (*InboxEntry) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InboxEntry) GetConversationId() int64 {
@@ -775,7 +887,7 @@ type InboxNotify struct {
 
 func (x *InboxNotify) Reset() {
 	*x = InboxNotify{}
-	mi := &file_chat_proto_msgTypes[10]
+	mi := &file_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +899,7 @@ func (x *InboxNotify) String() string {
 func (*InboxNotify) ProtoMessage() {}
 
 func (x *InboxNotify) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[10]
+	mi := &file_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +912,7 @@ func (x *InboxNotify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxNotify.ProtoReflect.Descriptor instead.
 func (*InboxNotify) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InboxNotify) GetEntry() *InboxEntry {
@@ -835,7 +947,7 @@ type InboxSubscribe struct {
 
 func (x *InboxSubscribe) Reset() {
 	*x = InboxSubscribe{}
-	mi := &file_chat_proto_msgTypes[11]
+	mi := &file_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +959,7 @@ func (x *InboxSubscribe) String() string {
 func (*InboxSubscribe) ProtoMessage() {}
 
 func (x *InboxSubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[11]
+	mi := &file_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +972,7 @@ func (x *InboxSubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSubscribe.ProtoReflect.Descriptor instead.
 func (*InboxSubscribe) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *InboxSubscribe) GetUserId() int64 {
@@ -883,7 +995,7 @@ type InboxSnapshot struct {
 
 func (x *InboxSnapshot) Reset() {
 	*x = InboxSnapshot{}
-	mi := &file_chat_proto_msgTypes[12]
+	mi := &file_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1007,7 @@ func (x *InboxSnapshot) String() string {
 func (*InboxSnapshot) ProtoMessage() {}
 
 func (x *InboxSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[12]
+	mi := &file_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1020,7 @@ func (x *InboxSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxSnapshot.ProtoReflect.Descriptor instead.
 func (*InboxSnapshot) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InboxSnapshot) GetEntries() []*InboxEntry {
@@ -941,7 +1053,7 @@ type InboxQuery struct {
 
 func (x *InboxQuery) Reset() {
 	*x = InboxQuery{}
-	mi := &file_chat_proto_msgTypes[13]
+	mi := &file_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1065,7 @@ func (x *InboxQuery) String() string {
 func (*InboxQuery) ProtoMessage() {}
 
 func (x *InboxQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[13]
+	mi := &file_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1078,7 @@ func (x *InboxQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxQuery.ProtoReflect.Descriptor instead.
 func (*InboxQuery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_proto_rawDescGZIP(), []int{15}
 }
 
 // InboxUnsubscribe removes the sender from the inbox's subscribers.
@@ -978,7 +1090,7 @@ type InboxUnsubscribe struct {
 
 func (x *InboxUnsubscribe) Reset() {
 	*x = InboxUnsubscribe{}
-	mi := &file_chat_proto_msgTypes[14]
+	mi := &file_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1102,7 @@ func (x *InboxUnsubscribe) String() string {
 func (*InboxUnsubscribe) ProtoMessage() {}
 
 func (x *InboxUnsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[14]
+	mi := &file_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1115,7 @@ func (x *InboxUnsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxUnsubscribe.ProtoReflect.Descriptor instead.
 func (*InboxUnsubscribe) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_proto_rawDescGZIP(), []int{16}
 }
 
 // InboxDelivery carries a stored message and its conversation's new inbox
@@ -1021,7 +1133,7 @@ type InboxDelivery struct {
 
 func (x *InboxDelivery) Reset() {
 	*x = InboxDelivery{}
-	mi := &file_chat_proto_msgTypes[15]
+	mi := &file_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1145,7 @@ func (x *InboxDelivery) String() string {
 func (*InboxDelivery) ProtoMessage() {}
 
 func (x *InboxDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[15]
+	mi := &file_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1158,7 @@ func (x *InboxDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxDelivery.ProtoReflect.Descriptor instead.
 func (*InboxDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InboxDelivery) GetEntry() *InboxEntry {
@@ -1089,7 +1201,7 @@ type DeskUser struct {
 
 func (x *DeskUser) Reset() {
 	*x = DeskUser{}
-	mi := &file_chat_proto_msgTypes[16]
+	mi := &file_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1213,7 @@ func (x *DeskUser) String() string {
 func (*DeskUser) ProtoMessage() {}
 
 func (x *DeskUser) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[16]
+	mi := &file_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1226,7 @@ func (x *DeskUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeskUser.ProtoReflect.Descriptor instead.
 func (*DeskUser) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeskUser) GetId() int64 {
@@ -1156,7 +1268,7 @@ type ChatEvent struct {
 
 func (x *ChatEvent) Reset() {
 	*x = ChatEvent{}
-	mi := &file_chat_proto_msgTypes[17]
+	mi := &file_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1280,7 @@ func (x *ChatEvent) String() string {
 func (*ChatEvent) ProtoMessage() {}
 
 func (x *ChatEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[17]
+	mi := &file_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1293,7 @@ func (x *ChatEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatEvent.ProtoReflect.Descriptor instead.
 func (*ChatEvent) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ChatEvent) GetId() int64 {
@@ -1260,7 +1372,7 @@ type EventDelivery struct {
 
 func (x *EventDelivery) Reset() {
 	*x = EventDelivery{}
-	mi := &file_chat_proto_msgTypes[18]
+	mi := &file_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1384,7 @@ func (x *EventDelivery) String() string {
 func (*EventDelivery) ProtoMessage() {}
 
 func (x *EventDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[18]
+	mi := &file_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1397,7 @@ func (x *EventDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventDelivery.ProtoReflect.Descriptor instead.
 func (*EventDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EventDelivery) GetEvent() *ChatEvent {
@@ -1322,7 +1434,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_chat_proto_msgTypes[19]
+	mi := &file_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1446,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[19]
+	mi := &file_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1459,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Change) GetRef() uint64 {
@@ -1423,7 +1535,7 @@ type ChangeResult struct {
 
 func (x *ChangeResult) Reset() {
 	*x = ChangeResult{}
-	mi := &file_chat_proto_msgTypes[20]
+	mi := &file_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1547,7 @@ func (x *ChangeResult) String() string {
 func (*ChangeResult) ProtoMessage() {}
 
 func (x *ChangeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[20]
+	mi := &file_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1560,7 @@ func (x *ChangeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeResult.ProtoReflect.Descriptor instead.
 func (*ChangeResult) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ChangeResult) GetRef() uint64 {
@@ -1514,7 +1626,7 @@ type ReadMarked struct {
 
 func (x *ReadMarked) Reset() {
 	*x = ReadMarked{}
-	mi := &file_chat_proto_msgTypes[21]
+	mi := &file_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1638,7 @@ func (x *ReadMarked) String() string {
 func (*ReadMarked) ProtoMessage() {}
 
 func (x *ReadMarked) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[21]
+	mi := &file_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1651,7 @@ func (x *ReadMarked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadMarked.ProtoReflect.Descriptor instead.
 func (*ReadMarked) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReadMarked) GetUserId() int64 {
@@ -1580,7 +1692,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_chat_proto_msgTypes[22]
+	mi := &file_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1704,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[22]
+	mi := &file_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1717,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Typing) GetConversationId() int64 {
@@ -1653,7 +1765,7 @@ type TypingDelivery struct {
 
 func (x *TypingDelivery) Reset() {
 	*x = TypingDelivery{}
-	mi := &file_chat_proto_msgTypes[23]
+	mi := &file_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1777,7 @@ func (x *TypingDelivery) String() string {
 func (*TypingDelivery) ProtoMessage() {}
 
 func (x *TypingDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[23]
+	mi := &file_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1790,7 @@ func (x *TypingDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingDelivery.ProtoReflect.Descriptor instead.
 func (*TypingDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TypingDelivery) GetConversationId() int64 {
@@ -1729,7 +1841,7 @@ type ViewersDelivery struct {
 
 func (x *ViewersDelivery) Reset() {
 	*x = ViewersDelivery{}
-	mi := &file_chat_proto_msgTypes[24]
+	mi := &file_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1853,7 @@ func (x *ViewersDelivery) String() string {
 func (*ViewersDelivery) ProtoMessage() {}
 
 func (x *ViewersDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[24]
+	mi := &file_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1866,7 @@ func (x *ViewersDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewersDelivery.ProtoReflect.Descriptor instead.
 func (*ViewersDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ViewersDelivery) GetConversationId() int64 {
@@ -1786,7 +1898,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_chat_proto_msgTypes[25]
+	mi := &file_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1910,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[25]
+	mi := &file_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1923,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Receipt) GetConversationId() int64 {
@@ -1850,7 +1962,7 @@ type ReceiptDelivery struct {
 
 func (x *ReceiptDelivery) Reset() {
 	*x = ReceiptDelivery{}
-	mi := &file_chat_proto_msgTypes[26]
+	mi := &file_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +1974,7 @@ func (x *ReceiptDelivery) String() string {
 func (*ReceiptDelivery) ProtoMessage() {}
 
 func (x *ReceiptDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[26]
+	mi := &file_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +1987,7 @@ func (x *ReceiptDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptDelivery.ProtoReflect.Descriptor instead.
 func (*ReceiptDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReceiptDelivery) GetConversationId() int64 {
@@ -1934,7 +2046,7 @@ type PresenceState struct {
 
 func (x *PresenceState) Reset() {
 	*x = PresenceState{}
-	mi := &file_chat_proto_msgTypes[27]
+	mi := &file_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2058,7 @@ func (x *PresenceState) String() string {
 func (*PresenceState) ProtoMessage() {}
 
 func (x *PresenceState) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[27]
+	mi := &file_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2071,7 @@ func (x *PresenceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceState.ProtoReflect.Descriptor instead.
 func (*PresenceState) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PresenceState) GetFull() bool {
@@ -2033,7 +2145,7 @@ type VisitorPage struct {
 
 func (x *VisitorPage) Reset() {
 	*x = VisitorPage{}
-	mi := &file_chat_proto_msgTypes[28]
+	mi := &file_chat_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2157,7 @@ func (x *VisitorPage) String() string {
 func (*VisitorPage) ProtoMessage() {}
 
 func (x *VisitorPage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[28]
+	mi := &file_chat_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2170,7 @@ func (x *VisitorPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VisitorPage.ProtoReflect.Descriptor instead.
 func (*VisitorPage) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *VisitorPage) GetConversationId() int64 {
@@ -2142,7 +2254,7 @@ type StaffPresence struct {
 
 func (x *StaffPresence) Reset() {
 	*x = StaffPresence{}
-	mi := &file_chat_proto_msgTypes[29]
+	mi := &file_chat_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2266,7 @@ func (x *StaffPresence) String() string {
 func (*StaffPresence) ProtoMessage() {}
 
 func (x *StaffPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[29]
+	mi := &file_chat_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2279,7 @@ func (x *StaffPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffPresence.ProtoReflect.Descriptor instead.
 func (*StaffPresence) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{29}
+	return file_chat_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StaffPresence) GetUserId() int64 {
@@ -2232,7 +2344,13 @@ const file_chat_proto_rawDesc = "" +
 	"error_code\x18\x03 \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"3\n" +
 	"\bAnnounce\x12'\n" +
-	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\"\f\n" +
+	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\"7\n" +
+	"\x05Claim\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1a\n" +
+	"\bidentity\x18\x02 \x01(\tR\bidentity\"=\n" +
+	"\vClaimResult\x12\x18\n" +
+	"\agranted\x18\x01 \x01(\bR\agranted\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\"\f\n" +
 	"\n" +
 	"HubStarted\"6\n" +
 	"\vUnsubscribe\x12'\n" +
@@ -2377,7 +2495,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 	return file_chat_proto_rawDescData
 }
 
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_chat_proto_goTypes = []any{
 	(*ChatMessage)(nil),      // 0: grainchat.chat.ChatMessage
 	(*Post)(nil),             // 1: grainchat.chat.Post
@@ -2385,50 +2503,52 @@ var file_chat_proto_goTypes = []any{
 	(*Subscribe)(nil),        // 3: grainchat.chat.Subscribe
 	(*Subscribed)(nil),       // 4: grainchat.chat.Subscribed
 	(*Announce)(nil),         // 5: grainchat.chat.Announce
-	(*HubStarted)(nil),       // 6: grainchat.chat.HubStarted
-	(*Unsubscribe)(nil),      // 7: grainchat.chat.Unsubscribe
-	(*Delivery)(nil),         // 8: grainchat.chat.Delivery
-	(*InboxEntry)(nil),       // 9: grainchat.chat.InboxEntry
-	(*InboxNotify)(nil),      // 10: grainchat.chat.InboxNotify
-	(*InboxSubscribe)(nil),   // 11: grainchat.chat.InboxSubscribe
-	(*InboxSnapshot)(nil),    // 12: grainchat.chat.InboxSnapshot
-	(*InboxQuery)(nil),       // 13: grainchat.chat.InboxQuery
-	(*InboxUnsubscribe)(nil), // 14: grainchat.chat.InboxUnsubscribe
-	(*InboxDelivery)(nil),    // 15: grainchat.chat.InboxDelivery
-	(*DeskUser)(nil),         // 16: grainchat.chat.DeskUser
-	(*ChatEvent)(nil),        // 17: grainchat.chat.ChatEvent
-	(*EventDelivery)(nil),    // 18: grainchat.chat.EventDelivery
-	(*Change)(nil),           // 19: grainchat.chat.Change
-	(*ChangeResult)(nil),     // 20: grainchat.chat.ChangeResult
-	(*ReadMarked)(nil),       // 21: grainchat.chat.ReadMarked
-	(*Typing)(nil),           // 22: grainchat.chat.Typing
-	(*TypingDelivery)(nil),   // 23: grainchat.chat.TypingDelivery
-	(*ViewersDelivery)(nil),  // 24: grainchat.chat.ViewersDelivery
-	(*Receipt)(nil),          // 25: grainchat.chat.Receipt
-	(*ReceiptDelivery)(nil),  // 26: grainchat.chat.ReceiptDelivery
-	(*PresenceState)(nil),    // 27: grainchat.chat.PresenceState
-	(*VisitorPage)(nil),      // 28: grainchat.chat.VisitorPage
-	(*StaffPresence)(nil),    // 29: grainchat.chat.StaffPresence
+	(*Claim)(nil),            // 6: grainchat.chat.Claim
+	(*ClaimResult)(nil),      // 7: grainchat.chat.ClaimResult
+	(*HubStarted)(nil),       // 8: grainchat.chat.HubStarted
+	(*Unsubscribe)(nil),      // 9: grainchat.chat.Unsubscribe
+	(*Delivery)(nil),         // 10: grainchat.chat.Delivery
+	(*InboxEntry)(nil),       // 11: grainchat.chat.InboxEntry
+	(*InboxNotify)(nil),      // 12: grainchat.chat.InboxNotify
+	(*InboxSubscribe)(nil),   // 13: grainchat.chat.InboxSubscribe
+	(*InboxSnapshot)(nil),    // 14: grainchat.chat.InboxSnapshot
+	(*InboxQuery)(nil),       // 15: grainchat.chat.InboxQuery
+	(*InboxUnsubscribe)(nil), // 16: grainchat.chat.InboxUnsubscribe
+	(*InboxDelivery)(nil),    // 17: grainchat.chat.InboxDelivery
+	(*DeskUser)(nil),         // 18: grainchat.chat.DeskUser
+	(*ChatEvent)(nil),        // 19: grainchat.chat.ChatEvent
+	(*EventDelivery)(nil),    // 20: grainchat.chat.EventDelivery
+	(*Change)(nil),           // 21: grainchat.chat.Change
+	(*ChangeResult)(nil),     // 22: grainchat.chat.ChangeResult
+	(*ReadMarked)(nil),       // 23: grainchat.chat.ReadMarked
+	(*Typing)(nil),           // 24: grainchat.chat.Typing
+	(*TypingDelivery)(nil),   // 25: grainchat.chat.TypingDelivery
+	(*ViewersDelivery)(nil),  // 26: grainchat.chat.ViewersDelivery
+	(*Receipt)(nil),          // 27: grainchat.chat.Receipt
+	(*ReceiptDelivery)(nil),  // 28: grainchat.chat.ReceiptDelivery
+	(*PresenceState)(nil),    // 29: grainchat.chat.PresenceState
+	(*VisitorPage)(nil),      // 30: grainchat.chat.VisitorPage
+	(*StaffPresence)(nil),    // 31: grainchat.chat.StaffPresence
 }
 var file_chat_proto_depIdxs = []int32{
 	0,  // 0: grainchat.chat.PostResult.message:type_name -> grainchat.chat.ChatMessage
 	0,  // 1: grainchat.chat.Delivery.message:type_name -> grainchat.chat.ChatMessage
 	0,  // 2: grainchat.chat.InboxEntry.last_message:type_name -> grainchat.chat.ChatMessage
-	16, // 3: grainchat.chat.InboxEntry.assignee:type_name -> grainchat.chat.DeskUser
-	9,  // 4: grainchat.chat.InboxNotify.entry:type_name -> grainchat.chat.InboxEntry
-	8,  // 5: grainchat.chat.InboxNotify.delivery:type_name -> grainchat.chat.Delivery
-	18, // 6: grainchat.chat.InboxNotify.event:type_name -> grainchat.chat.EventDelivery
-	9,  // 7: grainchat.chat.InboxSnapshot.entries:type_name -> grainchat.chat.InboxEntry
-	9,  // 8: grainchat.chat.InboxDelivery.entry:type_name -> grainchat.chat.InboxEntry
-	8,  // 9: grainchat.chat.InboxDelivery.delivery:type_name -> grainchat.chat.Delivery
-	18, // 10: grainchat.chat.InboxDelivery.event:type_name -> grainchat.chat.EventDelivery
-	16, // 11: grainchat.chat.ChatEvent.assignee:type_name -> grainchat.chat.DeskUser
-	16, // 12: grainchat.chat.ChatEvent.actor:type_name -> grainchat.chat.DeskUser
-	17, // 13: grainchat.chat.EventDelivery.event:type_name -> grainchat.chat.ChatEvent
-	16, // 14: grainchat.chat.ChangeResult.assignee:type_name -> grainchat.chat.DeskUser
-	17, // 15: grainchat.chat.ChangeResult.events:type_name -> grainchat.chat.ChatEvent
-	29, // 16: grainchat.chat.PresenceState.staff:type_name -> grainchat.chat.StaffPresence
-	28, // 17: grainchat.chat.PresenceState.pages:type_name -> grainchat.chat.VisitorPage
+	18, // 3: grainchat.chat.InboxEntry.assignee:type_name -> grainchat.chat.DeskUser
+	11, // 4: grainchat.chat.InboxNotify.entry:type_name -> grainchat.chat.InboxEntry
+	10, // 5: grainchat.chat.InboxNotify.delivery:type_name -> grainchat.chat.Delivery
+	20, // 6: grainchat.chat.InboxNotify.event:type_name -> grainchat.chat.EventDelivery
+	11, // 7: grainchat.chat.InboxSnapshot.entries:type_name -> grainchat.chat.InboxEntry
+	11, // 8: grainchat.chat.InboxDelivery.entry:type_name -> grainchat.chat.InboxEntry
+	10, // 9: grainchat.chat.InboxDelivery.delivery:type_name -> grainchat.chat.Delivery
+	20, // 10: grainchat.chat.InboxDelivery.event:type_name -> grainchat.chat.EventDelivery
+	18, // 11: grainchat.chat.ChatEvent.assignee:type_name -> grainchat.chat.DeskUser
+	18, // 12: grainchat.chat.ChatEvent.actor:type_name -> grainchat.chat.DeskUser
+	19, // 13: grainchat.chat.EventDelivery.event:type_name -> grainchat.chat.ChatEvent
+	18, // 14: grainchat.chat.ChangeResult.assignee:type_name -> grainchat.chat.DeskUser
+	19, // 15: grainchat.chat.ChangeResult.events:type_name -> grainchat.chat.ChatEvent
+	31, // 16: grainchat.chat.PresenceState.staff:type_name -> grainchat.chat.StaffPresence
+	30, // 17: grainchat.chat.PresenceState.pages:type_name -> grainchat.chat.VisitorPage
 	18, // [18:18] is the sub-list for method output_type
 	18, // [18:18] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
@@ -2447,7 +2567,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

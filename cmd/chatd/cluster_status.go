@@ -57,7 +57,8 @@ func runClusterStatus(ctx context.Context, args []string, stdout io.Writer) erro
 		fmt.Fprintf(stdout, "node %s (%s): member %v, %d members [%s], %d sessions\n",
 			st.Node, base, st.Member, len(st.Members), strings.Join(st.Members, " "), st.Sessions)
 		fmt.Fprintf(stdout, "  conversations hosted: %d %v\n", len(st.Conversations), st.Conversations)
-		fmt.Fprintf(stdout, "  inbox: owner %s, active here: %v; lookups in flight: %d\n", st.InboxOwner, st.InboxActive, st.LookupsInFlight)
+		fmt.Fprintf(stdout, "  inbox: owner %s, active here: %v; lookups in flight: %d; granted to other members: %d\n",
+			st.InboxOwner, st.InboxActive, st.LookupsInFlight, st.Granted)
 		fmt.Fprintf(stdout, "  ownership stops (latest %d):", len(st.OwnershipStops))
 		for _, s := range st.OwnershipStops {
 			fmt.Fprintf(stdout, " %s→%s", s.Identity, s.Owner)

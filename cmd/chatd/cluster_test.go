@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -305,7 +306,12 @@ func TestClusterGracefulRollingRestart(t *testing.T) {
 	})
 }
 
-// A node joins while traffic flows: grains rebalance onto it without loss.
+// A node joins while traffic flows: the active conversations stay where they
+// are (the joining node, owner of a third of them now, grants them to their
+// activations; none stops as "owned by another node"), conversations
+// activated after the join are placed on it too, and nothing is lost.
+// Before grainchat's placement (actors/placement.go) a third of the active
+// grains stopped and moved to the joining node.
 func TestClusterNodeJoinsUnderTraffic(t *testing.T) {
 	t.Run("automanaged", func(t *testing.T) {
 		dsn := newDatabase(t)
@@ -316,9 +322,8 @@ func TestClusterNodeJoinsUnderTraffic(t *testing.T) {
 		}
 		n1 := startNode(t, "node-1", args(0)...)
 		n2 := startNode(t, "node-2", args(1)...)
-		// 16 conversations: the chance that none of them is placed on the
-		// joining node is (2/3)^16, 0.15 % (with 8 it was 4 %, and the test
-		// failed that way once in a 10-run series).
+		// 16 conversations: the chance that the joining node owns none of
+		// them is (2/3)^16, 0.15 %.
 		r, stop, done := chatTraffic(t, []string{n1.URL(), n2.URL()}, 16, 2)
 		ackedNow := func() int {
 			n := 0
@@ -330,15 +335,27 @@ func TestClusterNodeJoinsUnderTraffic(t *testing.T) {
 		// Traffic flows before the join ...
 		waitFor(t, 20*time.Second, "16 visitors' messages acknowledged before the join", func() bool { return ackedNow() >= 16 })
 		n3 := startNode(t, "node-3", args(2)...)
-		// Grains move to the new node: at least one conversation activates there.
-		waitFor(t, 20*time.Second, "a grain activated on the joining node", func() bool {
-			for _, v := range r.visitors {
-				if n3.hosts(v.Snapshot().ConversationID) {
-					return true
+		nodes := []*nodeProc{n1, n2, n3}
+		status := func(n *nodeProc) nodeStatus {
+			st, err := fetchStatus(context.Background(), "http://"+n.node.Addr())
+			if err != nil {
+				t.Fatalf("%s: %v", n.name, err)
+			}
+			return st
+		}
+		waitFor(t, 20*time.Second, "every node sees 3 members", func() bool {
+			for _, n := range nodes {
+				if len(status(n).Members) != 3 {
+					return false
 				}
 			}
-			return false
+			return true
 		})
+		// The joining node grants the active grains it owns to their
+		// activations on the first two.
+		waitFor(t, 20*time.Second, "the joining node grants active grains it owns", func() bool { return status(n3).Granted > 0 })
+		// ... and after it: every visitor has a message acknowledged after
+		// the join.
 		// ... and after it: every visitor has a message acknowledged after
 		// the move.
 		before := make([]int, len(r.visitors))
@@ -355,9 +372,51 @@ func TestClusterNodeJoinsUnderTraffic(t *testing.T) {
 		})
 		stop()
 		acked := checkExactlyOnce(t, r)
+		for _, n := range nodes {
+			st := status(n)
+			if len(st.OwnershipStops) != 0 {
+				t.Errorf("%s stopped activations as owned by another node: %v", n.name, st.OwnershipStops)
+			}
+			if n == n3 {
+				for _, v := range r.visitors {
+					if c := v.Snapshot().ConversationID; slices.Contains(st.Conversations, c) {
+						t.Errorf("conversation %d, active before the join, moved to the joining node", c)
+					}
+				}
+			}
+		}
+		// A conversation activated after the join is placed on the joining
+		// node when it owns it: of 16 new visitors' conversations, one at
+		// least (all elsewhere: (2/3)^16).
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var late []*wsclient.Resumer
+		for i := range 16 {
+			v := wsclient.NewResumer([]string{n1.URL()}, mint(t, fmt.Sprintf("late-%d", i), "Late", false))
+			late = append(late, v)
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = v.Run(ctx) }()
+			v.Post(0, "hello", fmt.Sprintf("late-%d", i))
+		}
+		for i, v := range late {
+			if _, err := v.WaitUntil(ctxT(t, 20*time.Second), func(s wsclient.Snapshot) bool { return len(s.Acked) == 1 }); err != nil {
+				t.Fatalf("late visitor %d: no ack: %v", i, err)
+			}
+		}
+		onJoiner := 0
+		for _, v := range late {
+			if n3.hosts(v.Snapshot().ConversationID) {
+				onJoiner++
+			}
+		}
+		cancel()
+		wg.Wait()
+		if onJoiner == 0 {
+			t.Error("none of 16 conversations activated after the join was placed on the joining node")
+		}
 		done()
 		if t.Failed() {
-			for _, n := range []*nodeProc{n1, n2, n3} {
+			for _, n := range nodes {
 				_ = os.WriteFile(filepath.Join(os.TempDir(), "join-"+n.name+".log"), []byte(n.out.String()), 0o644)
 			}
 		}

@@ -7,6 +7,20 @@ import (
 
 type IdentityLookup struct {
 	partitionManager *Manager
+	placement        Placement // grainchat patch 4
+}
+
+// Placement lets the application decide where an identity's activation
+// lives when its owner is asked for it, and keep activations where they are
+// when the topology moves their identities (grainchat patch 4: upstream
+// always activates on the owner and poisons every local activation whose
+// identity the topology moves elsewhere).
+type Placement interface {
+	// Place is called by a member's placement actor for an identity it has
+	// no local activation of. spawn activates it on this member and returns
+	// its PID; Place returns the PID the requester gets: spawn's, or that of
+	// an activation the application knows lives elsewhere.
+	Place(identity *cluster.ClusterIdentity, spawn func() *actor.PID) *actor.PID
 }
 
 func (p *IdentityLookup) Get(clusterIdentity *cluster.ClusterIdentity) *actor.PID {
@@ -23,6 +37,7 @@ func (p *IdentityLookup) RemovePid(clusterIdentity *cluster.ClusterIdentity, pid
 
 func (p *IdentityLookup) Setup(cluster *cluster.Cluster, kinds []string, isClient bool) {
 	p.partitionManager = newPartitionManager(cluster)
+	p.partitionManager.placement = p.placement
 	p.partitionManager.Start()
 }
 
@@ -32,4 +47,11 @@ func (p *IdentityLookup) Shutdown() {
 
 func New() cluster.IdentityLookup {
 	return &IdentityLookup{}
+}
+
+// NewWithPlacement is New whose placement actors ask p where an activation
+// lives, and leave the local activations whose identity moved to the
+// application, which stops them when it decides to (grainchat patch 4).
+func NewWithPlacement(p Placement) cluster.IdentityLookup {
+	return &IdentityLookup{placement: p}
 }

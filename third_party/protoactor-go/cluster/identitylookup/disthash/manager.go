@@ -18,6 +18,7 @@ type Manager struct {
 	topologySub    *eventstream.Subscription
 	placementActor *actor.PID
 	rdv            *clustering.Rendezvous
+	placement      Placement // grainchat patch 4; nil: upstream's behaviour
 }
 
 func newPartitionManager(c *clustering.Cluster) *Manager {

@@ -99,12 +99,22 @@ func (p *placementActor) onActivationRequest(msg *clustering.ActivationRequest, 
 
 	props := clustering.WithClusterIdentity(clusterKind.Props, msg.ClusterIdentity)
 
-	pid := ctx.SpawnPrefix(props, msg.ClusterIdentity.Identity)
-	clusterKind.Inc()
-
-	p.actors[key] = GrainMeta{
-		ID:  msg.ClusterIdentity,
-		PID: pid,
+	spawn := func() *actor.PID {
+		pid := ctx.SpawnPrefix(props, msg.ClusterIdentity.Identity)
+		clusterKind.Inc()
+		p.actors[key] = GrainMeta{
+			ID:  msg.ClusterIdentity,
+			PID: pid,
+		}
+		return pid
+	}
+	var pid *actor.PID
+	// grainchat patch 4: the application may answer with an activation
+	// that lives on another member.
+	if pl := p.partitionManager.placement; pl != nil {
+		pid = pl.Place(msg.ClusterIdentity, spawn)
+	} else {
+		pid = spawn()
 	}
 
 	response := &clustering.ActivationResponse{
@@ -124,6 +134,11 @@ func (p *placementActor) pidToMeta(pid *actor.PID) (bool, *string, *GrainMeta) {
 }
 
 func (p *placementActor) onClusterTopology(msg *clustering.ClusterTopology, ctx actor.Context) {
+	if p.partitionManager.placement != nil {
+		// grainchat patch 4: the application's activations check their
+		// placement themselves, and may stay where they are.
+		return
+	}
 	rdv := clustering.NewRendezvous()
 	rdv.UpdateMembers(msg.Members)
 	myAddress := p.cluster.ActorSystem.Address()
