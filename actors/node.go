@@ -77,7 +77,8 @@ type Config struct {
 	SubscribeTimeout time.Duration
 	// OwnerCheckInterval is how long after activating a conversation grain
 	// checks that its node owns it (later checks come with topology
-	// changes), and how often the inbox grain checks. Zero means 1s.
+	// changes), how often the inbox grain checks, and how long a grain
+	// waits for the answer to a claim (see placement). Zero means 1s.
 	OwnerCheckInterval time.Duration
 	// MaxOpenPerSession bounds the conversations an admin session follows
 	// explicitly. Zero means 50.
