@@ -155,7 +155,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		g.id = id
-		g.claim = claimant{kind: ConversationKind, identity: conversationIdentity(id)}
+		g.claim = claimant{kind: ConversationKind, identity: conversationIdentity(id), activated: time.Now()}
 		g.debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
 		g.node.addGrain(ctx.Self(), g.id)
@@ -182,9 +182,14 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *chatpb.Receipt:
 		g.receipt(ctx, msg)
 	case *checkOwner:
-		g.claim.check(ctx, g.node)
+		if g.claim.check(ctx, g.node) {
+			g.stopMoved(ctx)
+		}
 	case *topologyChanged:
-		g.claim.check(ctx, g.node)
+		if g.claim.check(ctx, g.node) {
+			g.stopMoved(ctx)
+			return
+		}
 		g.announce(ctx)
 		g.welcomeBack(ctx)
 	case *chatpb.ClaimResult:
@@ -352,7 +357,10 @@ func (g *conversationGrain) refuses(ctx actor.Context) bool {
 	if g.stopping {
 		return true
 	}
-	g.claim.check(ctx, g.node)
+	if g.claim.check(ctx, g.node) {
+		g.stopMoved(ctx)
+		return true
+	}
 	return false
 }
 

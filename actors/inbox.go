@@ -44,7 +44,7 @@ type inboxGrain struct {
 func newInboxGrain(n *Node) actor.Actor {
 	return &inboxGrain{
 		node:    n,
-		claim:   claimant{kind: InboxKind, identity: inboxIdentity},
+		claim:   claimant{kind: InboxKind, identity: inboxIdentity, activated: time.Now()},
 		logger:  n.logger.With("component", "inbox"),
 		entries: make(map[int64]*chatpb.InboxEntry),
 		subs:    make(map[pidKey]*actor.PID),
@@ -70,7 +70,9 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.scheduleOwnerCheck(ctx)
 	case *checkOwner:
 		g.welcomeBack(ctx)
-		g.claim.check(ctx, g.node)
+		if g.claim.check(ctx, g.node) {
+			g.stopMoved(ctx)
+		}
 		switch {
 		case g.stopping:
 		case len(g.subs) == 0 && time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout:
@@ -179,7 +181,10 @@ func (g *inboxGrain) refuses(ctx actor.Context) bool {
 	if g.stopping {
 		return true
 	}
-	g.claim.check(ctx, g.node)
+	if g.claim.check(ctx, g.node) {
+		g.stopMoved(ctx)
+		return true
+	}
 	return false
 }
 

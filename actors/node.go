@@ -32,6 +32,9 @@ import (
 const (
 	ConversationKind = "conversation"
 	InboxKind        = "inbox"
+	// ClaimsKind is never activated: members that register it answer
+	// claims (see placement).
+	ClaimsKind = "grainchat.claims"
 )
 
 // MaxHistoryPage bounds one history page.
@@ -224,6 +227,9 @@ type Node struct {
 	hub      atomic.Pointer[actor.PID]
 	hubProps *actor.Props
 	addrs    atomic.Pointer[[]string]
+	// claimers are the members in the latest topology that answer claims
+	// (see placement; older chatd releases do not).
+	claimers atomic.Pointer[map[string]bool]
 	// topologyAt is when the latest topology arrived (Unix nanoseconds).
 	topologyAt atomic.Int64
 	// presence is the node's presence actor (see presence.go).
@@ -286,6 +292,13 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	kinds := []*cluster.Kind{
 		cluster.NewKind(ConversationKind, actor.PropsFromProducer(func() actor.Actor { return newConversationGrain(n) }, withDispatcher)),
 		cluster.NewKind(InboxKind, actor.PropsFromProducer(func() actor.Actor { return newInboxGrain(n) }, withDispatcher)),
+		// A kind that is never activated: it tells the other members that
+		// this one answers claims (see placement).
+		cluster.NewKind(ClaimsKind, actor.PropsFromFunc(func(ctx actor.Context) {
+			if _, ok := ctx.Message().(*actor.Started); ok {
+				ctx.Stop(ctx.Self())
+			}
+		})),
 	}
 	// Active grains stay where they are when the topology changes (see
 	// placement).
@@ -308,13 +321,18 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 			self := n.system.Address()
 			in := false
 			addrs := make([]string, 0, len(topo.GetMembers()))
+			claimers := make(map[string]bool, len(topo.GetMembers()))
 			for _, m := range topo.GetMembers() {
 				if m.Address() == self {
 					in = true
 				}
 				addrs = append(addrs, m.Address())
+				if m.HasKind(ClaimsKind) {
+					claimers[m.Address()] = true
+				}
 			}
 			n.addrs.Store(&addrs)
+			n.claimers.Store(&claimers)
 			n.topologyAt.Store(time.Now().UnixNano())
 			n.member.Store(in)
 			n.members.Store(int32(len(topo.GetMembers())))

@@ -128,6 +128,13 @@ func (p *placement) ended(pid *actor.PID) {
 	}
 }
 
+// answersClaims reports whether the member at addr answers claims (it
+// registers ClaimsKind).
+func (n *Node) answersClaims(addr string) bool {
+	m := n.claimers.Load()
+	return m != nil && (*m)[addr]
+}
+
 // grants is how many activations on other members this node granted.
 func (p *placement) grants() int {
 	p.mu.Lock()
@@ -163,6 +170,8 @@ func (a *placementActor) Receive(ctx actor.Context) {
 // when neither holds.
 type claimant struct {
 	kind, identity string
+	// activated is when the activation started.
+	activated time.Time
 	// grantedBy is the owner that granted this activation ("" if none).
 	grantedBy string
 	// owner is the owner claimed last; pending while its answer is
@@ -183,23 +192,31 @@ type claimExpired struct{ seq int }
 
 func (*claimExpired) housekeeping() {}
 
-// check claims the owner's grant when the activation needs one; it never
-// stops the activation itself. An activation whose node owns the identity,
-// or that the owner granted, goes on; otherwise it claims and goes on
-// meanwhile (two activations serve for a moment at most, and write through
-// the store, which orders their messages). A granted activation claims again
-// after a topology change: the owner may be a new process that forgot its
-// grants.
-func (c *claimant) check(ctx actor.Context, n *Node) {
+// check claims the owner's grant when the activation needs one; it reports
+// whether the activation must stop now. An activation whose node owns the
+// identity, or that the owner granted, goes on; otherwise it claims and goes
+// on meanwhile (two activations serve for a moment at most, and write
+// through the store, which orders their messages). A granted activation
+// claims again after a topology change: the owner may be a new process that
+// forgot its grants. An owner that does not answer claims (a release before
+// them, which would die on a message type it does not know) keeps the
+// older rule: the activation stops for it, once older than
+// OwnerCheckInterval (its check at that age stops it): when two members'
+// views of the topology differ for a moment, a lookup on one places the
+// grain on the other, which would otherwise stop it at once, again and
+// again, until the views agree.
+func (c *claimant) check(ctx actor.Context, n *Node) (stop bool) {
 	owner, topology := n.ownerOf(c.identity, c.kind), n.topologyAt.Load()
 	switch {
 	case owner == "" || owner == n.system.Address():
 		c.grantedBy, c.owner, c.pending, c.attempts = "", "", false, 0
-		return
+		return false
+	case !n.answersClaims(owner):
+		return time.Since(c.activated) >= n.cfg.OwnerCheckInterval
 	case c.grantedBy == owner && c.topology == topology:
-		return
+		return false
 	case c.pending && c.owner == owner:
-		return // the answer is awaited
+		return false // the answer is awaited
 	}
 	if owner != c.owner {
 		c.attempts = 0
@@ -209,6 +226,7 @@ func (c *claimant) check(ctx actor.Context, n *Node) {
 	ctx.Request(actor.NewPID(owner, placementName), &chatpb.Claim{Kind: c.kind, Identity: c.identity})
 	self, root, seq := ctx.Self(), n.system.Root, c.seq
 	time.AfterFunc(n.cfg.OwnerCheckInterval, func() { root.Send(self, &claimExpired{seq: seq}) })
+	return false
 }
 
 // answered handles an answer from the member at addr; it reports whether
@@ -241,6 +259,5 @@ func (c *claimant) expired(ctx actor.Context, n *Node, e *claimExpired) (stop bo
 	if c.attempts >= claimAttempts {
 		return true
 	}
-	c.check(ctx, n)
-	return false
+	return c.check(ctx, n)
 }
