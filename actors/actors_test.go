@@ -368,7 +368,7 @@ func (e *testEnv) localGrains() int {
 	return len(e.node.grains)
 }
 
-func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
+func waitUntil(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -52,7 +52,7 @@ type clusterLab struct {
 	agent  *clustertest.InMemAgent
 }
 
-func newClusterLab(t *testing.T) *clusterLab {
+func newClusterLab(t testing.TB) *clusterLab {
 	return &clusterLab{
 		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		store:  memstore.New(memstore.Options{}),
@@ -61,7 +61,7 @@ func newClusterLab(t *testing.T) *clusterLab {
 }
 
 // member starts one more member; it does not wait for the others to see it.
-func (l *clusterLab) member(t *testing.T) *testEnv {
+func (l *clusterLab) member(t testing.TB) *testEnv {
 	t.Helper()
 	app := batch.New(l.logger, l.store, batch.Options{})
 	t.Cleanup(app.Close)
