@@ -291,3 +291,69 @@ func TestTwoMembersJoiningMemberLeavesActiveGrainsWhereTheyAre(t *testing.T) {
 		t.Errorf("joining member activated %d conversations, want 1", got)
 	}
 }
+
+// Staff sessions on a member other than the inbox's get every message, in
+// order, through that member's inbox relay (one InboxRelay per message for
+// all of them), as do those on the inbox's own member directly.
+//
+// Not under -race (see TestTwoMembersShareGrainsAndSurviveALeave).
+func TestTwoMembersInboxRelaysToAnotherMembersStaff(t *testing.T) {
+	lab := newClusterLab(t)
+	m1, m2 := lab.member(t), lab.member(t)
+	waitUntil(t, 10*time.Second, func() bool { return m1.node.Members() == 2 && m2.node.Members() == 2 })
+	inbox := m1.node.lookup(inboxIdentity, InboxKind)
+	if inbox == nil {
+		t.Fatal("no inbox")
+	}
+	home, other := m1, m2
+	if inbox.GetAddress() != m1.node.system.Address() {
+		home, other = m2, m1
+	}
+	if !home.node.hasFeature(other.node.system.Address(), featureRelay) {
+		t.Fatal("the inbox's member does not know that the other member runs a relay")
+	}
+	admin, err := lab.store.UpsertUser(context.Background(), storage.UserInput{ExternalID: "staff", Name: "Staff", IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sinks []*fakeSink
+	for i := range 3 {
+		sinks = append(sinks, other.spawn(t, SessionConfig{ConnID: fmt.Sprint("remote", i), User: admin, V1: true}))
+	}
+	sinks = append(sinks, home.spawn(t, SessionConfig{ConnID: "local", User: admin, V1: true}))
+	for _, s := range sinks {
+		s.waitFrames(t, 2) // welcome, inbox
+	}
+	u, conv := other.visitor(t, "visitor")
+	other.spawn(t, SessionConfig{ConnID: "v", User: u, ConversationID: conv.ID, V1: true})
+	const n = 20
+	for i := 1; i <= n; i++ {
+		other.node.SendInbound(other.sessions[len(other.sessions)-1],
+			&Inbound{Req: wire.Request{Type: wire.TypeMessage, Message: fmt.Sprint("m", i), ClientMsgID: fmt.Sprint(i)}})
+	}
+	for i, s := range sinks {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var msgs []string
+			var got []int64
+			for _, f := range s.waitFrames(t, 2) {
+				if f["type"] == "message" {
+					msgs = append(msgs, f["message"].(string))
+					got = append(got, int64(f["seq"].(float64)))
+				}
+			}
+			if len(got) == n {
+				for j, seq := range got {
+					if seq != int64(j+1) || msgs[j] != fmt.Sprint("m", j+1) {
+						t.Fatalf("staff session %d got messages %v (seqs %v), want m1..m%d in order", i, msgs, got, n)
+					}
+				}
+				break
+			}
+			if len(got) > n || time.Now().After(deadline) {
+				t.Fatalf("staff session %d got %d messages (%v), want %d", i, len(got), msgs, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

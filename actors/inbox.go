@@ -257,9 +257,7 @@ func (g *inboxGrain) notify(ctx actor.Context, n *chatpb.InboxNotify) {
 		Delivery:    n.GetDelivery(),
 		UpdateFrame: wire.InboxUpdateFrame(inboxEntryToWire(e)),
 	}
-	for _, pid := range g.subs {
-		ctx.Send(pid, d)
-	}
+	g.node.inboxFanout(ctx, g.subs, d)
 }
 
 // notifyEvent records a conversation's new desk state in its entry (when the
@@ -272,7 +270,5 @@ func (g *inboxGrain) notifyEvent(ctx actor.Context, n *chatpb.InboxNotify) {
 		g.entries[e.GetConversationId()] = updated
 	}
 	d := &chatpb.InboxDelivery{Entry: e, Event: n.GetEvent()}
-	for _, pid := range g.subs {
-		ctx.Send(pid, d)
-	}
+	g.node.inboxFanout(ctx, g.subs, d)
 }

@@ -227,9 +227,9 @@ type Node struct {
 	hub      atomic.Pointer[actor.PID]
 	hubProps *actor.Props
 	addrs    atomic.Pointer[[]string]
-	// claimers are the members in the latest topology that answer claims
-	// (see placement; older chatd releases do not).
-	claimers atomic.Pointer[map[string]bool]
+	// features are what the members in the latest topology do beyond the
+	// oldest release's protocol, by address (see feature).
+	features atomic.Pointer[map[string]feature]
 	// topologyAt is when the latest topology arrived (Unix nanoseconds).
 	topologyAt atomic.Int64
 	// presence is the node's presence actor (see presence.go).
@@ -292,13 +292,11 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	kinds := []*cluster.Kind{
 		cluster.NewKind(ConversationKind, actor.PropsFromProducer(func() actor.Actor { return newConversationGrain(n) }, withDispatcher)),
 		cluster.NewKind(InboxKind, actor.PropsFromProducer(func() actor.Actor { return newInboxGrain(n) }, withDispatcher)),
-		// A kind that is never activated: it tells the other members that
-		// this one answers claims (see placement).
-		cluster.NewKind(ClaimsKind, actor.PropsFromFunc(func(ctx actor.Context) {
-			if _, ok := ctx.Message().(*actor.Started); ok {
-				ctx.Stop(ctx.Self())
-			}
-		})),
+		// Kinds that are never activated: they tell the other members that
+		// this one answers claims (see placement) and runs an inbox relay
+		// (see relay.go).
+		cluster.NewKind(ClaimsKind, neverActivated()),
+		cluster.NewKind(RelayKind, neverActivated()),
 	}
 	// Active grains stay where they are when the topology changes (see
 	// placement).
@@ -321,18 +319,16 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 			self := n.system.Address()
 			in := false
 			addrs := make([]string, 0, len(topo.GetMembers()))
-			claimers := make(map[string]bool, len(topo.GetMembers()))
+			features := make(map[string]feature, len(topo.GetMembers()))
 			for _, m := range topo.GetMembers() {
 				if m.Address() == self {
 					in = true
 				}
 				addrs = append(addrs, m.Address())
-				if m.HasKind(ClaimsKind) {
-					claimers[m.Address()] = true
-				}
+				features[m.Address()] = featuresOf(m)
 			}
 			n.addrs.Store(&addrs)
-			n.claimers.Store(&claimers)
+			n.features.Store(&features)
 			n.topologyAt.Store(time.Now().UnixNano())
 			n.member.Store(in)
 			n.members.Store(int32(len(topo.GetMembers())))
@@ -371,6 +367,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// answered, and their claimants ask again (see claimant.expired).
 	if _, err := n.system.Root.SpawnNamed(n.placementProps, placementName); err != nil {
 		return fmt.Errorf("spawn the node's placement actor: %w", err)
+	}
+	// The inbox relay likewise; the inbox relays to it only once this
+	// node's sessions subscribe, after Start.
+	if _, err := n.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &inboxRelay{node: n} }, actor.WithDispatcher(n.dispatcher)), inboxRelayName); err != nil {
+		return fmt.Errorf("spawn the node's inbox relay: %w", err)
 	}
 	// Presence likewise; it learns the members from the topology events
 	// that follow, and from the current ones now.
@@ -496,6 +497,44 @@ func (n *Node) memberAddrs() []string {
 		return *p
 	}
 	return nil
+}
+
+// feature is a set of what a member does beyond the oldest release's
+// protocol between nodes. Members say so by registering kinds that are
+// never activated: a message type an older release does not know is sent
+// only to members that announce it (v0.1.0 dies on one).
+type feature uint8
+
+const (
+	featureClaims feature = 1 << iota // answers chatpb.Claim (ClaimsKind)
+	featureRelay                      // runs an inbox relay (RelayKind)
+)
+
+func featuresOf(m *cluster.Member) feature {
+	var f feature
+	if m.HasKind(ClaimsKind) {
+		f |= featureClaims
+	}
+	if m.HasKind(RelayKind) {
+		f |= featureRelay
+	}
+	return f
+}
+
+// neverActivated are the props of the kinds that only announce a feature.
+func neverActivated() *actor.Props {
+	return actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Started); ok {
+			ctx.Stop(ctx.Self())
+		}
+	})
+}
+
+// hasFeature reports whether the member at addr has feature f in the
+// latest topology.
+func (n *Node) hasFeature(addr string, f feature) bool {
+	m := n.features.Load()
+	return m != nil && (*m)[addr]&f != 0
 }
 
 // SpawnSession starts the session actor of one connection.

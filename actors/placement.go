@@ -128,13 +128,6 @@ func (p *placement) ended(pid *actor.PID) {
 	}
 }
 
-// answersClaims reports whether the member at addr answers claims (it
-// registers ClaimsKind).
-func (n *Node) answersClaims(addr string) bool {
-	m := n.claimers.Load()
-	return m != nil && (*m)[addr]
-}
-
 // grants is how many activations on other members this node granted.
 func (p *placement) grants() int {
 	p.mu.Lock()
@@ -211,7 +204,7 @@ func (c *claimant) check(ctx actor.Context, n *Node) (stop bool) {
 	case owner == "" || owner == n.system.Address():
 		c.grantedBy, c.owner, c.pending, c.attempts = "", "", false, 0
 		return false
-	case !n.answersClaims(owner):
+	case !n.hasFeature(owner, featureClaims):
 		return time.Since(c.activated) >= n.cfg.OwnerCheckInterval
 	case c.grantedBy == owner && c.topology == topology:
 		return false

@@ -1189,6 +1189,62 @@ func (x *InboxDelivery) GetEvent() *EventDelivery {
 	return nil
 }
 
+// InboxRelay carries one InboxDelivery from the inbox grain to a member's
+// inbox relay, which hands it to the member's staff sessions named by
+// targets (their PID ids on that member): one message per member instead
+// of one per staff session (see actors/relay.go).
+type InboxRelay struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delivery      *InboxDelivery         `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	Targets       []string               `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxRelay) Reset() {
+	*x = InboxRelay{}
+	mi := &file_chat_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxRelay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxRelay) ProtoMessage() {}
+
+func (x *InboxRelay) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxRelay.ProtoReflect.Descriptor instead.
+func (*InboxRelay) Descriptor() ([]byte, []int) {
+	return file_chat_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *InboxRelay) GetDelivery() *InboxDelivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+func (x *InboxRelay) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
 // DeskUser names a user on the desk (an assignee, who made a change).
 type DeskUser struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1201,7 +1257,7 @@ type DeskUser struct {
 
 func (x *DeskUser) Reset() {
 	*x = DeskUser{}
-	mi := &file_chat_proto_msgTypes[18]
+	mi := &file_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1269,7 @@ func (x *DeskUser) String() string {
 func (*DeskUser) ProtoMessage() {}
 
 func (x *DeskUser) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[18]
+	mi := &file_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1282,7 @@ func (x *DeskUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeskUser.ProtoReflect.Descriptor instead.
 func (*DeskUser) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeskUser) GetId() int64 {
@@ -1268,7 +1324,7 @@ type ChatEvent struct {
 
 func (x *ChatEvent) Reset() {
 	*x = ChatEvent{}
-	mi := &file_chat_proto_msgTypes[19]
+	mi := &file_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1336,7 @@ func (x *ChatEvent) String() string {
 func (*ChatEvent) ProtoMessage() {}
 
 func (x *ChatEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[19]
+	mi := &file_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1349,7 @@ func (x *ChatEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatEvent.ProtoReflect.Descriptor instead.
 func (*ChatEvent) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ChatEvent) GetId() int64 {
@@ -1372,7 +1428,7 @@ type EventDelivery struct {
 
 func (x *EventDelivery) Reset() {
 	*x = EventDelivery{}
-	mi := &file_chat_proto_msgTypes[20]
+	mi := &file_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1440,7 @@ func (x *EventDelivery) String() string {
 func (*EventDelivery) ProtoMessage() {}
 
 func (x *EventDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[20]
+	mi := &file_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1453,7 @@ func (x *EventDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventDelivery.ProtoReflect.Descriptor instead.
 func (*EventDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EventDelivery) GetEvent() *ChatEvent {
@@ -1434,7 +1490,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_chat_proto_msgTypes[21]
+	mi := &file_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1502,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[21]
+	mi := &file_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1515,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{21}
+	return file_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Change) GetRef() uint64 {
@@ -1535,7 +1591,7 @@ type ChangeResult struct {
 
 func (x *ChangeResult) Reset() {
 	*x = ChangeResult{}
-	mi := &file_chat_proto_msgTypes[22]
+	mi := &file_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1603,7 @@ func (x *ChangeResult) String() string {
 func (*ChangeResult) ProtoMessage() {}
 
 func (x *ChangeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[22]
+	mi := &file_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1616,7 @@ func (x *ChangeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeResult.ProtoReflect.Descriptor instead.
 func (*ChangeResult) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{22}
+	return file_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ChangeResult) GetRef() uint64 {
@@ -1626,7 +1682,7 @@ type ReadMarked struct {
 
 func (x *ReadMarked) Reset() {
 	*x = ReadMarked{}
-	mi := &file_chat_proto_msgTypes[23]
+	mi := &file_chat_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1694,7 @@ func (x *ReadMarked) String() string {
 func (*ReadMarked) ProtoMessage() {}
 
 func (x *ReadMarked) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[23]
+	mi := &file_chat_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1707,7 @@ func (x *ReadMarked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadMarked.ProtoReflect.Descriptor instead.
 func (*ReadMarked) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{23}
+	return file_chat_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReadMarked) GetUserId() int64 {
@@ -1692,7 +1748,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_chat_proto_msgTypes[24]
+	mi := &file_chat_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1760,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[24]
+	mi := &file_chat_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1773,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{24}
+	return file_chat_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Typing) GetConversationId() int64 {
@@ -1765,7 +1821,7 @@ type TypingDelivery struct {
 
 func (x *TypingDelivery) Reset() {
 	*x = TypingDelivery{}
-	mi := &file_chat_proto_msgTypes[25]
+	mi := &file_chat_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +1833,7 @@ func (x *TypingDelivery) String() string {
 func (*TypingDelivery) ProtoMessage() {}
 
 func (x *TypingDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[25]
+	mi := &file_chat_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +1846,7 @@ func (x *TypingDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingDelivery.ProtoReflect.Descriptor instead.
 func (*TypingDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{25}
+	return file_chat_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TypingDelivery) GetConversationId() int64 {
@@ -1841,7 +1897,7 @@ type ViewersDelivery struct {
 
 func (x *ViewersDelivery) Reset() {
 	*x = ViewersDelivery{}
-	mi := &file_chat_proto_msgTypes[26]
+	mi := &file_chat_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1909,7 @@ func (x *ViewersDelivery) String() string {
 func (*ViewersDelivery) ProtoMessage() {}
 
 func (x *ViewersDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[26]
+	mi := &file_chat_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1922,7 @@ func (x *ViewersDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewersDelivery.ProtoReflect.Descriptor instead.
 func (*ViewersDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{26}
+	return file_chat_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ViewersDelivery) GetConversationId() int64 {
@@ -1898,7 +1954,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_chat_proto_msgTypes[27]
+	mi := &file_chat_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +1966,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[27]
+	mi := &file_chat_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +1979,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{27}
+	return file_chat_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Receipt) GetConversationId() int64 {
@@ -1962,7 +2018,7 @@ type ReceiptDelivery struct {
 
 func (x *ReceiptDelivery) Reset() {
 	*x = ReceiptDelivery{}
-	mi := &file_chat_proto_msgTypes[28]
+	mi := &file_chat_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2030,7 @@ func (x *ReceiptDelivery) String() string {
 func (*ReceiptDelivery) ProtoMessage() {}
 
 func (x *ReceiptDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[28]
+	mi := &file_chat_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2043,7 @@ func (x *ReceiptDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptDelivery.ProtoReflect.Descriptor instead.
 func (*ReceiptDelivery) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{28}
+	return file_chat_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReceiptDelivery) GetConversationId() int64 {
@@ -2046,7 +2102,7 @@ type PresenceState struct {
 
 func (x *PresenceState) Reset() {
 	*x = PresenceState{}
-	mi := &file_chat_proto_msgTypes[29]
+	mi := &file_chat_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2114,7 @@ func (x *PresenceState) String() string {
 func (*PresenceState) ProtoMessage() {}
 
 func (x *PresenceState) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[29]
+	mi := &file_chat_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2127,7 @@ func (x *PresenceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceState.ProtoReflect.Descriptor instead.
 func (*PresenceState) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{29}
+	return file_chat_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PresenceState) GetFull() bool {
@@ -2145,7 +2201,7 @@ type VisitorPage struct {
 
 func (x *VisitorPage) Reset() {
 	*x = VisitorPage{}
-	mi := &file_chat_proto_msgTypes[30]
+	mi := &file_chat_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2213,7 @@ func (x *VisitorPage) String() string {
 func (*VisitorPage) ProtoMessage() {}
 
 func (x *VisitorPage) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[30]
+	mi := &file_chat_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2226,7 @@ func (x *VisitorPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VisitorPage.ProtoReflect.Descriptor instead.
 func (*VisitorPage) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{30}
+	return file_chat_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *VisitorPage) GetConversationId() int64 {
@@ -2254,7 +2310,7 @@ type StaffPresence struct {
 
 func (x *StaffPresence) Reset() {
 	*x = StaffPresence{}
-	mi := &file_chat_proto_msgTypes[31]
+	mi := &file_chat_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2322,7 @@ func (x *StaffPresence) String() string {
 func (*StaffPresence) ProtoMessage() {}
 
 func (x *StaffPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_proto_msgTypes[31]
+	mi := &file_chat_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2335,7 @@ func (x *StaffPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaffPresence.ProtoReflect.Descriptor instead.
 func (*StaffPresence) Descriptor() ([]byte, []int) {
-	return file_chat_proto_rawDescGZIP(), []int{31}
+	return file_chat_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StaffPresence) GetUserId() int64 {
@@ -2389,7 +2445,11 @@ const file_chat_proto_rawDesc = "" +
 	"\x05entry\x18\x01 \x01(\v2\x1a.grainchat.chat.InboxEntryR\x05entry\x124\n" +
 	"\bdelivery\x18\x02 \x01(\v2\x18.grainchat.chat.DeliveryR\bdelivery\x12!\n" +
 	"\fupdate_frame\x18\x03 \x01(\fR\vupdateFrame\x123\n" +
-	"\x05event\x18\x04 \x01(\v2\x1d.grainchat.chat.EventDeliveryR\x05event\"O\n" +
+	"\x05event\x18\x04 \x01(\v2\x1d.grainchat.chat.EventDeliveryR\x05event\"a\n" +
+	"\n" +
+	"InboxRelay\x129\n" +
+	"\bdelivery\x18\x01 \x01(\v2\x1d.grainchat.chat.InboxDeliveryR\bdelivery\x12\x18\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\"O\n" +
 	"\bDeskUser\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1f\n" +
 	"\vexternal_id\x18\x02 \x01(\tR\n" +
@@ -2495,7 +2555,7 @@ func file_chat_proto_rawDescGZIP() []byte {
 	return file_chat_proto_rawDescData
 }
 
-var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_chat_proto_goTypes = []any{
 	(*ChatMessage)(nil),      // 0: grainchat.chat.ChatMessage
 	(*Post)(nil),             // 1: grainchat.chat.Post
@@ -2515,45 +2575,47 @@ var file_chat_proto_goTypes = []any{
 	(*InboxQuery)(nil),       // 15: grainchat.chat.InboxQuery
 	(*InboxUnsubscribe)(nil), // 16: grainchat.chat.InboxUnsubscribe
 	(*InboxDelivery)(nil),    // 17: grainchat.chat.InboxDelivery
-	(*DeskUser)(nil),         // 18: grainchat.chat.DeskUser
-	(*ChatEvent)(nil),        // 19: grainchat.chat.ChatEvent
-	(*EventDelivery)(nil),    // 20: grainchat.chat.EventDelivery
-	(*Change)(nil),           // 21: grainchat.chat.Change
-	(*ChangeResult)(nil),     // 22: grainchat.chat.ChangeResult
-	(*ReadMarked)(nil),       // 23: grainchat.chat.ReadMarked
-	(*Typing)(nil),           // 24: grainchat.chat.Typing
-	(*TypingDelivery)(nil),   // 25: grainchat.chat.TypingDelivery
-	(*ViewersDelivery)(nil),  // 26: grainchat.chat.ViewersDelivery
-	(*Receipt)(nil),          // 27: grainchat.chat.Receipt
-	(*ReceiptDelivery)(nil),  // 28: grainchat.chat.ReceiptDelivery
-	(*PresenceState)(nil),    // 29: grainchat.chat.PresenceState
-	(*VisitorPage)(nil),      // 30: grainchat.chat.VisitorPage
-	(*StaffPresence)(nil),    // 31: grainchat.chat.StaffPresence
+	(*InboxRelay)(nil),       // 18: grainchat.chat.InboxRelay
+	(*DeskUser)(nil),         // 19: grainchat.chat.DeskUser
+	(*ChatEvent)(nil),        // 20: grainchat.chat.ChatEvent
+	(*EventDelivery)(nil),    // 21: grainchat.chat.EventDelivery
+	(*Change)(nil),           // 22: grainchat.chat.Change
+	(*ChangeResult)(nil),     // 23: grainchat.chat.ChangeResult
+	(*ReadMarked)(nil),       // 24: grainchat.chat.ReadMarked
+	(*Typing)(nil),           // 25: grainchat.chat.Typing
+	(*TypingDelivery)(nil),   // 26: grainchat.chat.TypingDelivery
+	(*ViewersDelivery)(nil),  // 27: grainchat.chat.ViewersDelivery
+	(*Receipt)(nil),          // 28: grainchat.chat.Receipt
+	(*ReceiptDelivery)(nil),  // 29: grainchat.chat.ReceiptDelivery
+	(*PresenceState)(nil),    // 30: grainchat.chat.PresenceState
+	(*VisitorPage)(nil),      // 31: grainchat.chat.VisitorPage
+	(*StaffPresence)(nil),    // 32: grainchat.chat.StaffPresence
 }
 var file_chat_proto_depIdxs = []int32{
 	0,  // 0: grainchat.chat.PostResult.message:type_name -> grainchat.chat.ChatMessage
 	0,  // 1: grainchat.chat.Delivery.message:type_name -> grainchat.chat.ChatMessage
 	0,  // 2: grainchat.chat.InboxEntry.last_message:type_name -> grainchat.chat.ChatMessage
-	18, // 3: grainchat.chat.InboxEntry.assignee:type_name -> grainchat.chat.DeskUser
+	19, // 3: grainchat.chat.InboxEntry.assignee:type_name -> grainchat.chat.DeskUser
 	11, // 4: grainchat.chat.InboxNotify.entry:type_name -> grainchat.chat.InboxEntry
 	10, // 5: grainchat.chat.InboxNotify.delivery:type_name -> grainchat.chat.Delivery
-	20, // 6: grainchat.chat.InboxNotify.event:type_name -> grainchat.chat.EventDelivery
+	21, // 6: grainchat.chat.InboxNotify.event:type_name -> grainchat.chat.EventDelivery
 	11, // 7: grainchat.chat.InboxSnapshot.entries:type_name -> grainchat.chat.InboxEntry
 	11, // 8: grainchat.chat.InboxDelivery.entry:type_name -> grainchat.chat.InboxEntry
 	10, // 9: grainchat.chat.InboxDelivery.delivery:type_name -> grainchat.chat.Delivery
-	20, // 10: grainchat.chat.InboxDelivery.event:type_name -> grainchat.chat.EventDelivery
-	18, // 11: grainchat.chat.ChatEvent.assignee:type_name -> grainchat.chat.DeskUser
-	18, // 12: grainchat.chat.ChatEvent.actor:type_name -> grainchat.chat.DeskUser
-	19, // 13: grainchat.chat.EventDelivery.event:type_name -> grainchat.chat.ChatEvent
-	18, // 14: grainchat.chat.ChangeResult.assignee:type_name -> grainchat.chat.DeskUser
-	19, // 15: grainchat.chat.ChangeResult.events:type_name -> grainchat.chat.ChatEvent
-	31, // 16: grainchat.chat.PresenceState.staff:type_name -> grainchat.chat.StaffPresence
-	30, // 17: grainchat.chat.PresenceState.pages:type_name -> grainchat.chat.VisitorPage
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	21, // 10: grainchat.chat.InboxDelivery.event:type_name -> grainchat.chat.EventDelivery
+	17, // 11: grainchat.chat.InboxRelay.delivery:type_name -> grainchat.chat.InboxDelivery
+	19, // 12: grainchat.chat.ChatEvent.assignee:type_name -> grainchat.chat.DeskUser
+	19, // 13: grainchat.chat.ChatEvent.actor:type_name -> grainchat.chat.DeskUser
+	20, // 14: grainchat.chat.EventDelivery.event:type_name -> grainchat.chat.ChatEvent
+	19, // 15: grainchat.chat.ChangeResult.assignee:type_name -> grainchat.chat.DeskUser
+	20, // 16: grainchat.chat.ChangeResult.events:type_name -> grainchat.chat.ChatEvent
+	32, // 17: grainchat.chat.PresenceState.staff:type_name -> grainchat.chat.StaffPresence
+	31, // 18: grainchat.chat.PresenceState.pages:type_name -> grainchat.chat.VisitorPage
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_chat_proto_init() }
@@ -2567,7 +2629,7 @@ func file_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_proto_rawDesc), len(file_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
