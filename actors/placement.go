@@ -176,8 +176,9 @@ type claimant struct {
 	attempts int
 	// topology is the node's topology stamp at the last claim: a granted
 	// activation claims again after a topology change (the owner may be a
-	// new process that forgot its grants).
-	topology int64
+	// new process that forgot its grants). ownedAt is the stamp under which
+	// the node was found to own the identity (0: not).
+	topology, ownedAt int64
 }
 
 // claimExpired is the end of the wait for a claim's answer.
@@ -199,10 +200,15 @@ func (*claimExpired) housekeeping() {}
 // grain on the other, which would otherwise stop it at once, again and
 // again, until the views agree.
 func (c *claimant) check(ctx actor.Context, n *Node) (stop bool) {
-	owner, topology := n.ownerOf(c.identity, c.kind), n.topologyAt.Load()
+	topology := n.topologyAt.Load()
+	if topology != 0 && topology == c.ownedAt {
+		return false // this node owned it under this topology (every post asks)
+	}
+	owner := n.ownerOf(c.identity, c.kind)
 	switch {
 	case owner == "" || owner == n.system.Address():
 		c.grantedBy, c.owner, c.pending, c.attempts = "", "", false, 0
+		c.ownedAt = topology
 		return false
 	case !n.hasFeature(owner, featureClaims):
 		return time.Since(c.activated) >= n.cfg.OwnerCheckInterval
