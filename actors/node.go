@@ -227,6 +227,9 @@ type Node struct {
 	hub      atomic.Pointer[actor.PID]
 	hubProps *actor.Props
 	addrs    atomic.Pointer[[]string]
+	// down are the members whose connection from this node broke lately
+	// (see downSet).
+	down downSet
 	// features are what the members in the latest topology do beyond the
 	// oldest release's protocol, by address (see feature).
 	features atomic.Pointer[map[string]feature]
@@ -315,6 +318,12 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 	// Members are matched by address: providers name members differently
 	// (etcd uses "<cluster>@<id>").
 	n.system.EventStream.Subscribe(func(evt any) {
+		switch e := evt.(type) {
+		case *remote.EndpointTerminatedEvent:
+			n.down.mark(e.Address, time.Now())
+		case *remote.EndpointConnectedEvent:
+			n.down.clear(e.Address)
+		}
 		if topo, ok := evt.(*cluster.ClusterTopology); ok {
 			self := n.system.Address()
 			in := false
@@ -570,7 +579,15 @@ func (n *Node) lookup(identity, kind string) *actor.PID {
 	asked := n.ownerOf(identity, kind)
 	topo := n.topologyAt.Load()
 	ch := make(chan *actor.PID, 1)
-	go func() { ch <- n.cluster.Get(identity, kind) }()
+	go func() {
+		pid := n.cluster.Get(identity, kind)
+		if pid != nil && pid.GetAddress() != n.system.Address() && n.down.is(pid.GetAddress(), time.Now()) {
+			// An activation on a member whose connection just broke (an
+			// owner that granted it has not heard yet): retry.
+			pid = nil
+		}
+		ch <- pid
+	}()
 	t := time.NewTimer(n.cfg.LookupTimeout)
 	defer t.Stop()
 	tick := time.NewTicker(lookupPoll)
@@ -590,6 +607,50 @@ func (n *Node) lookup(identity, kind string) *actor.PID {
 			}
 		}
 	}
+}
+
+// downSet remembers the members whose connection from this node broke
+// (protoactor's EndpointTerminatedEvent) until it connects again, for
+// downFor at most. A lookup can answer with an activation on such a member
+// when the identity's owner granted it and has not noticed the death yet;
+// sending to it would wait for a connection that protoactor retries every
+// 2 s, so the lookup is retried instead (see lookup and placement.Place).
+type downSet struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// downFor bounds how long a broken connection marks its member down: a
+// partition that heals without a new connection (none was needed yet) does
+// not keep its member's grains unreachable.
+const downFor = 3 * time.Second
+
+func (d *downSet) mark(addr string, now time.Time) {
+	d.mu.Lock()
+	if d.at == nil {
+		d.at = make(map[string]time.Time)
+	}
+	d.at[addr] = now
+	d.mu.Unlock()
+}
+
+func (d *downSet) clear(addr string) {
+	d.mu.Lock()
+	delete(d.at, addr)
+	d.mu.Unlock()
+}
+
+// is reports whether addr's connection broke less than downFor before now
+// and did not come back.
+func (d *downSet) is(addr string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	at, ok := d.at[addr]
+	if ok && now.Sub(at) >= downFor {
+		delete(d.at, addr)
+		return false
+	}
+	return ok
 }
 
 // lookupPoll is how often a lookup in flight checks whether the owner it

@@ -64,16 +64,18 @@ func newPlacement(n *Node) *placement {
 
 // Place implements disthash.Placement: an identity granted to a live
 // activation on another member is served there; anything else is activated
-// here.
+// here, also an identity granted to an activation whose member left or whose
+// connection just broke.
 func (p *placement) Place(ci *cluster.ClusterIdentity, spawn func() *actor.PID) *actor.PID {
 	key := ci.AsKey()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pid, ok := p.granted[key]; ok {
-		if p.node.isMember(pid.GetAddress()) {
+		addr := pid.GetAddress()
+		if p.node.isMember(addr) && !p.node.down.is(addr, time.Now()) {
 			return pid
 		}
-		delete(p.granted, key)
+		delete(p.granted, key) // its member left, or died (see downSet)
 	}
 	pid := spawn()
 	p.local[key] = pid

@@ -79,3 +79,25 @@ func TestClaimantAnswers(t *testing.T) {
 		t.Fatal("the owner's refusal did not stop the activation")
 	}
 }
+
+// A member whose connection broke is down until it connects again or
+// downFor passes.
+func TestDownSet(t *testing.T) {
+	var d downSet
+	now := time.Now()
+	if d.is("a:1", now) {
+		t.Fatal("an unknown member is down")
+	}
+	d.mark("a:1", now)
+	if !d.is("a:1", now.Add(downFor-time.Millisecond)) || d.is("b:1", now) {
+		t.Fatal("the member whose connection broke is not down, or another one is")
+	}
+	if d.is("a:1", now.Add(downFor)) {
+		t.Fatal("still down after downFor")
+	}
+	d.mark("a:1", now)
+	d.clear("a:1")
+	if d.is("a:1", now) {
+		t.Fatal("still down after it connected again")
+	}
+}
