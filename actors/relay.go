@@ -8,8 +8,9 @@ import (
 
 // The inbox relay: the one inbox grain sends every message to every staff
 // session, and a delivery to a session on another member costs a message of
-// its own over protoactor's remote, serialized and sent (≈ 30 µs of CPU
-// against ≈ 1 µs for a local one: BenchmarkInboxFanout). So for the members
+// its own over protoactor's remote, serialized and written by the one gRPC
+// writer of that member (≈ 9–17 µs of CPU against ≈ 0.2–0.3 µs for a local
+// one: BenchmarkInboxFanout, docs/BENCHMARKS.md "Session 15"). So for the members
 // that run a relay (they register RelayKind), the inbox sends one
 // InboxRelay per member, naming that member's subscribed sessions, and the
 // member's relay hands the delivery to each of them locally. Every delivery
