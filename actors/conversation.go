@@ -80,8 +80,6 @@ type conversationGrain struct {
 	// checkIdle), so that a quiet grain neither holds it nor wakes the inbox.
 	lastNotify   *chatpb.InboxNotify
 	lastNotifyAt time.Time
-	// stopping is set once the grain stopped itself for another owner.
-	stopping bool
 	// claim is the activation's side of placement (see placement).
 	claim claimant
 }
@@ -155,7 +153,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		g.id = id
-		g.claim = claimant{kind: ConversationKind, identity: conversationIdentity(id), activated: time.Now()}
+		g.claim = claimant{kind: ConversationKind, identity: conversationIdentity(id), log: g.log, activated: time.Now()}
 		g.debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
 		g.node.addGrain(ctx.Self(), g.id)
@@ -166,13 +164,13 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.after(ctx, g.node.cfg.OwnerCheckInterval, &checkOwner{})
 		g.after(ctx, g.node.cfg.GrainIdleTimeout, &checkIdle{})
 	case *chatpb.Post:
-		if g.refuses(ctx) {
+		if g.claim.refuses(ctx, g.node) {
 			reply(ctx, &chatpb.PostResult{Ref: msg.GetRef(), ErrorCode: chatpb.CodeMoved})
 			return
 		}
 		g.post(ctx, msg)
 	case *chatpb.Subscribe:
-		if g.refuses(ctx) {
+		if g.claim.refuses(ctx, g.node) {
 			reply(ctx, &chatpb.Subscribed{ConversationId: g.id, ErrorCode: chatpb.CodeMoved})
 			return
 		}
@@ -182,24 +180,15 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *chatpb.Receipt:
 		g.receipt(ctx, msg)
 	case *checkOwner:
-		if g.claim.check(ctx, g.node) {
-			g.stopMoved(ctx)
-		}
+		g.claim.verify(ctx, g.node)
 	case *topologyChanged:
-		if g.claim.check(ctx, g.node) {
-			g.stopMoved(ctx)
+		if g.claim.verify(ctx, g.node); g.claim.stopped {
 			return
 		}
 		g.announce(ctx)
 		g.welcomeBack(ctx)
-	case *chatpb.ClaimResult:
-		if g.claim.answered(ctx.Sender().GetAddress(), msg) {
-			g.stopMoved(ctx)
-		}
-	case *claimExpired:
-		if g.claim.expired(ctx, g.node, msg) {
-			g.stopMoved(ctx)
-		}
+	case *chatpb.ClaimResult, *claimExpired:
+		g.claim.receive(ctx, g.node, msg)
 	case *checkIdle:
 		g.checkIdle(ctx)
 	case *chatpb.Unsubscribe:
@@ -238,7 +227,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	case *appended:
 		g.appended(ctx, msg)
 	case *chatpb.Change:
-		if g.refuses(ctx) {
+		if g.claim.refuses(ctx, g.node) {
 			reply(ctx, &chatpb.ChangeResult{Ref: msg.GetRef(), ErrorCode: chatpb.CodeMoved})
 			return
 		}
@@ -263,7 +252,7 @@ func (g *conversationGrain) checkIdle(ctx actor.Context) {
 		g.lastNotify = nil
 	}
 	switch {
-	case g.stopping:
+	case g.claim.stopped:
 	case g.idle():
 		g.debug("passivating idle conversation")
 		ctx.Stop(ctx.Self())
@@ -348,33 +337,6 @@ func (g *conversationGrain) announce(ctx actor.Context) {
 func (g *conversationGrain) after(ctx actor.Context, d time.Duration, msg any) {
 	self, root := ctx.Self(), g.node.system.Root
 	time.AfterFunc(d, func() { root.Send(self, msg) })
-}
-
-// refuses reports whether the grain answers a request with moved: once it
-// stopped for another owner. Otherwise it serves, claiming the owner's grant
-// first if it needs one (see claimant.check).
-func (g *conversationGrain) refuses(ctx actor.Context) bool {
-	if g.stopping {
-		return true
-	}
-	if g.claim.check(ctx, g.node) {
-		g.stopMoved(ctx)
-		return true
-	}
-	return false
-}
-
-// stopMoved stops the activation: another one, on the identity's owner or
-// granted by it, serves the conversation; subscribers, watching this one,
-// look it up again.
-func (g *conversationGrain) stopMoved(ctx actor.Context) {
-	if g.stopping {
-		return
-	}
-	g.stopping = true
-	g.debug("conversation owned by another node: stopping this activation")
-	g.node.ownershipStopped(ConversationKind, conversationIdentity(g.id))
-	ctx.Stop(ctx.Self())
 }
 
 // recoverPanic turns a panic into an error answer and a stop, so that

@@ -33,8 +33,6 @@ type inboxGrain struct {
 	// lastActive is when the grain last received anything but its periodic
 	// check.
 	lastActive time.Time
-	// stopping is set once the grain stopped itself for another owner.
-	stopping bool
 	// claim is the activation's side of placement (see placement).
 	claim claimant
 	// away are subscribers whose node left the topology (see awaySubs).
@@ -42,10 +40,11 @@ type inboxGrain struct {
 }
 
 func newInboxGrain(n *Node) actor.Actor {
+	logger := n.logger.With("component", "inbox")
 	return &inboxGrain{
 		node:    n,
-		claim:   claimant{kind: InboxKind, identity: inboxIdentity, activated: time.Now()},
-		logger:  n.logger.With("component", "inbox"),
+		claim:   claimant{kind: InboxKind, identity: inboxIdentity, log: func() *slog.Logger { return logger }, activated: time.Now()},
+		logger:  logger,
 		entries: make(map[int64]*chatpb.InboxEntry),
 		subs:    make(map[pidKey]*actor.PID),
 		users:   make(map[pidKey]int64),
@@ -70,27 +69,19 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.scheduleOwnerCheck(ctx)
 	case *checkOwner:
 		g.welcomeBack(ctx)
-		if g.claim.check(ctx, g.node) {
-			g.stopMoved(ctx)
-		}
+		g.claim.verify(ctx, g.node)
 		switch {
-		case g.stopping:
+		case g.claim.stopped:
 		case len(g.subs) == 0 && time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout:
 			// Idle: passivate (see conversationGrain.idle).
 			ctx.Stop(ctx.Self())
 		default:
 			g.scheduleOwnerCheck(ctx)
 		}
-	case *chatpb.ClaimResult:
-		if g.claim.answered(ctx.Sender().GetAddress(), msg) {
-			g.stopMoved(ctx)
-		}
-	case *claimExpired:
-		if g.claim.expired(ctx, g.node, msg) {
-			g.stopMoved(ctx)
-		}
+	case *chatpb.ClaimResult, *claimExpired:
+		g.claim.receive(ctx, g.node, msg)
 	case *chatpb.InboxSubscribe:
-		if g.refuses(ctx) {
+		if g.claim.refuses(ctx, g.node) {
 			reply(ctx, &chatpb.InboxSnapshot{ErrorCode: chatpb.CodeMoved})
 			return
 		}
@@ -172,32 +163,6 @@ func (g *inboxGrain) welcomeBack(ctx actor.Context) {
 func (g *inboxGrain) scheduleOwnerCheck(ctx actor.Context) {
 	self, root := ctx.Self(), g.node.system.Root
 	time.AfterFunc(g.node.cfg.OwnerCheckInterval, func() { root.Send(self, &checkOwner{}) })
-}
-
-// refuses reports whether the inbox answers a request with moved: once it
-// stopped for another owner. Otherwise it serves, claiming the owner's grant
-// first if it needs one (see claimant.check).
-func (g *inboxGrain) refuses(ctx actor.Context) bool {
-	if g.stopping {
-		return true
-	}
-	if g.claim.check(ctx, g.node) {
-		g.stopMoved(ctx)
-		return true
-	}
-	return false
-}
-
-// stopMoved stops this activation: another one, on the owner or granted by
-// it, serves the inbox, and the subscribers move to it.
-func (g *inboxGrain) stopMoved(ctx actor.Context) {
-	if g.stopping {
-		return
-	}
-	g.stopping = true
-	g.logger.Debug("inbox owned by another node: stopping this activation")
-	g.node.ownershipStopped(InboxKind, inboxIdentity)
-	ctx.Stop(ctx.Self())
 }
 
 func (g *inboxGrain) load() error {

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -165,8 +167,12 @@ func (a *placementActor) Receive(ctx actor.Context) {
 // when neither holds.
 type claimant struct {
 	kind, identity string
+	// log is the activation's logger (built on first use).
+	log func() *slog.Logger
 	// activated is when the activation started.
 	activated time.Time
+	// stopped is set once the activation stopped for another owner.
+	stopped bool
 	// grantedBy is the owner that granted this activation ("" if none).
 	grantedBy string
 	// owner is the owner claimed last; pending while its answer is
@@ -181,6 +187,55 @@ type claimant struct {
 	// new process that forgot its grants). ownedAt is the stamp under which
 	// the node was found to own the identity (0: not).
 	topology, ownedAt int64
+}
+
+// verify checks the activation's placement (see check) and stops it when it
+// must.
+func (c *claimant) verify(ctx actor.Context, n *Node) {
+	if !c.stopped && c.check(ctx, n) {
+		c.stop(ctx, n)
+	}
+}
+
+// refuses reports whether the activation answers a request with moved: once
+// it stopped for another owner. Otherwise it serves, claiming the owner's
+// grant first if it needs one (see check).
+func (c *claimant) refuses(ctx actor.Context, n *Node) bool {
+	c.verify(ctx, n)
+	return c.stopped
+}
+
+// receive handles the claim messages addressed to the activation (an
+// owner's answer, a claim's expiry); it reports whether msg was one.
+func (c *claimant) receive(ctx actor.Context, n *Node, msg any) bool {
+	var stop bool
+	switch m := msg.(type) {
+	case *chatpb.ClaimResult:
+		stop = c.answered(ctx.Sender().GetAddress(), m)
+	case *claimExpired:
+		stop = c.expired(ctx, n, m)
+	default:
+		return false
+	}
+	if stop {
+		c.stop(ctx, n)
+	}
+	return true
+}
+
+// stop stops the activation, once: another one, on the identity's owner or
+// granted by it, serves the identity; the activation's watchers (sessions,
+// hubs) look it up again.
+func (c *claimant) stop(ctx actor.Context, n *Node) {
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	if n.logger.Enabled(context.Background(), slog.LevelDebug) {
+		c.log().Debug(c.kind + " owned by another node: stopping this activation")
+	}
+	n.ownershipStopped(c.kind, c.identity)
+	ctx.Stop(ctx.Self())
 }
 
 // claimExpired is the end of the wait for a claim's answer.
