@@ -146,6 +146,8 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 	}
 	switch msg := ctx.Message().(type) {
 	case *cluster.ClusterInit:
+		// The identity as placed (Place keyed it so), even if it does not parse.
+		g.claim = claimant{kind: ConversationKind, identity: msg.Identity.GetIdentity(), log: g.log, activated: time.Now()}
 		id, err := strconv.ParseInt(msg.Identity.GetIdentity(), 10, 64)
 		if err != nil || id <= 0 {
 			g.node.logger.Error("conversation grain with a bad identity", "identity", msg.Identity.GetIdentity())
@@ -153,7 +155,6 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		g.id = id
-		g.claim = claimant{kind: ConversationKind, identity: conversationIdentity(id), log: g.log, activated: time.Now()}
 		g.debug("conversation activated", "node", g.node.system.ID, "address", g.node.system.Address())
 		g.node.metrics.GrainActivated("conversation")
 		g.node.addGrain(ctx.Self(), g.id)
@@ -239,7 +240,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		g.flush(ctx)
 	case *actor.Stopped:
 		g.node.removeGrain(ctx.Self())
-		g.node.placement.stopped(ConversationKind, conversationIdentity(g.id), ctx.Self())
+		g.node.placement.stopped(g.claim.kind, g.claim.identity, ctx.Self())
 		g.abandonPosts(ctx)
 		g.node.metrics.GrainPassivated("conversation")
 	}

@@ -68,8 +68,10 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.node.metrics.GrainActivated("inbox")
 		g.scheduleOwnerCheck(ctx)
 	case *checkOwner:
-		g.welcomeBack(ctx)
 		g.claim.verify(ctx, g.node)
+		if !g.claim.stopped {
+			g.welcomeBack(ctx)
+		}
 		switch {
 		case g.claim.stopped:
 		case len(g.subs) == 0 && time.Since(g.lastActive) >= g.node.cfg.GrainIdleTimeout:

@@ -230,6 +230,9 @@ type Node struct {
 	// down are the members whose connection from this node broke lately
 	// (see downSet).
 	down downSet
+	// memberIDs are the member ids of the latest topology by address (a
+	// process that restarts on the same address is a new member).
+	memberIDs atomic.Pointer[map[string]string]
 	// features are what the members in the latest topology do beyond the
 	// oldest release's protocol, by address (see feature).
 	features atomic.Pointer[map[string]feature]
@@ -329,21 +332,27 @@ func New(logger *slog.Logger, cfg Config, store storage.Store, appender *batch.A
 			in := false
 			addrs := make([]string, 0, len(topo.GetMembers()))
 			features := make(map[string]feature, len(topo.GetMembers()))
+			ids := make(map[string]string, len(topo.GetMembers()))
 			for _, m := range topo.GetMembers() {
 				if m.Address() == self {
 					in = true
 				}
 				addrs = append(addrs, m.Address())
 				features[m.Address()] = featuresOf(m)
+				ids[m.Address()] = m.GetId()
 			}
-			n.addrs.Store(&addrs)
-			n.features.Store(&features)
-			n.topologyAt.Store(time.Now().UnixNano())
-			n.member.Store(in)
-			n.members.Store(int32(len(topo.GetMembers())))
 			rdv := cluster.NewRendezvous()
 			rdv.UpdateMembers(topo.GetMembers())
+			// The stamp last: whoever reads the new stamp (a grain's
+			// check) reads the owners, members and features it stamps.
+			n.addrs.Store(&addrs)
+			n.features.Store(&features)
+			n.memberIDs.Store(&ids)
 			n.owners.Store(rdv)
+			n.member.Store(in)
+			n.members.Store(int32(len(topo.GetMembers())))
+			n.topologyAt.Store(time.Now().UnixNano())
+			n.placement.topology(ids)
 			if p := n.presence.Load(); p != nil {
 				n.system.Root.Send(p, &presenceTopology{addrs: addrs})
 			}
@@ -537,6 +546,15 @@ func neverActivated() *actor.Props {
 			ctx.Stop(ctx.Self())
 		}
 	})
+}
+
+// memberID is the id of the member at addr in the latest topology ("" if
+// none).
+func (n *Node) memberID(addr string) string {
+	if m := n.memberIDs.Load(); m != nil {
+		return (*m)[addr]
+	}
+	return ""
 }
 
 // hasFeature reports whether the member at addr has feature f in the

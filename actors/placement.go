@@ -28,15 +28,19 @@ import (
 // its identity any more asks the owner to keep serving (a Claim), and the
 // owner grants it unless it has an activation of its own or has granted
 // another one. A granted activation serves on; the owner answers lookups
-// with its PID, watches it and forgets it when it stops. A denied one stops
-// ("owned by another node"), as does one whose claim goes unanswered
-// (ClaimAttempts): two activations never persist. An identity with no
-// activation anywhere is activated on its owner, as before.
+// with its PID, watches it and forgets it when it stops or its member
+// leaves or restarts. A denied one stops ("owned by another node"), as does
+// one whose claims go unanswered (claimAttempts), and one whose owner takes
+// its grant back (the owner took a broken connection for its death and
+// activated the identity itself): a granted activation claims again at each
+// topology change and every grantRenewal while it serves, so two
+// activations do not persist. An identity with no activation anywhere is
+// activated on its owner, as before.
 //
-// The owner's directory is the placement type, read by the library's
-// placement actor (disthash.NewWithPlacement, grainchat's patch 4 of
-// protoactor-go) and written by the node's placement actor (placementActor),
-// which answers claims.
+// The owner's directory is the placement type: the library's placement
+// actor reads it and records local spawns (Place; disthash.NewWithPlacement,
+// grainchat's patch 4 of protoactor-go), the node's placement actor
+// (placementActor) records grants, local activations record their stops.
 
 // placementName is the name of every node's placement actor, which answers
 // claims.
@@ -47,8 +51,17 @@ const placementName = "grainchat-placement"
 // node cut off) leaves the activation to the old rule.
 const claimAttempts = 3
 
+// grantRenewal is how often a granted activation that serves claims its
+// grant again: an owner that forgot it or granted elsewhere (a connection
+// blip it took for a death) answers with a refusal, and the activation
+// stops, so two activations never serve for longer than this.
+const grantRenewal = 15 * time.Second
+
 // placement is one node's directory of placement, as owner: its local
-// activations and the activations on other members it granted.
+// activations and the activations on other members it granted. The
+// library's placement actor reads it (Place) and records local spawns; this
+// node's placement actor records grants and their ends; local activations
+// record their stops.
 type placement struct {
 	node *Node
 	mu   sync.Mutex
@@ -56,32 +69,51 @@ type placement struct {
 	// identity key (kind/identity), until they stop.
 	local map[string]*actor.PID
 	// granted: the activations on other members this node granted, by
-	// identity key.
-	granted map[string]*actor.PID
+	// identity key; byPID the same by activation.
+	granted map[string]grant
+	byPID   map[pidKey]string
+}
+
+// grant is an activation on another member, and that member's id when it
+// was granted (a process restarted on the same address is another member).
+type grant struct {
+	pid    *actor.PID
+	member string
 }
 
 func newPlacement(n *Node) *placement {
-	return &placement{node: n, local: make(map[string]*actor.PID), granted: make(map[string]*actor.PID)}
+	return &placement{node: n, local: make(map[string]*actor.PID), granted: make(map[string]grant), byPID: make(map[pidKey]string)}
 }
 
 // Place implements disthash.Placement: an identity granted to a live
 // activation on another member is served there; anything else is activated
 // here, also an identity granted to an activation whose member left or whose
-// connection just broke.
+// connection just broke. In that last case the activation may be alive (a
+// connection blip): it is told that its grant is gone, and stops when it
+// hears it.
 func (p *placement) Place(ci *cluster.ClusterIdentity, spawn func() *actor.PID) *actor.PID {
 	key := ci.AsKey()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pid, ok := p.granted[key]; ok {
-		addr := pid.GetAddress()
-		if p.node.isMember(addr) && !p.node.down.is(addr, time.Now()) {
-			return pid
+	if g, ok := p.granted[key]; ok {
+		addr := g.pid.GetAddress()
+		live := p.node.memberID(addr) == g.member
+		if live && !p.node.down.is(addr, time.Now()) {
+			return g.pid
 		}
-		delete(p.granted, key) // its member left, or died (see downSet)
+		p.dropLocked(key, g)
+		if live {
+			p.node.system.Root.RequestWithCustomSender(g.pid, &chatpb.ClaimResult{Owner: p.node.system.Address()}, p.node.placementPID())
+		}
 	}
 	pid := spawn()
 	p.local[key] = pid
 	return pid
+}
+
+func (p *placement) dropLocked(key string, g grant) {
+	delete(p.granted, key)
+	delete(p.byPID, keyOf(g.pid))
 }
 
 // stopped forgets a local activation that stopped.
@@ -102,6 +134,10 @@ func (p *placement) claim(kind, identity string, pid *actor.PID) (granted, fresh
 	if owner = p.node.ownerOf(identity, kind); owner != self && owner != "" {
 		return false, false, owner
 	}
+	member := p.node.memberID(pid.GetAddress())
+	if member == "" {
+		return false, false, self // not a member in this node's view
+	}
 	key := kind + "/" + identity
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -109,25 +145,36 @@ func (p *placement) claim(kind, identity string, pid *actor.PID) (granted, fresh
 		return false, false, self
 	}
 	if g, ok := p.granted[key]; ok {
-		if g.Equal(pid) {
+		if g.pid.Equal(pid) {
 			return true, false, self
 		}
-		if p.node.isMember(g.GetAddress()) {
+		if p.node.memberID(g.pid.GetAddress()) == g.member {
 			return false, false, self
 		}
+		p.dropLocked(key, g)
 	}
-	p.granted[key] = pid
+	p.granted[key] = grant{pid: pid, member: member}
+	p.byPID[keyOf(pid)] = key
 	return true, true, self
 }
 
-// ended forgets the grant of an activation that stopped (or whose member
-// left).
+// ended forgets the grant of an activation that stopped.
 func (p *placement) ended(pid *actor.PID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k, g := range p.granted {
-		if g.Equal(pid) {
-			delete(p.granted, k)
+	if key, ok := p.byPID[keyOf(pid)]; ok {
+		p.dropLocked(key, p.granted[key])
+	}
+}
+
+// topology forgets the grants to members that left or restarted (ids: the
+// member ids of the new topology by address).
+func (p *placement) topology(ids map[string]string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key, g := range p.granted {
+		if ids[g.pid.GetAddress()] != g.member {
+			p.dropLocked(key, g)
 		}
 	}
 }
@@ -158,9 +205,30 @@ func (a *placementActor) Receive(ctx actor.Context) {
 			"pid", pidValue{from}, "granted", granted, "owner", owner)
 		reply(ctx, &chatpb.ClaimResult{Granted: granted, Owner: owner})
 	case *actor.Terminated:
+		if a.node.mayBeAlive(msg) {
+			// A broken connection, perhaps a blip: keep the grant (Place
+			// drops it while the member is down) and watch again.
+			a.node.rewatchLater(ctx, msg.Who)
+			return
+		}
 		a.node.placement.ended(msg.Who)
+	case *rewatch:
+		if a.node.placement.isGranted(msg.pid) {
+			ctx.Watch(msg.pid)
+		}
 	}
 }
+
+// isGranted reports whether pid holds a grant of this node's.
+func (p *placement) isGranted(pid *actor.PID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.byPID[keyOf(pid)]
+	return ok
+}
+
+// placementPID is this node's placement actor.
+func (n *Node) placementPID() *actor.PID { return actor.NewPID(n.system.Address(), placementName) }
 
 // claimant is an activation's side of placement: it knows whether its
 // node owns the identity, or which owner granted it, and asks the owner
@@ -173,8 +241,10 @@ type claimant struct {
 	activated time.Time
 	// stopped is set once the activation stopped for another owner.
 	stopped bool
-	// grantedBy is the owner that granted this activation ("" if none).
+	// grantedBy is the owner that granted this activation ("" if none),
+	// grantedAt when it last did (see grantRenewal).
 	grantedBy string
+	grantedAt time.Time
 	// owner is the owner claimed last; pending while its answer is
 	// awaited. seq names the claim (the expiries of older ones are
 	// ignored); attempts counts the claims to owner that were not granted.
@@ -269,7 +339,7 @@ func (c *claimant) check(ctx actor.Context, n *Node) (stop bool) {
 		return false
 	case !n.hasFeature(owner, featureClaims):
 		return time.Since(c.activated) >= n.cfg.OwnerCheckInterval
-	case c.grantedBy == owner && c.topology == topology:
+	case c.grantedBy == owner && c.topology == topology && time.Since(c.grantedAt) < grantRenewal:
 		return false
 	case c.pending && c.owner == owner:
 		return false // the answer is awaited
@@ -288,11 +358,16 @@ func (c *claimant) check(ctx actor.Context, n *Node) (stop bool) {
 // answered handles an answer from the member at addr; it reports whether
 // the activation must stop.
 func (c *claimant) answered(addr string, res *chatpb.ClaimResult) (stop bool) {
+	refusedByOwner := !res.GetGranted() && (res.GetOwner() == addr || res.GetOwner() == "")
+	if !c.pending && addr == c.grantedBy && refusedByOwner {
+		c.grantedBy = ""
+		return true // the owner that granted it took its grant back (see Place)
+	}
 	if !c.pending || addr != c.owner {
 		return false // an earlier claim's
 	}
 	if res.GetGranted() {
-		c.grantedBy, c.pending, c.attempts = addr, false, 0
+		c.grantedBy, c.grantedAt, c.pending, c.attempts = addr, time.Now(), false, 0
 		return false
 	}
 	if o := res.GetOwner(); o == addr || o == "" {

@@ -58,6 +58,19 @@ func TestPlacementDecidesClaims(t *testing.T) {
 	if granted, _, _ := p.claim(InboxKind, "1", x); !granted {
 		t.Fatal("a claim of another kind's identity was refused")
 	}
+	// A topology in which the grantee's address is another member (a
+	// process restarted there) ends its grants; one where it is the same
+	// keeps them.
+	ids := map[string]string{self: e.node.memberID(self)}
+	p.topology(ids)
+	if p.grants() != 2 {
+		t.Fatalf("grants after an unchanged topology = %d, want 2", p.grants())
+	}
+	ids[self] = "restarted"
+	p.topology(ids)
+	if p.grants() != 0 {
+		t.Fatalf("grants after the grantee's member changed = %d, want 0", p.grants())
+	}
 }
 
 // An activation's claimant: a grant from the owner asked keeps it, a refusal
@@ -74,7 +87,14 @@ func TestClaimantAnswers(t *testing.T) {
 	if c.answered("b:1", &chatpb.ClaimResult{Granted: true}) || c.pending || c.grantedBy != "b:1" {
 		t.Fatalf("a grant was not taken: %+v", c)
 	}
-	c.pending = true
+	// Granted, then the owner takes the grant back unasked (see Place).
+	if c.answered("c:1", &chatpb.ClaimResult{Owner: "c:1"}) {
+		t.Fatal("a refusal from a member that did not grant stopped the activation")
+	}
+	if !c.answered("b:1", &chatpb.ClaimResult{Owner: "b:1"}) {
+		t.Fatal("the granting owner's refusal did not stop the activation")
+	}
+	c = claimant{kind: ConversationKind, identity: "1", owner: "b:1", pending: true}
 	if !c.answered("b:1", &chatpb.ClaimResult{Owner: "b:1"}) {
 		t.Fatal("the owner's refusal did not stop the activation")
 	}

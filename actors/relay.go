@@ -13,9 +13,14 @@ import (
 // one: BenchmarkInboxFanout, docs/BENCHMARKS.md "Session 15"). So for the members
 // that run a relay (they register RelayKind), the inbox sends one
 // InboxRelay per member, naming that member's subscribed sessions, and the
-// member's relay hands the delivery to each of them locally. Every delivery
-// to a session takes one path (the relay when its member has one), so a
-// session's deliveries keep their order.
+// member's relay hands the delivery to each of them locally. A session's
+// message and event deliveries take one path while its member's features
+// stay the same, so they keep their order. Direct sends to it (a snapshot,
+// a read mark) and a change of path (its member left the inbox node's
+// topology and came back) may overtake a relayed delivery still in the
+// relay's mailbox: sessions drop a message or inbox_update older than what
+// they showed (by seq); an overtaken status or assignment event would show
+// until the next one.
 
 // inboxRelayName is the name of every member's inbox relay.
 const inboxRelayName = "grainchat-inbox-relay"

@@ -30,8 +30,9 @@ type Status struct {
 	InboxOwner string `json:"inbox_owner"`
 	// InboxActive is whether the inbox grain is active on this node.
 	InboxActive bool `json:"inbox_active"`
-	// Granted is how many activations on other members this node, as their
-	// identities' owner, lets serve on where they are (see placement.go).
+	// Granted is how many activations on other members this node granted
+	// (as their identities' owner when it did) and still lets serve where
+	// they are (see placement.go).
 	Granted int `json:"granted"`
 	// LookupsInFlight are the grain lookups this node is waiting for.
 	LookupsInFlight int64 `json:"lookups_in_flight"`
