@@ -331,6 +331,9 @@ func (c *claimant) check(ctx actor.Context, n *Node) (stop bool) {
 	if topology != 0 && topology == c.ownedAt {
 		return false // this node owned it under this topology (every post asks)
 	}
+	if c.grantedBy != "" && c.topology == topology && time.Since(c.grantedAt) < grantRenewal {
+		return false // granted by the owner under this topology, lately
+	}
 	owner := n.ownerOf(c.identity, c.kind)
 	switch {
 	case owner == "" || owner == n.system.Address():

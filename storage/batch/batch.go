@@ -1,4 +1,5 @@
-// Package batch groups concurrent message appends into few store round trips.
+// Package batch groups concurrent store calls into few round trips: message
+// appends (Appender, below) and conversation-state reads (Loader, loader.go).
 //
 // Many conversation grains append at once, each waiting for its own messages
 // to be committed. A grain submits its messages (Submit) and is called back
