@@ -97,7 +97,9 @@ func (p *placement) Place(ci *cluster.ClusterIdentity, spawn func() *actor.PID) 
 	defer p.mu.Unlock()
 	if g, ok := p.granted[key]; ok {
 		addr := g.pid.GetAddress()
-		live := p.node.memberID(addr) == g.member
+		// A member id that changed at the same address may be the same
+		// process registered again (etcd, after a lost lease): still live.
+		live := p.node.isMember(addr)
 		if live && !p.node.down.is(addr, time.Now()) {
 			return g.pid
 		}
@@ -167,13 +169,15 @@ func (p *placement) ended(pid *actor.PID) {
 	}
 }
 
-// topology forgets the grants to members that left or restarted (ids: the
-// member ids of the new topology by address).
+// topology forgets the grants to members that left (ids: the member ids of
+// the new topology by address). A new member id at the same address may be
+// the same process registered again (etcd, after a lost lease): its
+// activations claim again, and a restarted process's are new PIDs (claim).
 func (p *placement) topology(ids map[string]string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for key, g := range p.granted {
-		if ids[g.pid.GetAddress()] != g.member {
+		if ids[g.pid.GetAddress()] == "" {
 			p.dropLocked(key, g)
 		}
 	}

@@ -58,18 +58,23 @@ func TestPlacementDecidesClaims(t *testing.T) {
 	if granted, _, _ := p.claim(InboxKind, "1", x); !granted {
 		t.Fatal("a claim of another kind's identity was refused")
 	}
-	// A topology in which the grantee's address is another member (a
-	// process restarted there) ends its grants; one where it is the same
-	// keeps them.
+	// A topology without the grantee's address ends its grants; one where
+	// it is the same member, or registered again under a new id (etcd after
+	// a lost lease: the same process), keeps them.
 	ids := map[string]string{self: e.node.memberID(self)}
 	p.topology(ids)
 	if p.grants() != 2 {
 		t.Fatalf("grants after an unchanged topology = %d, want 2", p.grants())
 	}
-	ids[self] = "restarted"
+	ids[self] = "registered-again"
+	p.topology(ids)
+	if p.grants() != 2 {
+		t.Fatalf("grants after the grantee registered again = %d, want 2", p.grants())
+	}
+	delete(ids, self)
 	p.topology(ids)
 	if p.grants() != 0 {
-		t.Fatalf("grants after the grantee's member changed = %d, want 0", p.grants())
+		t.Fatalf("grants after the grantee's member left = %d, want 0", p.grants())
 	}
 }
 
