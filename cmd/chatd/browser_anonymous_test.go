@@ -82,6 +82,9 @@ func testAnonymousWidget(t *testing.T, br browserKind) {
 	if m := waitMessage(t, staff, "still me"); m.Int("conversation_id") != conv {
 		t.Errorf("after a reload the visitor wrote in conversation %d, want %d", m.Int("conversation_id"), conv)
 	}
+	// Stored, and the frame knows it (its ack can come just after the staff
+	// socket's copy; until then the page asks before it is left).
+	frame.waitMessageText("still me")
 
 	// The host site signs the visitor in: the conversation is merged.
 	token = mint(t, "carl", "Carl", false)

@@ -247,7 +247,10 @@ func (c chromeDriver) navigate(ctx context.Context, url string) error {
 // reload reloads the page and polls until the new document has loaded. It
 // does not wait on chromedp.Reload: its wait for the load event once missed
 // the event of a page that had loaded (CI, a page holding a cross-site frame),
-// and timed out.
+// and timed out. A page that asks before it is left (beforeunload: text not
+// stored yet) holds the reload in its dialog: after 3 s with the old
+// document the dialog is dismissed and reload fails saying so (a test that
+// reloads right after a send must first wait for the message to be stored).
 func (c chromeDriver) reload(ctx context.Context) error {
 	if err := c.run(ctx, `window.grainchatOldDocument = true`); err != nil {
 		return err
@@ -258,17 +261,27 @@ func (c chromeDriver) reload(ctx context.Context) error {
 	})); err != nil {
 		return err
 	}
+	sent := time.Now()
 	for {
-		var loaded bool
+		var state string
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := c.eval(pctx, `window.grainchatOldDocument === undefined && document.readyState === 'complete'`, &loaded)
+		err := c.eval(pctx, `(window.grainchatOldDocument === undefined ? 'new ' : 'old ') + document.readyState`, &state)
 		cancel()
-		if err == nil && loaded {
+		if err == nil && state == "new complete" {
 			return nil
+		}
+		if err == nil && strings.HasPrefix(state, "old") && time.Since(sent) > 3*time.Second {
+			dismissed := c.on(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+				_, err := cdp.Call(ctx, t, cdppage.HandleJavaScriptDialog, cdppage.HandleJavaScriptDialogParams{Accept: false})
+				return err
+			}))
+			if dismissed == nil {
+				return errors.New("the page asked before it was left (a beforeunload dialog: text or messages not stored yet)")
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the new document has not loaded (last check: loaded %t, %v): %w", loaded, err, ctx.Err())
+			return fmt.Errorf("the new document has not loaded (last check: %q, %v): %w", state, err, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
