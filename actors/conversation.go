@@ -379,12 +379,18 @@ func (g *conversationGrain) load() error {
 		UserId:         user.ID,
 		UserExternalId: user.ExternalID,
 		UserName:       user.Name,
+		Team:           user.Team,
 	}
 	g.loaded = true
 	return nil
 }
 
 func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
+	if g.entry != nil && !p.GetSenderIsAdmin() && p.GetSenderId() == g.entry.GetUserId() && p.GetSenderTeam() != g.entry.GetTeam() {
+		// The visitor's token names another team now (Connect stored it):
+		// the inbox entries this grain sends follow.
+		g.entry.Team = p.GetSenderTeam()
+	}
 	pp := grainPost{from: ctx.Sender(), post: p, received: time.Now()}
 	if len(g.queued) >= maxQueuedPosts {
 		g.failPost(ctx, pp, storage.Errorf(storage.EUNAVAILABLE, "conversation %d has too many messages waiting to be stored", g.id))

@@ -72,6 +72,7 @@ func inboxEntryToProto(e storage.InboxEntry) *chatpb.InboxEntry {
 		LastSeq:        e.LastSeq,
 		Status:         e.Status,
 		Assignee:       deskUserToProto(e.Assignee),
+		Team:           e.Team,
 	}
 	if e.LastMessageAt != nil {
 		out.LastMessageAtUnixMicro = e.LastMessageAt.UnixMicro()
@@ -92,6 +93,7 @@ func inboxEntryToWire(e *chatpb.InboxEntry) wire.InboxEntry {
 		LastMessageAt:  fromMicros(e.GetLastMessageAtUnixMicro()),
 		Status:         e.GetStatus(),
 		Assignee:       deskUserToWire(e.GetAssignee()),
+		Team:           e.GetTeam(),
 	}
 	if e.GetLastMessage() != nil {
 		m := protoToWire(e.GetLastMessage())

@@ -111,6 +111,7 @@ func (g *conversationGrain) inboxEntry(msg *chatpb.ChatMessage) *chatpb.InboxEnt
 		UserId:         g.entry.GetUserId(),
 		UserExternalId: g.entry.GetUserExternalId(),
 		UserName:       g.entry.GetUserName(),
+		Team:           g.entry.GetTeam(),
 		LastSeq:        g.lastSeq,
 		Status:         g.status,
 		Assignee:       g.assignee,

@@ -94,6 +94,9 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 	// re-subscription after the inbox moved fills what the session missed),
 	// though only the first page is shown.
 	all := snap.GetEntries()
+	if s.cfg.Teams != nil {
+		all = slices.DeleteFunc(slices.Clone(all), func(e *chatpb.InboxEntry) bool { return !s.seesTeam(e.GetTeam()) })
+	}
 	for _, e := range all {
 		if !s.catchUp(e.GetConversationId(), e.GetLastSeq()) {
 			return

@@ -42,7 +42,7 @@ func (s *session) inboxPage(req wire.Request) {
 // inboxQuery turns an inbox request into the store's view query for this
 // agent, with the page size of the request.
 func (s *session) inboxQuery(req wire.Request) (storage.InboxQuery, *wire.Error) {
-	q := storage.InboxQuery{ViewerID: s.cfg.User.ID, Status: req.Status, Search: req.Search, Limit: s.pageSize()}
+	q := storage.InboxQuery{ViewerID: s.cfg.User.ID, Status: req.Status, Search: req.Search, Limit: s.pageSize(), Teams: s.cfg.Teams}
 	switch req.Assignee {
 	case "", wire.AssigneeAny:
 		q.Assignee = storage.AssigneeAny
@@ -100,7 +100,7 @@ func (s *session) readInboxView(ctx context.Context, q storage.InboxQuery, req w
 	if err != nil {
 		return wire.InboxPage{}, err
 	}
-	counts, err := s.node.store.ViewCounts(ctx, s.cfg.User.ID)
+	counts, err := s.node.store.ViewCounts(ctx, s.cfg.User.ID, s.cfg.Teams)
 	if err != nil {
 		return wire.InboxPage{}, err
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -44,6 +45,10 @@ type SessionConfig struct {
 	User   storage.User
 	// ConversationID is the visitor's own conversation; 0 for admins.
 	ConversationID int64
+	// Teams are a staff member's teams (their token's teams claim, valid
+	// names): they see those teams' conversations and those without a team
+	// (storage.InboxQuery.Teams). nil: every conversation.
+	Teams []string
 	// LastSeq is the newest seq of ConversationID when the visitor connected
 	// (read with the user): where its deliveries start.
 	LastSeq int64
@@ -191,6 +196,9 @@ func (s *session) Receive(ctx actor.Context) {
 	case *chatpb.Delivery:
 		s.deliver(msg)
 	case *chatpb.InboxDelivery:
+		if !s.seesTeam(msg.GetEntry().GetTeam()) {
+			return // another team's (an opened conversation comes through its grain)
+		}
 		if ev := msg.GetEvent(); ev != nil {
 			s.event(ev)
 			return
@@ -421,4 +429,10 @@ func (s *session) stop(ctx actor.Context) {
 			ctx.Request(l.pid, &chatpb.Unsubscribe{ConversationId: conv})
 		}
 	}
+}
+
+// seesTeam reports whether a staff session shows, through the inbox, the
+// conversations of team (SessionConfig.Teams).
+func (s *session) seesTeam(team string) bool {
+	return s.cfg.Teams == nil || team == "" || slices.Contains(s.cfg.Teams, team)
 }

@@ -140,7 +140,12 @@ type InboxQuery struct {
 	// longer when it falls behind or the database is unreachable. Names and
 	// notes are matched at once in both.
 	Search string
-	After  InboxCursor
+	// Teams, when not nil, keeps the conversations whose visitor's team
+	// (User.Team) is one of them or "" (no team: every staff member's): a
+	// staff member whose token names teams sees those. Each a valid team
+	// name (UserInput.Team), at most MaxTeams. nil keeps every team.
+	Teams []string
+	After InboxCursor
 	// Limit: 0 means DefaultInboxPage; more than MaxInboxPage is capped.
 	Limit int
 }
@@ -178,6 +183,9 @@ func (q InboxQuery) Normalize() (InboxQuery, error) {
 	q.Search = strings.TrimSpace(q.Search)
 	if utf8.RuneCountInString(q.Search) > MaxSearchRunes {
 		return q, Errorf(EINVALID, "search is longer than %d characters", MaxSearchRunes)
+	}
+	if err := CheckTeams(q.Teams); err != nil {
+		return q, err
 	}
 	return q, nil
 }
@@ -240,8 +248,9 @@ type Desk interface {
 	ConversationEntry(ctx context.Context, viewerID, conversationID int64) (InboxEntry, error)
 
 	// ViewCounts returns one row per status (open, pending, resolved, in
-	// that order, zero rows included) for the viewer.
-	ViewCounts(ctx context.Context, viewerID int64) ([]ViewCounts, error)
+	// that order, zero rows included) for the viewer, of the conversations
+	// InboxQuery.Teams keeps for teams (nil: all).
+	ViewCounts(ctx context.Context, viewerID int64, teams []string) ([]ViewCounts, error)
 
 	// StaffUser returns the staff user with the given external id;
 	// ENOTFOUND if there is none or it is not staff.

@@ -70,6 +70,7 @@ const (
 	// The bounds of UserInput's Email and Context (a token's email and ctx
 	// claims); what breaks them is refused with EINVALID.
 	MaxEmailBytes        = 254
+	MaxTeamBytes         = 64   // a team's name: see UserInput.Team
 	MaxContextBytes      = 4096 // the canonical JSON
 	MaxContextKeys       = 32
 	MaxContextKeyRunes   = 64
@@ -80,6 +81,7 @@ const (
 	MaxInboxSize         = 1000 // Inbox returns at most this many conversations
 	DefaultInboxPage     = 50   // InboxPage's page size when its limit is 0
 	MaxInboxPage         = 200  // InboxPage returns at most this many conversations
+	MaxTeams             = 32   // a staff token names at most this many teams (InboxQuery.Teams)
 )
 
 // User is a person known to the host site, identified there by ExternalID
@@ -95,6 +97,8 @@ type User struct {
 	// had none.
 	Email   string `db:"email"`
 	Context string `db:"context"`
+	// Team is a visitor's team (UserInput.Team), "" for none.
+	Team string `db:"team"`
 	// MergedInto is the user this one's conversation was merged into (an
 	// anonymous visitor who signed in: see MergeUser), 0 when none. Such a
 	// user can no longer connect.
@@ -116,6 +120,14 @@ type UserInput struct {
 	// replaces both with the token's (none clears them).
 	Email   string
 	Context string
+	// Team is a visitor token's team claim: the staff team that serves
+	// their conversation (docs/PROTOCOL.md, "Teams"). 1 to MaxTeamBytes of
+	// lower-case ASCII letters, digits, '-', '_' and '.', starting with a
+	// letter or a digit; "" for none (every staff member's). Anything else
+	// is refused with EINVALID. Each connect replaces it with the token's,
+	// like Email and Context. Staff have none: their teams are their
+	// token's and are not stored.
+	Team string
 }
 
 // Conversation is the one conversation a visitor has with the site's staff.
@@ -209,8 +221,10 @@ type InboxEntry struct {
 	// UserEmail and UserContext are the visitor's (User.Email, Context):
 	// InboxView and ConversationEntry fill them; Inbox and InboxPage need
 	// not.
-	UserEmail     string     `db:"user_email"`
-	UserContext   string     `db:"user_context"`
+	UserEmail   string `db:"user_email"`
+	UserContext string `db:"user_context"`
+	// Team is the visitor's team (User.Team): every inbox read fills it.
+	Team          string     `db:"team"`
 	LastSeq       int64      `db:"last_seq"`
 	LastMessageAt *time.Time `db:"last_message_at"`
 	// LastMessage is the newest message, nil when the conversation has none.
@@ -396,4 +410,36 @@ type Store interface {
 
 	// APIKeys: the REST API's keys and their bots.
 	APIKeys
+}
+
+// ValidTeam reports whether name is a team's name (UserInput.Team): 1 to
+// MaxTeamBytes of lower-case ASCII letters, digits, '-', '_' and '.',
+// starting with a letter or a digit.
+func ValidTeam(name string) bool {
+	if name == "" || len(name) > MaxTeamBytes {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch ch := name[i]; {
+		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9':
+		case i > 0 && (ch == '-' || ch == '_' || ch == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// CheckTeams checks a staff member's teams (InboxQuery.Teams): nil, or at
+// most MaxTeams valid names (ValidTeam). EINVALID otherwise.
+func CheckTeams(teams []string) error {
+	if len(teams) > MaxTeams {
+		return Errorf(EINVALID, "more than %d teams", MaxTeams)
+	}
+	for _, t := range teams {
+		if !ValidTeam(t) {
+			return Errorf(EINVALID, "teams: not a team name (1 to %d of a-z, 0-9, '-', '_', '.')", MaxTeamBytes)
+		}
+	}
+	return nil
 }

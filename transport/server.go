@@ -445,10 +445,22 @@ func (s *Server) admitIdentity(r *http.Request, ident auth.Identity, anonIP stri
 	}
 	defer s.releaseHandshake()
 
+	// A visitor's team is stored (Connect checks it); a staff member's
+	// teams are their token's, checked here.
+	team, teams := ident.Team, ident.Teams
+	if ident.Admin {
+		team = ""
+		if err := storage.CheckTeams(teams); err != nil {
+			s.logger.Info("handshake refused: invalid identity in token", "err", err)
+			return nil, refuseIdentity
+		}
+	} else {
+		teams = nil
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
 	user, conv, err := s.store.Connect(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, IsAdmin: ident.Admin,
-		Email: ident.Email, Context: ident.Context})
+		Email: ident.Email, Context: ident.Context, Team: team})
 	if err != nil {
 		if storage.ErrorCode(err) == storage.EINVALID {
 			s.logger.Info("handshake refused: invalid identity in token", "err", err)
@@ -480,7 +492,7 @@ func (s *Server) admitIdentity(r *http.Request, ident auth.Identity, anonIP stri
 		userAgent = wire.UserAgent(r.UserAgent()) // the browser, for staff (page frames)
 	}
 	c.pid = s.node.SpawnSession(actors.SessionConfig{
-		ConnID: c.id, Sink: c, User: user, ConversationID: conv.ID, LastSeq: conv.LastSeq, V1: v1, Ready: ready,
+		ConnID: c.id, Sink: c, User: user, ConversationID: conv.ID, LastSeq: conv.LastSeq, V1: v1, Ready: ready, Teams: teams,
 		TokenExpiresAt: ident.ExpiresAt, Status: conv.Status, Receipts: conv.Receipts, UserAgent: userAgent,
 	})
 	h := &admitted{server: s, conn: c, expiresAt: ident.ExpiresAt}

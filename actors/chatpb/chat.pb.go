@@ -150,7 +150,10 @@ type Post struct {
 	// based_on_seq, when > 0, is the last seq the staff sender had seen: the
 	// grain refuses the post with stale_reply (storing nothing) if a message of
 	// another sender was stored after it. 0: no check.
-	BasedOnSeq    int64 `protobuf:"varint,7,opt,name=based_on_seq,json=basedOnSeq,proto3" json:"based_on_seq,omitempty"`
+	BasedOnSeq int64 `protobuf:"varint,7,opt,name=based_on_seq,json=basedOnSeq,proto3" json:"based_on_seq,omitempty"`
+	// sender_team is a visitor's team as their token names it now (the
+	// grain's inbox entry follows it; docs/PROTOCOL.md, "Teams").
+	SenderTeam    string `protobuf:"bytes,8,opt,name=sender_team,json=senderTeam,proto3" json:"sender_team,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -232,6 +235,13 @@ func (x *Post) GetBasedOnSeq() int64 {
 		return x.BasedOnSeq
 	}
 	return 0
+}
+
+func (x *Post) GetSenderTeam() string {
+	if x != nil {
+		return x.SenderTeam
+	}
+	return ""
 }
 
 // PostResult answers a Post. error_code is empty on success; then message is
@@ -777,6 +787,7 @@ type InboxEntry struct {
 	LastMessage            *ChatMessage           `protobuf:"bytes,7,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
 	Status                 string                 `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
 	Assignee               *DeskUser              `protobuf:"bytes,9,opt,name=assignee,proto3" json:"assignee,omitempty"` // unset: unassigned
+	Team                   string                 `protobuf:"bytes,10,opt,name=team,proto3" json:"team,omitempty"`        // the visitor's team, "" for none
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -872,6 +883,13 @@ func (x *InboxEntry) GetAssignee() *DeskUser {
 		return x.Assignee
 	}
 	return nil
+}
+
+func (x *InboxEntry) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
 }
 
 // InboxNotify tells the inbox grain that a conversation stored a message
@@ -2368,7 +2386,7 @@ const file_chat_proto_rawDesc = "" +
 	"\x0fsender_is_admin\x18\x06 \x01(\bR\rsenderIsAdmin\x12\x12\n" +
 	"\x04body\x18\a \x01(\tR\x04body\x12\"\n" +
 	"\rclient_msg_id\x18\b \x01(\tR\vclientMsgId\x121\n" +
-	"\x15created_at_unix_micro\x18\t \x01(\x03R\x12createdAtUnixMicro\"\xd8\x01\n" +
+	"\x15created_at_unix_micro\x18\t \x01(\x03R\x12createdAtUnixMicro\"\xf9\x01\n" +
 	"\x04Post\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\x04R\x03ref\x12\x1b\n" +
 	"\tsender_id\x18\x02 \x01(\x03R\bsenderId\x12\x1f\n" +
@@ -2378,7 +2396,9 @@ const file_chat_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\tR\x04body\x12\"\n" +
 	"\rclient_msg_id\x18\x06 \x01(\tR\vclientMsgId\x12 \n" +
 	"\fbased_on_seq\x18\a \x01(\x03R\n" +
-	"basedOnSeq\"\xd2\x01\n" +
+	"basedOnSeq\x12\x1f\n" +
+	"\vsender_team\x18\b \x01(\tR\n" +
+	"senderTeam\"\xd2\x01\n" +
 	"\n" +
 	"PostResult\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\x04R\x03ref\x125\n" +
@@ -2415,7 +2435,7 @@ const file_chat_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\v2\x1b.grainchat.chat.ChatMessageR\amessage\x12\x1d\n" +
 	"\n" +
 	"seed_frame\x18\x02 \x01(\fR\tseedFrame\x12\x19\n" +
-	"\bv1_frame\x18\x03 \x01(\fR\av1Frame\"\xfa\x02\n" +
+	"\bv1_frame\x18\x03 \x01(\fR\av1Frame\"\x8e\x03\n" +
 	"\n" +
 	"InboxEntry\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x17\n" +
@@ -2426,7 +2446,9 @@ const file_chat_proto_rawDesc = "" +
 	"\x1alast_message_at_unix_micro\x18\x06 \x01(\x03R\x16lastMessageAtUnixMicro\x12>\n" +
 	"\flast_message\x18\a \x01(\v2\x1b.grainchat.chat.ChatMessageR\vlastMessage\x12\x16\n" +
 	"\x06status\x18\b \x01(\tR\x06status\x124\n" +
-	"\bassignee\x18\t \x01(\v2\x18.grainchat.chat.DeskUserR\bassignee\"\xaa\x01\n" +
+	"\bassignee\x18\t \x01(\v2\x18.grainchat.chat.DeskUserR\bassignee\x12\x12\n" +
+	"\x04team\x18\n" +
+	" \x01(\tR\x04team\"\xaa\x01\n" +
 	"\vInboxNotify\x120\n" +
 	"\x05entry\x18\x01 \x01(\v2\x1a.grainchat.chat.InboxEntryR\x05entry\x124\n" +
 	"\bdelivery\x18\x02 \x01(\v2\x18.grainchat.chat.DeliveryR\bdelivery\x123\n" +

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,34 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"token"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Error("token without --sub must fail")
+	}
+	// Teams: a visitor's --team, a staff member's --teams.
+	for _, tc := range []struct {
+		args  []string
+		team  string
+		teams []string
+	}{
+		{[]string{"--sub", "v-1", "--team", "billing"}, "billing", nil},
+		{[]string{"--sub", "s-1", "--admin", "--teams", "billing,sales.eu"}, "", []string{"billing", "sales.eu"}},
+	} {
+		out.Reset()
+		if err := run(context.Background(), append([]string{"token", "--jwt-secret", testSecret}, tc.args...), func(string) string { return "" }, &out); err != nil {
+			t.Fatalf("token %q: %v", tc.args, err)
+		}
+		id, err := v.Verify(strings.TrimSpace(out.String()))
+		if err != nil || id.Team != tc.team || !slices.Equal(id.Teams, tc.teams) {
+			t.Errorf("token %q: team %q teams %q (%v), want %q %q", tc.args, id.Team, id.Teams, err, tc.team, tc.teams)
+		}
+	}
+	for _, args := range [][]string{
+		{"--sub", "v-1", "--team", "Billing"},
+		{"--sub", "s-1", "--admin", "--team", "billing"},
+		{"--sub", "v-1", "--teams", "billing"},
+		{"--sub", "s-1", "--admin", "--teams", "billing,,sales"},
+	} {
+		if err := run(context.Background(), append([]string{"token", "--jwt-secret", testSecret}, args...), func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("token %q must fail", args)
+		}
 	}
 }
 

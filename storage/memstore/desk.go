@@ -219,7 +219,10 @@ func (s *Store) ReadReceipts(ctx context.Context, conversationID int64) (storage
 }
 
 // ViewCounts implements storage.Desk.
-func (s *Store) ViewCounts(ctx context.Context, viewerID int64) ([]storage.ViewCounts, error) {
+func (s *Store) ViewCounts(ctx context.Context, viewerID int64, teams []string) ([]storage.ViewCounts, error) {
+	if err := storage.CheckTeams(teams); err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.checkOpen(ctx); err != nil {
@@ -229,7 +232,7 @@ func (s *Store) ViewCounts(ctx context.Context, viewerID int64) ([]storage.ViewC
 		{Status: storage.StatusOpen}, {Status: storage.StatusPending}, {Status: storage.StatusResolved},
 	}
 	for _, c := range s.convs {
-		if c.LastSeq == 0 {
+		if c.LastSeq == 0 || !inTeams(s.users[c.UserID].Team, teams) {
 			continue
 		}
 		i := slices.IndexFunc(counts, func(v storage.ViewCounts) bool { return v.Status == c.Status })
@@ -287,7 +290,7 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, withViewer bool)
 	active := make([]*conversation, 0, min(len(s.convs), 4*q.Limit))
 	for _, c := range s.convs {
 		if c.LastSeq > 0 && (q.After.IsZero() || inboxCompare(c, q.After) > 0) &&
-			inView(c, q) && match.conversation(c, s.users[c.UserID].Name) {
+			inView(c, q) && inTeams(s.users[c.UserID].Team, q.Teams) && match.conversation(c, s.users[c.UserID].Name) {
 			active = append(active, c)
 		}
 	}
@@ -340,6 +343,12 @@ func inView(c *conversation, q storage.InboxQuery) bool {
 	return true
 }
 
+// inTeams reports whether a conversation whose visitor's team is team is
+// one that teams keeps (storage.InboxQuery.Teams).
+func inTeams(team string, teams []string) bool {
+	return teams == nil || team == "" || slices.Contains(teams, team)
+}
+
 // entry is c as the inbox shows it, without read state (LastMessage nil
 // when c has no message). The caller holds s.mu.
 func (s *Store) entry(c *conversation) storage.InboxEntry {
@@ -362,6 +371,7 @@ func (s *Store) entry(c *conversation) storage.InboxEntry {
 		UserName:       u.Name,
 		UserEmail:      u.Email,
 		UserContext:    u.Context,
+		Team:           u.Team,
 		LastSeq:        snap.LastSeq,
 		LastMessageAt:  snap.LastMessageAt,
 		LastMessage:    last,

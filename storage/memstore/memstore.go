@@ -168,6 +168,9 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 	if err != nil {
 		return storage.User{}, err
 	}
+	if err := rules.Team(in.Team); err != nil {
+		return storage.User{}, err
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,7 +179,7 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 	}
 	if id, ok := s.userByExt[in.ExternalID]; ok {
 		u := s.users[id]
-		u.Name, u.IsAdmin, u.Email, u.Context = name, in.IsAdmin, email, details
+		u.Name, u.IsAdmin, u.Email, u.Context, u.Team = name, in.IsAdmin, email, details, in.Team
 		s.users[id] = u
 		return u, nil
 	}
@@ -188,6 +191,7 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 		CreatedAt:  s.timestamp(),
 		Email:      email,
 		Context:    details,
+		Team:       in.Team,
 	}
 	s.users[u.ID] = u
 	s.userByExt[u.ExternalID] = u.ID

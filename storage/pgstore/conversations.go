@@ -16,7 +16,7 @@ const conversationColumns = `id, user_id, last_seq, last_message_at, created_at,
 // visitor's and its assignee's (scanState reads them).
 const conversationStateColumns = `c.id, c.user_id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id,
 	COALESCE(r.staff_seq, 0), COALESCE(r.visitor_seq, 0),
-	u.id, u.external_id, u.name, u.is_admin, u.created_at, COALESCE(u.email, ''), COALESCE(u.context, ''), COALESCE(u.merged_into, 0),
+	u.id, u.external_id, u.name, u.is_admin, u.created_at, COALESCE(u.email, ''), COALESCE(u.context, ''), u.team, COALESCE(u.merged_into, 0),
 	a.id, a.external_id, a.name, a.is_admin, a.created_at, COALESCE(a.email, ''), COALESCE(a.context, ''), COALESCE(a.merged_into, 0)
 	FROM conversations c JOIN users u ON u.id = c.user_id
 	LEFT JOIN users a ON a.id = c.assignee_id
@@ -42,7 +42,7 @@ func scanState(scan func(dest ...any) error) (storage.ConversationState, error) 
 	)
 	err := scan(&c.ID, &c.UserID, &c.LastSeq, &c.LastMessageAt, &c.CreatedAt, &c.Status, &c.AssigneeID,
 		&receipts.Staff, &receipts.Visitor,
-		&v.ID, &v.ExternalID, &v.Name, &v.IsAdmin, &v.CreatedAt, &v.Email, &v.Context, &v.MergedInto,
+		&v.ID, &v.ExternalID, &v.Name, &v.IsAdmin, &v.CreatedAt, &v.Email, &v.Context, &v.Team, &v.MergedInto,
 		&aID, &aExt, &aName, &aAdmin, &aCreated, &aEmail, &aContext, &aMerged)
 	if err != nil {
 		return storage.ConversationState{}, err

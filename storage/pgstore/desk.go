@@ -410,23 +410,32 @@ func (s *Store) ReadReceipts(ctx context.Context, conversationID int64) (storage
 }
 
 // viewCountsQuery counts the conversations with messages by status: all,
-// the viewer's ($1), unassigned. One scan of conversations, like an inbox
-// page (00004, 00006).
+// the viewer's ($1), unassigned; of the teams $2 (with "": see teamsArg), or
+// all when $2 is NULL. One scan of conversations, like an inbox page (00004,
+// 00006).
 const viewCountsQuery = `
 	SELECT status, count(*), count(*) FILTER (WHERE assignee_id = $1), count(*) FILTER (WHERE assignee_id IS NULL)
 	FROM conversations
 	WHERE last_seq > 0
+		AND ($2::text[] IS NULL OR (SELECT tu.team FROM users tu WHERE tu.id = conversations.user_id) = ANY($2::text[]))
 	GROUP BY status`
 
 // ViewCounts implements storage.Desk.
-func (s *Store) ViewCounts(ctx context.Context, viewerID int64) ([]storage.ViewCounts, error) {
+func (s *Store) ViewCounts(ctx context.Context, viewerID int64, teams []string) ([]storage.ViewCounts, error) {
+	if err := storage.CheckTeams(teams); err != nil {
+		return nil, err
+	}
+	var teamsFilter any // NULL: every team
+	if teams != nil {
+		teamsFilter = teamsArg(teams)
+	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	st, err := s.prepared(ctx, viewCountsQuery)
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: view counts: prepare", err)
 	}
-	rows, err := st.QueryContext(ctx, viewerID)
+	rows, err := st.QueryContext(ctx, viewerID, teamsFilter)
 	if err != nil {
 		return nil, dbError(ctx, "pgstore: view counts", s.checkPrepared(viewCountsQuery, err))
 	}

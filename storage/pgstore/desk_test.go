@@ -285,7 +285,7 @@ func BenchmarkInboxView(b *testing.B) {
 	b.Run("view_counts", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := s.ViewCounts(b.Context(), f.staff.ID); err != nil {
+			if _, err := s.ViewCounts(b.Context(), f.staff.ID, nil); err != nil {
 				b.Fatalf("ViewCounts: %v", err)
 			}
 		}

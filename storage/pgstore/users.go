@@ -10,7 +10,7 @@ import (
 )
 
 const userColumns = `id, external_id, name, is_admin, created_at, COALESCE(email, '') AS email, COALESCE(context, '') AS context,
-	COALESCE(merged_into, 0) AS merged_into`
+	team, COALESCE(merged_into, 0) AS merged_into`
 
 // UpsertUser implements storage.Store. The name is cleaned as described in
 // storage (truncated to storage.MaxNameBytes; empty means the external id).
@@ -23,6 +23,9 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 	if err != nil {
 		return storage.User{}, err
 	}
+	if err := rules.Team(in.Team); err != nil {
+		return storage.User{}, err
+	}
 
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -31,18 +34,19 @@ func (s *Store) UpsertUser(ctx context.Context, in storage.UserInput) (storage.U
 	var u storage.User
 	err = s.getPrepared(ctx, &u, `SELECT `+userColumns+` FROM users WHERE external_id = $1`, in.ExternalID)
 	switch {
-	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && u.Email == email && u.Context == details:
+	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && u.Email == email && u.Context == details && u.Team == in.Team:
 		return u, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return storage.User{}, dbError(ctx, "pgstore: upsert user", err)
 	}
 	err = s.db.GetContext(ctx, &u, `
-		INSERT INTO users (external_id, name, is_admin, email, context)
-		VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''))
+		INSERT INTO users (external_id, name, is_admin, email, context, team)
+		VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6)
 		ON CONFLICT (external_id) DO UPDATE
-			SET name = EXCLUDED.name, is_admin = EXCLUDED.is_admin, email = EXCLUDED.email, context = EXCLUDED.context
+			SET name = EXCLUDED.name, is_admin = EXCLUDED.is_admin, email = EXCLUDED.email, context = EXCLUDED.context,
+				team = EXCLUDED.team
 		RETURNING `+userColumns,
-		in.ExternalID, name, in.IsAdmin, email, details)
+		in.ExternalID, name, in.IsAdmin, email, details, in.Team)
 	if err != nil {
 		return storage.User{}, dbError(ctx, "pgstore: upsert user", err)
 	}
@@ -67,7 +71,7 @@ func (s *Store) User(ctx context.Context, id int64) (storage.User, error) {
 // connectQuery reads a user by external id with their conversation, if any,
 // and its read receipts.
 const connectQuery = `SELECT u.id, u.external_id, u.name, u.is_admin, u.created_at,
-	COALESCE(u.email, ''), COALESCE(u.context, ''), COALESCE(u.merged_into, 0), c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id,
+	COALESCE(u.email, ''), COALESCE(u.context, ''), u.team, COALESCE(u.merged_into, 0), c.id, c.last_seq, c.last_message_at, c.created_at, c.status, c.assignee_id,
 	COALESCE(r.staff_seq, 0), COALESCE(r.visitor_seq, 0)
 	FROM users u LEFT JOIN conversations c ON c.user_id = u.id LEFT JOIN read_receipts r ON r.conversation_id = c.id
 	WHERE u.external_id = $1`
@@ -102,11 +106,11 @@ func (s *Store) Connect(ctx context.Context, in storage.UserInput) (storage.User
 		receipts  storage.ReadReceipts
 	)
 	err = st.QueryRowContext(qctx, in.ExternalID).Scan(&u.ID, &u.ExternalID, &u.Name, &u.IsAdmin, &u.CreatedAt,
-		&u.Email, &u.Context, &u.MergedInto, &convID, &lastSeq, &lastAt, &convSince, &status, &assignee,
+		&u.Email, &u.Context, &u.Team, &u.MergedInto, &convID, &lastSeq, &lastAt, &convSince, &status, &assignee,
 		&receipts.Staff, &receipts.Visitor)
 	switch {
 	case err == nil && u.Name == name && u.IsAdmin == in.IsAdmin && u.Email == email && u.Context == details &&
-		(in.IsAdmin || convID.Valid):
+		u.Team == in.Team && (in.IsAdmin || convID.Valid):
 		var c storage.Conversation
 		if !in.IsAdmin {
 			c = storage.Conversation{ID: convID.Int64, UserID: u.ID, LastSeq: lastSeq.Int64, CreatedAt: convSince.Time,

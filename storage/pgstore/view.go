@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/lib/pq"
+
 	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/storage/internal/rules"
 )
@@ -108,7 +110,7 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, spec viewSpec) (
 		var a nullableRef
 		var p nullPage
 		err := rows.Scan(
-			&e.ConversationID, &e.UserID, &e.UserExternalID, &e.UserName, &e.UserEmail, &e.UserContext,
+			&e.ConversationID, &e.UserID, &e.UserExternalID, &e.UserName, &e.UserEmail, &e.UserContext, &e.Team,
 			&p.URL, &p.Title, &p.UserAgent, &p.At, &e.LastSeq, &e.LastMessageAt,
 			&e.Status, &a.ID, &a.ExternalID, &a.Name, &e.ReadSeq, &e.Unread,
 			&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.SenderName, &m.SenderIsAdmin,
@@ -145,6 +147,9 @@ const (
 // order in a top-N sort; then LATERAL probes by key for those rows only: the
 // visitor, the assignee, the newest message and, with a viewer, their read
 // mark and unread count.
+//
+// Teams (q.Teams): the visitor's team, probed by key in users for each
+// conversation the other filters keep.
 //
 // Filters are written into the query rather than passed as arguments, so
 // that each shape is its own prepared statement with its own plan: the
@@ -212,6 +217,11 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 		where.WriteString("\n\t\t\tAND assignee_id IS NULL")
 	case storage.AssigneeUser:
 		fmt.Fprintf(&where, "\n\t\t\tAND assignee_id = %s", b.add(q.AssigneeID))
+	}
+	if q.Teams != nil && spec.conversationID == 0 {
+		// The visitor's team, probed by key for each conversation the
+		// filters above keep ('' is no team: everyone's).
+		fmt.Fprintf(&where, "\n\t\t\tAND (SELECT tu.team FROM users tu WHERE tu.id = conversations.user_id) = ANY(%s)", b.add(teamsArg(q.Teams)))
 	}
 	var conversations string
 	switch {
@@ -287,12 +297,12 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 	}
 
 	query := `
-	SELECT c.id, c.user_id, u.external_id, u.name, u.email, u.context,
+	SELECT c.id, c.user_id, u.external_id, u.name, u.email, u.context, u.team,
 		u.page_url, u.page_title, u.user_agent, u.page_seen_at, c.last_seq, c.last_message_at,
 		c.status, a.id, a.external_id, a.name, ` + readState + `,
 		` + messageColumns + `
 	FROM ` + conversations + ` c
-	CROSS JOIN LATERAL (SELECT external_id, name, COALESCE(email, '') AS email, COALESCE(context, '') AS context,
+	CROSS JOIN LATERAL (SELECT external_id, name, COALESCE(email, '') AS email, COALESCE(context, '') AS context, team,
 			page_url, page_title, user_agent, page_seen_at
 		FROM users WHERE id = c.user_id LIMIT 1) u
 	LEFT JOIN LATERAL (SELECT id, external_id, name FROM users WHERE id = c.assignee_id LIMIT 1) a ON true` +
@@ -354,4 +364,10 @@ func (b *argList) add(v any) string {
 // wildcards and the escape character (backslash) escaped.
 func likeContains(s string) string {
 	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
+}
+
+// teamsArg is the array of teams a Teams filter keeps: teams and "" (no
+// team).
+func teamsArg(teams []string) pq.StringArray {
+	return append(pq.StringArray{""}, teams...)
 }

@@ -819,7 +819,7 @@ func testDeskViewFilters(t *testing.T, s storage.Store) {
 		}
 	}
 	for _, viewer := range []storage.User{d.ann, d.bob, d.users[0]} {
-		counts, err := s.ViewCounts(t.Context(), viewer.ID)
+		counts, err := s.ViewCounts(t.Context(), viewer.ID, nil)
 		if err != nil {
 			t.Fatalf("ViewCounts: %v", err)
 		}

@@ -184,7 +184,7 @@ func wantCode(t *testing.T, err error, code string) {
 func diffUser(got, want storage.User) string {
 	if got.ID != want.ID || got.ExternalID != want.ExternalID || got.Name != want.Name ||
 		got.IsAdmin != want.IsAdmin || !got.CreatedAt.Equal(want.CreatedAt) ||
-		got.Email != want.Email || got.Context != want.Context {
+		got.Email != want.Email || got.Context != want.Context || got.Team != want.Team {
 		return fmt.Sprintf("got %+v, want %+v", got, want)
 	}
 	return ""

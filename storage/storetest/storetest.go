@@ -78,6 +78,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	tests = append(tests, deskTests()...)
 	tests = append(tests, cannedTests()...)
 	tests = append(tests, apiKeyTests()...)
+	tests = append(tests, teamTests()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -77,6 +77,15 @@ type Identity struct {
 	// site's attributes of the user (plan, account id…), which staff see.
 	// Storage checks and normalizes it (storage.UserInput).
 	Context string
+	// Team is the team claim, as the token has it ("" when none): a
+	// visitor's team, the staff team that serves their conversation.
+	// Storage checks it (storage.UserInput.Team).
+	Team string
+	// Teams is the teams claim (nil when none or null): the teams a staff
+	// member serves; they see those teams' conversations and those
+	// without a team. nil: every team. The transport checks the names
+	// (storage.CheckTeams).
+	Teams []string
 	// ExpiresAt is the exp claim; the connection should not outlive it.
 	ExpiresAt time.Time
 	// Anonymous: an anonymous visitor's identity, issued by chatd

@@ -53,10 +53,10 @@ func newFastPool(secret []byte) *sync.Pool {
 
 // fastClaims are the claims the fast path read. Dates are Unix seconds.
 type fastClaims struct {
-	sub, name, email, iss, aud, ctx string
-	admin                           bool
-	exp, nbf, iat                   int64
-	seen                            uint16 // fastKey bits
+	sub, name, email, team, iss, aud, ctx string
+	admin                                 bool
+	exp, nbf, iat                         int64
+	seen                                  uint16 // fastKey bits
 }
 
 // The keys the fast path knows, as bits of fastClaims.seen.
@@ -72,11 +72,14 @@ const (
 	keyIss
 	keyAud
 	keyJti
+	keyTeam
+	keyTeams
 )
 
 var fastKeys = map[string]uint16{
 	"sub": keySub, "name": keyName, "admin": keyAdmin, "email": keyEmail, "ctx": keyCtx,
 	"exp": keyExp, "nbf": keyNbf, "iat": keyIat, "iss": keyIss, "aud": keyAud, "jti": keyJti,
+	"team": keyTeam, "teams": keyTeams,
 }
 
 // verifyFast returns the identity of token and true if the fast path
@@ -135,7 +138,7 @@ func (v *Verifier) fastIdentity(c *fastClaims) (Identity, bool) {
 		c.seen&keyIat != 0 && now.Before(time.Unix(c.iat, 0).Add(-v.leeway)) {
 		return Identity{}, false
 	}
-	id := Identity{Subject: c.sub, Name: c.name, Admin: c.admin, ExpiresAt: exp, Email: c.email}
+	id := Identity{Subject: c.sub, Name: c.name, Admin: c.admin, ExpiresAt: exp, Email: c.email, Team: c.team}
 	if c.ctx != "null" {
 		id.Context = c.ctx
 	}
@@ -213,7 +216,9 @@ func (c *fastClaims) set(key, val []byte) bool {
 	}
 	c.seen |= bit
 	switch bit {
-	case keySub, keyName, keyEmail, keyIss, keyAud, keyJti:
+	case keyTeams:
+		return false // a list: the library's path (staff tokens)
+	case keySub, keyName, keyEmail, keyTeam, keyIss, keyAud, keyJti:
 		s, ok := plainString(val)
 		if !ok {
 			return false
@@ -225,6 +230,8 @@ func (c *fastClaims) set(key, val []byte) bool {
 			c.name = s
 		case keyEmail:
 			c.email = s
+		case keyTeam:
+			c.team = s
 		case keyIss:
 			c.iss = s
 		case keyAud:

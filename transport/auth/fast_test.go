@@ -2,16 +2,18 @@ package auth
 
 import (
 	"crypto/sha256"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
 
-// sameIdentity compares identities, ExpiresAt as an instant.
+// sameIdentity compares identities, ExpiresAt as an instant, Teams as
+// lists (nil and empty apart).
 func sameIdentity(a, b Identity) bool {
 	ea, eb := a.ExpiresAt, b.ExpiresAt
 	a.ExpiresAt, b.ExpiresAt = time.Time{}, time.Time{}
-	return a == b && ea.Equal(eb)
+	return reflect.DeepEqual(a, b) && ea.Equal(eb)
 }
 
 // checkFastAgrees fails if the fast path accepts token and the library's

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func checkVerifyResult(t *testing.T, known map[string]bool, token string, id Ide
 		if errors.Is(err, ErrInvalidToken) == errors.Is(err, ErrExpired) {
 			t.Fatalf("error %v must wrap exactly one of ErrInvalidToken and ErrExpired", err)
 		}
-		if id != (Identity{}) {
+		if !reflect.DeepEqual(id, Identity{}) {
 			t.Fatalf("identity %+v returned with error %v", id, err)
 		}
 		return

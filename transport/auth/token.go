@@ -33,6 +33,10 @@ type claims struct {
 	// Email and Ctx describe the user to staff (Identity.Email, Context).
 	Email string          `json:"email,omitempty"`
 	Ctx   json.RawMessage `json:"ctx,omitempty"`
+	// Team and Teams route conversations to staff teams (Identity.Team,
+	// Teams).
+	Team  string   `json:"team,omitempty"`
+	Teams []string `json:"teams,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -126,7 +130,8 @@ func (v *Verifier) verifyJWT(token string) (Identity, error) {
 	if c.ExpiresAt == nil { // guarded by WithExpirationRequired; belt and braces
 		return Identity{}, invalid("missing exp")
 	}
-	id := Identity{Subject: c.Subject, Name: c.Name, Admin: c.Admin, ExpiresAt: c.ExpiresAt.Time, Email: c.Email}
+	id := Identity{Subject: c.Subject, Name: c.Name, Admin: c.Admin, ExpiresAt: c.ExpiresAt.Time, Email: c.Email,
+		Team: c.Team, Teams: c.Teams}
 	if ctx := string(c.Ctx); ctx != "" && ctx != "null" {
 		id.Context = ctx
 	}
@@ -260,6 +265,8 @@ func (i *Issuer) Mint(id Identity, ttl time.Duration) (string, error) {
 		Admin: id.Admin,
 		Email: id.Email,
 		Ctx:   json.RawMessage(id.Context),
+		Team:  id.Team,
+		Teams: id.Teams,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   id.Subject,
 			Issuer:    i.issuer,

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,7 +236,7 @@ func TestVerifyRejects(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("Verify error %q does not say %q", err, tt.reason)
 			}
-			if id != (Identity{}) {
+			if !reflect.DeepEqual(id, Identity{}) {
 				t.Errorf("Verify returned identity %+v along with an error", id)
 			}
 			assertNoTokenText(t, err, tt.token)
@@ -313,7 +314,7 @@ func TestVerifyAccepts(t *testing.T) {
 				t.Errorf("ExpiresAt = %v, want %v", got.ExpiresAt, tt.want.ExpiresAt)
 			}
 			got.ExpiresAt, tt.want.ExpiresAt = time.Time{}, time.Time{}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Verify = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -566,5 +567,58 @@ func TestVerifyConcurrent(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestTeamClaims: a visitor's team claim takes the fast path; a staff
+// member's teams claim the library's, nil when absent or null and empty when
+// [] (they then see only conversations without a team); Mint writes both.
+func TestTeamClaims(t *testing.T) {
+	v := mustVerifier(t, Config{})
+	exp := testNow.Add(time.Hour).Unix()
+	for _, tt := range []struct {
+		name    string
+		payload map[string]any
+		fast    bool
+		team    string
+		teams   []string
+	}{
+		{"visitor's team", map[string]any{"sub": "v1", "exp": exp, "team": "billing"}, true, "billing", nil},
+		{"no team", map[string]any{"sub": "v1", "exp": exp}, true, "", nil},
+		{"staff teams", map[string]any{"sub": "s1", "exp": exp, "admin": true, "teams": []string{"billing", "sales"}}, false, "", []string{"billing", "sales"}},
+		{"teams null", map[string]any{"sub": "s1", "exp": exp, "admin": true, "teams": nil}, false, "", nil},
+		{"teams empty", map[string]any{"sub": "s1", "exp": exp, "admin": true, "teams": []string{}}, false, "", []string{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			token := hs256(t, tt.payload)
+			if fast := checkFastAgrees(t, v, token); fast != tt.fast {
+				t.Errorf("fast path taken: %t, want %t", fast, tt.fast)
+			}
+			id, err := v.Verify(token)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if id.Team != tt.team || (id.Teams == nil) != (tt.teams == nil) || !slices.Equal(id.Teams, tt.teams) {
+				t.Errorf("Verify: team %q teams %#v, want %q %#v", id.Team, id.Teams, tt.team, tt.teams)
+			}
+		})
+	}
+	iss, err := NewIssuer(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := iss.Mint(Identity{Subject: "s1", Admin: true, Teams: []string{"billing"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := v.Verify(token); err != nil || !slices.Equal(id.Teams, []string{"billing"}) {
+		t.Errorf("a minted staff token: teams %#v, %v", id.Teams, err)
+	}
+	token, err = iss.Mint(Identity{Subject: "v1", Team: "sales"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := v.Verify(token); err != nil || id.Team != "sales" {
+		t.Errorf("a minted visitor token: team %q, %v", id.Team, err)
 	}
 }

@@ -194,6 +194,10 @@ func appendInboxEntry(b []byte, e InboxEntry) []byte {
 		b = appendString(b, e.Assignee.Name)
 		b = append(b, '}')
 	}
+	if e.Team != "" {
+		b = append(b, `,"team":`...)
+		b = appendString(b, e.Team)
+	}
 	if e.HasReadState {
 		b = append(b, `,"read_seq":`...)
 		b = appendInt(b, e.ReadSeq)

@@ -76,6 +76,7 @@ func sampleFor(body, name, clientID string, id int64, admin bool, micros int64) 
 		LastSeq: id % 1000, LastMessageAt: created}
 	if !admin {
 		e.LastMessage = &m
+		e.Team = name // "" (not shown) in some samples too
 	}
 	return m, e
 }

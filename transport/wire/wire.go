@@ -578,6 +578,8 @@ type InboxEntry struct {
 	// state; an empty Status is not shown (a server without the desk).
 	Status   string
 	Assignee *DeskUser
+	// Team is the visitor's team; "" (none) is not shown.
+	Team string
 	// ReadSeq and Unread are the receiving agent's, shown when HasReadState
 	// (inbox pages; inbox_update frames go to every agent alike).
 	HasReadState bool
@@ -595,6 +597,7 @@ type inboxEntryJSON struct {
 	LastMessage    *v1Message       `json:"last_message"`
 	Status         string           `json:"status,omitempty"`
 	Assignee       *DeskUser        `json:"assignee"`
+	Team           string           `json:"team,omitempty"`
 	ReadSeq        *int64           `json:"read_seq,omitempty"`
 	Unread         *int64           `json:"unread,omitempty"`
 	Visitor        *VisitorPresence `json:"visitor,omitempty"`
@@ -614,6 +617,7 @@ func toInboxJSON(e InboxEntry) inboxEntryJSON {
 		LastMessageAt:  formatTime(e.LastMessageAt),
 		Status:         e.Status,
 		Assignee:       e.Assignee,
+		Team:           e.Team,
 	}
 	if e.HasReadState {
 		out.ReadSeq, out.Unread = &e.ReadSeq, &e.Unread
@@ -663,7 +667,7 @@ func InboxFrame(p InboxPage) []byte {
 
 // InboxUpdateFrame tells admins that one conversation changed.
 func InboxUpdateFrame(e InboxEntry) []byte {
-	size := frameSize(e.UserExternalID, e.UserName)
+	size := frameSize(e.UserExternalID, e.UserName, e.Team)
 	if e.LastMessage != nil {
 		// The entry's fields and the whole message frame.
 		size += frameSize(e.LastMessage.Body, e.LastMessage.SenderName, e.LastMessage.ClientMsgID)

@@ -292,3 +292,12 @@ func VisitorPages(pages []storage.VisitorPage) ([]storage.VisitorPage, error) {
 	}
 	return out, nil
 }
+
+// Team checks a visitor's team (storage.UserInput.Team): "" or a valid
+// name (storage.ValidTeam). EINVALID otherwise.
+func Team(team string) error {
+	if team != "" && !storage.ValidTeam(team) {
+		return storage.Errorf(storage.EINVALID, "team is not a team name (1 to %d of a-z, 0-9, '-', '_', '.')", storage.MaxTeamBytes)
+	}
+	return nil
+}

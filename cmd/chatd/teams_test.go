@@ -1,0 +1,192 @@
+package main
+
+// Teams (docs/PROTOCOL.md, "Teams"): a visitor's token names the team that
+// serves them; a staff member's token names the teams they serve. Staff with
+// teams see, live and in their inbox pages, those teams' conversations and
+// those without a team; staff without the claim see every conversation.
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/grainchat/grainchat/transport/auth"
+	"github.com/grainchat/grainchat/transport/wsclient"
+)
+
+// mintTeams signs a token with a team claim (visitors) or a teams claim
+// (staff; nil: none).
+func mintTeams(t testing.TB, sub, name string, admin bool, team string, teams []string) string {
+	t.Helper()
+	iss, err := auth.NewIssuer(auth.Config{Secret: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := iss.Mint(auth.Identity{Subject: sub, Name: name, Admin: admin, Team: team, Teams: teams}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func dialTeams(t *testing.T, s *testServer, token string, admin, v1 bool) *wsclient.Client {
+	t.Helper()
+	c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: token, V1: v1})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(c.Close)
+	if v1 {
+		waitType(t, c, 0, "welcome")
+		if admin {
+			waitType(t, c, 0, "inbox")
+		}
+	}
+	return c
+}
+
+// messageTexts are the texts of c's message frames, in order.
+func messageTexts(c *wsclient.Client) []string {
+	var out []string
+	for _, f := range c.Frames() {
+		if f.Type() == "" || f.Type() == "message" {
+			if m := f.String("message"); m != "" {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// inboxTeams maps each conversation of an inbox frame to its team ("" when
+// the entry has none).
+func inboxTeams(f wsclient.Frame) map[int64]string {
+	out := map[int64]string{}
+	list, _ := f.Fields["conversations"].([]any)
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		id, _ := m["conversation_id"].(float64)
+		team, _ := m["team"].(string)
+		out[int64(id)] = team
+	}
+	return out
+}
+
+func TestTeams(t *testing.T) {
+	s := startServer(t, "--database-url", newDatabase(t))
+	ann := dialTeams(t, s, mintTeams(t, "ann", "Ann", true, "", []string{"billing"}), true, true)
+	bob := dialTeams(t, s, mintTeams(t, "bob", "Bob", true, "", nil), true, true)
+	carl := dialTeams(t, s, mintTeams(t, "carl", "Carl", true, "", []string{"sales"}), true, false) // the seed dialect
+
+	vera := dialTeams(t, s, mintTeams(t, "vera", "Vera", false, "billing", nil), false, true)
+	sam := dialTeams(t, s, mintTeams(t, "sam", "Sam", false, "sales", nil), false, true)
+	nina := dialTeams(t, s, mintTeams(t, "nina", "Nina", false, "", nil), false, true)
+	veraConv := post(t, vera, 0, "b1", "b1").Int("conversation_id")
+	samConv := post(t, sam, 0, "s1", "s1").Int("conversation_id")
+	ninaConv := post(t, nina, 0, "n1", "n1").Int("conversation_id")
+	post(t, vera, 0, "b2", "b2")
+
+	// The inbox relays in order: once each has the last message, what it
+	// lacks was not sent to it.
+	for _, c := range []*wsclient.Client{ann, bob, carl} {
+		waitMessage(t, c, "n1")
+	}
+	waitMessage(t, ann, "b2")
+	waitMessage(t, bob, "b2")
+	if got, want := messageTexts(ann), []string{"b1", "n1", "b2"}; !slices.Equal(got, want) {
+		t.Errorf("Ann (billing) received %q, want %q", got, want)
+	}
+	if got, want := messageTexts(bob), []string{"b1", "s1", "n1", "b2"}; !slices.Equal(got, want) {
+		t.Errorf("Bob (every team) received %q, want %q", got, want)
+	}
+	// Carl's last message is n1: b2 may still be on its way, but never
+	// comes (checked below, after a later one).
+	if got, want := messageTexts(carl), []string{"s1", "n1"}; !slices.Equal(got, want) {
+		t.Errorf("Carl (sales, seed dialect) received %q, want %q", got, want)
+	}
+	for _, f := range ann.Frames() {
+		if f.Type() == "inbox_update" && obj(f, "conversation")["conversation_id"] == float64(samConv) {
+			t.Errorf("Ann received the inbox_update of Sam's conversation: %s", f.Raw)
+		}
+	}
+
+	// Inbox pages: their teams' conversations and those without one, each
+	// with its team; view counts of the same.
+	inbox, _ := askInbox(t, ann)
+	if got, want := inboxTeams(inbox), map[int64]string{veraConv: "billing", ninaConv: ""}; !mapsEqual(got, want) {
+		t.Errorf("Ann's inbox: %v, want %v (%s)", got, want, inbox.Raw)
+	}
+	if counts := obj(inbox, "counts"); obj(wsclient.Frame{Fields: counts}, "open")["all"] != float64(2) {
+		t.Errorf("Ann's view counts: %v, want 2 open", counts)
+	}
+	inbox, _ = askInbox(t, bob)
+	if got, want := inboxTeams(inbox), map[int64]string{veraConv: "billing", samConv: "sales", ninaConv: ""}; !mapsEqual(got, want) {
+		t.Errorf("Bob's inbox: %v, want %v (%s)", got, want, inbox.Raw)
+	}
+
+	// Sam's host site routes him to billing now: his next message reaches
+	// Ann, with the new team, and no longer Carl.
+	sam.Close()
+	sam = dialTeams(t, s, mintTeams(t, "sam", "Sam", false, "billing", nil), false, true)
+	post(t, sam, 0, "s2", "s2")
+	post(t, nina, 0, "n2", "n2")
+	waitMessage(t, ann, "n2")
+	waitMessage(t, carl, "n2")
+	if got, want := messageTexts(ann), []string{"b1", "n1", "b2", "s2", "n2"}; !slices.Equal(got, want) {
+		t.Errorf("Ann (billing) received %q after Sam moved to billing, want %q", got, want)
+	}
+	if got, want := messageTexts(carl), []string{"s1", "n1", "n2"}; !slices.Equal(got, want) {
+		t.Errorf("Carl (sales) received %q after Sam moved to billing, want %q", got, want)
+	}
+	var moved bool
+	for _, f := range ann.Frames() {
+		if c := obj(f, "conversation"); f.Type() == "inbox_update" && c["conversation_id"] == float64(samConv) {
+			moved = c["team"] == "billing"
+		}
+	}
+	if !moved {
+		t.Errorf("Ann's inbox_update of Sam's conversation does not say billing: %s", dump(ann))
+	}
+	inbox, _ = askInbox(t, ann)
+	if got, want := inboxTeams(inbox), map[int64]string{veraConv: "billing", samConv: "billing", ninaConv: ""}; !mapsEqual(got, want) {
+		t.Errorf("Ann's inbox after Sam moved: %v, want %v", got, want)
+	}
+}
+
+// TestTeamClaimsChecked: a team name that breaks the rules refuses the
+// handshake (401), for a visitor's team and for a staff member's teams.
+func TestTeamClaimsChecked(t *testing.T) {
+	s := startServer(t, "--database-url", newDatabase(t))
+	for _, tok := range []string{
+		mintTeams(t, "vera", "Vera", false, "Billing", nil),
+		mintTeams(t, "vera", "Vera", false, "bill ing", nil),
+		mintTeams(t, "ann", "Ann", true, "", []string{"billing", "-x"}),
+		mintTeams(t, "ann", "Ann", true, "", []string{"BILLING"}),
+	} {
+		c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: tok, V1: true})
+		if err == nil {
+			c.Close()
+			t.Errorf("a token with an invalid team was accepted")
+			continue
+		}
+		if c == nil || c.Resp == nil || c.Resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("a token with an invalid team: %v, want 401", err)
+		}
+	}
+	// The same users with valid claims connect.
+	dialTeams(t, s, mintTeams(t, "vera", "Vera", false, "billing", nil), false, true)
+	dialTeams(t, s, mintTeams(t, "ann", "Ann", true, "", []string{"billing", "sales.eu"}), true, true)
+}
+
+func mapsEqual(a, b map[int64]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
