@@ -545,6 +545,9 @@ func (g *conversationGrain) appended(ctx actor.Context, a *appended) {
 		// deliver it now (sessions drop what they have already).
 		g.lastSeq = msg.GetSeq()
 		g.remember(msg)
+		// Its author's typing line goes when it shows: their next typing
+		// is relayed at once, not an interval after the last.
+		delete(g.typedAt, msg.GetSenderId())
 		if !res.Duplicate {
 			g.node.metrics.MessageStored()
 		}

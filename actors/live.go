@@ -2,7 +2,8 @@
 // the staff who have a conversation open (viewers).
 //
 // Typing goes to the conversation's grain, which relays at most one per user
-// every Config.TypingInterval to its subscribers: the hubs of the nodes where
+// every Config.TypingInterval (started over by each message of that user:
+// receivers drop a typist's line at their message) to its subscribers: the hubs of the nodes where
 // the visitor is connected (they pass staff typing on to the visitor's
 // sessions) and the staff sessions that opened the conversation. A visitor's
 // typing goes through its node's hub to the announced activations only, so it

@@ -39,6 +39,8 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 		s.refused(werr)
 		return
 	}
+	// A message starts the typing interval over (see typing).
+	delete(s.typedAt, conv)
 	// The transport bounds the unsettled posts of a socket
 	// (Sink.PostSettled): it stops reading the socket rather than hand
 	// the session more, so no post is refused here for being one too many.

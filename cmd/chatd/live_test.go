@@ -230,3 +230,53 @@ func TestTypingWritesNothing(t *testing.T) {
 	post(t, carl, conv, "a message is a write", "c2")
 	waitFor(t, 30*time.Second, "a message's write in the counters", func() bool { return dbWrites(t, db) > before })
 }
+
+// A message starts its author's typing interval over: the receivers drop the
+// typist's line when the message shows, so the next typing must be relayed at
+// once, not an interval (here a minute) after the last one. Each way, with
+// typing within the interval before the message relayed once.
+func TestTypingAfterMessage(t *testing.T) {
+	s := startServer(t, "--typing-interval", "1m")
+	carl := dial(t, s, "user-carl", "Carl", false, true)
+	conv := convOf(t, carl)
+	post(t, carl, 0, "hello", "c1")
+	ann := dial(t, s, "staff-ann", "Ann", true, true)
+	openConv(t, ann, conv)
+
+	for _, side := range []struct {
+		typist, receiver *wsclient.Client
+		name, shown      string
+		conv             int64
+	}{
+		{carl, ann, "carl", "Carl", 0},
+		{ann, carl, "ann", "Support", conv},
+	} {
+		typing := map[string]any{"type": "typing"}
+		if side.conv != 0 {
+			typing["conversation_id"] = side.conv
+		}
+		from := len(side.receiver.Frames())
+		send(t, side.typist, typing)
+		waitFrame(t, side.receiver, from, side.shown+" typing", isTyping(conv, side.shown))
+		send(t, side.typist, typing) // within the interval: dropped
+		text := "a message from " + side.name
+		post(t, side.typist, side.conv, text, side.name+"-m")
+		_, at := waitFrame(t, side.receiver, from, text, func(f wsclient.Frame) bool { return isMessage(f) && f.String("message") == text })
+		if n := countIn(side.receiver.Frames()[from:at], isTyping(conv, side.shown)); n != 1 {
+			t.Errorf("%s: %d typing frames before the message, want 1:%s", side.name, n, dump(side.receiver))
+		}
+		send(t, side.typist, typing) // after the message: relayed at once
+		waitFrame(t, side.receiver, at+1, side.shown+" typing after the message", isTyping(conv, side.shown))
+	}
+}
+
+// countIn counts the frames that match.
+func countIn(frames []wsclient.Frame, match func(wsclient.Frame) bool) int {
+	n := 0
+	for _, f := range frames {
+		if match(f) {
+			n++
+		}
+	}
+	return n
+}

@@ -1347,6 +1347,7 @@ function submit() {
   // Sent now, or after the replies before it, or after the next welcome;
   // based on the newest message on screen when the agent began writing.
   outbox.push(openId, text, cmid, { basedOn: basedOn ?? thread.maxSeq });
+  typingSender.sent();
   basedOn = null;
   input.value = '';
   fit();

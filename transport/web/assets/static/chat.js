@@ -455,6 +455,7 @@ function submit() {
   const cmid = newClientMsgId();
   thread.addPending(cmid, text);
   outbox.push(null, text, cmid); // sent now, or after the messages before it, or after the next welcome
+  typingSender.sent();
   input.value = '';
   fit();
   updateCounter();

@@ -5,7 +5,8 @@
 // once a second, and only when the composer's text is not empty and has
 // changed (TypingSender). The server relays it to the conversation's other
 // people, at most once every 2 s per user; there is no "stopped typing"
-// frame. A page shows "Ann is typing…" below the thread until 5 s pass
+// frame. A message starts both intervals over: its author's next keystroke
+// is shown at once. A page shows "Ann is typing…" below the thread until 5 s pass
 // without a typing frame from Ann, or a message from Ann arrives in that
 // conversation (TypingView). A visitor sees staff as "Support" (id 0), whom
 // any staff message ends.
@@ -15,7 +16,9 @@
 // region, written only when its text changes, so a screen reader says
 // "Ann is typing…" once, not at every frame. Names are text, never HTML.
 
-// TYPING_SEND_MS: at most one typing frame this often, per conversation.
+// TYPING_SEND_MS: at most one typing frame this often, per conversation,
+// while one message is written (the first keystroke after a message sends
+// one at once).
 export const TYPING_SEND_MS = 1000;
 // TYPING_SHOW_MS: a typist is shown this long after their last typing frame.
 export const TYPING_SHOW_MS = 5000;
@@ -47,6 +50,15 @@ export class TypingSender {
     const f = { type: 'typing' };
     if (conv !== null) f.conversation_id = conv;
     if (this.send(f)) this.at = now;
+  }
+
+  // sent tells that the composer's message went: the others' pages drop
+  // its author's typing line when it shows, so the next keystroke sends a
+  // typing frame at once, however soon (the server starts its own
+  // interval over at each message too).
+  sent() {
+    this.text = '';
+    this.at = -Infinity;
   }
 }
 
