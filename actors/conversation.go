@@ -209,7 +209,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			}
 			if msg.GetWhy() == actor.TerminatedReason_AddressTerminated && msg.Who.GetId() != hubName {
 				// Hubs hear of the grain again from its announce.
-				g.away.leave(msg.Who, 0)
+				g.away.leave(awaySub{pid: msg.Who})
 			}
 		}
 		g.terminated(ctx, msg.Who)
@@ -219,7 +219,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		}
 		if !g.node.isMember(msg.pid.GetAddress()) {
 			if msg.pid.GetId() != hubName {
-				g.away.leave(msg.pid, 0)
+				g.away.leave(awaySub{pid: msg.pid})
 			}
 			g.terminated(ctx, msg.pid)
 			return

@@ -285,7 +285,8 @@ func (s *session) inboxResolved(ctx actor.Context, pid *actor.PID) {
 	if left != nil {
 		ctx.Request(left, &chatpb.InboxUnsubscribe{})
 	}
-	s.inbox.request(ctx, s.node, &chatpb.InboxSubscribe{UserId: s.cfg.User.ID}, s.node.cfg.SubscribeTimeout)
+	s.inbox.request(ctx, s.node, &chatpb.InboxSubscribe{UserId: s.cfg.User.ID, ByTeam: s.cfg.Teams != nil, Teams: s.cfg.Teams},
+		s.node.cfg.SubscribeTimeout)
 }
 
 // subscribe asks l's grain for conv's deliveries and arranges a check that

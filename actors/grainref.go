@@ -168,19 +168,24 @@ func (n *Node) rewatchLater(ctx actor.Context, pid *actor.PID) {
 type awaySubs map[pidKey]awaySub
 
 type awaySub struct {
-	pid   *actor.PID
-	user  int64
-	since time.Time
+	pid  *actor.PID
+	user int64
+	// teams and byTeam are an inbox subscriber's teams (see
+	// inboxGrain.teams).
+	teams  []string
+	byTeam bool
+	since  time.Time
 }
 
 // awayFor is how long a subscriber whose node left is remembered.
 const awayFor = 2 * time.Minute
 
-func (a *awaySubs) leave(pid *actor.PID, user int64) {
+func (a *awaySubs) leave(s awaySub) {
 	if *a == nil {
 		*a = make(awaySubs)
 	}
-	(*a)[keyOf(pid)] = awaySub{pid: pid, user: user, since: time.Now()}
+	s.since = time.Now()
+	(*a)[keyOf(s.pid)] = s
 }
 
 func (a awaySubs) back(n *Node) []awaySub {

@@ -30,6 +30,10 @@ type inboxGrain struct {
 	subs    map[pidKey]*actor.PID
 	// users are the subscribers' staff user ids (see ReadMarked).
 	users map[pidKey]int64
+	// teams are the teams of the subscribers that show only some
+	// (InboxSubscribe.by_team): a conversation of a team is sent to them
+	// only if it is theirs (see inboxFanout).
+	teams map[pidKey][]string
 	// lastActive is when the grain last received anything but its periodic
 	// check.
 	lastActive time.Time
@@ -48,6 +52,7 @@ func newInboxGrain(n *Node) actor.Actor {
 		entries: make(map[int64]*chatpb.InboxEntry),
 		subs:    make(map[pidKey]*actor.PID),
 		users:   make(map[pidKey]int64),
+		teams:   make(map[pidKey][]string),
 	}
 }
 
@@ -94,14 +99,18 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 				ctx.Watch(ctx.Sender())
 			}
 			g.users[keyOf(ctx.Sender())] = msg.GetUserId()
+			if msg.GetByTeam() {
+				g.teams[keyOf(ctx.Sender())] = msg.GetTeams()
+			} else {
+				delete(g.teams, keyOf(ctx.Sender()))
+			}
 		}
 		reply(ctx, snap)
 	case *chatpb.InboxQuery:
 		reply(ctx, g.snapshot())
 	case *chatpb.InboxUnsubscribe:
 		if s := ctx.Sender(); s != nil {
-			delete(g.subs, keyOf(s))
-			delete(g.users, keyOf(s))
+			g.forget(keyOf(s))
 			ctx.Unwatch(s)
 		}
 	case *chatpb.InboxNotify:
@@ -123,18 +132,16 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 			return
 		}
 		if msg.GetWhy() == actor.TerminatedReason_AddressTerminated {
-			g.away.leave(msg.Who, g.users[keyOf(msg.Who)])
+			g.away.leave(g.awaySub(msg.Who))
 		}
-		delete(g.subs, keyOf(msg.Who))
-		delete(g.users, keyOf(msg.Who))
+		g.forget(keyOf(msg.Who))
 	case *rewatch:
 		if _, ok := g.subs[keyOf(msg.pid)]; !ok {
 			return
 		}
 		if !g.node.isMember(msg.pid.GetAddress()) {
-			g.away.leave(msg.pid, g.users[keyOf(msg.pid)])
-			delete(g.subs, keyOf(msg.pid))
-			delete(g.users, keyOf(msg.pid))
+			g.away.leave(g.awaySub(msg.pid))
+			g.forget(keyOf(msg.pid))
 			return
 		}
 		ctx.Watch(msg.pid)
@@ -144,6 +151,20 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 		g.logger.Debug("inbox stopped", "pid", pidValue{ctx.Self()})
 		g.node.metrics.GrainPassivated("inbox")
 	}
+}
+
+// awaySub is what welcomeBack needs of a subscriber whose node left.
+func (g *inboxGrain) awaySub(pid *actor.PID) awaySub {
+	k := keyOf(pid)
+	teams, byTeam := g.teams[k]
+	return awaySub{pid: pid, user: g.users[k], teams: teams, byTeam: byTeam}
+}
+
+// forget drops a subscriber.
+func (g *inboxGrain) forget(k pidKey) {
+	delete(g.subs, k)
+	delete(g.users, k)
+	delete(g.teams, k)
 }
 
 // welcomeBack subscribes again the sessions of a node that left the
@@ -157,6 +178,9 @@ func (g *inboxGrain) welcomeBack(ctx actor.Context) {
 		}
 		g.logger.Debug("inbox: a subscriber's node is back: subscribing it again", "pid", pidValue{a.pid})
 		g.subs[k], g.users[k] = a.pid, a.user
+		if a.byTeam {
+			g.teams[k] = a.teams
+		}
 		ctx.Watch(a.pid)
 		ctx.Request(a.pid, g.snapshot())
 	}
@@ -224,7 +248,7 @@ func (g *inboxGrain) notify(ctx actor.Context, n *chatpb.InboxNotify) {
 		Delivery:    n.GetDelivery(),
 		UpdateFrame: wire.InboxUpdateFrame(inboxEntryToWire(e)),
 	}
-	g.node.inboxFanout(ctx, g.subs, d)
+	g.node.inboxFanout(ctx, g.subs, g.teams, d)
 }
 
 // notifyEvent records a conversation's new desk state in its entry (when the
@@ -237,5 +261,5 @@ func (g *inboxGrain) notifyEvent(ctx actor.Context, n *chatpb.InboxNotify) {
 		g.entries[e.GetConversationId()] = updated
 	}
 	d := &chatpb.InboxDelivery{Entry: e, Event: n.GetEvent()}
-	g.node.inboxFanout(ctx, g.subs, d)
+	g.node.inboxFanout(ctx, g.subs, g.teams, d)
 }

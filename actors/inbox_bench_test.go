@@ -21,7 +21,9 @@ import (
 // (to a sink that only counts). "local": the staff sessions live on the
 // inbox's member; "remote": on another member, each delivery serialized and
 // sent over protoactor's remote (gRPC on loopback). ns/op is per message;
-// ns/delivery per message and staff session.
+// ns/delivery per message and staff session. "teams=10": each staff session
+// shows one of 10 teams (SessionConfig.Teams) and each message is of one of
+// them: the inbox sends it to a tenth of the sessions.
 //
 //	go test -run '^$' -bench InboxFanout -benchtime 2000x ./actors/
 //
@@ -31,9 +33,12 @@ func BenchmarkInboxFanout(b *testing.B) {
 	for _, where := range []string{"local", "remote"} {
 		for _, staff := range []int{10, 100} {
 			b.Run(fmt.Sprintf("%s/staff=%d", where, staff), func(b *testing.B) {
-				benchInboxFanout(b, where == "remote", staff)
+				benchInboxFanout(b, where == "remote", staff, 0)
 			})
 		}
+		b.Run(fmt.Sprintf("%s/staff=100/teams=10", where), func(b *testing.B) {
+			benchInboxFanout(b, where == "remote", 100, 10)
+		})
 	}
 }
 
@@ -49,7 +54,7 @@ func (s countingSink) Write(frame []byte) {
 func (countingSink) Close(wire.Disconnect) {}
 func (countingSink) PostSettled()          {}
 
-func benchInboxFanout(b *testing.B, remote bool, staff int) {
+func benchInboxFanout(b *testing.B, remote bool, staff, teams int) {
 	lab := newClusterLab(b)
 	m1, m2 := lab.member(b), lab.member(b)
 	waitUntil(b, 10*time.Second, func() bool { return m1.node.Members() == 2 && m2.node.Members() == 2 })
@@ -68,7 +73,11 @@ func benchInboxFanout(b *testing.B, remote bool, staff int) {
 	var got atomic.Int64
 	for i := range staff {
 		ready := make(chan struct{})
-		pid := on.node.SpawnSession(SessionConfig{ConnID: fmt.Sprint("s", i), User: admin, V1: true, Sink: countingSink{&got}, Ready: ready})
+		cfg := SessionConfig{ConnID: fmt.Sprint("s", i), User: admin, V1: true, Sink: countingSink{&got}, Ready: ready}
+		if teams > 0 {
+			cfg.Teams = []string{fmt.Sprint("t", i%teams)}
+		}
+		pid := on.node.SpawnSession(cfg)
 		b.Cleanup(func() { on.node.StopSession(pid) })
 		select {
 		case <-ready:
@@ -93,8 +102,17 @@ func benchInboxFanout(b *testing.B, remote bool, staff int) {
 	notes := make([]*chatpb.InboxNotify, b.N)
 	for i := range notes {
 		notes[i] = benchNotify(1_000_000, int64(i+1))
+		if teams > 0 {
+			// One conversation per team, each message the next of its
+			// conversation (a gap would be filled from the store).
+			notes[i] = benchNotify(int64(1_000_000+i%teams), int64(i/teams+1))
+			notes[i].Entry.Team = fmt.Sprint("t", i%teams)
+		}
 	}
 	want := int64(b.N) * int64(staff)
+	if teams > 0 {
+		want = int64(b.N) * int64(staff/teams)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	for _, n := range notes {
@@ -108,15 +126,4 @@ func benchInboxFanout(b *testing.B, remote bool, staff int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(want), "ns/delivery")
-}
-
-// benchNotify is message seq of conversation conv, as its grain notifies
-// the inbox.
-func benchNotify(conv, seq int64) *chatpb.InboxNotify {
-	m := &chatpb.ChatMessage{ConversationId: conv, Seq: seq, SenderId: 1, SenderName: "Visitor",
-		Body: "a visitor's message of a usual length, about eighty characters, with some words", CreatedAtUnixMicro: time.Now().UnixMicro()}
-	return &chatpb.InboxNotify{
-		Entry:    &chatpb.InboxEntry{ConversationId: conv, UserId: 1, UserExternalId: "v", UserName: "Visitor", LastSeq: seq, LastMessage: m, LastMessageAtUnixMicro: m.CreatedAtUnixMicro},
-		Delivery: newDelivery(m),
-	}
 }

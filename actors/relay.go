@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"slices"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/grainchat/grainchat/actors/chatpb"
@@ -42,13 +44,21 @@ func (r *inboxRelay) Receive(ctx actor.Context) {
 	}
 }
 
-// inboxFanout sends one inbox delivery to every subscribed session: directly
-// to those on the inbox's member and on members without a relay, and in one
+// inboxFanout sends one inbox delivery to every subscribed session that shows
+// its conversation (teams: the sessions that show some teams only, see
+// inboxGrain.teams; a conversation without a team goes to all): directly to
+// those on the inbox's member and on members without a relay, and in one
 // InboxRelay per member to the others.
-func (n *Node) inboxFanout(ctx actor.Context, subs map[pidKey]*actor.PID, d *chatpb.InboxDelivery) {
+func (n *Node) inboxFanout(ctx actor.Context, subs map[pidKey]*actor.PID, teams map[pidKey][]string, d *chatpb.InboxDelivery) {
 	self := n.system.Address()
+	team := d.GetEntry().GetTeam()
 	var relayed map[string]*chatpb.InboxRelay
-	for _, pid := range subs {
+	for k, pid := range subs {
+		if team != "" && len(teams) > 0 {
+			if only, ok := teams[k]; ok && !slices.Contains(only, team) {
+				continue // a staff session that shows other teams only
+			}
+		}
 		addr := pid.GetAddress()
 		if addr == self || !n.hasFeature(addr, featureRelay) {
 			ctx.Send(pid, d)

@@ -957,8 +957,13 @@ func (x *InboxNotify) GetEvent() *EventDelivery {
 // InboxSubscribe registers the sender (an admin session of user_id) for every
 // message of every conversation. The inbox answers with InboxSnapshot.
 type InboxSubscribe struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// by_team: the session shows only the conversations of teams and those
+	// without a team (a staff member's teams claim); the inbox sends it only
+	// those. false: every conversation (also what an older node sends).
+	ByTeam        bool     `protobuf:"varint,2,opt,name=by_team,json=byTeam,proto3" json:"by_team,omitempty"`
+	Teams         []string `protobuf:"bytes,3,rep,name=teams,proto3" json:"teams,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -998,6 +1003,20 @@ func (x *InboxSubscribe) GetUserId() int64 {
 		return x.UserId
 	}
 	return 0
+}
+
+func (x *InboxSubscribe) GetByTeam() bool {
+	if x != nil {
+		return x.ByTeam
+	}
+	return false
+}
+
+func (x *InboxSubscribe) GetTeams() []string {
+	if x != nil {
+		return x.Teams
+	}
+	return nil
 }
 
 // InboxSnapshot answers InboxSubscribe (and InboxQuery): entries most recent
@@ -2452,9 +2471,11 @@ const file_chat_proto_rawDesc = "" +
 	"\vInboxNotify\x120\n" +
 	"\x05entry\x18\x01 \x01(\v2\x1a.grainchat.chat.InboxEntryR\x05entry\x124\n" +
 	"\bdelivery\x18\x02 \x01(\v2\x18.grainchat.chat.DeliveryR\bdelivery\x123\n" +
-	"\x05event\x18\x03 \x01(\v2\x1d.grainchat.chat.EventDeliveryR\x05event\")\n" +
+	"\x05event\x18\x03 \x01(\v2\x1d.grainchat.chat.EventDeliveryR\x05event\"X\n" +
 	"\x0eInboxSubscribe\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\"\x89\x01\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x17\n" +
+	"\aby_team\x18\x02 \x01(\bR\x06byTeam\x12\x14\n" +
+	"\x05teams\x18\x03 \x03(\tR\x05teams\"\x89\x01\n" +
 	"\rInboxSnapshot\x124\n" +
 	"\aentries\x18\x01 \x03(\v2\x1a.grainchat.chat.InboxEntryR\aentries\x12\x1d\n" +
 	"\n" +

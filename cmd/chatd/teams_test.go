@@ -8,9 +8,11 @@ package main
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/grainchat/grainchat/storage"
 	"github.com/grainchat/grainchat/transport/auth"
 	"github.com/grainchat/grainchat/transport/wsclient"
 )
@@ -152,6 +154,51 @@ func TestTeams(t *testing.T) {
 	if got, want := inboxTeams(inbox), map[int64]string{veraConv: "billing", samConv: "billing", ninaConv: ""}; !mapsEqual(got, want) {
 		t.Errorf("Ann's inbox after Sam moved: %v, want %v", got, want)
 	}
+
+	// The REST API: each conversation's team, and the teams filter.
+	api := newAPIClient(t, s)
+	bobToken := mintTeams(t, "bob", "Bob", true, "", nil)
+	for _, c := range []struct {
+		query string
+		want  map[int64]string
+	}{
+		{"", map[int64]string{veraConv: "billing", samConv: "billing", ninaConv: ""}},
+		{"?teams=billing", map[int64]string{veraConv: "billing", samConv: "billing", ninaConv: ""}},
+		{"?teams=sales", map[int64]string{ninaConv: ""}},
+		{"?teams=sales,billing&status=open", map[int64]string{veraConv: "billing", samConv: "billing", ninaConv: ""}},
+		{"?teams=", map[int64]string{ninaConv: ""}},
+	} {
+		a := api.call("GET", "/conversations"+c.query, bobToken, nil)
+		if a.status != http.StatusOK {
+			t.Errorf("GET /conversations%s: %d %s", c.query, a.status, a.raw)
+			continue
+		}
+		if got := apiTeams(a); !mapsEqual(got, c.want) {
+			t.Errorf("GET /conversations%s: %v, want %v", c.query, got, c.want)
+		}
+	}
+	for _, q := range []string{"?teams=Billing", "?teams=billing,,sales", "?teams=-x", "?teams=" + strings.Repeat("t,", storage.MaxTeams) + "t"} {
+		if a := api.call("GET", "/conversations"+q, bobToken, nil); a.status != http.StatusBadRequest || a.code() != "invalid_request" {
+			t.Errorf("GET /conversations%s: %d %s, want 400 invalid_request", q, a.status, a.raw)
+		}
+	}
+}
+
+// apiTeams maps each conversation of a REST list to its team ("" when the
+// answer has none; a team that is there must not be empty).
+func apiTeams(a apiAnswer) map[int64]string {
+	out := map[int64]string{}
+	list, _ := a.body["conversations"].([]any)
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		id, _ := m["id"].(float64)
+		team, ok := m["team"].(string)
+		if ok && team == "" {
+			team = "(empty)"
+		}
+		out[int64(id)] = team
+	}
+	return out
 }
 
 // TestTeamClaimsChecked: a team name that breaks the rules refuses the

@@ -5,8 +5,10 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/grainchat/grainchat/actors"
 	"github.com/grainchat/grainchat/storage"
@@ -29,8 +31,10 @@ type conversationJSON struct {
 	LastSeq       int64            `json:"last_seq"`
 	LastMessageAt *string          `json:"last_message_at"`
 	LastMessage   *messageJSON     `json:"last_message"`
-	Unread        int64            `json:"unread"`
-	ReadSeq       int64            `json:"read_seq"`
+	// Team is the visitor's team (omitted when none; PROTOCOL.md, "Teams").
+	Team    string `json:"team,omitempty"`
+	Unread  int64  `json:"unread"`
+	ReadSeq int64  `json:"read_seq"`
 	// Visitor is the visitor's presence.
 	Visitor wire.VisitorPresence `json:"visitor"`
 }
@@ -60,6 +64,7 @@ func entryJSON(e storage.InboxEntry) conversationJSON {
 		Status:   e.Status,
 		Assignee: userJSON(e.Assignee),
 		LastSeq:  e.LastSeq,
+		Team:     e.Team,
 		Unread:   e.Unread,
 		ReadSeq:  e.ReadSeq,
 	}
@@ -74,10 +79,23 @@ func entryJSON(e storage.InboxEntry) conversationJSON {
 	return out
 }
 
-// listConversations: GET /api/v1/conversations?status=&assignee=&q=&limit=&cursor=
+// listConversations: GET /api/v1/conversations?status=&assignee=&teams=&q=&limit=&cursor=
 func (a *API) listConversations(req *request) (int, any, error) {
 	v := req.r.URL.Query()
 	q := storage.InboxQuery{ViewerID: req.user.ID, Search: v.Get("q")}
+	if v.Has("teams") {
+		// As a staff token's teams claim: those teams' conversations
+		// and those without a team ("teams=" keeps only those).
+		q.Teams = []string{}
+		if t := v.Get("teams"); t != "" {
+			q.Teams = strings.Split(t, ",")
+		}
+		if err := storage.CheckTeams(q.Teams); err != nil {
+			return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, fmt.Sprintf(
+				"teams must be at most %d team names separated by commas, each 1 to %d of a-z, 0-9 and (not first) '-', '_', '.'",
+				storage.MaxTeams, storage.MaxTeamBytes))
+		}
+	}
 	switch st := v.Get("status"); st {
 	case "", "all":
 	case storage.StatusOpen, storage.StatusPending, storage.StatusResolved:
