@@ -139,7 +139,13 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 // waits for the welcome (and, for admins, the inbox) frame.
 func dial(t testing.TB, s *testServer, sub, name string, admin, v1 bool) *wsclient.Client {
 	t.Helper()
-	c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: mint(t, sub, name, admin), V1: v1})
+	return dialWith(t, s, sub, mint(t, sub, name, admin), admin, v1)
+}
+
+// dialWith is dial with a token of the caller's (sub names it in errors).
+func dialWith(t testing.TB, s *testServer, sub, token string, admin, v1 bool) *wsclient.Client {
+	t.Helper()
+	c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: token, V1: v1})
 	if err != nil {
 		status := 0
 		if c != nil && c.Resp != nil {

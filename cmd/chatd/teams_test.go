@@ -32,22 +32,6 @@ func mintTeams(t testing.TB, sub, name string, admin bool, team string, teams []
 	return tok
 }
 
-func dialTeams(t *testing.T, s *testServer, token string, admin, v1 bool) *wsclient.Client {
-	t.Helper()
-	c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: token, V1: v1})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(c.Close)
-	if v1 {
-		waitType(t, c, 0, "welcome")
-		if admin {
-			waitType(t, c, 0, "inbox")
-		}
-	}
-	return c
-}
-
 // messageTexts are the texts of c's message frames, in order.
 func messageTexts(c *wsclient.Client) []string {
 	var out []string
@@ -77,13 +61,13 @@ func inboxTeams(f wsclient.Frame) map[int64]string {
 
 func TestTeams(t *testing.T) {
 	s := startServer(t, "--database-url", newDatabase(t))
-	ann := dialTeams(t, s, mintTeams(t, "ann", "Ann", true, "", []string{"billing"}), true, true)
-	bob := dialTeams(t, s, mintTeams(t, "bob", "Bob", true, "", nil), true, true)
-	carl := dialTeams(t, s, mintTeams(t, "carl", "Carl", true, "", []string{"sales"}), true, false) // the seed dialect
+	ann := dialWith(t, s, "ann", mintTeams(t, "ann", "Ann", true, "", []string{"billing"}), true, true)
+	bob := dialWith(t, s, "bob", mintTeams(t, "bob", "Bob", true, "", nil), true, true)
+	carl := dialWith(t, s, "carl", mintTeams(t, "carl", "Carl", true, "", []string{"sales"}), true, false) // the seed dialect
 
-	vera := dialTeams(t, s, mintTeams(t, "vera", "Vera", false, "billing", nil), false, true)
-	sam := dialTeams(t, s, mintTeams(t, "sam", "Sam", false, "sales", nil), false, true)
-	nina := dialTeams(t, s, mintTeams(t, "nina", "Nina", false, "", nil), false, true)
+	vera := dialWith(t, s, "vera", mintTeams(t, "vera", "Vera", false, "billing", nil), false, true)
+	sam := dialWith(t, s, "sam", mintTeams(t, "sam", "Sam", false, "sales", nil), false, true)
+	nina := dialWith(t, s, "nina", mintTeams(t, "nina", "Nina", false, "", nil), false, true)
 	veraConv := post(t, vera, 0, "b1", "b1").Int("conversation_id")
 	samConv := post(t, sam, 0, "s1", "s1").Int("conversation_id")
 	ninaConv := post(t, nina, 0, "n1", "n1").Int("conversation_id")
@@ -130,7 +114,7 @@ func TestTeams(t *testing.T) {
 	// Sam's host site routes him to billing now: his next message reaches
 	// Ann, with the new team, and no longer Carl.
 	sam.Close()
-	sam = dialTeams(t, s, mintTeams(t, "sam", "Sam", false, "billing", nil), false, true)
+	sam = dialWith(t, s, "sam", mintTeams(t, "sam", "Sam", false, "billing", nil), false, true)
 	post(t, sam, 0, "s2", "s2")
 	post(t, nina, 0, "n2", "n2")
 	waitMessage(t, ann, "n2")
@@ -222,8 +206,8 @@ func TestTeamClaimsChecked(t *testing.T) {
 		}
 	}
 	// The same users with valid claims connect.
-	dialTeams(t, s, mintTeams(t, "vera", "Vera", false, "billing", nil), false, true)
-	dialTeams(t, s, mintTeams(t, "ann", "Ann", true, "", []string{"billing", "sales.eu"}), true, true)
+	dialWith(t, s, "vera", mintTeams(t, "vera", "Vera", false, "billing", nil), false, true)
+	dialWith(t, s, "ann", mintTeams(t, "ann", "Ann", true, "", []string{"billing", "sales.eu"}), true, true)
 }
 
 func mapsEqual(a, b map[int64]string) bool {
