@@ -386,9 +386,10 @@ func (g *conversationGrain) load() error {
 }
 
 func (g *conversationGrain) post(ctx actor.Context, p *chatpb.Post) {
-	if g.entry != nil && !p.GetSenderIsAdmin() && p.GetSenderId() == g.entry.GetUserId() && p.GetSenderTeam() != g.entry.GetTeam() {
+	if g.entry != nil && p.SenderTeam != nil && !p.GetSenderIsAdmin() && p.GetSenderId() == g.entry.GetUserId() && p.GetSenderTeam() != g.entry.GetTeam() {
 		// The visitor's token names another team now (Connect stored it):
-		// the inbox entries this grain sends follow.
+		// the inbox entries this grain sends follow. A post without a
+		// team (an older node's) changes nothing.
 		g.entry.Team = p.GetSenderTeam()
 	}
 	pp := grainPost{from: ctx.Sender(), post: p, received: time.Now()}

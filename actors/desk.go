@@ -281,10 +281,14 @@ func (n *Node) Post(ctx context.Context, conv int64, in PostInput) (storage.Mess
 		// requestGrain may send the post twice: a key makes that safe.
 		key = "~" + newNonce()
 	}
-	res, err := n.requestGrain(ctx, conv, &chatpb.Post{
+	p := &chatpb.Post{
 		SenderId: in.Sender.ID, SenderName: in.Sender.Name, SenderIsAdmin: in.Sender.IsAdmin,
 		Body: in.Body, ClientMsgId: key, BasedOnSeq: in.BasedOnSeq,
-	})
+	}
+	if !in.Sender.IsAdmin {
+		p.SenderTeam = &in.Sender.Team // a merged visitor's (see MergeAnonymous)
+	}
+	res, err := n.requestGrain(ctx, conv, p)
 	if err != nil {
 		return storage.Message{}, false, err
 	}

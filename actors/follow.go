@@ -113,8 +113,14 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 	}
 	if s.cfg.V1 {
 		page := wire.InboxPage{Entries: entries, HasMore: len(all) > len(first), StoreID: s.node.store.StoreID()}
+		last := first[max(len(first)-1, 0):]
+		if unfiltered := snap.GetEntries(); !page.HasMore && len(unfiltered) >= storage.MaxInboxSize {
+			// Filtered by team from a full snapshot: older conversations
+			// of these teams may follow its last entry.
+			page.HasMore, last = true, unfiltered[len(unfiltered)-1:]
+		}
 		if page.HasMore {
-			last := first[len(first)-1]
+			last := last[0]
 			page.NextCursor = EncodeInboxCursor(storage.InboxCursor{
 				LastMessageAt: time.UnixMicro(last.GetLastMessageAtUnixMicro()), ConversationID: last.GetConversationId()})
 		}

@@ -66,7 +66,7 @@ func (s *session) post(ctx actor.Context, req wire.Request) {
 			SenderId:      s.cfg.User.ID,
 			SenderName:    s.cfg.User.Name,
 			SenderIsAdmin: s.cfg.User.IsAdmin,
-			SenderTeam:    s.cfg.User.Team,
+			SenderTeam:    &s.cfg.User.Team,
 			Body:          req.Message,
 			ClientMsgId:   key,
 		},

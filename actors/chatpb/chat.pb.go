@@ -152,8 +152,9 @@ type Post struct {
 	// another sender was stored after it. 0: no check.
 	BasedOnSeq int64 `protobuf:"varint,7,opt,name=based_on_seq,json=basedOnSeq,proto3" json:"based_on_seq,omitempty"`
 	// sender_team is a visitor's team as their token names it now (the
-	// grain's inbox entry follows it; docs/PROTOCOL.md, "Teams").
-	SenderTeam    string `protobuf:"bytes,8,opt,name=sender_team,json=senderTeam,proto3" json:"sender_team,omitempty"`
+	// grain's inbox entry follows it; docs/PROTOCOL.md, "Teams"). Absent
+	// (staff, or a node that predates teams): the entry keeps its team.
+	SenderTeam    *string `protobuf:"bytes,8,opt,name=sender_team,json=senderTeam,proto3,oneof" json:"sender_team,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -238,8 +239,8 @@ func (x *Post) GetBasedOnSeq() int64 {
 }
 
 func (x *Post) GetSenderTeam() string {
-	if x != nil {
-		return x.SenderTeam
+	if x != nil && x.SenderTeam != nil {
+		return *x.SenderTeam
 	}
 	return ""
 }
@@ -2405,7 +2406,7 @@ const file_chat_proto_rawDesc = "" +
 	"\x0fsender_is_admin\x18\x06 \x01(\bR\rsenderIsAdmin\x12\x12\n" +
 	"\x04body\x18\a \x01(\tR\x04body\x12\"\n" +
 	"\rclient_msg_id\x18\b \x01(\tR\vclientMsgId\x121\n" +
-	"\x15created_at_unix_micro\x18\t \x01(\x03R\x12createdAtUnixMicro\"\xf9\x01\n" +
+	"\x15created_at_unix_micro\x18\t \x01(\x03R\x12createdAtUnixMicro\"\x8e\x02\n" +
 	"\x04Post\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\x04R\x03ref\x12\x1b\n" +
 	"\tsender_id\x18\x02 \x01(\x03R\bsenderId\x12\x1f\n" +
@@ -2415,9 +2416,10 @@ const file_chat_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\tR\x04body\x12\"\n" +
 	"\rclient_msg_id\x18\x06 \x01(\tR\vclientMsgId\x12 \n" +
 	"\fbased_on_seq\x18\a \x01(\x03R\n" +
-	"basedOnSeq\x12\x1f\n" +
-	"\vsender_team\x18\b \x01(\tR\n" +
-	"senderTeam\"\xd2\x01\n" +
+	"basedOnSeq\x12$\n" +
+	"\vsender_team\x18\b \x01(\tH\x00R\n" +
+	"senderTeam\x88\x01\x01B\x0e\n" +
+	"\f_sender_team\"\xd2\x01\n" +
 	"\n" +
 	"PostResult\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\x04R\x03ref\x125\n" +
@@ -2666,6 +2668,7 @@ func file_chat_proto_init() {
 	if File_chat_proto != nil {
 		return
 	}
+	file_chat_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

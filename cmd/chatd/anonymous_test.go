@@ -156,7 +156,8 @@ func TestAnonymousVisitors(t *testing.T) {
 func TestAnonymousMerge(t *testing.T) {
 	s := startServer(t, "--database-url", newDatabase(t), "--anonymous-visitors")
 	ann := dial(t, s, "ann", "Ann", true, true)
-	carl := dial(t, s, "carl", "Carl", false, true)
+	carlTok := mintTeams(t, "carl", "Carl", false, "billing", nil) // his host site's team for him
+	carl := dialWith(t, s, "carl", carlTok, false, true)
 	carlConv := convOf(t, carl)
 	post(t, carl, carlConv, "an older question", "c1")
 
@@ -171,7 +172,6 @@ func TestAnonymousMerge(t *testing.T) {
 	post(t, v, anonConv, "number 42", "a2")
 	v.Close()
 
-	carlTok := mint(t, "carl", "Carl", false)
 	status, body, _ := anonPost(t, s, "/anonymous/merge", carlTok, "", map[string]any{"anonymous_token": id.Token})
 	var res struct {
 		ConversationID int64 `json:"conversation_id"`
@@ -199,6 +199,19 @@ func TestAnonymousMerge(t *testing.T) {
 		}
 	}
 	waitMsg(t, ann, carlConv, "number 42") // live to staff
+	// Carl's conversation keeps his team, live and in the inbox.
+	var team any = "(no inbox_update)"
+	for _, f := range ann.Frames() {
+		if c := obj(f, "conversation"); f.Type() == "inbox_update" && c["conversation_id"] == float64(carlConv) {
+			team = c["team"]
+		}
+	}
+	if team != "billing" {
+		t.Errorf("Ann's last inbox_update of Carl's conversation has team %v, want billing", team)
+	}
+	if inbox, _ := askInbox(t, ann); inboxTeams(inbox)[carlConv] != "billing" {
+		t.Errorf("Ann's inbox after the merge: %s, want Carl's conversation in billing", inbox.Raw)
+	}
 	waitFrame(t, ann, 0, "the anonymous conversation resolved", func(f wsclient.Frame) bool {
 		return f.Type() == "event" && f.Int("conversation_id") == anonConv && obj(f, "event")["status"] == "resolved"
 	})

@@ -212,13 +212,15 @@ func TestTokenCommand(t *testing.T) {
 	}{
 		{[]string{"--sub", "v-1", "--team", "billing"}, "billing", nil},
 		{[]string{"--sub", "s-1", "--admin", "--teams", "billing,sales.eu"}, "", []string{"billing", "sales.eu"}},
+		{[]string{"--sub", "s-1", "--admin", "--teams="}, "", []string{}},
+		{[]string{"--sub", "s-1", "--admin"}, "", nil},
 	} {
 		out.Reset()
 		if err := run(context.Background(), append([]string{"token", "--jwt-secret", testSecret}, tc.args...), func(string) string { return "" }, &out); err != nil {
 			t.Fatalf("token %q: %v", tc.args, err)
 		}
 		id, err := v.Verify(strings.TrimSpace(out.String()))
-		if err != nil || id.Team != tc.team || !slices.Equal(id.Teams, tc.teams) {
+		if err != nil || id.Team != tc.team || !slices.Equal(id.Teams, tc.teams) || (id.Teams == nil) != (tc.teams == nil) {
 			t.Errorf("token %q: team %q teams %q (%v), want %q %q", tc.args, id.Team, id.Teams, err, tc.team, tc.teams)
 		}
 	}

@@ -161,7 +161,7 @@ func TestTeams(t *testing.T) {
 			t.Errorf("GET /conversations%s: %v, want %v", c.query, got, c.want)
 		}
 	}
-	for _, q := range []string{"?teams=Billing", "?teams=billing,,sales", "?teams=-x", "?teams=" + strings.Repeat("t,", storage.MaxTeams) + "t"} {
+	for _, q := range []string{"?teams=Billing", "?teams=billing,,sales", "?teams=-x", "?teams=billing&teams=sales", "?teams=" + strings.Repeat("t,", storage.MaxTeams) + "t"} {
 		if a := api.call("GET", "/conversations"+q, bobToken, nil); a.status != http.StatusBadRequest || a.code() != "invalid_request" {
 			t.Errorf("GET /conversations%s: %d %s, want 400 invalid_request", q, a.status, a.raw)
 		}

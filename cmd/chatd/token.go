@@ -27,7 +27,7 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	name := fs.String("name", "", "display name (default: the sub)")
 	admin := fs.Bool("admin", false, "the user is staff")
 	team := fs.String("team", "", "a visitor's team (the team claim)")
-	teams := fs.String("teams", "", "the teams a staff member serves, comma-separated (the teams claim; default: every team)")
+	teams := fs.String("teams", "", "the teams a staff member serves, comma-separated (the teams claim; --teams= names none: only the conversations without a team; default: every team)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "token lifetime")
 	secret := fs.String("jwt-secret", getenv(devsecret.EnvSecret), "HS256 secret (default: CHAT_JWT_SECRET, else the development secret file)")
 	secretFile := fs.String("dev-secret-file", devsecret.DefaultSecretFile(getenv), "development secret file (default: CHAT_DEV_SECRET_FILE, else this)")
@@ -46,8 +46,15 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	if *team != "" && (*admin || !storage.ValidTeam(*team)) {
 		return fmt.Errorf("token: --team %q: a visitor's, 1 to %d of a-z, 0-9, '-', '_', '.'", *team, storage.MaxTeamBytes)
 	}
-	if *teams != "" {
-		id.Teams = strings.Split(*teams, ",")
+	teamsSet := false
+	fs.Visit(func(f *flag.Flag) { teamsSet = teamsSet || f.Name == "teams" })
+	if teamsSet {
+		// --teams= (empty) is the empty list: only the conversations
+		// without a team.
+		id.Teams = []string{}
+		if *teams != "" {
+			id.Teams = strings.Split(*teams, ",")
+		}
 		if !*admin || storage.CheckTeams(id.Teams) != nil {
 			return fmt.Errorf("token: --teams %q: staff's (with --admin), at most %d names of 1 to %d of a-z, 0-9, '-', '_', '.'", *teams, storage.MaxTeams, storage.MaxTeamBytes)
 		}

@@ -215,7 +215,7 @@ func (h *Handler) merge(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	into, _, err := h.cfg.Store.Connect(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, Email: ident.Email, Context: ident.Context})
+	into, _, err := h.cfg.Store.Connect(ctx, storage.UserInput{ExternalID: ident.Subject, Name: ident.Name, Email: ident.Email, Context: ident.Context, Team: ident.Team})
 	if err != nil {
 		h.storeError(w, err)
 		return

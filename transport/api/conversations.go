@@ -83,6 +83,9 @@ func entryJSON(e storage.InboxEntry) conversationJSON {
 func (a *API) listConversations(req *request) (int, any, error) {
 	v := req.r.URL.Query()
 	q := storage.InboxQuery{ViewerID: req.user.ID, Search: v.Get("q")}
+	if len(v["teams"]) > 1 {
+		return 0, nil, errorf(http.StatusBadRequest, wire.CodeInvalidRequest, "teams must be given once, its names separated by commas")
+	}
 	if v.Has("teams") {
 		// As a staff token's teams claim: those teams' conversations
 		// and those without a team ("teams=" keeps only those).

@@ -34,9 +34,10 @@ type claims struct {
 	Email string          `json:"email,omitempty"`
 	Ctx   json.RawMessage `json:"ctx,omitempty"`
 	// Team and Teams route conversations to staff teams (Identity.Team,
-	// Teams).
-	Team  string   `json:"team,omitempty"`
-	Teams []string `json:"teams,omitempty"`
+	// Teams). Teams is a pointer so that [] (only the conversations
+	// without a team) is minted, and told from null or absent (every team).
+	Team  string    `json:"team,omitempty"`
+	Teams *[]string `json:"teams,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -131,7 +132,13 @@ func (v *Verifier) verifyJWT(token string) (Identity, error) {
 		return Identity{}, invalid("missing exp")
 	}
 	id := Identity{Subject: c.Subject, Name: c.Name, Admin: c.Admin, ExpiresAt: c.ExpiresAt.Time, Email: c.Email,
-		Team: c.Team, Teams: c.Teams}
+		Team: c.Team}
+	if c.Teams != nil {
+		id.Teams = *c.Teams
+		if id.Teams == nil {
+			id.Teams = []string{}
+		}
+	}
 	if ctx := string(c.Ctx); ctx != "" && ctx != "null" {
 		id.Context = ctx
 	}
@@ -266,13 +273,15 @@ func (i *Issuer) Mint(id Identity, ttl time.Duration) (string, error) {
 		Email: id.Email,
 		Ctx:   json.RawMessage(id.Context),
 		Team:  id.Team,
-		Teams: id.Teams,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   id.Subject,
 			Issuer:    i.issuer,
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
+	}
+	if id.Teams != nil {
+		c.Teams = &id.Teams
 	}
 	if i.audience != "" {
 		c.Audience = jwt.ClaimStrings{i.audience}

@@ -614,6 +614,15 @@ func TestTeamClaims(t *testing.T) {
 	if id, err := v.Verify(token); err != nil || !slices.Equal(id.Teams, []string{"billing"}) {
 		t.Errorf("a minted staff token: teams %#v, %v", id.Teams, err)
 	}
+	for _, teams := range [][]string{{}, nil} {
+		token, err := iss.Mint(Identity{Subject: "s1", Admin: true, Teams: teams}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, err := v.Verify(token); err != nil || (id.Teams == nil) != (teams == nil) || len(id.Teams) != 0 {
+			t.Errorf("a minted staff token with teams %#v: teams %#v, %v", teams, id.Teams, err)
+		}
+	}
 	token, err = iss.Mint(Identity{Subject: "v1", Team: "sales"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
