@@ -95,7 +95,9 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 	// though only the first page is shown.
 	all := snap.GetEntries()
 	if s.cfg.Teams != nil {
-		all = slices.DeleteFunc(slices.Clone(all), func(e *chatpb.InboxEntry) bool { return !s.seesTeam(e.GetTeam()) })
+		all = slices.DeleteFunc(slices.Clone(all), func(e *chatpb.InboxEntry) bool {
+			return !s.seesTeam(e.GetTeam()) && e.GetAssignee().GetId() != s.cfg.User.ID
+		})
 	}
 	for _, e := range all {
 		if !s.catchUp(e.GetConversationId(), e.GetLastSeq()) {

@@ -248,18 +248,21 @@ func (g *inboxGrain) notify(ctx actor.Context, n *chatpb.InboxNotify) {
 		Delivery:    n.GetDelivery(),
 		UpdateFrame: wire.InboxUpdateFrame(inboxEntryToWire(e)),
 	}
-	g.node.inboxFanout(ctx, g.subs, g.teams, d)
+	g.node.inboxFanout(ctx, g.subs, g.teams, g.users, d)
 }
 
 // notifyEvent records a conversation's new desk state in its entry (when the
 // inbox has it) and relays the event to every subscribed admin session.
 func (g *inboxGrain) notifyEvent(ctx actor.Context, n *chatpb.InboxNotify) {
 	e := n.GetEntry()
+	d := &chatpb.InboxDelivery{Entry: e, Event: n.GetEvent()}
 	if old, ok := g.entries[e.GetConversationId()]; ok {
+		if was := old.GetAssignee().GetId(); was != e.GetAssignee().GetId() {
+			d.UnassignedId = was
+		}
 		updated := proto.Clone(old).(*chatpb.InboxEntry)
 		updated.Status, updated.Assignee = e.GetStatus(), e.GetAssignee()
 		g.entries[e.GetConversationId()] = updated
 	}
-	d := &chatpb.InboxDelivery{Entry: e, Event: n.GetEvent()}
-	g.node.inboxFanout(ctx, g.subs, g.teams, d)
+	g.node.inboxFanout(ctx, g.subs, g.teams, g.users, d)
 }

@@ -46,16 +46,17 @@ func (r *inboxRelay) Receive(ctx actor.Context) {
 
 // inboxFanout sends one inbox delivery to every subscribed session that shows
 // its conversation (teams: the sessions that show some teams only, see
-// inboxGrain.teams; a conversation without a team goes to all): directly to
+// inboxGrain.teams; a conversation without a team goes to all, and one of
+// another team to its assignee and to whom an event unassigned): directly to
 // those on the inbox's member and on members without a relay, and in one
 // InboxRelay per member to the others.
-func (n *Node) inboxFanout(ctx actor.Context, subs map[pidKey]*actor.PID, teams map[pidKey][]string, d *chatpb.InboxDelivery) {
+func (n *Node) inboxFanout(ctx actor.Context, subs map[pidKey]*actor.PID, teams map[pidKey][]string, users map[pidKey]int64, d *chatpb.InboxDelivery) {
 	self := n.system.Address()
 	team := d.GetEntry().GetTeam()
 	var relayed map[string]*chatpb.InboxRelay
 	for k, pid := range subs {
 		if team != "" && len(teams) > 0 {
-			if only, ok := teams[k]; ok && !slices.Contains(only, team) {
+			if only, ok := teams[k]; ok && !slices.Contains(only, team) && !concerns(d, users[k]) {
 				continue // a staff session that shows other teams only
 			}
 		}
@@ -77,4 +78,11 @@ func (n *Node) inboxFanout(ctx actor.Context, subs map[pidKey]*actor.PID, teams 
 	for addr, r := range relayed {
 		ctx.Send(actor.NewPID(addr, inboxRelayName), r)
 	}
+}
+
+// concerns reports whether an inbox delivery is about staff user: the
+// conversation is assigned to them, or its event unassigned them. Staff are
+// shown such a conversation whatever its team.
+func concerns(d *chatpb.InboxDelivery, user int64) bool {
+	return user != 0 && (d.GetEntry().GetAssignee().GetId() == user || d.GetUnassignedId() == user)
 }

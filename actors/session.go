@@ -196,7 +196,7 @@ func (s *session) Receive(ctx actor.Context) {
 	case *chatpb.Delivery:
 		s.deliver(msg)
 	case *chatpb.InboxDelivery:
-		if !s.seesTeam(msg.GetEntry().GetTeam()) {
+		if !s.seesTeam(msg.GetEntry().GetTeam()) && !concerns(msg, s.cfg.User.ID) {
 			return // another team's (an opened conversation comes through its grain)
 		}
 		if ev := msg.GetEvent(); ev != nil {
@@ -432,7 +432,8 @@ func (s *session) stop(ctx actor.Context) {
 }
 
 // seesTeam reports whether a staff session shows, through the inbox, the
-// conversations of team (SessionConfig.Teams).
+// conversations of team (SessionConfig.Teams); it also shows those of other
+// teams assigned to its user (see concerns).
 func (s *session) seesTeam(team string) bool {
 	return s.cfg.Teams == nil || team == "" || slices.Contains(s.cfg.Teams, team)
 }

@@ -141,9 +141,10 @@ type InboxQuery struct {
 	// notes are matched at once in both.
 	Search string
 	// Teams, when not nil, keeps the conversations whose visitor's team
-	// (User.Team) is one of them or "" (no team: every staff member's): a
-	// staff member whose token names teams sees those. Each a valid team
-	// name (UserInput.Team), at most MaxTeams. nil keeps every team.
+	// (User.Team) is one of them or "" (no team: every staff member's),
+	// and those assigned to the viewer: a staff member whose token names
+	// teams sees those. Each a valid team name (UserInput.Team), at most
+	// MaxTeams. nil keeps every team.
 	Teams []string
 	After InboxCursor
 	// Limit: 0 means DefaultInboxPage; more than MaxInboxPage is capped.

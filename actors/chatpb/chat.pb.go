@@ -1160,11 +1160,14 @@ func (*InboxUnsubscribe) Descriptor() ([]byte, []int) {
 // entry to a subscribed admin session. update_frame is the encoded
 // inbox_update frame for grainchat.v1 clients.
 type InboxDelivery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entry         *InboxEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
-	Delivery      *Delivery              `protobuf:"bytes,2,opt,name=delivery,proto3" json:"delivery,omitempty"`
-	UpdateFrame   []byte                 `protobuf:"bytes,3,opt,name=update_frame,json=updateFrame,proto3" json:"update_frame,omitempty"`
-	Event         *EventDelivery         `protobuf:"bytes,4,opt,name=event,proto3" json:"event,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Entry       *InboxEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	Delivery    *Delivery              `protobuf:"bytes,2,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	UpdateFrame []byte                 `protobuf:"bytes,3,opt,name=update_frame,json=updateFrame,proto3" json:"update_frame,omitempty"`
+	Event       *EventDelivery         `protobuf:"bytes,4,opt,name=event,proto3" json:"event,omitempty"`
+	// unassigned_id: an event that took the conversation from this staff
+	// user (0: none). They are told whatever its team, as its assignee is.
+	UnassignedId  int64 `protobuf:"varint,5,opt,name=unassigned_id,json=unassignedId,proto3" json:"unassigned_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1225,6 +1228,13 @@ func (x *InboxDelivery) GetEvent() *EventDelivery {
 		return x.Event
 	}
 	return nil
+}
+
+func (x *InboxDelivery) GetUnassignedId() int64 {
+	if x != nil {
+		return x.UnassignedId
+	}
+	return 0
 }
 
 // InboxRelay carries one InboxDelivery from the inbox grain to a member's
@@ -2485,12 +2495,13 @@ const file_chat_proto_rawDesc = "" +
 	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\f\n" +
 	"\n" +
 	"InboxQuery\"\x12\n" +
-	"\x10InboxUnsubscribe\"\xcf\x01\n" +
+	"\x10InboxUnsubscribe\"\xf4\x01\n" +
 	"\rInboxDelivery\x120\n" +
 	"\x05entry\x18\x01 \x01(\v2\x1a.grainchat.chat.InboxEntryR\x05entry\x124\n" +
 	"\bdelivery\x18\x02 \x01(\v2\x18.grainchat.chat.DeliveryR\bdelivery\x12!\n" +
 	"\fupdate_frame\x18\x03 \x01(\fR\vupdateFrame\x123\n" +
-	"\x05event\x18\x04 \x01(\v2\x1d.grainchat.chat.EventDeliveryR\x05event\"a\n" +
+	"\x05event\x18\x04 \x01(\v2\x1d.grainchat.chat.EventDeliveryR\x05event\x12#\n" +
+	"\runassigned_id\x18\x05 \x01(\x03R\funassignedId\"a\n" +
 	"\n" +
 	"InboxRelay\x129\n" +
 	"\bdelivery\x18\x01 \x01(\v2\x1d.grainchat.chat.InboxDeliveryR\bdelivery\x12\x18\n" +

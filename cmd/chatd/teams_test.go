@@ -161,6 +161,41 @@ func TestTeams(t *testing.T) {
 			t.Errorf("GET /conversations%s: %v, want %v", c.query, got, c.want)
 		}
 	}
+	// A sales conversation assigned to Ann (billing) is hers: its events
+	// and messages reach her live, her inbox and counts show it; once
+	// unassigned she is told, and then it is sales' again.
+	sue := dialWith(t, s, "sue", mintTeams(t, "sue", "Sue", false, "sales", nil), false, true)
+	sueConv := post(t, sue, 0, "u1", "u1").Int("conversation_id")
+	waitMessage(t, carl, "u1")
+	isAssignEvent := func(assignee any) func(wsclient.Frame) bool {
+		return func(f wsclient.Frame) bool {
+			if f.Type() != "event" || f.Int("conversation_id") != sueConv || obj(f, "event")["kind"] != "assignee" {
+				return false
+			}
+			a, _ := obj(f, "event")["assignee"].(map[string]any)
+			return (assignee == nil && a == nil) || (a != nil && a["external_id"] == assignee)
+		}
+	}
+	annAt := len(ann.Frames())
+	send(t, bob, map[string]any{"type": "assign", "conversation_id": sueConv, "assignee": "ann"})
+	waitFrame(t, ann, annAt, "Sue's conversation assigned to Ann", isAssignEvent("ann"))
+	post(t, sue, 0, "u2", "u2")
+	waitMessage(t, ann, "u2")
+	if inbox, _ := askInbox(t, ann); inboxTeams(inbox)[sueConv] != "sales" {
+		t.Errorf("Ann's inbox with Sue's conversation assigned to her: %s, want it (sales)", inbox.Raw)
+	}
+	send(t, bob, map[string]any{"type": "assign", "conversation_id": sueConv, "assignee": nil})
+	waitFrame(t, ann, annAt, "Sue's conversation unassigned", isAssignEvent(nil))
+	post(t, sue, 0, "u3", "u3")
+	post(t, nina, 0, "n3", "n3")
+	waitMessage(t, ann, "n3")
+	if got, want := messageTexts(ann)[len(messageTexts(ann))-3:], []string{"n2", "u2", "n3"}; !slices.Equal(got, want) {
+		t.Errorf("Ann's last messages: %q, want %q (u1 and u3 are sales' while not hers)", got, want)
+	}
+	if inbox, _ := askInbox(t, ann); inboxTeams(inbox)[sueConv] != "" {
+		t.Errorf("Ann's inbox with Sue's conversation unassigned: %s, want it gone", inbox.Raw)
+	}
+
 	for _, q := range []string{"?teams=Billing", "?teams=billing,,sales", "?teams=-x", "?teams=billing&teams=sales", "?teams=" + strings.Repeat("t,", storage.MaxTeams) + "t"} {
 		if a := api.call("GET", "/conversations"+q, bobToken, nil); a.status != http.StatusBadRequest || a.code() != "invalid_request" {
 			t.Errorf("GET /conversations%s: %d %s, want 400 invalid_request", q, a.status, a.raw)

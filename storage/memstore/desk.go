@@ -232,7 +232,7 @@ func (s *Store) ViewCounts(ctx context.Context, viewerID int64, teams []string) 
 		{Status: storage.StatusOpen}, {Status: storage.StatusPending}, {Status: storage.StatusResolved},
 	}
 	for _, c := range s.convs {
-		if c.LastSeq == 0 || !inTeams(s.users[c.UserID].Team, teams) {
+		if c.LastSeq == 0 || !inTeams(s.users[c.UserID].Team, teams) && deref(c.AssigneeID) != viewerID {
 			continue
 		}
 		i := slices.IndexFunc(counts, func(v storage.ViewCounts) bool { return v.Status == c.Status })
@@ -290,7 +290,7 @@ func (s *Store) view(ctx context.Context, q storage.InboxQuery, withViewer bool)
 	active := make([]*conversation, 0, min(len(s.convs), 4*q.Limit))
 	for _, c := range s.convs {
 		if c.LastSeq > 0 && (q.After.IsZero() || inboxCompare(c, q.After) > 0) &&
-			inView(c, q) && inTeams(s.users[c.UserID].Team, q.Teams) && match.conversation(c, s.users[c.UserID].Name) {
+			inView(c, q) && (inTeams(s.users[c.UserID].Team, q.Teams) || deref(c.AssigneeID) == q.ViewerID) && match.conversation(c, s.users[c.UserID].Name) {
 			active = append(active, c)
 		}
 	}

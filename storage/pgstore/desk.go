@@ -410,14 +410,15 @@ func (s *Store) ReadReceipts(ctx context.Context, conversationID int64) (storage
 }
 
 // viewCountsQuery counts the conversations with messages by status: all,
-// the viewer's ($1), unassigned; of the teams $2 (with "": see teamsArg), or
-// all when $2 is NULL. One scan of conversations, like an inbox page (00004,
-// 00006).
+// the viewer's ($1), unassigned; of the teams $2 (with "": see teamsArg) and
+// the viewer's, or all when $2 is NULL. One scan of conversations, like an
+// inbox page (00004, 00006).
 const viewCountsQuery = `
 	SELECT status, count(*), count(*) FILTER (WHERE assignee_id = $1), count(*) FILTER (WHERE assignee_id IS NULL)
 	FROM conversations
 	WHERE last_seq > 0
-		AND ($2::text[] IS NULL OR (SELECT tu.team FROM users tu WHERE tu.id = conversations.user_id) = ANY($2::text[]))
+		AND ($2::text[] IS NULL OR assignee_id = $1
+			OR (SELECT tu.team FROM users tu WHERE tu.id = conversations.user_id) = ANY($2::text[]))
 	GROUP BY status`
 
 // ViewCounts implements storage.Desk.

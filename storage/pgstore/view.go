@@ -219,9 +219,11 @@ func viewQuery(q storage.InboxQuery, spec viewSpec) (string, []any) {
 		fmt.Fprintf(&where, "\n\t\t\tAND assignee_id = %s", b.add(q.AssigneeID))
 	}
 	if q.Teams != nil && spec.conversationID == 0 {
-		// The visitor's team, probed by key for each conversation the
-		// filters above keep ('' is no team: everyone's).
-		fmt.Fprintf(&where, "\n\t\t\tAND (SELECT tu.team FROM users tu WHERE tu.id = conversations.user_id) = ANY(%s)", b.add(teamsArg(q.Teams)))
+		// The viewer's, or of the teams: the visitor's team, probed by
+		// key for each conversation the filters above keep ('' is no
+		// team: everyone's).
+		fmt.Fprintf(&where, "\n\t\t\tAND (assignee_id = %s OR (SELECT tu.team FROM users tu WHERE tu.id = conversations.user_id) = ANY(%s))",
+			b.add(q.ViewerID), b.add(teamsArg(q.Teams)))
 	}
 	var conversations string
 	switch {

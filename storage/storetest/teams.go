@@ -122,6 +122,29 @@ func testTeamsViews(t *testing.T, s storage.Store) {
 			t.Errorf("ViewCounts(teams %q) = %+v, want %d open, all unassigned", teams, counts, len(want(teams)))
 		}
 	}
+	// A conversation assigned to the viewer is theirs whatever its team.
+	support := convs[4]
+	if _, err := s.ChangeConversation(ctx, support.ID, storage.Change{Assignee: &staff.ID, ActorID: staff.ID}); err != nil {
+		t.Fatalf("ChangeConversation: %v", err)
+	}
+	for _, teams := range [][]string{{}, {"billing"}} {
+		entries, err := s.InboxView(ctx, storage.InboxQuery{ViewerID: staff.ID, Teams: teams})
+		if err != nil {
+			t.Fatalf("InboxView(teams %q): %v", teams, err)
+		}
+		if got, w := inboxIDs(entries), append([]int64{support.ID}, want(teams)...); !slices.Equal(got, w) {
+			t.Errorf("InboxView(teams %q) with support's assigned to the viewer = %v, want %v", teams, got, w)
+		}
+		other, err := s.InboxView(ctx, storage.InboxQuery{ViewerID: staff.ID + 1000, Teams: teams})
+		if err != nil || !slices.Equal(inboxIDs(other), want(teams)) {
+			t.Errorf("InboxView(teams %q) of another viewer = %v, %v; want %v", teams, inboxIDs(other), err, want(teams))
+		}
+		counts, err := s.ViewCounts(ctx, staff.ID, teams)
+		if err != nil || counts[0].All != int64(len(want(teams))+1) || counts[0].Mine != 1 {
+			t.Errorf("ViewCounts(teams %q) with support's assigned = %+v, %v; want %d open, 1 mine", teams, counts, err, len(want(teams))+1)
+		}
+	}
+
 	// Inbox and InboxPage (no filter) and ConversationEntry carry the team.
 	all, err := s.Inbox(ctx, 10)
 	if err != nil {
