@@ -104,6 +104,9 @@ func (s *session) inboxSnapshot(ctx actor.Context, snap *chatpb.InboxSnapshot) {
 			return
 		}
 	}
+	if snap.GetCatchUp() {
+		return
+	}
 	if s.cfg.V1 && s.firstInboxPage() {
 		s.markReady()
 		return

@@ -145,6 +145,15 @@ func (g *inboxGrain) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Watch(msg.pid)
+		// What was relayed while the connection was broken may be lost:
+		// the session catches up from the store (its own next delivery
+		// of a conversation would too, but not the last messages of a
+		// conversation that then goes quiet).
+		if snap := g.snapshot(); snap.GetErrorCode() == "" {
+			g.logger.Debug("inbox: a subscriber's connection broke: catching it up", "pid", pidValue{msg.pid})
+			snap.CatchUp = true
+			ctx.Request(msg.pid, snap)
+		}
 	case *actor.Stopped:
 		g.node.inboxActive.Store(false)
 		g.node.placement.stopped(InboxKind, inboxIdentity, ctx.Self())

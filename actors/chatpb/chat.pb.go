@@ -1023,10 +1023,15 @@ func (x *InboxSubscribe) GetTeams() []string {
 // InboxSnapshot answers InboxSubscribe (and InboxQuery): entries most recent
 // activity first. error_code is set when the inbox could not be loaded.
 type InboxSnapshot struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*InboxEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	ErrorCode     string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string                 `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Entries      []*InboxEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	ErrorCode    string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string                 `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// catch_up: sent unasked after the connection to the subscriber's node
+	// broke while it stayed a member (deliveries may have been dropped): the
+	// session fills from the store what it lacks up to each entry, and shows
+	// no new page.
+	CatchUp       bool `protobuf:"varint,4,opt,name=catch_up,json=catchUp,proto3" json:"catch_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1080,6 +1085,13 @@ func (x *InboxSnapshot) GetErrorMessage() string {
 		return x.ErrorMessage
 	}
 	return ""
+}
+
+func (x *InboxSnapshot) GetCatchUp() bool {
+	if x != nil {
+		return x.CatchUp
+	}
+	return false
 }
 
 // InboxQuery asks for an InboxSnapshot without subscribing.
@@ -2487,12 +2499,13 @@ const file_chat_proto_rawDesc = "" +
 	"\x0eInboxSubscribe\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x17\n" +
 	"\aby_team\x18\x02 \x01(\bR\x06byTeam\x12\x14\n" +
-	"\x05teams\x18\x03 \x03(\tR\x05teams\"\x89\x01\n" +
+	"\x05teams\x18\x03 \x03(\tR\x05teams\"\xa4\x01\n" +
 	"\rInboxSnapshot\x124\n" +
 	"\aentries\x18\x01 \x03(\v2\x1a.grainchat.chat.InboxEntryR\aentries\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\f\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12\x19\n" +
+	"\bcatch_up\x18\x04 \x01(\bR\acatchUp\"\f\n" +
 	"\n" +
 	"InboxQuery\"\x12\n" +
 	"\x10InboxUnsubscribe\"\xf4\x01\n" +
