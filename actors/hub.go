@@ -349,6 +349,10 @@ func (h *hub) rewatch(ctx actor.Context, g *actor.PID) {
 	ctx.Watch(g)
 	if len(h.sessions[conv]) > 0 {
 		ctx.Request(g, &chatpb.Subscribe{ConversationId: conv})
+		// Read the store again too: the subscription's answer, which
+		// catches the sessions up, may be lost on a connection that is
+		// not back yet, with deliveries the broken one dropped.
+		h.readLastSeq(ctx, conv)
 	}
 }
 
