@@ -305,8 +305,22 @@ func (c chromeDriver) run(ctx context.Context, script string) error {
 	return c.on(ctx, chromedp.Evaluate[chromedp.Void](script))
 }
 
+// click clicks the element selector names. A page that renders the element
+// again between the lookup and the click (a list replaced when the server's
+// answer comes) makes Chromium answer "Could not find node with given id":
+// the element is looked up and clicked again, until ctx's deadline.
 func (c chromeDriver) click(ctx context.Context, selector string) error {
-	return c.on(ctx, chromedp.Click(chromedp.CSS(selector)))
+	for {
+		err := c.on(ctx, chromedp.Click(chromedp.CSS(selector)))
+		if err == nil || !strings.Contains(err.Error(), "Could not find node with given id") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (the element was rendered again at each try)", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (c chromeDriver) typeKeys(ctx context.Context, text string) error {
