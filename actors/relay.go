@@ -56,6 +56,8 @@ func (n *Node) inboxFanout(ctx actor.Context, subs map[pidKey]*actor.PID, teams 
 	var relayed map[string]*chatpb.InboxRelay
 	for k, pid := range subs {
 		if team != "" && len(teams) > 0 {
+			// Not teamShown: here a nil list (an empty one decoded)
+			// still filters; being in teams is what says so.
 			if only, ok := teams[k]; ok && !slices.Contains(only, team) && !concerns(d, users[k]) {
 				continue // a staff session that shows other teams only
 			}
