@@ -225,6 +225,14 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Watch(msg.pid)
+		// What was delivered while the connection was broken may be
+		// lost, and the subscriber cannot tell (its own connection to
+		// this node may never have broken): catch it up from the store.
+		// Without this, the last messages of a conversation that then
+		// goes quiet never reach it.
+		g.log().Debug("a subscriber's connection broke: catching it up", "pid", pidValue{msg.pid}, "last_seq", g.lastSeq)
+		ctx.Request(msg.pid, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq, CatchUp: true})
+		g.sendReceipt(ctx, msg.pid)
 	case *appended:
 		g.appended(ctx, msg)
 	case *chatpb.Change:

@@ -67,7 +67,7 @@ func (s *session) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 	if !s.subscribedTo(conv) {
 		return // left meanwhile
 	}
-	if !s.catchUp(conv, msg.GetLastSeq()) {
+	if !s.catchUp(conv, msg.GetLastSeq()) || msg.GetCatchUp() {
 		return
 	}
 	if s.cfg.V1 {

@@ -407,8 +407,13 @@ type Subscribed struct {
 	LastSeq        int64                  `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	ErrorCode      string                 `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	ErrorMessage   string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// catch_up: sent unasked after the connection to the subscriber's node
+	// broke while it stayed a member (deliveries may have been dropped): the
+	// subscriber fills from the store what it lacks up to last_seq, and a
+	// session writes no new "opened" frame.
+	CatchUp       bool `protobuf:"varint,5,opt,name=catch_up,json=catchUp,proto3" json:"catch_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscribed) Reset() {
@@ -467,6 +472,13 @@ func (x *Subscribed) GetErrorMessage() string {
 		return x.ErrorMessage
 	}
 	return ""
+}
+
+func (x *Subscribed) GetCatchUp() bool {
+	if x != nil {
+		return x.CatchUp
+	}
+	return false
 }
 
 // Announce: a conversation grain tells every member's hub that it (the
@@ -2454,14 +2466,15 @@ const file_chat_proto_rawDesc = "" +
 	"\tSubscribe\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1b\n" +
-	"\tuser_name\x18\x03 \x01(\tR\buserName\"\x94\x01\n" +
+	"\tuser_name\x18\x03 \x01(\tR\buserName\"\xaf\x01\n" +
 	"\n" +
 	"Subscribed\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x03R\alastSeq\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x03 \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"3\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x19\n" +
+	"\bcatch_up\x18\x05 \x01(\bR\acatchUp\"3\n" +
 	"\bAnnounce\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\x03R\x0econversationId\"7\n" +
 	"\x05Claim\x12\x12\n" +

@@ -145,7 +145,13 @@ func dial(t testing.TB, s *testServer, sub, name string, admin, v1 bool) *wsclie
 // dialWith is dial with a token of the caller's (sub names it in errors).
 func dialWith(t testing.TB, s *testServer, sub, token string, admin, v1 bool) *wsclient.Client {
 	t.Helper()
-	c, err := wsclient.Dial(ctxT(t, 10*time.Second), s.URL(), wsclient.Options{Token: token, V1: v1})
+	return dialURLWith(t, s.URL(), sub, token, admin, v1)
+}
+
+// dialURLWith is dialWith to a server's WebSocket URL (a cluster node's).
+func dialURLWith(t testing.TB, url, sub, token string, admin, v1 bool) *wsclient.Client {
+	t.Helper()
+	c, err := wsclient.Dial(ctxT(t, 10*time.Second), url, wsclient.Options{Token: token, V1: v1})
 	if err != nil {
 		status := 0
 		if c != nil && c.Resp != nil {

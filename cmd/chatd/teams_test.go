@@ -6,6 +6,7 @@ package main
 // those without a team; staff without the claim see every conversation.
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -255,4 +256,88 @@ func mapsEqual(a, b map[int64]string) bool {
 		}
 	}
 	return true
+}
+
+// TestClusterTeams: the teams filter across nodes. Each staff session's
+// teams travel to the inbox grain as protobuf, where an empty list arrives
+// as nil and must still mean "no team" (only conversations without one), not
+// "every team". Staff of each kind sit on both nodes, so whichever node hosts
+// the inbox, one of each is served locally and one through the relay.
+func TestClusterTeams(t *testing.T) {
+	c := startAutomanagedCluster(t, newDatabase(t), 2)
+	staff := func(i int, who string, teams []string) *wsclient.Client {
+		sub := fmt.Sprintf("%s-%d", who, i)
+		return dialURLWith(t, c.nodes[i].URL(), sub, mintTeams(t, sub, sub, true, "", teams), true, true)
+	}
+	visitor := func(i int, sub, team string) *wsclient.Client {
+		return dialURLWith(t, c.nodes[i].URL(), sub, mintTeams(t, sub, sub, false, team, nil), false, true)
+	}
+	var none, billing, every [2]*wsclient.Client
+	for i := range 2 {
+		none[i] = staff(i, "none", []string{})
+		billing[i] = staff(i, "billing", []string{"billing"})
+		every[i] = staff(i, "every", nil)
+	}
+	vera, sam := visitor(0, "vera", "billing"), visitor(1, "sam", "sales")
+	nina, nora := visitor(0, "nina", ""), visitor(1, "nora", "")
+	veraConv := post(t, vera, 0, "b1", "b1").Int("conversation_id")
+	samConv := post(t, sam, 0, "s1", "s1").Int("conversation_id")
+	ninaConv := post(t, nina, 0, "n1", "n1").Int("conversation_id")
+	noraConv := post(t, nora, 0, "o1", "o1").Int("conversation_id")
+
+	// Once staff without the claim on a node have all four, every session
+	// of that node has been given what it will be given of them; a later
+	// message without a team then closes each session's list.
+	for i := range 2 {
+		for _, m := range []string{"b1", "s1", "n1", "o1"} {
+			waitMessage(t, every[i], m)
+		}
+	}
+	post(t, nina, 0, "n2", "n2")
+	want := map[string][]string{
+		"none":    {"n1", "o1", "n2"},
+		"billing": {"b1", "n1", "o1", "n2"},
+		"every":   {"b1", "s1", "n1", "o1", "n2"},
+	}
+	for i := range 2 {
+		for who, cl := range map[string]*wsclient.Client{"none": none[i], "billing": billing[i], "every": every[i]} {
+			waitMessage(t, cl, "n2")
+			got := messageTexts(cl)
+			slices.Sort(got)
+			w := slices.Sorted(slices.Values(want[who]))
+			if !slices.Equal(got, w) {
+				t.Errorf("%s on node %d received %q, want %q", who, i, got, w)
+			}
+		}
+	}
+
+	// Inbox pages, asked on each node.
+	for i := range 2 {
+		inbox, _ := askInbox(t, none[i])
+		if got, want := inboxTeams(inbox), map[int64]string{ninaConv: "", noraConv: ""}; !mapsEqual(got, want) {
+			t.Errorf("the inbox of staff with an empty teams list on node %d: %v, want %v (%s)", i, got, want, inbox.Raw)
+		}
+		inbox, _ = askInbox(t, billing[i])
+		if got, want := inboxTeams(inbox), map[int64]string{veraConv: "billing", ninaConv: "", noraConv: ""}; !mapsEqual(got, want) {
+			t.Errorf("billing's inbox on node %d: %v, want %v (%s)", i, got, want, inbox.Raw)
+		}
+	}
+
+	// Sam's sales conversation assigned to none-1 is theirs, not none-0's.
+	from := len(none[1].Frames())
+	send(t, every[0], map[string]any{"type": "assign", "conversation_id": samConv, "assignee": "none-1"})
+	waitFrame(t, none[1], from, "Sam's conversation assigned to none-1", func(f wsclient.Frame) bool {
+		a, _ := obj(f, "event")["assignee"].(map[string]any)
+		return f.Type() == "event" && f.Int("conversation_id") == samConv && a != nil && a["external_id"] == "none-1"
+	})
+	post(t, sam, 0, "s2", "s2")
+	waitMessage(t, every[0], "s2")
+	waitMessage(t, every[1], "s2")
+	post(t, nora, 0, "o2", "o2")
+	for i, w := range []string{"n2", "s2"} {
+		waitMessage(t, none[i], "o2")
+		if got := messageTexts(none[i]); len(got) < 2 || got[len(got)-2] != w {
+			t.Errorf("none-%d's messages: %q, want %q before o2", i, got, w)
+		}
+	}
 }
