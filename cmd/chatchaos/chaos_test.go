@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func visitorOf(conv int64, n int, delivered map[int64]string) visitorRecord {
 		v.posts[id] = fmt.Sprintf("text %d", i)
 		v.snap.Acked[id] = wsclient.Ack{ConversationID: conv, Seq: int64(i + 1)}
 	}
-	for seq := int64(1); seq <= int64(len(delivered)); seq++ {
+	for seq := int64(1); seq <= 1000; seq++ {
 		if _, ok := delivered[seq]; ok {
 			v.snap.Seqs[conv] = append(v.snap.Seqs[conv], seq)
 		}
@@ -134,6 +135,13 @@ func TestCheckDelivery(t *testing.T) {
 			[]wsclient.Snapshot{adminOf(map[int64]map[int64]string{1: a}), adminOf(map[int64]map[int64]string{1: texts(1, 1, 3)})})
 		if d.Lost != 2 || d.MissingAtVisitor != 1 || d.MissingAtAdmins != 1 {
 			t.Fatalf("%+v", d)
+		}
+		want := []string{
+			"conversation 1 seq 2 missing at visitor 0 (its last seq delivered: 3)",
+			"conversation 1 seq 3 missing at admin 0 (its last seq delivered: 2)",
+		}
+		if !slices.Equal(d.LostDetails, want) {
+			t.Errorf("lost details %q, want %q", d.LostDetails, want)
 		}
 	})
 	t.Run("an admin that never saw the conversation", func(t *testing.T) {

@@ -128,6 +128,10 @@ type deliveryCheck struct {
 	Lost             int `json:"lost"`
 	MissingAtVisitor int `json:"missing_at_visitor"`
 	MissingAtAdmins  int `json:"missing_at_admins"` // (message, admin) pairs
+	// LostDetails names the first 20 missing (message, client) pairs, each
+	// with the last seq that client delivered of the conversation: a
+	// missing seq above it is a tail no later message revealed.
+	LostDetails []string `json:"lost_details,omitempty"`
 	Mismatched       int `json:"mismatched"`        // a delivered seq whose text is not the acknowledged post's
 	SeqConflicts     int `json:"seq_conflicts"`     // two posts acknowledged with one seq, or into another conversation
 	AdminLateStart   int `json:"admin_late_start"`  // (admin, conversation) pairs first seen after seq 1
@@ -229,7 +233,16 @@ func checkDelivery(visitors []visitorRecord, admins []wsclient.Snapshot) deliver
 	}
 	var acked []msg
 	lost := map[[2]int64]bool{}
-	for _, v := range visitors {
+	missing := func(who string, s wsclient.Snapshot, conv, seq int64) {
+		if len(d.LostDetails) < 20 {
+			last := int64(0)
+			if seqs := s.Seqs[conv]; len(seqs) > 0 {
+				last = seqs[len(seqs)-1]
+			}
+			d.LostDetails = append(d.LostDetails, fmt.Sprintf("conversation %d seq %d missing at %s (its last seq delivered: %d)", conv, seq, who, last))
+		}
+	}
+	for i, v := range visitors {
 		s := v.snap
 		d.Posted += len(v.posts)
 		d.Acknowledged += len(s.Acked)
@@ -251,12 +264,13 @@ func checkDelivery(visitors []visitorRecord, admins []wsclient.Snapshot) deliver
 			case !ok:
 				d.MissingAtVisitor++
 				lost[[2]int64{a.ConversationID, a.Seq}] = true
+				missing(fmt.Sprintf("visitor %d", i), s, a.ConversationID, a.Seq)
 			case got != text:
 				d.Mismatched++
 			}
 		}
 	}
-	for _, s := range admins {
+	for i, s := range admins {
 		first := map[int64]int64{}
 		for conv, seqs := range s.Seqs {
 			if len(seqs) > 0 {
@@ -275,6 +289,7 @@ func checkDelivery(visitors []visitorRecord, admins []wsclient.Snapshot) deliver
 			case !ok:
 				d.MissingAtAdmins++
 				lost[[2]int64{m.conv, m.seq}] = true
+				missing(fmt.Sprintf("admin %d", i), s, m.conv, m.seq)
 			case got != m.text:
 				d.Mismatched++
 			}
@@ -367,6 +382,9 @@ func (r *report) print(w io.Writer) {
 		r.Posted, r.Acknowledged, r.Unacknowledged, sumValues(r.Refused), r.Refused)
 	fmt.Fprintf(w, "lost %d (missing at visitor %d, at admins %d), duplicates %d, gaps %d, out of order %d, mismatched %d, seq conflicts %d\n",
 		r.Lost, r.MissingAtVisitor, r.MissingAtAdmins, r.Duplicates, r.Gaps, r.OutOfOrder, r.Mismatched, r.SeqConflicts)
+	for _, l := range r.LostDetails {
+		fmt.Fprintf(w, "  lost: %s\n", l)
+	}
 	for _, g := range r.GapDetails {
 		fmt.Fprintf(w, "  gap: %s\n", g)
 	}
