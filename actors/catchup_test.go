@@ -112,3 +112,61 @@ func TestSessionCatchUpFromItsGrain(t *testing.T) {
 		t.Errorf("%d opened frames, want only the first: a catch-up writes none", opened)
 	}
 }
+
+// backGrain is an activation that took a hub back when the hub's node
+// returned to the topology (welcomeBack): it sends the hub a catch-up the
+// hub did not ask for, and reports the hub's unsubscriptions.
+type backGrain struct {
+	hub           *actor.PID
+	conv, lastSeq int64
+	unsubscribed  chan struct{}
+}
+
+func (g *backGrain) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		ctx.Request(g.hub, &chatpb.Subscribed{ConversationId: g.conv, LastSeq: g.lastSeq, CatchUp: true})
+	case *chatpb.Unsubscribe:
+		g.unsubscribed <- struct{}{}
+	}
+}
+
+// A hub that had let a grain go (it saw it end, or never heard its
+// announce) and gets a catch-up from it follows it: its sessions fill from
+// the store, and the hub reads the store again when that activation ends.
+// With no session of the conversation, it unsubscribes.
+func TestHubFollowsAGrainThatTookItBack(t *testing.T) {
+	e := newTestEnv(t, Config{})
+	u, conv := e.visitor(t, "vera")
+	e.appendDirect(t, u, conv.ID, "one")
+	sink := e.spawn(t, SessionConfig{ConnID: "v", User: u, ConversationID: conv.ID, V1: true})
+	e.appendDirect(t, u, conv.ID, "two", "three") // delivered by an activation to a hub that no longer listened
+
+	spawnBack := func(conv, lastSeq int64) (*actor.PID, chan struct{}) {
+		unsub := make(chan struct{}, 1)
+		pid := e.node.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+			return &backGrain{hub: e.node.hub.Load(), conv: conv, lastSeq: lastSeq, unsubscribed: unsub}
+		}))
+		t.Cleanup(func() { e.node.system.Root.Stop(pid) })
+		return pid, unsub
+	}
+	g, _ := spawnBack(conv.ID, 3)
+	_, at := sink.waitFrame(t, 0, "message 3", func(f map[string]any) bool { return f["type"] == "message" && f["seq"] == 3.0 })
+	if got := seqs(sink.waitFrames(t, at+1)); !slices.Equal(got, []int64{2, 3}) {
+		t.Errorf("message seqs %v, want [2 3] (filled from the store)", got)
+	}
+
+	// The hub follows it now: when it ends, the hub reads the store.
+	e.appendDirect(t, u, conv.ID, "four")
+	e.node.system.Root.Stop(g)
+	sink.waitFrame(t, at, "message 4 (the hub's store read after the activation ended)", func(f map[string]any) bool { return f["type"] == "message" && f["seq"] == 4.0 })
+
+	// A conversation no session here follows: the hub unsubscribes.
+	_, other := e.visitor(t, "olga")
+	_, unsub := spawnBack(other.ID, 0)
+	select {
+	case <-unsub:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hub did not unsubscribe from a grain of a conversation none of its sessions follows")
+	}
+}

@@ -207,8 +207,12 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 				g.node.rewatchLater(ctx, msg.Who) // a subscriber: keep it meanwhile
 				return
 			}
-			if msg.GetWhy() == actor.TerminatedReason_AddressTerminated && msg.Who.GetId() != hubName {
-				// Hubs hear of the grain again from its announce.
+			if msg.GetWhy() == actor.TerminatedReason_AddressTerminated {
+				// Hubs too: the announce that would make a hub
+				// subscribe again when its node is back can be lost
+				// on a connection that breaks again at once, and the
+				// hub, whose own view may never have changed, would
+				// not know it lost its subscription.
 				g.away.leave(awaySub{pid: msg.Who})
 			}
 		}
@@ -218,9 +222,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 			return
 		}
 		if !g.node.isMember(msg.pid.GetAddress()) {
-			if msg.pid.GetId() != hubName {
-				g.away.leave(awaySub{pid: msg.pid})
-			}
+			g.away.leave(awaySub{pid: msg.pid})
 			g.terminated(ctx, msg.pid)
 			return
 		}
@@ -694,9 +696,11 @@ func (g *conversationGrain) removeSub(ctx actor.Context, pid *actor.PID) {
 // hasSub reports whether pid subscribes.
 func (g *conversationGrain) hasSub(pid *actor.PID) bool { return indexOf(g.subs, pid) >= 0 }
 
-// welcomeBack subscribes again the sessions of a node that left the
+// welcomeBack subscribes again the hub and sessions of a node that left the
 // topology and is back (see awaySubs): they are told the last seq, and fill
-// what they missed from the store.
+// what they missed from the store. Should that catch-up be lost on a
+// connection that breaks again, the grain sees the break while the node is a
+// member, and catches them up at the rewatch.
 func (g *conversationGrain) welcomeBack(ctx actor.Context) {
 	for _, a := range g.away.back(g.node) {
 		if g.hasSub(a.pid) {
@@ -704,6 +708,6 @@ func (g *conversationGrain) welcomeBack(ctx actor.Context) {
 		}
 		g.subs = append(g.subs, a.pid)
 		ctx.Watch(a.pid)
-		ctx.Request(a.pid, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq})
+		ctx.Request(a.pid, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq, CatchUp: true})
 	}
 }

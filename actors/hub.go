@@ -286,20 +286,44 @@ func (h *hub) announced(ctx actor.Context, conv int64, g *actor.PID) {
 		}
 		return
 	}
-	h.grains[conv] = append(h.grains[conv], g)
-	h.byGrain[keyOf(g)] = conv
-	ctx.Watch(g)
+	h.follow(ctx, conv, g)
 	if len(h.sessions[conv]) > 0 {
 		ctx.Request(g, &chatpb.Subscribe{ConversationId: conv})
 	}
 }
 
+// follow records and watches g as an activation of conv.
+func (h *hub) follow(ctx actor.Context, conv int64, g *actor.PID) {
+	h.grains[conv] = append(h.grains[conv], g)
+	h.byGrain[keyOf(g)] = conv
+	ctx.Watch(g)
+}
+
 // subscribed passes the grain's last seq on to the conversation's sessions,
 // or retries a subscription the grain could not take (its store was down).
+//
+// A catch-up from an activation the hub does not follow comes from a grain
+// that took the hub back when its node returned to the topology (see
+// conversationGrain.welcomeBack) while the hub had let the grain go: the hub
+// follows it as if announced, or, when no session here follows the
+// conversation any more, unsubscribes.
 func (h *hub) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 	conv, g := msg.GetConversationId(), ctx.Sender()
-	if g == nil || indexOf(h.grains[conv], g) < 0 || len(h.sessions[conv]) == 0 {
-		return // from an activation that has ended, or no one to tell
+	if g == nil {
+		return
+	}
+	if indexOf(h.grains[conv], g) < 0 {
+		switch {
+		case !msg.GetCatchUp() || msg.GetErrorCode() != "":
+			return // from an activation that has ended
+		case len(h.sessions[conv]) == 0:
+			ctx.Request(g, &chatpb.Unsubscribe{ConversationId: conv})
+			return
+		}
+		h.follow(ctx, conv, g)
+	}
+	if len(h.sessions[conv]) == 0 {
+		return // no one to tell
 	}
 	switch msg.GetErrorCode() {
 	case "":
