@@ -88,29 +88,14 @@ func TestSessionCatchUpFromItsGrain(t *testing.T) {
 	e.appendDirect(t, u, conv.ID, "one")
 	staff := e.spawn(t, SessionConfig{ConnID: "s", User: e.admin(t, "ann"), V1: true})
 	pid := e.sessions[0]
-	isOpened := func(f map[string]any) bool { return f["type"] == "opened" }
 	e.node.SendInbound(pid, &Inbound{Req: wire.Request{Type: wire.TypeOpen, ConversationID: conv.ID}})
-	staff.waitFrame(t, 0, "opened", isOpened)
+	staff.waitFrame(t, 0, "opened", func(f map[string]any) bool { return f["type"] == "opened" })
 
 	// Two messages whose deliveries the session never got.
 	e.appendDirect(t, u, conv.ID, "two", "three")
 	g := e.node.lookup(conversationIdentity(conv.ID), ConversationKind)
 	e.node.system.Root.RequestWithCustomSender(pid, &chatpb.Subscribed{ConversationId: conv.ID, LastSeq: 3, CatchUp: true}, g)
-	_, at := staff.waitFrame(t, 0, "message 3", func(f map[string]any) bool { return f["type"] == "message" && f["seq"] == 3.0 })
-
-	frames := staff.waitFrames(t, at+1)
-	if got := seqs(frames); !slices.Equal(got, []int64{2, 3}) {
-		t.Errorf("message seqs %v, want [2 3] (filled from the store)", got)
-	}
-	opened := 0
-	for _, f := range frames {
-		if isOpened(f) {
-			opened++
-		}
-	}
-	if opened != 1 {
-		t.Errorf("%d opened frames, want only the first: a catch-up writes none", opened)
-	}
+	checkCaughtUp(t, staff, "opened")
 }
 
 // backGrain is an activation that took a hub back when the hub's node
@@ -168,5 +153,26 @@ func TestHubFollowsAGrainThatTookItBack(t *testing.T) {
 	case <-unsub:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the hub did not unsubscribe from a grain of a conversation none of its sessions follows")
+	}
+}
+
+// checkCaughtUp checks that a session told to catch up to seq 3, with
+// seqs 2 and 3 only in the store, wrote them, and no second frame of kind
+// (the one it wrote when it first followed the conversation or the inbox).
+func checkCaughtUp(t *testing.T, sink *fakeSink, kind string) {
+	t.Helper()
+	_, at := sink.waitFrame(t, 0, "message 3", func(f map[string]any) bool { return f["type"] == "message" && f["seq"] == 3.0 })
+	frames := sink.waitFrames(t, at+1)
+	if got := seqs(frames); !slices.Equal(got, []int64{2, 3}) {
+		t.Errorf("message seqs %v, want [2 3] (filled from the store)", got)
+	}
+	n := 0
+	for _, f := range frames {
+		if f["type"] == kind {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d %s frames, want only the first: a catch-up writes none", n, kind)
 	}
 }

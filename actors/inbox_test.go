@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/grainchat/grainchat/actors/chatpb"
@@ -24,19 +23,5 @@ func TestInboxCatchUpSnapshot(t *testing.T) {
 	e.appendDirect(t, u, conv.ID, "two", "three")
 	pid := e.sessions[0]
 	e.node.system.Root.Send(pid, &chatpb.InboxSnapshot{CatchUp: true, Entries: []*chatpb.InboxEntry{{ConversationId: conv.ID, LastSeq: 3}}})
-	_, at := staff.waitFrame(t, 0, "message 3", func(f map[string]any) bool { return f["type"] == "message" && f["seq"] == 3.0 })
-
-	frames := staff.waitFrames(t, at+1)
-	if got := seqs(frames); !slices.Equal(got, []int64{2, 3}) {
-		t.Errorf("message seqs %v, want [2 3] (filled from the store)", got)
-	}
-	pages := 0
-	for _, f := range frames {
-		if isInbox(f) {
-			pages++
-		}
-	}
-	if pages != 1 {
-		t.Errorf("%d inbox pages, want only the first: a catch-up shows none", pages)
-	}
+	checkCaughtUp(t, staff, "inbox")
 }
