@@ -95,7 +95,7 @@ func TestSessionCatchUpFromItsGrain(t *testing.T) {
 	e.appendDirect(t, u, conv.ID, "two", "three")
 	g := e.node.lookup(conversationIdentity(conv.ID), ConversationKind)
 	e.node.system.Root.RequestWithCustomSender(pid, &chatpb.Subscribed{ConversationId: conv.ID, LastSeq: 3, CatchUp: true}, g)
-	checkCaughtUp(t, staff, "opened")
+	checkCaughtUp(t, e, pid, staff, conv.ID, "opened")
 }
 
 // backGrain is an activation that took a hub back when the hub's node
@@ -156,13 +156,17 @@ func TestHubFollowsAGrainThatTookItBack(t *testing.T) {
 	}
 }
 
-// checkCaughtUp checks that a session told to catch up to seq 3, with
-// seqs 2 and 3 only in the store, wrote them, and no second frame of kind
-// (the one it wrote when it first followed the conversation or the inbox).
-func checkCaughtUp(t *testing.T, sink *fakeSink, kind string) {
+// checkCaughtUp checks that session pid, told to catch up to seq 3 of conv
+// with seqs 2 and 3 only in the store, wrote them, and no second frame of
+// kind (the one it wrote when it first followed the conversation or the
+// inbox). A history request answered after the catch-up makes sure the
+// session wrote all it would of it.
+func checkCaughtUp(t *testing.T, e *testEnv, pid *actor.PID, sink *fakeSink, conv int64, kind string) {
 	t.Helper()
-	_, at := sink.waitFrame(t, 0, "message 3", func(f map[string]any) bool { return f["type"] == "message" && f["seq"] == 3.0 })
-	frames := sink.waitFrames(t, at+1)
+	sink.waitFrame(t, 0, "message 3", func(f map[string]any) bool { return f["type"] == "message" && f["seq"] == 3.0 })
+	e.node.SendInbound(pid, &Inbound{Req: wire.Request{Type: wire.TypeHistory, ConversationID: conv}})
+	_, at := sink.waitFrame(t, 0, "the history answer", func(f map[string]any) bool { return f["type"] == "history" })
+	frames := sink.waitFrames(t, at)[:at]
 	if got := seqs(frames); !slices.Equal(got, []int64{2, 3}) {
 		t.Errorf("message seqs %v, want [2 3] (filled from the store)", got)
 	}

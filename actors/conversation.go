@@ -196,6 +196,7 @@ func (g *conversationGrain) Receive(ctx actor.Context) {
 		if s := ctx.Sender(); s != nil {
 			g.removeSub(ctx, s)
 			ctx.Unwatch(s)
+			delete(g.away, keyOf(s)) // not to be taken back (see welcomeBack)
 		}
 	case *refResolved:
 		g.inboxResolved(ctx, msg.pid) // the grain's one reference
@@ -709,5 +710,6 @@ func (g *conversationGrain) welcomeBack(ctx actor.Context) {
 		g.subs = append(g.subs, a.pid)
 		ctx.Watch(a.pid)
 		ctx.Request(a.pid, &chatpb.Subscribed{ConversationId: g.id, LastSeq: g.lastSeq, CatchUp: true})
+		g.sendReceipt(ctx, a.pid)
 	}
 }

@@ -305,24 +305,25 @@ func (h *hub) follow(ctx actor.Context, conv int64, g *actor.PID) {
 // A catch-up from an activation the hub does not follow comes from a grain
 // that took the hub back when its node returned to the topology (see
 // conversationGrain.welcomeBack) while the hub had let the grain go: the hub
-// follows it as if announced, or, when no session here follows the
-// conversation any more, unsubscribes.
+// follows it as if announced, and unsubscribes when no session here follows
+// the conversation any more.
 func (h *hub) subscribed(ctx actor.Context, msg *chatpb.Subscribed) {
 	conv, g := msg.GetConversationId(), ctx.Sender()
 	if g == nil {
 		return
 	}
 	if indexOf(h.grains[conv], g) < 0 {
-		switch {
-		case !msg.GetCatchUp() || msg.GetErrorCode() != "":
+		if !msg.GetCatchUp() || msg.GetErrorCode() != "" {
 			return // from an activation that has ended
-		case len(h.sessions[conv]) == 0:
-			ctx.Request(g, &chatpb.Unsubscribe{ConversationId: conv})
-			return
 		}
-		h.follow(ctx, conv, g)
+		h.follow(ctx, conv, g) // as if announced: a session may join later
 	}
 	if len(h.sessions[conv]) == 0 {
+		if msg.GetCatchUp() {
+			// The grain took this hub back (or kept it while an
+			// Unsubscribe was lost with the connection).
+			ctx.Request(g, &chatpb.Unsubscribe{ConversationId: conv})
+		}
 		return // no one to tell
 	}
 	switch msg.GetErrorCode() {

@@ -23,5 +23,5 @@ func TestInboxCatchUpSnapshot(t *testing.T) {
 	e.appendDirect(t, u, conv.ID, "two", "three")
 	pid := e.sessions[0]
 	e.node.system.Root.Send(pid, &chatpb.InboxSnapshot{CatchUp: true, Entries: []*chatpb.InboxEntry{{ConversationId: conv.ID, LastSeq: 3}}})
-	checkCaughtUp(t, staff, "inbox")
+	checkCaughtUp(t, e, pid, staff, conv.ID, "inbox")
 }

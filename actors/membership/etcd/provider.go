@@ -611,6 +611,9 @@ const (
 // in chatchaos --provider etcd runs, 3 s instead of 1), is dialled again
 // after each wait in turn.
 func probePort(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, waits []time.Duration) (portVerdict, error) {
+	if len(waits) == 0 {
+		waits = []time.Duration{0} // one dial
+	}
 	var err error
 	for i, wait := range waits {
 		var conn net.Conn
@@ -639,7 +642,7 @@ func probePort(ctx context.Context, dial func(ctx context.Context, network, addr
 }
 
 // probeRetries are the waits between a probe's dials of a port that
-// accepts (the last is not waited).
+// accepts or resets the dial (the last is not waited).
 var probeRetries = []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond, 0}
 
 func splitHostPort(addr string) (string, int, error) {
