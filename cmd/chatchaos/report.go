@@ -131,10 +131,10 @@ type deliveryCheck struct {
 	// LostDetails names the first 20 missing (message, client) pairs, each
 	// with the last seq that client delivered of the conversation: a
 	// missing seq above it is a tail no later message revealed.
-	LostDetails []string `json:"lost_details,omitempty"`
-	Mismatched       int `json:"mismatched"`        // a delivered seq whose text is not the acknowledged post's
-	SeqConflicts     int `json:"seq_conflicts"`     // two posts acknowledged with one seq, or into another conversation
-	AdminLateStart   int `json:"admin_late_start"`  // (admin, conversation) pairs first seen after seq 1
+	LostDetails    []string `json:"lost_details,omitempty"`
+	Mismatched     int      `json:"mismatched"`       // a delivered seq whose text is not the acknowledged post's
+	SeqConflicts   int      `json:"seq_conflicts"`    // two posts acknowledged with one seq, or into another conversation
+	AdminLateStart int      `json:"admin_late_start"` // (admin, conversation) pairs first seen after seq 1
 	// Duplicates and Gaps are the Resumers' counts of the server's
 	// violations: a live message repeating (or going back to) a seq on one
 	// connection, or skipping one.
