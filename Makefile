@@ -63,7 +63,8 @@ build:
 vet:
 	$(GO) vet ./...
 
-## lint: go vet and staticcheck (a pinned version, fetched through the module proxy); CI runs it
+## lint: gofmt, go vet and staticcheck (a pinned version, fetched through the module proxy); CI runs it
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint: vet
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt: not formatted: $$unformatted"; exit 1; fi
 	$(GO) run $(STATICCHECK) ./...
