@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +72,28 @@ type nodeProc struct {
 }
 
 func newNodeProc(t *testing.T, n *chatproc.Node) *nodeProc {
+	// Registered first, so it runs after the kill: a failed test leaves
+	// each node's whole log (debug level) beside the screenshots.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		root, err := repoRoot()
+		if err != nil {
+			t.Logf("node %s log not saved: %v", n.Name(), err)
+			return
+		}
+		dir := filepath.Join(root, "artifacts", "logs")
+		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-" + n.Name() + ".log"
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), []byte(n.Log().String()), 0o644)
+		}
+		if err != nil {
+			t.Logf("node %s log not saved: %v", n.Name(), err)
+			return
+		}
+		t.Logf("node %s log: %s", n.Name(), filepath.Join(dir, name))
+	})
 	t.Cleanup(func() { _ = n.Kill() })
 	return &nodeProc{t: t, name: n.Name(), node: n, out: n.Log()}
 }
