@@ -85,7 +85,8 @@ func newNodeProc(t *testing.T, n *chatproc.Node) *nodeProc {
 		}
 		dir := filepath.Join(root, "artifacts", "logs")
 		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-" + n.Name() + ".log"
-		if err := os.MkdirAll(dir, 0o755); err == nil {
+		err = os.MkdirAll(dir, 0o755)
+		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, name), []byte(n.Log().String()), 0o644)
 		}
 		if err != nil {
