@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -421,11 +419,6 @@ func TestClusterNodeJoinsUnderTraffic(t *testing.T) {
 			t.Error("none of 16 conversations activated after the join was placed on the joining node")
 		}
 		done()
-		if t.Failed() {
-			for _, n := range nodes {
-				_ = os.WriteFile(filepath.Join(os.TempDir(), "join-"+n.name+".log"), []byte(n.out.String()), 0o644)
-			}
-		}
 		t.Logf("acked %d messages while a node joined", acked)
 	})
 }
