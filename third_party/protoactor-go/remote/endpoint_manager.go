@@ -17,6 +17,12 @@ type endpointLazy struct {
 	endpoint atomic.Value
 	manager  *endpointManager
 	address  string
+	// grainchat patch: mu orders the watches sent to the endpoint's watcher
+	// with its end: a watch is either in its mailbox before the
+	// EndpointTerminatedEvent (and answered by it) or sees terminated and
+	// is answered at once (see remoteWatch).
+	mu         sync.Mutex
+	terminated bool
 }
 
 func NewEndpointLazy(em *endpointManager, address string) *endpointLazy {
@@ -62,6 +68,9 @@ type endpointManager struct {
 	activator                 *actor.PID
 	stopped                   bool
 	endpointReaderConnections *sync.Map
+	// closing is stopped for the writers' reader goroutines (grainchat
+	// patch: see writerLost).
+	closing atomic.Bool
 }
 
 func newEndpointManager(r *Remote) *endpointManager {
@@ -102,6 +111,7 @@ func (em *endpointManager) waiting(timeout time.Duration) error {
 }
 
 func (em *endpointManager) stop() {
+	em.closing.Store(true)
 	em.stopped = true
 	r := em.remote
 	r.actorSystem.EventStream.Unsubscribe(em.endpointSub)
@@ -112,7 +122,8 @@ func (em *endpointManager) stop() {
 		em.remote.Logger().Error("stop endpoint supervisor failed", slog.Any("error", err))
 	}
 	em.endpointSub = nil
-	em.connections = nil
+	// grainchat patch: connections is kept (upstream set it to nil): a
+	// writer's reader goroutine may still read it (writerLost).
 	if em.endpointReaderConnections != nil {
 		em.endpointReaderConnections.Range(func(key interface{}, value interface{}) bool {
 			channel := value.(chan bool)
@@ -183,8 +194,22 @@ func (em *endpointManager) remoteWatch(msg *remoteWatch) {
 	if em.stopped {
 		return
 	}
-	address := msg.Watchee.Address
-	endpoint := em.ensureConnected(address)
+	// grainchat patch: upstream sent the watch to the endpoint's watcher
+	// even when the endpoint was being removed meanwhile; a watcher that had
+	// handled the EndpointTerminatedEvent stops, and the watch was dropped
+	// without a word: the watching actor never learned that the actor it
+	// watched was gone.
+	el := em.lazy(msg.Watchee.Address)
+	endpoint := el.Get()
+	el.mu.Lock()
+	defer el.mu.Unlock()
+	if el.terminated {
+		// As the terminated watcher would have answered.
+		if ref, ok := em.remote.actorSystem.ProcessRegistry.GetLocal(msg.Watcher.Id); ok {
+			ref.SendSystemMessage(msg.Watcher, &actor.Terminated{Who: msg.Watchee, Why: actor.TerminatedReason_AddressTerminated})
+		}
+		return
+	}
 	em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
 }
 
@@ -213,13 +238,42 @@ func (em *endpointManager) remoteDeliver(msg *remoteDeliver) {
 }
 
 func (em *endpointManager) ensureConnected(address string) *endpoint {
+	return em.lazy(address).Get()
+}
+
+// lazy returns the endpoint of address, created if there is none
+// (grainchat patch: split from ensureConnected for remoteWatch).
+func (em *endpointManager) lazy(address string) *endpointLazy {
 	e, ok := em.connections.Load(address)
 	if !ok {
 		el := NewEndpointLazy(em, address)
 		e, _ = em.connections.LoadOrStore(address, el)
 	}
-	el := e.(*endpointLazy)
-	return el.Get()
+	return e.(*endpointLazy)
+}
+
+// writerLost publishes the end of the connection of writer, an endpoint
+// writer of address, if writer is the endpoint's current one.
+//
+// grainchat patch: upstream published EndpointTerminatedEvent for the
+// address from any writer whose connection ended, and the event removes
+// whatever endpoint the address has now. A writer stopped because its
+// endpoint was removed closes its connection, whose reader then ended the
+// next, healthy endpoint of the address, whose writer's reader ended the
+// next one, and so on: every watch of an actor there got a spurious
+// AddressTerminated. A writer whose endpoint was removed or replaced has
+// nothing left to end.
+func (em *endpointManager) writerLost(address string, writer *actor.PID) {
+	if em.closing.Load() {
+		return
+	}
+	if v, ok := em.connections.Load(address); ok {
+		if ep, _ := v.(*endpointLazy).endpoint.Load().(*endpoint); ep != nil && ep.writer.Equal(writer) {
+			em.remote.actorSystem.EventStream.Publish(&EndpointTerminatedEvent{Address: address})
+			return
+		}
+	}
+	em.remote.Logger().Debug("EndpointWriter of a replaced endpoint lost its connection: nothing to end", slog.String("address", address))
 }
 
 // func (em *endpointManager) ensureConnected(address string) *endpoint {
@@ -252,7 +306,12 @@ func (em *endpointManager) removeEndpoint(msg *EndpointTerminatedEvent) {
 			em.connections.Delete(msg.Address)
 			ep := le.Get()
 			em.remote.Logger().Debug("Sending EndpointTerminatedEvent to EndpointWatcher and EndpointWriter", slog.String("address", msg.Address))
+			// grainchat patch: no watch reaches the watcher after this
+			// event (see remoteWatch).
+			le.mu.Lock()
+			le.terminated = true
 			em.remote.actorSystem.Root.Send(ep.watcher, msg)
+			le.mu.Unlock()
 			em.remote.actorSystem.Root.Send(ep.writer, msg)
 		}
 	}

@@ -28,6 +28,9 @@ type endpointWriter struct {
 	conn    *grpc.ClientConn
 	stream  Remoting_ReceiveClient
 	remote  *Remote
+	// self is the writer's PID (grainchat patch: see
+	// endpointManager.writerLost).
+	self *actor.PID
 }
 
 type restartAfterConnectFailure struct {
@@ -36,6 +39,7 @@ type restartAfterConnectFailure struct {
 
 func (state *endpointWriter) initialize(ctx actor.Context) {
 	now := time.Now()
+	state.self = ctx.Self()
 
 	state.remote.Logger().Info("Started EndpointWriter. connecting", slog.String("address", state.address))
 
@@ -55,10 +59,9 @@ func (state *endpointWriter) initialize(ctx actor.Context) {
 	}
 
 	if err != nil {
-		terminated := &EndpointTerminatedEvent{
-			Address: state.address,
-		}
-		state.remote.actorSystem.EventStream.Publish(terminated)
+		// grainchat patch: only if this writer's endpoint is still the
+		// address's (see endpointManager.writerLost).
+		state.remote.edpManager.writerLost(state.address, state.self)
 
 		return
 
@@ -134,17 +137,12 @@ func (state *endpointWriter) initializeInternal() error {
 				return
 			case err != nil:
 				state.remote.Logger().Error("EndpointWriter lost connection", slog.String("address", state.address), slog.Any("error", err))
-				terminated := &EndpointTerminatedEvent{
-					Address: state.address,
-				}
-				state.remote.actorSystem.EventStream.Publish(terminated)
+				// grainchat patch: see endpointManager.writerLost.
+				state.remote.edpManager.writerLost(state.address, state.self)
 				return
 			default: // DisconnectRequest
 				state.remote.Logger().Info("EndpointWriter got DisconnectRequest form remote", slog.String("address", state.address))
-				terminated := &EndpointTerminatedEvent{
-					Address: state.address,
-				}
-				state.remote.actorSystem.EventStream.Publish(terminated)
+				state.remote.edpManager.writerLost(state.address, state.self) // grainchat patch
 			}
 		}
 	}()
