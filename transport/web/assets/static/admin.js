@@ -123,7 +123,10 @@ let loaded = false; // has the conversation on screen had its first page?
 // down: the next `opened` asks for the history after it. Not thread.maxSeq
 // then: the new socket gets every conversation's messages live from its
 // welcome on, so one stored meanwhile (a visitor's queued message, sent again
-// on their reconnect) may show before `opened`, above a gap.
+// on their reconnect) may show before `opened`, above a gap. It is kept (and
+// moved along a catch-up of several pages) until the catch-up has its last
+// page: a socket lost before that resumes from it too, not from a live
+// message above the gap.
 let resumeAfter = null;
 let pendingHistory = []; // { conv, kind } awaiting their history frame, in order
 let nextCursor = null; // the inbox page after the loaded ones, when has_more
@@ -503,16 +506,16 @@ function frame(f) {
         return;
       }
       if (!loaded) {
+        resumeAfter = null;
         if (f.last_seq > 0) requestHistory(openId, { before_seq: f.last_seq + 1, limit: PAGE }, 'latest');
         else {
           loaded = true;
           thread.refresh();
         }
       } else {
-        const after = resumeAfter !== null ? Math.min(resumeAfter, thread.maxSeq) : thread.maxSeq;
-        requestHistory(openId, { after_seq: after, limit: 100 }, 'after');
+        resumeAfter = resumeAfter !== null ? Math.min(resumeAfter, thread.maxSeq) : thread.maxSeq;
+        requestHistory(openId, { after_seq: resumeAfter, limit: 100 }, 'after');
       }
-      resumeAfter = null;
       return;
     case 'history': {
       const req = pendingHistory.shift();
@@ -526,7 +529,10 @@ function frame(f) {
       } else {
         thread.add(...msgs);
         if (f.has_more && msgs.length) {
-          requestHistory(openId, { after_seq: msgs[msgs.length - 1].seq, limit: 100 }, 'after');
+          resumeAfter = msgs[msgs.length - 1].seq;
+          requestHistory(openId, { after_seq: resumeAfter, limit: 100 }, 'after');
+        } else {
+          resumeAfter = null; // caught up
         }
       }
       if (Array.isArray(f.events)) thread.addEvents(...f.events);

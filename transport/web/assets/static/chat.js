@@ -74,6 +74,11 @@ let conversation = null;
 let loaded = false; // has the newest page been shown?
 let maxChars = 4000;
 let pendingHistory = []; // requests awaiting their history frame, in order
+// The seq a reconnect's catch-up asks the history after, kept (and moved
+// along a catch-up of several pages) until the catch-up has its last page:
+// a socket lost before that resumes from it again, not from a live message
+// that arrived meanwhile above the gap (thread.maxSeq).
+let resumeAfter = null;
 let panelOpen = true; // embedded: is the widget's panel open?
 let unread = 0; // staff replies that arrived while the page was hidden (or the panel closed)
 const baseTitle = document.title;
@@ -305,6 +310,7 @@ function welcome(w) {
   setStatus(w.status);
   pendingHistory = [];
   if (!loaded) {
+    resumeAfter = null;
     // The newest page (live messages that arrived meanwhile merge by seq).
     if (w.last_seq > 0) requestHistory({ before_seq: w.last_seq + 1, limit: PAGE }, 'latest');
     else {
@@ -312,7 +318,8 @@ function welcome(w) {
       thread.refresh();
     }
   } else {
-    requestHistory({ after_seq: thread.maxSeq, limit: 100 }, 'after');
+    resumeAfter = resumeAfter !== null ? Math.min(resumeAfter, thread.maxSeq) : thread.maxSeq;
+    requestHistory({ after_seq: resumeAfter, limit: 100 }, 'after');
   }
   scheduleRead();
   outbox.up();
@@ -347,7 +354,12 @@ function frame(f) {
         thread.addOlder(msgs, f.has_more);
       } else {
         thread.add(...msgs);
-        if (f.has_more && msgs.length) requestHistory({ after_seq: msgs[msgs.length - 1].seq, limit: 100 }, 'after');
+        if (f.has_more && msgs.length) {
+          resumeAfter = msgs[msgs.length - 1].seq;
+          requestHistory({ after_seq: resumeAfter, limit: 100 }, 'after');
+        } else {
+          resumeAfter = null; // caught up
+        }
       }
       // Status events only: anything else (the server sends visitors none)
       // is not the visitor's to see.
