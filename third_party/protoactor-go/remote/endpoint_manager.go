@@ -71,6 +71,10 @@ type endpointManager struct {
 	// closing is stopped for the writers' reader goroutines (grainchat
 	// patch: see writerLost).
 	closing atomic.Bool
+	// ended holds the EndpointTerminatedEvents writerLost published after
+	// ending their endpoint itself: endpointEvent skips them (grainchat
+	// patch).
+	ended sync.Map
 }
 
 func newEndpointManager(r *Remote) *endpointManager {
@@ -173,6 +177,9 @@ func (em *endpointManager) stopSupervisor() error {
 func (em *endpointManager) endpointEvent(evn interface{}) {
 	switch msg := evn.(type) {
 	case *EndpointTerminatedEvent:
+		if _, done := em.ended.LoadAndDelete(msg); done {
+			return // its endpoint has ended already (grainchat patch: see writerLost)
+		}
 		em.remote.Logger().Debug("EndpointManager received endpoint terminated event, removing endpoint", slog.Any("message", evn))
 		em.removeEndpoint(msg)
 	case *EndpointConnectedEvent:
@@ -252,8 +259,9 @@ func (em *endpointManager) lazy(address string) *endpointLazy {
 	return e.(*endpointLazy)
 }
 
-// writerLost publishes the end of the connection of writer, an endpoint
-// writer of address, if writer is the endpoint's current one.
+// writerLost ends the endpoint of writer, an endpoint writer of address
+// whose connection ended, if it is the address's current endpoint, and
+// publishes EndpointTerminatedEvent for the other subscribers.
 //
 // grainchat patch: upstream published EndpointTerminatedEvent for the
 // address from any writer whose connection ended, and the event removes
@@ -262,14 +270,22 @@ func (em *endpointManager) lazy(address string) *endpointLazy {
 // next, healthy endpoint of the address, whose writer's reader ended the
 // next one, and so on: every watch of an actor there got a spurious
 // AddressTerminated. A writer whose endpoint was removed or replaced has
-// nothing left to end.
+// nothing left to end; the writer's own endpoint is ended here, not through
+// the event, which would end whatever endpoint the address has by the time
+// it is handled.
 func (em *endpointManager) writerLost(address string, writer *actor.PID) {
 	if em.closing.Load() {
 		return
 	}
 	if v, ok := em.connections.Load(address); ok {
-		if ep, _ := v.(*endpointLazy).endpoint.Load().(*endpoint); ep != nil && ep.writer.Equal(writer) {
-			em.remote.actorSystem.EventStream.Publish(&EndpointTerminatedEvent{Address: address})
+		le := v.(*endpointLazy)
+		// Get: a reader can fail before the endpoint of its writer is
+		// stored; it waits for it (the supervisor answered already).
+		if le.Get().writer.Equal(writer) {
+			msg := &EndpointTerminatedEvent{Address: address}
+			em.removeLazy(le, msg)
+			em.ended.Store(msg, struct{}{})
+			em.remote.actorSystem.EventStream.Publish(msg)
 			return
 		}
 	}
@@ -301,19 +317,24 @@ func (em *endpointManager) writerLost(address string, writer *actor.PID) {
 func (em *endpointManager) removeEndpoint(msg *EndpointTerminatedEvent) {
 	v, ok := em.connections.Load(msg.Address)
 	if ok {
-		le := v.(*endpointLazy)
-		if le.unloaded.CompareAndSwap(false, true) {
-			em.connections.Delete(msg.Address)
-			ep := le.Get()
-			em.remote.Logger().Debug("Sending EndpointTerminatedEvent to EndpointWatcher and EndpointWriter", slog.String("address", msg.Address))
-			// grainchat patch: no watch reaches the watcher after this
-			// event (see remoteWatch).
-			le.mu.Lock()
-			le.terminated = true
-			em.remote.actorSystem.Root.Send(ep.watcher, msg)
-			le.mu.Unlock()
-			em.remote.actorSystem.Root.Send(ep.writer, msg)
-		}
+		em.removeLazy(v.(*endpointLazy), msg)
+	}
+}
+
+// removeLazy ends le, unless it has ended already (grainchat patch: split
+// from removeEndpoint for writerLost).
+func (em *endpointManager) removeLazy(le *endpointLazy, msg *EndpointTerminatedEvent) {
+	if le.unloaded.CompareAndSwap(false, true) {
+		em.connections.CompareAndDelete(le.address, le)
+		ep := le.Get()
+		em.remote.Logger().Debug("Sending EndpointTerminatedEvent to EndpointWatcher and EndpointWriter", slog.String("address", le.address))
+		// grainchat patch: no watch reaches the watcher after this
+		// event (see remoteWatch).
+		le.mu.Lock()
+		le.terminated = true
+		em.remote.actorSystem.Root.Send(ep.watcher, msg)
+		le.mu.Unlock()
+		em.remote.actorSystem.Root.Send(ep.writer, msg)
 	}
 }
 
