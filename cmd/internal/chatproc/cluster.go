@@ -59,7 +59,24 @@ type Cluster struct {
 
 // StartCluster starts the nodes one after the other, each ready before the
 // next starts. On error it stops what it started.
+//
+// The nodes' ports are picked free (FreePort) before the first node starts,
+// and the last node binds its own a few seconds later: another process may
+// take one meanwhile (seen with two test suites and two test loops on one
+// machine). A node that exits during start-up because its address is in use
+// makes StartCluster stop the nodes it started (gracefully: they leave the
+// membership) and start the cluster again on fresh ports, three times at
+// most.
 func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := startCluster(ctx, cfg)
+		if err == nil || attempt == 3 || cfg.Lab != nil || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+	}
+}
+
+func startCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Nodes < 1 {
 		return nil, errors.New("start cluster: at least one node")
 	}
@@ -137,6 +154,9 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		nc.Args = append(append(nc.Args, membership(i)...), cfg.ExtraArgs...)
 		n, err := StartNode(ctx, nc)
 		if err != nil {
+			for _, started := range c.Nodes {
+				_ = started.Stop(10 * time.Second) // deregister (etcd): a retry must not see them
+			}
 			c.Close()
 			return nil, fmt.Errorf("start cluster: %w", err)
 		}
