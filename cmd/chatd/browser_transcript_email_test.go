@@ -18,7 +18,8 @@ import (
 func TestBrowserTranscriptEmail(t *testing.T) {
 	eachBrowser(t, func(t *testing.T, br browserKind) {
 		smtp := mailtest.Start(t)
-		s := startServer(t, append([]string{"--database-url", newDatabase(t)}, mailArgs(smtp, "--mail-staff=false")...)...)
+		db := newDatabase(t)
+		s := startServer(t, append([]string{"--database-url", db}, mailArgs(smtp, "--mail-staff=false")...)...)
 		b := br.start(t)
 		vera := b.newPage("Vera")
 		vera.setToken(s.Addr, mintDetails(t, "vera", "Vera", "vera@visitor.example", ""))
@@ -35,6 +36,7 @@ func TestBrowserTranscriptEmail(t *testing.T) {
 		if m.Header.Get("Subject") != "Your support conversation" || !strings.Contains(m.Body, "Vera:\n    my <b>order</b> #42") {
 			t.Errorf("transcript mail %q:\n%s", m.Header.Get("Subject"), m.Body)
 		}
+		waitTranscriptSent(t, db, "vera@visitor.example") // else the answer is "under way"
 		vera.click("Email me this conversation again", "#email-transcript")
 		vera.waitJS("the note that it was sent", `document.getElementById('transcript-note').textContent.startsWith('We emailed it to you a few minutes ago. You can ask again after ')`)
 		stillMails(t, smtp, "vera@visitor.example", 1, time.Second)

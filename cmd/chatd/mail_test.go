@@ -6,6 +6,7 @@ package main
 // and read marks are the cluster's own.
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -56,6 +57,25 @@ func stillMails(t *testing.T, smtp *mailtest.Server, addr string, want int, d ti
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitTranscriptSent waits until the store records the transcript mail to
+// email as sent: the SMTP server has the mail a moment before, and a request
+// made in between is answered queued (the mail under way).
+func waitTranscriptSent(t *testing.T, dsn, email string) {
+	t.Helper()
+	conn, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitFor(t, 20*time.Second, "the transcript mail to "+email+" recorded as sent", func() bool {
+		var sent bool
+		err := conn.QueryRow(`SELECT ms.transcript_requested_at IS NULL AND ms.transcript_sent_at IS NOT NULL
+			FROM mail_state ms JOIN conversations c ON c.id = ms.conversation_id JOIN users u ON u.id = c.user_id
+			WHERE u.email = $1`, email).Scan(&sent)
+		return err == nil && sent
+	})
 }
 
 // waitMails waits until addr has n mails and returns them.
@@ -228,6 +248,7 @@ func TestMailTranscript(t *testing.T) {
 	}
 
 	// Again at once: not queued, with when it may be asked again.
+	waitTranscriptSent(t, db, "vera@visitor.example")
 	from = len(vera.Frames())
 	send(t, vera, map[string]any{"type": "transcript_email"})
 	f, _ = waitFrame(t, vera, from, "second answer", func(f wsclient.Frame) bool { return f.Type() == "transcript_email" })
