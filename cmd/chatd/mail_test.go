@@ -7,6 +7,7 @@ package main
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -74,6 +75,9 @@ func waitTranscriptSent(t *testing.T, dsn, email string) {
 		err := conn.QueryRow(`SELECT ms.transcript_requested_at IS NULL AND ms.transcript_sent_at IS NOT NULL
 			FROM mail_state ms JOIN conversations c ON c.id = ms.conversation_id JOIN users u ON u.id = c.user_id
 			WHERE u.email = $1`, email).Scan(&sent)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			t.Fatalf("reading the transcript mail state of %s: %v", email, err) // a broken query is not a wait
+		}
 		return err == nil && sent
 	})
 }
