@@ -47,6 +47,10 @@ type ClusterConfig struct {
 	// <LogDir>/<node name>.log (appended to), besides Node.Log; it
 	// replaces Node.LogTo.
 	LogDir string
+
+	// freeAddr picks the automanaged health addresses; nil means FreeAddr.
+	// Tests hand out a taken address with it.
+	freeAddr func() (string, error)
 }
 
 // Cluster is a set of chatd nodes sharing a database and a membership.
@@ -89,6 +93,9 @@ func startCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if cfg.AutomanagedRefresh <= 0 {
 		cfg.AutomanagedRefresh = 500 * time.Millisecond
 	}
+	if cfg.freeAddr == nil {
+		cfg.freeAddr = FreeAddr
+	}
 	c := &Cluster{}
 	var membership func(i int) []string
 	switch cfg.Provider {
@@ -99,7 +106,7 @@ func startCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 				health[i] = net.JoinHostPort(cfg.Lab.NodeIP(i), "6330")
 				continue
 			}
-			addr, err := FreeAddr()
+			addr, err := cfg.freeAddr()
 			if err != nil {
 				return nil, fmt.Errorf("start cluster: %w", err)
 			}
