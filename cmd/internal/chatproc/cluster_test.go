@@ -117,6 +117,9 @@ func TestStartClusterPortTaken(t *testing.T) {
 			c.Close()
 			t.Fatal("StartCluster succeeded with an unknown flag")
 		}
+		if !strings.Contains(err.Error(), "no-such-flag") {
+			t.Errorf("error %q does not name the unknown flag", err)
+		}
 		if got := p.count(); got != 2 {
 			t.Errorf("%d health addresses picked, want 2: one attempt", got)
 		}
